@@ -1,0 +1,101 @@
+/* segdl — the reference backend (library behind segdl-server and the tests).
+ *
+ * A libsoup 3 SoupServer that runs on its own thread with its own
+ * GMainContext, serves tracks under the segdl protocol (docs/protocol.md) on
+ * 127.0.0.1, records every request, and can reveal segments progressively,
+ * throttle, add latency and inject faults.
+ */
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace segdl::server {
+
+using Bytes = std::vector<uint8_t>;
+
+enum class StatusStyle {
+  Bare,  // exactly what the deployed backends send: {"ready":[...],"totalSegments":N}
+  Rich,  // adds state, duration, segment_duration, first_segment_duration, mime_type
+};
+
+struct Track {
+  std::vector<Bytes> segments;
+  std::string mime_type = "application/octet-stream";  // Content-Type of segments
+  double first_segment_duration = 15.0;                 // seconds (rich status only)
+  double segment_duration = 30.0;                       // seconds (rich status only)
+  double duration = 0;                                  // seconds, 0 = unknown
+  Bytes full;  // optional whole file for /full/ID and /stream?v=ID (empty = concat of segments)
+};
+
+// A scripted fault: applies to `count` matching requests (then stops; -1 = always).
+// kinds: "http500", "reset" (close mid-body), "truncate" (short body, Content-Length
+// kept), "stall" (pause mid-body `arg` seconds), "notready" (404 + Retry-After: arg),
+// "status500", "badjson", "statusregress" (status lists fewer segments),
+// "statuserror" (rich status with state "error" and error text).
+// segment = -1 matches any segment (and is ignored by the status kinds).
+struct Fault {
+  std::string kind;
+  std::string video_id;
+  int64_t segment = -1;
+  int count = 1;
+  double arg = 0;
+};
+// Parses KIND:ID:SEGMENT:COUNT[:ARG] (SEGMENT may be '*'). Returns false with error.
+bool parse_fault(const std::string &spec, Fault &out, std::string &error);
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 0;                  // 0 = pick a free one
+  double reveal_every = 0;       // seconds; segment k ready k*S after the first request for
+                                 // its id (0 = all ready at once)
+  int latency_ms = 0;            // added before every response
+  int bandwidth_kbps = 0;        // per connection, 0 = unlimited
+  StatusStyle status_style = StatusStyle::Bare;
+  bool total_unknown = false;    // never send totalSegments (nor state complete)
+  size_t chunk_bytes = 16 * 1024;  // body write granularity
+};
+
+struct RequestRecord {
+  std::string path;      // "/status", "/stream", "/full/ID"
+  std::string video_id;  // decoded v= (or the /full/ID id)
+  int64_t segment = -1;  // -1 when not a segment request
+  std::string range;     // Range header, empty if none
+  int http_status = 0;
+  int64_t start_us = 0;  // g_get_monotonic_time() when the request arrived
+  int64_t end_us = 0;    // when its response finished (or the connection closed); 0 = not yet
+};
+
+class Server {
+ public:
+  explicit Server(Options opts = Options());
+  ~Server();  // stops
+  Server(const Server &) = delete;
+  Server &operator=(const Server &) = delete;
+
+  // May be called before or after start().
+  void add_track(const std::string &video_id, Track track);
+  // Loads DIR/ID/seg_N.EXT for every ID folder (Content-Type from EXT). False on error.
+  bool load_dir(const std::string &root, std::string &error);
+  void add_fault(const Fault &f);
+
+  // Listens and starts the server thread; returns once it accepts connections.
+  bool start(std::string &error);
+  void stop();  // idempotent; closes connections and joins the thread
+
+  int port() const;
+  std::string base_url() const;  // "http://127.0.0.1:PORT"
+
+  std::vector<RequestRecord> requests() const;
+  // Highest number of /stream segment requests whose responses were in flight at once.
+  int max_segment_requests_in_flight() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace segdl::server
