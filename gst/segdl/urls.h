@@ -30,6 +30,9 @@ bool is_http_url(const std::string &url);
 bool parse_segdl_uri(const std::string &uri, std::string &backend, std::string &video_id,
                      std::string &error);
 // The inverse: the canonical segdl(s):// URI for a backend and id.
+// Returns "" when the pair has no segdl URI: a backend that is not http(s)://
+// host[:port][/path] without user information, query or fragment, or an
+// empty id or one with a NUL byte.
 std::string make_segdl_uri(const std::string &backend, const std::string &video_id);
 
 }  // namespace segdl

@@ -51,4 +51,8 @@ bool encode(Form form, double seconds, Encoded &out, std::string &error);
 // result equals enc.bytes exactly.
 std::vector<Bytes> cut(const Encoded &enc, double first_s, double seg_s);
 
+// Decodes `bytes` (any form above, or anything decodebin plays) and returns
+// the duration of the decoded PCM. For tests and checks. False with `error`.
+bool decoded_duration(const Bytes &bytes, uint64_t &duration_ns, std::string &error);
+
 }  // namespace segdl::media

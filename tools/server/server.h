@@ -36,7 +36,10 @@ struct Track {
 // kept), "stall" (pause mid-body `arg` seconds), "notready" (404 + Retry-After: arg),
 // "status500", "badjson", "statusregress" (status lists fewer segments),
 // "statuserror" (rich status with state "error" and error text).
-// segment = -1 matches any segment (and is ignored by the status kinds).
+// segment = -1 matches any segment (and is ignored by the status kinds); the
+// body kinds with segment = -2 ("full" in a spec) match the full-track requests
+// (/stream?v=ID without segment, /full/ID) instead, which other specs never touch.
+// "reset" and "truncate" send half the body first; "stall" pauses after half.
 struct Fault {
   std::string kind;
   std::string video_id;
@@ -44,7 +47,7 @@ struct Fault {
   int count = 1;
   double arg = 0;
 };
-// Parses KIND:ID:SEGMENT:COUNT[:ARG] (SEGMENT may be '*'). Returns false with error.
+// Parses KIND:ID:SEGMENT:COUNT[:ARG] (SEGMENT may be '*' or 'full'). Returns false with error.
 bool parse_fault(const std::string &spec, Fault &out, std::string &error);
 
 struct Options {
@@ -79,6 +82,7 @@ class Server {
   // May be called before or after start().
   void add_track(const std::string &video_id, Track track);
   // Loads DIR/ID/seg_N.EXT for every ID folder (Content-Type from EXT). False on error.
+  // Also accepts segment_N.EXT; an optional DIR/ID/full.EXT becomes Track::full.
   bool load_dir(const std::string &root, std::string &error);
   void add_fault(const Fault &f);
 
@@ -92,6 +96,10 @@ class Server {
   std::vector<RequestRecord> requests() const;
   // Highest number of /stream segment requests whose responses were in flight at once.
   int max_segment_requests_in_flight() const;
+  // Waits until no response is in flight (every logged request has its end_us).
+  // A client sees the end of a body slightly before the server does; tests call
+  // this before reading requests(). False on timeout.
+  bool wait_idle(int timeout_ms) const;
 
  private:
   struct Impl;

@@ -1,0 +1,651 @@
+/* segdl — the download engine (see downloader.h).
+ *
+ * Threads:
+ *  - the HTTP thread runs everything that touches the Fetcher, the jobs, the
+ *    timers and TrackProgress; those members are its own and need no lock.
+ *  - the consumer calls pop()/level()/wait_change()/set_flushing()/stats();
+ *    it shares buf_, consumer_, end_, fatal_, flushing_ and stats_ with the
+ *    HTTP thread under mu_, and wakes the HTTP thread with post().
+ * Nothing calls out (fetcher, timers) while holding mu_.
+ */
+#include "segdl/downloader.h"
+
+#include "segdl/urls.h"
+
+#include <algorithm>
+#include <cinttypes>
+
+namespace segdl {
+
+namespace {
+
+int64_t now_us() { return g_get_monotonic_time(); }
+
+// Destroys a timer we hold a ref on, if any.
+void clear_source(GSource *&src) {
+  if (!src) return;
+  g_source_destroy(src);
+  g_source_unref(src);
+  src = nullptr;
+}
+
+std::string http_cause(const FetchResponse &r) {
+  return "HTTP " + std::to_string(r.http_status) + (r.reason.empty() ? "" : " " + r.reason);
+}
+
+}  // namespace
+
+// One segment being fetched (HTTP thread only).
+struct Downloader::Job final : FetchListener {
+  enum class Phase { Idle, Fetching, Waiting, Done, Failed };
+
+  Downloader *dl = nullptr;
+  int64_t n = 0;
+  Phase phase = Phase::Idle;
+  uint64_t fetch_id = 0;
+  int failures = 0;       // failed attempts so far
+  int64_t received = 0;   // bytes of the segment handed to the buffer
+  int64_t expected = -1;  // size of the whole segment, once known
+  int64_t skip = 0;       // bytes to drop from the current response (resume answered 200)
+  GSource *timer = nullptr;
+  std::string url;
+
+  void on_response(const FetchResponse &resp) override { dl->job_response(*this, resp); }
+  void on_data(GBytes *chunk) override { dl->job_data(*this, chunk); }
+  void on_done(FetchError err, const std::string &msg) override { dl->job_done(*this, err, msg); }
+
+  ~Job() override { clear_source(timer); }
+};
+
+// The status request in flight (HTTP thread only).
+struct Downloader::StatusJob final : FetchListener {
+  Downloader *dl = nullptr;
+  uint64_t fetch_id = 0;
+  FetchResponse resp;
+  GByteArray *body = g_byte_array_new();
+  bool too_large = false;
+  std::string url;
+
+  void on_response(const FetchResponse &r) override { resp = r; }
+  void on_data(GBytes *chunk) override {
+    gsize size = 0;
+    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
+    if (body->len + size > dl->cfg_.status_limits.max_body_bytes) {
+      too_large = true;
+      dl->fetcher_->cancel(fetch_id);
+      dl->on_status_done(*this, FetchError::None, "");
+      return;
+    }
+    g_byte_array_append(body, data, guint(size));
+  }
+  void on_done(FetchError err, const std::string &msg) override {
+    dl->on_status_done(*this, err, msg);
+  }
+  ~StatusJob() override { g_byte_array_unref(body); }
+};
+
+Downloader::Downloader(DownloaderConfig cfg, FetcherFactory factory)
+    : cfg_(std::move(cfg)),
+      factory_(std::move(factory)),
+      progress_(TrackProgress::Config{int64_t(cfg_.idle_timeout_s * 1e6), cfg_.monitor}) {}
+
+Downloader::~Downloader() { stop(); }
+
+bool Downloader::start(std::string &error) {
+  if (started_) return true;
+  std::promise<std::string> started;
+  std::future<std::string> result = started.get_future();
+  thread_ = std::thread(&Downloader::thread_main, this, &started);
+  error = result.get();
+  if (!error.empty()) {
+    thread_.join();
+    return false;
+  }
+  started_ = true;
+  return true;
+}
+
+void Downloader::stop() {
+  if (!started_) return;
+  started_ = false;
+  // Quit from the loop's own context, join from outside.
+  post([this] { g_main_loop_quit(loop_); });
+  thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto &entry : buf_)
+    for (GBytes *b : entry.second.chunks) g_bytes_unref(b);
+  buf_.clear();
+}
+
+void Downloader::thread_main(std::promise<std::string> *started) {
+  context_ = g_main_context_new();
+  g_main_context_push_thread_default(context_);
+  loop_ = g_main_loop_new(context_, FALSE);
+
+  FetcherConfig fc;
+  fc.max_connections = cfg_.max_concurrent + 2;  // segments + the status poll + one spare
+  fc.timeout_s = cfg_.timeout_s;
+  fc.user_agent = cfg_.user_agent;
+  fc.ssl_strict = cfg_.ssl_strict;
+  std::string error;
+  fetcher_ = factory_(fc, error);
+  if (!fetcher_) {
+    g_main_loop_unref(loop_);
+    loop_ = nullptr;
+    g_main_context_pop_thread_default(context_);
+    g_main_context_unref(context_);
+    context_ = nullptr;
+    started->set_value(error.empty() ? "cannot create the HTTP client" : error);
+    return;
+  }
+  start_us_ = now_us();
+  rng_ ^= uint32_t(start_us_);
+  started->set_value("");
+
+  // Segment 0 and the first status go out together: first audio costs one
+  // round trip, not two.
+  schedule();
+  poll_status();
+  if (cfg_.max_wait_s > 0)
+    max_wait_timer_ = add_timer(int64_t(cfg_.max_wait_s * 1e6), [this] {
+      max_wait_timer_ = nullptr;
+      check_max_wait();
+    });
+
+  g_main_loop_run(loop_);
+  teardown();
+
+  g_main_loop_unref(loop_);
+  loop_ = nullptr;
+  g_main_context_pop_thread_default(context_);
+  // Sources still attached (idle posts) are destroyed with the context.
+  while (g_main_context_pending(context_)) g_main_context_iteration(context_, FALSE);
+  g_main_context_unref(context_);
+  context_ = nullptr;
+}
+
+void Downloader::teardown() {
+  stopping_ = true;  // posted work that still runs while the fetcher drains does nothing
+  for (auto &entry : jobs_)
+    if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
+  jobs_.clear();
+  if (status_job_) fetcher_->cancel(status_job_->fetch_id);
+  status_job_.reset();
+  clear_source(poll_timer_);
+  clear_source(max_wait_timer_);
+  fetcher_.reset();
+}
+
+// A one-shot timer on the HTTP context. Returns a ref the caller owns: the
+// callback drops it (and clears the caller's pointer) when it fires, or the
+// caller destroys it early with clear_source().
+GSource *Downloader::add_timer(int64_t delay_us, std::function<void()> fn) {
+  GSource *src = g_timeout_source_new(guint(std::max<int64_t>(0, delay_us / 1000)));
+  auto *heap = new std::function<void()>(std::move(fn));
+  g_source_set_callback(
+      src,
+      [](gpointer data) -> gboolean {
+        (*static_cast<std::function<void()> *>(data))();
+        return G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer data) { delete static_cast<std::function<void()> *>(data); });
+  g_source_attach(src, context_);
+  return src;
+}
+
+// Runs `fn` on the HTTP thread, never synchronously.
+void Downloader::post(std::function<void()> fn) {
+  GSource *src = g_idle_source_new();
+  g_source_set_priority(src, G_PRIORITY_DEFAULT);
+  auto *heap = new std::function<void()>(std::move(fn));
+  g_source_set_callback(
+      src,
+      [](gpointer data) -> gboolean {
+        (*static_cast<std::function<void()> *>(data))();
+        return G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer data) { delete static_cast<std::function<void()> *>(data); });
+  g_source_attach(src, context_);
+  g_source_unref(src);
+}
+
+double Downloader::jitter() {
+  // xorshift32: enough to spread retries of several clients apart.
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  return double(rng_ % 1000000) / 1e6;
+}
+
+// Starts what may start: segments in the window, in order, up to
+// max_concurrent transfers.
+void Downloader::schedule() {
+  wake_pending_ = false;
+  if (stopping_) return;
+  int64_t consumer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    consumer = consumer_;
+    if (fatal_) return;
+  }
+  // Segments behind the consumer are consumed: forget them.
+  while (!jobs_.empty() && jobs_.begin()->first < consumer) jobs_.erase(jobs_.begin());
+
+  int in_flight = 0;
+  for (auto &entry : jobs_)
+    if (entry.second->phase == Job::Phase::Fetching) in_flight++;
+  int window = cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1;
+  auto startable = [this](int64_t n) {
+    auto it = jobs_.find(n);
+    if (it != jobs_.end() && it->second->phase != Job::Phase::Idle) return false;
+    // Before the first status only segment 0 is worth asking for.
+    return progress_.is_ready(n) || (n == 0 && !progress_.seen_status());
+  };
+  for (int64_t n : pick_downloads(consumer, window, cfg_.max_concurrent, in_flight,
+                                  progress_.end(), startable)) {
+    auto &slot = jobs_[n];
+    if (!slot) {
+      slot = std::make_unique<Job>();
+      slot->dl = this;
+      slot->n = n;
+      slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
+    }
+    start_job(*slot);
+  }
+}
+
+void Downloader::start_job(Job &job) {
+  job.phase = Job::Phase::Fetching;
+  job.skip = 0;
+  FetchRequest req;
+  req.url = job.url;
+  req.range_start = job.received;  // resume where the last attempt broke off
+  job.fetch_id = fetcher_->start(req, &job);
+}
+
+void Downloader::job_response(Job &job, const FetchResponse &resp) {
+  int s = resp.http_status;
+  if (s == 200 || s == 206) {
+    if (s == 206 && resp.range_start != job.received) {
+      fetcher_->cancel(job.fetch_id);
+      job_failed(job, EngineError::Kind::Read, s, "the server resumed at the wrong offset", -1,
+                 true);
+      return;
+    }
+    // A 200 to a resume carries the whole segment again: drop what we have.
+    job.skip = s == 200 ? job.received : 0;
+    if (s == 200 && resp.content_length >= 0) job.expected = resp.content_length;
+    if (s == 206 && resp.range_total >= 0) job.expected = resp.range_total;
+    if (s == 206 && resp.range_total < 0 && resp.content_length >= 0)
+      job.expected = job.received + resp.content_length;
+    return;
+  }
+  fetcher_->cancel(job.fetch_id);
+  bool listed = progress_.is_ready(job.n);
+  if (s == 425 || s == 503 || (s == 404 && !listed)) {
+    // Not produced yet: wait for it, this is no failure.
+    job_not_ready(job, resp.retry_after_s);
+    return;
+  }
+  bool transient = s >= 500 || s == 404 || s == 408 || s == 429;
+  EngineError::Kind kind = EngineError::Kind::OpenRead;
+  if (s == 404 || s == 410) kind = EngineError::Kind::NotFound;
+  if (s == 401 || s == 403) kind = EngineError::Kind::NotAuthorized;
+  job_failed(job, kind, s, http_cause(resp), resp.retry_after_s, transient);
+}
+
+void Downloader::job_data(Job &job, GBytes *chunk) {
+  gsize size = g_bytes_get_size(chunk);
+  GBytes *keep = nullptr;
+  if (job.skip > 0) {
+    gsize drop = gsize(std::min<int64_t>(job.skip, int64_t(size)));
+    job.skip -= int64_t(drop);
+    if (drop == size) return;
+    keep = g_bytes_new_from_bytes(chunk, drop, size - drop);  // no copy
+  } else {
+    keep = g_bytes_ref(chunk);
+  }
+  gsize kept = g_bytes_get_size(keep);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    buf_[job.n].chunks.push_back(keep);
+    stats_.bytes_downloaded += int64_t(kept);
+    if (job.n == 0 && job.received == 0 && stats_.time_to_first_byte_us < 0)
+      stats_.time_to_first_byte_us = now_us() - start_us_;
+  }
+  job.received += int64_t(kept);
+  cond_.notify_all();
+}
+
+void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
+  if (err == FetchError::None && job.expected >= 0 && job.received < job.expected) {
+    job_failed(job, EngineError::Kind::Read, 0,
+               "body ended after " + std::to_string(job.received) + " of " +
+                   std::to_string(job.expected) + " bytes",
+               -1, true);
+    return;
+  }
+  if (err != FetchError::None) {
+    EngineError::Kind kind =
+        job.received > 0 || err == FetchError::Io ? EngineError::Kind::Read
+                                                  : EngineError::Kind::OpenRead;
+    job_failed(job, kind, 0, std::string(fetch_error_name(err)) + ": " + msg, -1, true);
+    return;
+  }
+  job.phase = Job::Phase::Done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    buf_[job.n].complete = true;
+    stats_.segments_downloaded++;
+  }
+  cond_.notify_all();
+  schedule();
+}
+
+void Downloader::job_not_ready(Job &job, int retry_after_s) {
+  job.phase = Job::Phase::Waiting;
+  int64_t delay = retry_after_s >= 0 ? int64_t(retry_after_s) * 1000000
+                                     : int64_t(cfg_.poll_interval_s * 1e6);
+  clear_source(job.timer);
+  Job *jp = &job;
+  job.timer = add_timer(delay, [this, jp] {
+    g_source_unref(jp->timer);
+    jp->timer = nullptr;
+    jp->phase = Job::Phase::Idle;
+    schedule();
+  });
+  schedule();
+}
+
+void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
+                            const std::string &cause, int retry_after_s, bool transient) {
+  job.failures++;
+  if (transient && job.failures <= cfg_.max_retries) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.retries++;
+    }
+    g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n,
+              cause.c_str(), job.failures, cfg_.max_retries + 1);
+    job.phase = Job::Phase::Waiting;
+    int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, job.failures, jitter(), retry_after_s);
+    clear_source(job.timer);
+    Job *jp = &job;
+    job.timer = add_timer(delay, [this, jp] {
+      g_source_unref(jp->timer);
+      jp->timer = nullptr;
+      jp->phase = Job::Phase::Idle;
+      schedule();
+    });
+    schedule();
+    return;
+  }
+  job.phase = Job::Phase::Failed;
+  EngineError e;
+  e.kind = kind;
+  e.segment = job.n;
+  e.uri = job.url;
+  e.http_status = http_status;
+  e.message = "segment " + std::to_string(job.n) + " failed: " + cause;
+  e.debug = "GET " + job.url + ": " + cause + " after " + std::to_string(job.failures) +
+            (job.failures == 1 ? " attempt" : " attempts");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    buf_[job.n].error = e;
+  }
+  cond_.notify_all();
+  schedule();
+}
+
+void Downloader::poll_status() {
+  clear_source(poll_timer_);
+  if (stopping_ || status_job_) return;  // one at a time
+  status_job_ = std::make_unique<StatusJob>();
+  status_job_->dl = this;
+  status_job_->url = status_url(cfg_.backend, cfg_.video_id);
+  FetchRequest req;
+  req.url = status_job_->url;
+  status_job_->fetch_id = fetcher_->start(req, status_job_.get());
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.status_polls++;
+}
+
+void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string &msg) {
+  // Keep the job alive until this function returns.
+  std::unique_ptr<StatusJob> done = std::move(status_job_);
+  if (sj.too_large) {
+    on_status_failure("status body too large",
+                      "more than " + std::to_string(cfg_.status_limits.max_body_bytes) + " bytes",
+                      sj.resp.http_status, EngineError::Kind::Read);
+    return;
+  }
+  if (err != FetchError::None) {
+    on_status_failure(std::string("cannot reach the backend (") + fetch_error_name(err) + ")",
+                      msg, 0, EngineError::Kind::OpenRead);
+    return;
+  }
+  int s = sj.resp.http_status;
+  if (s != 200) {
+    EngineError::Kind kind = s == 404   ? EngineError::Kind::NotFound
+                             : s == 401 || s == 403 ? EngineError::Kind::NotAuthorized
+                                                    : EngineError::Kind::OpenRead;
+    on_status_failure("status request failed: " + http_cause(sj.resp), "", s, kind);
+    return;
+  }
+  Status st;
+  std::string perr;
+  if (!parse_status(reinterpret_cast<const char *>(sj.body->data), sj.body->len, st, perr,
+                    cfg_.status_limits)) {
+    on_status_failure("malformed status: " + perr, "", s, EngineError::Kind::Read);
+    return;
+  }
+  status_failures_ = 0;
+  if (st.state == TrackState::Error) {
+    EngineError e;
+    e.kind = EngineError::Kind::Failed;
+    e.uri = status_url(cfg_.backend, cfg_.video_id);
+    e.http_status = s;
+    e.message = "the backend reports an error for this track" +
+                (st.error.empty() ? std::string() : ": " + st.error);
+    e.debug = "GET " + e.uri + ": state \"error\"";
+    set_fatal(e);
+    return;
+  }
+  std::optional<int64_t> old_end = progress_.end();
+  progress_.update(st, now_us());
+  if (old_end && progress_.end() != old_end)
+    g_debug("track %s: the number of segments changed from %" G_GINT64_FORMAT,
+              cfg_.video_id.c_str(), *old_end);
+  after_status();
+}
+
+// Retries a failed status poll with backoff; gives up after max_retries
+// consecutive failures.
+void Downloader::on_status_failure(const std::string &why, const std::string &debug,
+                                   int http_status, EngineError::Kind kind) {
+  status_failures_++;
+  std::string url = status_url(cfg_.backend, cfg_.video_id);
+  if (status_failures_ > cfg_.max_retries) {
+    EngineError e;
+    e.kind = kind;
+    e.uri = url;
+    e.http_status = http_status;
+    e.message = why;
+    e.debug = "GET " + url + ": " + why + (debug.empty() ? "" : " (" + debug + ")") + " after " +
+              std::to_string(status_failures_) + " attempts";
+    set_fatal(e);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.retries++;
+  }
+  g_debug("status: %s, retrying", why.c_str());
+  int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, status_failures_, jitter());
+  poll_timer_ = add_timer(delay, [this] {
+    g_source_unref(poll_timer_);
+    poll_timer_ = nullptr;
+    poll_status();
+  });
+}
+
+// After a good status: publish what is known, start what may start, and
+// poll again unless nothing more is to be learnt.
+void Downloader::after_status() {
+  publish_end();
+  schedule();
+  clear_source(poll_timer_);
+  if (progress_.fully_known()) {
+    clear_source(max_wait_timer_);
+    return;
+  }
+  poll_timer_ = add_timer(int64_t(cfg_.poll_interval_s * 1e6), [this] {
+    g_source_unref(poll_timer_);
+    poll_timer_ = nullptr;
+    progress_.tick(now_us());
+    if (progress_.fully_known()) {
+      after_status();
+      return;
+    }
+    poll_status();
+  });
+}
+
+void Downloader::publish_end() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    end_ = progress_.end();
+    stats_.segments_total = end_ ? *end_ : -1;
+    stats_.segments_available = progress_.ready_count();
+  }
+  cond_.notify_all();
+}
+
+void Downloader::check_max_wait() {
+  if (progress_.fully_known()) return;
+  int64_t missing = progress_.first_missing();
+  EngineError e;
+  e.kind = EngineError::Kind::NotFound;
+  e.segment = missing;
+  e.uri = segment_url(cfg_.backend, cfg_.video_id, missing);
+  e.message = "segment " + std::to_string(missing) + " was not ready after " +
+              std::to_string(int64_t(cfg_.max_wait_s)) + " s (max-wait)";
+  e.debug = "the track was not complete after max-wait; last status: " +
+            std::to_string(progress_.ready_count()) + " segments ready, total " +
+            (progress_.advertised_total() ? std::to_string(*progress_.advertised_total())
+                                          : std::string("unknown"));
+  set_fatal(e);
+}
+
+void Downloader::set_fatal(EngineError e) {
+  // Stop asking the network; the consumer gets what is buffered, then this.
+  for (auto &entry : jobs_)
+    if (entry.second->phase == Job::Phase::Fetching) {
+      fetcher_->cancel(entry.second->fetch_id);
+      entry.second->phase = Job::Phase::Failed;
+    }
+  clear_source(poll_timer_);
+  clear_source(max_wait_timer_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fatal_) fatal_ = std::move(e);
+  }
+  cond_.notify_all();
+}
+
+Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
+  auto deadline = std::chrono::steady_clock::now() + max_wait;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    Item item;
+    if (flushing_) {
+      item.kind = Item::Kind::Flushing;
+      return item;
+    }
+    if (end_ && consumer_ >= *end_) {
+      item.kind = Item::Kind::Eos;
+      return item;
+    }
+    auto it = buf_.find(consumer_);
+    if (it != buf_.end()) {
+      Buffered &b = it->second;
+      if (!b.chunks.empty()) {
+        item.kind = Item::Kind::Data;
+        item.bytes = b.chunks.front();
+        b.chunks.pop_front();
+        item.segment = consumer_;
+        item.segment_offset = b.popped;
+        b.popped += g_bytes_get_size(item.bytes);
+        return item;
+      }
+      if (b.complete) {
+        buf_.erase(it);
+        consumer_++;
+        stats_.current_segment = consumer_;
+        if (!wake_pending_.exchange(true)) {
+          lock.unlock();
+          post([this] { schedule(); });
+          lock.lock();
+        }
+        continue;
+      }
+      if (b.error) {
+        item.kind = Item::Kind::Error;
+        item.error = *b.error;
+        return item;
+      }
+    }
+    if (fatal_) {
+      item.kind = Item::Kind::Error;
+      item.error = *fatal_;
+      if (item.error.segment < 0) item.error.segment = consumer_;
+      return item;
+    }
+    if (cond_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      item.kind = Item::Kind::Timeout;
+      return item;
+    }
+  }
+}
+
+bool Downloader::wait_change(std::chrono::milliseconds max_wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!flushing_) cond_.wait_for(lock, max_wait);
+  return !flushing_;
+}
+
+Downloader::Level Downloader::level() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Level lv;
+  if (fatal_ || flushing_) lv.can_finish = true;
+  for (int64_t n = consumer_;; n++) {
+    if (end_ && n >= *end_) {
+      lv.can_finish = true;
+      break;
+    }
+    auto it = buf_.find(n);
+    if (it == buf_.end()) break;
+    for (GBytes *b : it->second.chunks) lv.bytes_ahead += g_bytes_get_size(b);
+    if (it->second.error) {
+      lv.can_finish = true;
+      break;
+    }
+    if (!it->second.complete) break;
+  }
+  return lv;
+}
+
+void Downloader::set_flushing(bool flushing) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    flushing_ = flushing;
+  }
+  cond_.notify_all();
+}
+
+EngineStats Downloader::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace segdl

@@ -1,0 +1,191 @@
+/* segdl — the download engine behind segdlsrc.
+ *
+ * A Downloader owns one HTTP thread (its GMainContext, GMainLoop and the
+ * Fetcher, created there) that polls the status, fetches segments up to
+ * max_concurrent at a time within a window ahead of the consumer, retries
+ * with backoff, and appends the received chunks to an ordered buffer. The
+ * consumer (the element's streaming thread) takes the chunks in segment
+ * order with pop(); it never touches the network.
+ *
+ * Memory is bounded: only segments in [consumer, consumer + window) are
+ * fetched or held, whatever the length of the track.
+ */
+#pragma once
+
+#include "segdl/fetcher.h"
+#include "segdl/scheduler.h"
+#include "segdl/status.h"
+
+#include <glib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace segdl {
+
+struct DownloaderConfig {
+  std::string backend;   // http(s)://host[:port][/base]
+  std::string video_id;  // raw id; percent-encoded in every URL
+  int max_concurrent = 3;
+  int window = 0;  // segments held or fetched ahead of the consumer; 0 = max_concurrent + 1
+  double poll_interval_s = 2.0;
+  int max_retries = 3;
+  double retry_backoff_s = 1.0;  // first retry delay; doubles per attempt
+  unsigned timeout_s = 15;       // per request: seconds without progress
+  double max_wait_s = 600;       // the track must be complete within this (0 = no limit)
+  bool monitor = true;
+  double idle_timeout_s = 20;
+  std::string user_agent;
+  bool ssl_strict = true;
+  StatusLimits status_limits;
+};
+
+// Why the engine gave up. The element maps `kind` to a GStreamer error code.
+struct EngineError {
+  enum class Kind {
+    NotFound,       // 404/410, or a segment that never became ready
+    NotAuthorized,  // 401/403
+    OpenRead,       // cannot connect, other HTTP errors
+    Read,           // broken body, malformed status
+    Failed,         // the backend reports an error state
+    Settings,       // bad configuration
+  };
+  Kind kind = Kind::Failed;
+  int64_t segment = -1;  // -1: not about one segment
+  std::string uri;
+  int http_status = 0;
+  std::string message;  // short, for users
+  std::string debug;    // details: URL, status, cause, attempts
+};
+
+struct EngineStats {
+  int64_t segments_total = -1;  // end of the track, -1 while unknown
+  int64_t segments_available = 0;
+  int64_t segments_downloaded = 0;
+  int64_t bytes_downloaded = 0;
+  int64_t retries = 0;
+  int64_t status_polls = 0;
+  int64_t time_to_first_byte_us = -1;  // from start() to the first byte of segment 0
+  int64_t current_segment = 0;         // the one the consumer is reading
+};
+
+class Downloader {
+ public:
+  // Creates the Fetcher on the HTTP thread (thread-default context pushed).
+  using FetcherFactory = std::function<std::unique_ptr<Fetcher>(const FetcherConfig &,
+                                                                std::string &error)>;
+
+  struct Item {
+    enum class Kind { Data, Eos, Error, Flushing, Timeout };
+    Kind kind = Kind::Timeout;
+    GBytes *bytes = nullptr;  // Data: owned by the Item's receiver (unref it)
+    int64_t segment = -1;     // Data: which segment; offset within it:
+    uint64_t segment_offset = 0;
+    EngineError error;  // Error
+  };
+
+  struct Level {
+    uint64_t bytes_ahead = 0;  // contiguous bytes ready for the consumer
+    bool can_finish = false;   // the consumer can run to the end (or to an error) without waiting
+  };
+
+  Downloader(DownloaderConfig cfg, FetcherFactory factory);
+  ~Downloader();  // stop()
+  Downloader(const Downloader &) = delete;
+  Downloader &operator=(const Downloader &) = delete;
+
+  // Starts the HTTP thread; returns once it runs (false if the Fetcher
+  // could not be made).
+  bool start(std::string &error);
+  // Cancels every request and joins the HTTP thread. Idempotent.
+  void stop();
+
+  // Consumer side (any one thread). Waits at most `max_wait` for the next
+  // item in order; Timeout when nothing came in time.
+  Item pop(std::chrono::milliseconds max_wait);
+  // Waits until the buffer changes (or `max_wait` passes, or flushing).
+  // Returns false when flushing.
+  bool wait_change(std::chrono::milliseconds max_wait);
+  Level level();
+  // While flushing, pop() and wait_change() return at once.
+  void set_flushing(bool flushing);
+  EngineStats stats();
+
+ private:
+  struct Job;
+  struct StatusJob;
+  struct Buffered {
+    std::deque<GBytes *> chunks;
+    uint64_t popped = 0;  // bytes already given to the consumer
+    bool complete = false;
+    std::optional<EngineError> error;
+  };
+
+  // HTTP thread.
+  void thread_main(std::promise<std::string> *started);
+  void schedule();
+  void start_job(Job &job);
+  void poll_status();
+  void on_status_done(StatusJob &sj, FetchError err, const std::string &msg);
+  void on_status_failure(const std::string &why, const std::string &debug, int http_status,
+                         EngineError::Kind kind);
+  void after_status();
+  void job_response(Job &job, const FetchResponse &resp);
+  void job_data(Job &job, GBytes *chunk);
+  void job_done(Job &job, FetchError err, const std::string &msg);
+  void job_failed(Job &job, EngineError::Kind kind, int http_status, const std::string &cause,
+                  int retry_after_s, bool transient);
+  void job_not_ready(Job &job, int retry_after_s);
+  void set_fatal(EngineError e);
+  void publish_end();
+  void check_max_wait();
+  GSource *add_timer(int64_t delay_us, std::function<void()> fn);
+  void post(std::function<void()> fn);
+  void teardown();
+  double jitter();
+
+  const DownloaderConfig cfg_;
+  const FetcherFactory factory_;
+  std::thread thread_;
+  bool started_ = false;  // start()/stop() caller only
+
+  // HTTP thread only (set before the thread starts, read-only after that:
+  // context_).
+  GMainContext *context_ = nullptr;
+  GMainLoop *loop_ = nullptr;
+  std::unique_ptr<Fetcher> fetcher_;
+  std::map<int64_t, std::unique_ptr<Job>> jobs_;
+  std::unique_ptr<StatusJob> status_job_;
+  GSource *poll_timer_ = nullptr;
+  GSource *max_wait_timer_ = nullptr;
+  TrackProgress progress_;
+  int status_failures_ = 0;  // consecutive
+  bool stopping_ = false;    // teardown has begun
+  int64_t start_us_ = 0;
+  uint32_t rng_ = 0x9e3779b9u;
+
+  // Shared with the consumer, protected by mu_.
+  std::mutex mu_;
+  std::condition_variable cond_;
+  std::map<int64_t, Buffered> buf_;  // segments from consumer_ on
+  int64_t consumer_ = 0;             // the segment the consumer is reading
+  std::optional<int64_t> end_;       // segments in the track, once known
+  std::optional<EngineError> fatal_;
+  bool flushing_ = false;
+  EngineStats stats_;
+
+  std::atomic<bool> wake_pending_{false};  // a reschedule is already posted
+};
+
+}  // namespace segdl

@@ -1,0 +1,785 @@
+/**
+ * SECTION:element-segdlsrc
+ * @title: segdlsrc
+ *
+ * segdlsrc plays an audio track that a backend publishes as numbered
+ * segments while it is still producing them (docs/protocol.md). It polls
+ * `GET {backend-url}/status?v={video-id}`, downloads the segments
+ * (segment 0 at once, then up to #GstSegDlSrc:max-concurrent at a time) and
+ * pushes their bytes, in order, as one stream: no need to wait for the whole
+ * track, and no joining step afterwards.
+ *
+ * It answers segdl:// (HTTP) and segdls:// (HTTPS) URIs:
+ * `segdl://host[:port][/base/path]/VIDEO_ID`.
+ *
+ * While it waits for data it posts BUFFERING messages, and it answers the
+ * BUFFERING query.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! decodebin ! audioconvert ! autoaudiosink
+ * gst-launch-1.0 playbin uri=segdl://127.0.0.1:8080/demo
+ * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! filesink location=demo.aac
+ * ]|
+ */
+#include "config.h"
+
+#include "gstsegdlsrc.h"
+
+#include "segdl/downloader.h"
+#include "segdl/httpmodule.h"
+#include "segdl/urls.h"
+
+#include <gst/base/gsttypefindhelper.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+GST_DEBUG_CATEGORY_STATIC(gst_seg_dl_src_debug);
+#define GST_CAT_DEFAULT gst_seg_dl_src_debug
+
+namespace {
+
+constexpr guint kDefaultMaxConcurrent = 3;
+constexpr gdouble kDefaultPollInterval = 2.0;
+constexpr guint kDefaultMaxRetries = 3;
+constexpr gdouble kDefaultRetryBackoff = 1.0;
+constexpr guint kDefaultTimeout = 15;
+constexpr gdouble kDefaultMaxWait = 600.0;
+constexpr gboolean kDefaultMonitor = TRUE;
+constexpr gdouble kDefaultIdleTimeout = 20.0;
+constexpr guint kDefaultBufferSize = 64 * 1024;
+constexpr gsize kTypefindBytes = 4096;
+constexpr auto kPopWait = std::chrono::milliseconds(100);
+
+enum {
+  PROP_0,
+  PROP_BACKEND_URL,
+  PROP_VIDEO_ID,
+  PROP_MAX_CONCURRENT,
+  PROP_POLL_INTERVAL,
+  PROP_MAX_RETRIES,
+  PROP_RETRY_BACKOFF,
+  PROP_TIMEOUT,
+  PROP_MAX_WAIT,
+  PROP_MONITOR,
+  PROP_IDLE_TIMEOUT,
+  PROP_USER_AGENT,
+  PROP_SSL_STRICT,
+  PROP_BUFFER_SIZE,
+  PROP_STATS,
+};
+
+// The property values: a copyable bag, copied once at start().
+struct Settings {
+  std::string backend_url;
+  std::string video_id;
+  guint max_concurrent = kDefaultMaxConcurrent;
+  gdouble poll_interval = kDefaultPollInterval;
+  guint max_retries = kDefaultMaxRetries;
+  gdouble retry_backoff = kDefaultRetryBackoff;
+  guint timeout = kDefaultTimeout;
+  gdouble max_wait = kDefaultMaxWait;
+  gboolean monitor = kDefaultMonitor;
+  gdouble idle_timeout = kDefaultIdleTimeout;
+  std::string user_agent = "segdl/" VERSION;
+  gboolean ssl_strict = TRUE;
+  guint buffer_size = kDefaultBufferSize;
+};
+
+}  // namespace
+
+struct GstSegDlSrcPrivate {
+  // Property values; settings_lock, any thread.
+  std::mutex settings_lock;
+  Settings settings;
+
+  // The engine, from start() to stop(); state_lock guards the pointer for
+  // readers on other threads (stats); the streaming thread and start/stop use it.
+  std::mutex state_lock;
+  std::unique_ptr<segdl::Downloader> downloader;
+  segdl::EngineStats last_stats;  // state_lock; kept after stop()
+
+  // Streaming thread only.
+  guint buffer_size = kDefaultBufferSize;
+  bool caps_set = false;
+  std::deque<GstBuffer *> held;  // buffers read before the caps were known
+  gsize held_bytes = 0;
+  guint64 offset = 0;  // byte offset of the next buffer
+  bool buffering = false;
+
+  // Read by queries from any thread.
+  std::atomic<int> percent{100};
+};
+
+struct _GstSegDlSrc {
+  GstPushSrc parent;
+  GstSegDlSrcPrivate *priv;
+};
+
+static void gst_seg_dl_src_uri_handler_init(gpointer iface, gpointer data);
+
+#define gst_seg_dl_src_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE(GstSegDlSrc, gst_seg_dl_src, GST_TYPE_PUSH_SRC,
+                        G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER,
+                                              gst_seg_dl_src_uri_handler_init));
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE(segdlsrc, "segdlsrc", GST_RANK_PRIMARY, GST_TYPE_SEG_DL_SRC,
+                                      GST_DEBUG_CATEGORY_INIT(gst_seg_dl_src_debug, "segdlsrc",
+                                                              0, "segmented audio download source"));
+
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+/* ---- errors and messages ---------------------------------------------- */
+
+static GstResourceError resource_code(segdl::EngineError::Kind kind) {
+  using K = segdl::EngineError::Kind;
+  switch (kind) {
+    case K::NotFound:
+      return GST_RESOURCE_ERROR_NOT_FOUND;
+    case K::NotAuthorized:
+      return GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+    case K::OpenRead:
+      return GST_RESOURCE_ERROR_OPEN_READ;
+    case K::Read:
+      return GST_RESOURCE_ERROR_READ;
+    case K::Settings:
+      return GST_RESOURCE_ERROR_SETTINGS;
+    case K::Failed:
+      return GST_RESOURCE_ERROR_FAILED;
+  }
+  return GST_RESOURCE_ERROR_FAILED;
+}
+
+// Posts a RESOURCE error with the details `segment`, `uri` and
+// `http-status-code`, so applications need not parse the text.
+static void post_engine_error(GstSegDlSrc *self, const segdl::EngineError &e) {
+  GstStructure *details =
+      gst_structure_new("details", "segment", G_TYPE_INT64, e.segment, "uri", G_TYPE_STRING,
+                        e.uri.c_str(), "http-status-code", G_TYPE_UINT, guint(e.http_status),
+                        nullptr);
+  gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_ERROR, GST_RESOURCE_ERROR,
+                                        resource_code(e.kind), g_strdup(e.message.c_str()),
+                                        g_strdup(e.debug.c_str()), __FILE__, GST_FUNCTION,
+                                        __LINE__, details);
+}
+
+// Posts BUFFERING when the percentage changes. Streaming thread, no lock held.
+static void post_buffering(GstSegDlSrc *self, int percent) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (priv->percent.exchange(percent) == percent) return;
+  GST_DEBUG_OBJECT(self, "buffering %d%%", percent);
+  gst_element_post_message(GST_ELEMENT(self),
+                           gst_message_new_buffering(GST_OBJECT(self), percent));
+}
+
+static GstStructure *make_stats(const segdl::EngineStats &s) {
+  return gst_structure_new(
+      "segdl-stats", "segments-total", G_TYPE_INT64, s.segments_total, "segments-available",
+      G_TYPE_INT64, s.segments_available, "segments-downloaded", G_TYPE_INT64,
+      s.segments_downloaded, "bytes-downloaded", G_TYPE_INT64, s.bytes_downloaded, "retries",
+      G_TYPE_INT64, s.retries, "status-polls", G_TYPE_INT64, s.status_polls,
+      "time-to-first-byte", G_TYPE_UINT64,
+      s.time_to_first_byte_us < 0 ? GST_CLOCK_TIME_NONE
+                                  : GstClockTime(s.time_to_first_byte_us) * GST_USECOND,
+      "current-segment", G_TYPE_INT64, s.current_segment, nullptr);
+}
+
+/* ---- GstBaseSrc vfuncs ------------------------------------------------ */
+
+static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
+  GstSegDlSrcPrivate *priv = self->priv;
+  Settings s;
+  {
+    std::lock_guard<std::mutex> lock(priv->settings_lock);
+    s = priv->settings;
+  }
+  if (s.backend_url.empty() || s.video_id.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No backend-url or video-id set."),
+                      ("backend-url='%s' video-id='%s'", s.backend_url.c_str(),
+                       s.video_id.c_str()));
+    return FALSE;
+  }
+  if (!segdl::is_http_url(s.backend_url)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("backend-url must be an http:// or https:// URL: %s",
+                       s.backend_url.c_str()),
+                      (nullptr));
+    return FALSE;
+  }
+  // libsoup 3 would abort this process if libsoup 2 were in it already.
+  if (segdl::libsoup2_loaded()) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT,
+                      ("segdlsrc cannot run in a process that has libsoup 2 loaded: it needs "
+                       "libsoup 3, and the two cannot be used in one process."),
+                      ("libsoup-2.4 symbols found in the process; not loading libsegdl-http"));
+    return FALSE;
+  }
+  std::string error;
+  SegdlHttpFetcherNew entry = segdl::load_http_module(error);
+  if (!entry) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not load the segdl HTTP module."), ("%s",
+                      error.c_str()));
+    return FALSE;
+  }
+
+  segdl::DownloaderConfig cfg;
+  cfg.backend = s.backend_url;
+  cfg.video_id = s.video_id;
+  cfg.max_concurrent = int(s.max_concurrent);
+  cfg.poll_interval_s = s.poll_interval;
+  cfg.max_retries = int(s.max_retries);
+  cfg.retry_backoff_s = s.retry_backoff;
+  cfg.timeout_s = s.timeout;
+  cfg.max_wait_s = s.max_wait;
+  cfg.monitor = s.monitor;
+  cfg.idle_timeout_s = s.idle_timeout;
+  cfg.user_agent = s.user_agent;
+  cfg.ssl_strict = s.ssl_strict;
+  auto factory = [entry](const segdl::FetcherConfig &fc,
+                         std::string &err) -> std::unique_ptr<segdl::Fetcher> {
+    char *msg = nullptr;
+    segdl::Fetcher *f = entry(SEGDL_HTTP_MODULE_ABI, &fc, &msg);
+    if (!f) err = msg ? msg : "unknown error";
+    g_free(msg);
+    return std::unique_ptr<segdl::Fetcher>(f);
+  };
+  auto dl = std::make_unique<segdl::Downloader>(cfg, factory);
+  if (!dl->start(error)) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not start the HTTP client."), ("%s",
+                      error.c_str()));
+    return FALSE;
+  }
+  priv->buffer_size = s.buffer_size;
+  priv->caps_set = false;
+  priv->offset = 0;
+  priv->buffering = false;
+  priv->percent = 100;
+  GST_INFO_OBJECT(self, "starting %s for id '%s'", s.backend_url.c_str(), s.video_id.c_str());
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  priv->downloader = std::move(dl);
+  return TRUE;
+}
+
+static gboolean gst_seg_dl_src_stop(GstBaseSrc *bsrc) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
+  GstSegDlSrcPrivate *priv = self->priv;
+  std::unique_ptr<segdl::Downloader> dl;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    dl = std::move(priv->downloader);
+    if (dl) priv->last_stats = dl->stats();
+  }
+  if (dl) dl->stop();  // joins the HTTP thread: outside the lock
+  for (GstBuffer *b : priv->held) gst_buffer_unref(b);
+  priv->held.clear();
+  priv->held_bytes = 0;
+  return TRUE;
+}
+
+static gboolean gst_seg_dl_src_unlock(GstBaseSrc *bsrc) noexcept {
+  GstSegDlSrcPrivate *priv = GST_SEG_DL_SRC(bsrc)->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->downloader) priv->downloader->set_flushing(true);
+  return TRUE;
+}
+
+static gboolean gst_seg_dl_src_unlock_stop(GstBaseSrc *bsrc) noexcept {
+  GstSegDlSrcPrivate *priv = GST_SEG_DL_SRC(bsrc)->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->downloader) priv->downloader->set_flushing(false);
+  return TRUE;
+}
+
+static gboolean gst_seg_dl_src_is_seekable(GstBaseSrc *) noexcept { return FALSE; }
+
+// Types the stream from the first bytes and sets the caps. Streaming thread.
+static GstFlowReturn negotiate_from_held(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  g_autoptr(GstBuffer) probe = gst_buffer_new();
+  for (GstBuffer *b : priv->held) probe = gst_buffer_append(probe, gst_buffer_ref(b));
+  GstTypeFindProbability prob = GST_TYPE_FIND_NONE;
+  g_autoptr(GstCaps) caps = gst_type_find_helper_for_buffer(GST_OBJECT(self), probe, &prob);
+  if (!caps) {
+    GST_ELEMENT_ERROR(self, STREAM, TYPE_NOT_FOUND,
+                      ("Could not tell the format of the track from segment 0."),
+                      ("typefinding %" G_GSIZE_FORMAT " bytes failed", priv->held_bytes));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  GST_INFO_OBJECT(self, "stream caps %" GST_PTR_FORMAT " (probability %d)", caps, prob);
+  if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps)) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr), ("downstream refused %" GST_PTR_FORMAT,
+                      caps));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  priv->caps_set = true;
+  return GST_FLOW_OK;
+}
+
+static GstBuffer *take_held(GstSegDlSrcPrivate *priv) {
+  GstBuffer *buf = priv->held.front();
+  priv->held.pop_front();
+  priv->held_bytes -= gst_buffer_get_size(buf);
+  return buf;
+}
+
+// The push loop: waits for the next bytes in order (posting BUFFERING while
+// it waits, with hysteresis: once buffering, it goes on only when
+// buffer-size bytes are ready or the track can be finished), and wraps them
+// in a buffer without copying.
+static GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(psrc);
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::Downloader *dl = priv->downloader.get();  // stable while streaming
+  if (!dl) return GST_FLOW_FLUSHING;
+
+  if (priv->caps_set && !priv->held.empty()) {
+    *outbuf = take_held(priv);
+    return GST_FLOW_OK;
+  }
+  for (;;) {
+    if (priv->buffering) {
+      segdl::Downloader::Level lv = dl->level();
+      int pct = lv.can_finish ? 100
+                              : int(std::min<uint64_t>(100, lv.bytes_ahead * 100 /
+                                                                std::max(1u, priv->buffer_size)));
+      if (pct < 100) {
+        post_buffering(self, pct);
+        if (!dl->wait_change(kPopWait)) return GST_FLOW_FLUSHING;
+        continue;
+      }
+      priv->buffering = false;
+      post_buffering(self, 100);
+    }
+    segdl::Downloader::Item item = dl->pop(kPopWait);
+    using K = segdl::Downloader::Item::Kind;
+    switch (item.kind) {
+      case K::Flushing:
+        return GST_FLOW_FLUSHING;
+      case K::Timeout:
+        priv->buffering = true;
+        continue;
+      case K::Error:
+        post_engine_error(self, item.error);
+        return GST_FLOW_ERROR;
+      case K::Eos:
+        if (!priv->held.empty()) {
+          // A track shorter than the typefind probe.
+          GstFlowReturn ret = negotiate_from_held(self);
+          if (ret != GST_FLOW_OK) return ret;
+          *outbuf = take_held(priv);
+          return GST_FLOW_OK;
+        }
+        if (!priv->caps_set && priv->offset == 0) {
+          GST_ELEMENT_ERROR(self, STREAM, FAILED, ("The track has no data."),
+                            ("the backend announced no segments, or only empty ones"));
+          return GST_FLOW_ERROR;
+        }
+        GST_INFO_OBJECT(self, "end of track after %" G_GUINT64_FORMAT " bytes", priv->offset);
+        return GST_FLOW_EOS;
+      case K::Data:
+        break;
+    }
+    GstBuffer *buf = gst_buffer_new_wrapped_bytes(item.bytes);  // no copy
+    g_bytes_unref(item.bytes);
+    gsize size = gst_buffer_get_size(buf);
+    GST_BUFFER_OFFSET(buf) = priv->offset;
+    GST_BUFFER_OFFSET_END(buf) = priv->offset + size;
+    if (priv->offset == 0) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
+    priv->offset += size;
+    if (priv->caps_set) {
+      *outbuf = buf;
+      return GST_FLOW_OK;
+    }
+    priv->held.push_back(buf);
+    priv->held_bytes += size;
+    if (priv->held_bytes < kTypefindBytes) continue;
+    GstFlowReturn ret = negotiate_from_held(self);
+    if (ret != GST_FLOW_OK) return ret;
+    *outbuf = take_held(priv);
+    return GST_FLOW_OK;
+  }
+}
+
+static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
+  if (GST_QUERY_TYPE(query) == GST_QUERY_BUFFERING) {
+    int pct = self->priv->percent.load();
+    segdl::EngineStats st;
+    {
+      std::lock_guard<std::mutex> lock(self->priv->state_lock);
+      st = self->priv->downloader ? self->priv->downloader->stats() : self->priv->last_stats;
+    }
+    gst_query_set_buffering_percent(query, pct < 100, pct);
+    gst_query_set_buffering_stats(query, GST_BUFFERING_STREAM, -1, -1, -1);
+    gst_query_set_buffering_range(query, GST_FORMAT_BYTES, 0, st.bytes_downloaded, -1);
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS(parent_class)->query(bsrc, query);
+}
+
+/* ---- properties -------------------------------------------------------- */
+
+static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GValue *value,
+                                        GParamSpec *pspec) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(object);
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  Settings &s = self->priv->settings;
+  switch (prop_id) {
+    case PROP_BACKEND_URL: {
+      const char *v = g_value_get_string(value);
+      s.backend_url = v ? v : "";
+      break;
+    }
+    case PROP_VIDEO_ID: {
+      const char *v = g_value_get_string(value);
+      s.video_id = v ? v : "";
+      break;
+    }
+    case PROP_MAX_CONCURRENT:
+      s.max_concurrent = g_value_get_uint(value);
+      break;
+    case PROP_POLL_INTERVAL:
+      s.poll_interval = g_value_get_double(value);
+      break;
+    case PROP_MAX_RETRIES:
+      s.max_retries = g_value_get_uint(value);
+      break;
+    case PROP_RETRY_BACKOFF:
+      s.retry_backoff = g_value_get_double(value);
+      break;
+    case PROP_TIMEOUT:
+      s.timeout = g_value_get_uint(value);
+      break;
+    case PROP_MAX_WAIT:
+      s.max_wait = g_value_get_double(value);
+      break;
+    case PROP_MONITOR:
+      s.monitor = g_value_get_boolean(value);
+      break;
+    case PROP_IDLE_TIMEOUT:
+      s.idle_timeout = g_value_get_double(value);
+      break;
+    case PROP_USER_AGENT: {
+      const char *v = g_value_get_string(value);
+      s.user_agent = v ? v : "";
+      break;
+    }
+    case PROP_SSL_STRICT:
+      s.ssl_strict = g_value_get_boolean(value);
+      break;
+    case PROP_BUFFER_SIZE:
+      s.buffer_size = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+}
+
+static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *value,
+                                        GParamSpec *pspec) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(object);
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (prop_id == PROP_STATS) {
+    segdl::EngineStats st;
+    {
+      std::lock_guard<std::mutex> lock(priv->state_lock);
+      st = priv->downloader ? priv->downloader->stats() : priv->last_stats;
+    }
+    g_value_take_boxed(value, make_stats(st));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(priv->settings_lock);
+  const Settings &s = priv->settings;
+  switch (prop_id) {
+    case PROP_BACKEND_URL:
+      g_value_set_string(value, s.backend_url.empty() ? nullptr : s.backend_url.c_str());
+      break;
+    case PROP_VIDEO_ID:
+      g_value_set_string(value, s.video_id.empty() ? nullptr : s.video_id.c_str());
+      break;
+    case PROP_MAX_CONCURRENT:
+      g_value_set_uint(value, s.max_concurrent);
+      break;
+    case PROP_POLL_INTERVAL:
+      g_value_set_double(value, s.poll_interval);
+      break;
+    case PROP_MAX_RETRIES:
+      g_value_set_uint(value, s.max_retries);
+      break;
+    case PROP_RETRY_BACKOFF:
+      g_value_set_double(value, s.retry_backoff);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint(value, s.timeout);
+      break;
+    case PROP_MAX_WAIT:
+      g_value_set_double(value, s.max_wait);
+      break;
+    case PROP_MONITOR:
+      g_value_set_boolean(value, s.monitor);
+      break;
+    case PROP_IDLE_TIMEOUT:
+      g_value_set_double(value, s.idle_timeout);
+      break;
+    case PROP_USER_AGENT:
+      g_value_set_string(value, s.user_agent.c_str());
+      break;
+    case PROP_SSL_STRICT:
+      g_value_set_boolean(value, s.ssl_strict);
+      break;
+    case PROP_BUFFER_SIZE:
+      g_value_set_uint(value, s.buffer_size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+}
+
+/* ---- URI handler -------------------------------------------------------- */
+
+static GstURIType uri_get_type(GType) noexcept { return GST_URI_SRC; }
+
+static const gchar *const *uri_get_protocols(GType) noexcept {
+  static const gchar *protocols[] = {"segdl", "segdls", nullptr};
+  return protocols;
+}
+
+static gchar *uri_get_uri(GstURIHandler *handler) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(handler);
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  if (s.backend_url.empty() || s.video_id.empty()) return nullptr;
+  std::string uri = segdl::make_segdl_uri(s.backend_url, s.video_id);
+  return uri.empty() ? nullptr : g_strdup(uri.c_str());
+}
+
+static gboolean uri_set_uri(GstURIHandler *handler, const gchar *uri, GError **error) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(handler);
+  if (GST_STATE(self) >= GST_STATE_PAUSED) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                "Changing the URI of segdlsrc while it runs is not supported");
+    return FALSE;
+  }
+  std::string backend, id, why;
+  if (!segdl::parse_segdl_uri(uri ? uri : "", backend, id, why)) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "Invalid segdl URI '%s': %s",
+                uri ? uri : "(null)", why.c_str());
+    return FALSE;
+  }
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    self->priv->settings.backend_url = backend;
+    self->priv->settings.video_id = id;
+  }
+  g_object_notify(G_OBJECT(self), "backend-url");
+  g_object_notify(G_OBJECT(self), "video-id");
+  return TRUE;
+}
+
+static void gst_seg_dl_src_uri_handler_init(gpointer g_iface, gpointer) {
+  auto *iface = static_cast<GstURIHandlerInterface *>(g_iface);
+  iface->get_type = uri_get_type;
+  iface->get_protocols = uri_get_protocols;
+  iface->get_uri = uri_get_uri;
+  iface->set_uri = uri_set_uri;
+}
+
+/* ---- GObject ------------------------------------------------------------ */
+
+static void gst_seg_dl_src_finalize(GObject *object) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(object);
+  delete self->priv;
+  self->priv = nullptr;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_seg_dl_src_init(GstSegDlSrc *self) {
+  self->priv = new GstSegDlSrcPrivate;
+  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_BYTES);
+  gst_base_src_set_live(GST_BASE_SRC(self), FALSE);
+}
+
+static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseSrcClass *basesrc_class = GST_BASE_SRC_CLASS(klass);
+  GstPushSrcClass *pushsrc_class = GST_PUSH_SRC_CLASS(klass);
+
+  gobject_class->set_property = gst_seg_dl_src_set_property;
+  gobject_class->get_property = gst_seg_dl_src_get_property;
+  gobject_class->finalize = gst_seg_dl_src_finalize;
+
+  const auto rw =
+      GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+
+  /**
+   * GstSegDlSrc:backend-url:
+   * Base URL of the backend, http:// or https://, e.g. `http://127.0.0.1:8080`
+   * or `https://example.com/api`. Required.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_BACKEND_URL,
+      g_param_spec_string("backend-url", "Backend URL",
+                          "Base URL of the segment backend (http:// or https://); status is "
+                          "{backend-url}/status?v=ID, segments {backend-url}/stream?v=ID&segment=N",
+                          nullptr, rw));
+  /**
+   * GstSegDlSrc:video-id:
+   * The track's id, sent percent-encoded as `v=`. Required.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_VIDEO_ID,
+      g_param_spec_string("video-id", "Video ID",
+                          "Id of the track (e.g. a YouTube video id); always percent-encoded in "
+                          "URLs",
+                          nullptr, rw));
+  /**
+   * GstSegDlSrc:max-concurrent:
+   * Segment downloads in flight at once (1-16, default 3).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_CONCURRENT,
+      g_param_spec_uint("max-concurrent", "Max concurrent downloads",
+                        "Segments downloaded at the same time (segment 0 always first)", 1, 16,
+                        kDefaultMaxConcurrent, rw));
+  /**
+   * GstSegDlSrc:poll-interval:
+   * Seconds between status requests while the track is produced (default 2).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_POLL_INTERVAL,
+      g_param_spec_double("poll-interval", "Poll interval",
+                          "Seconds between two status requests while the backend is still "
+                          "producing the track",
+                          0.01, 3600.0, kDefaultPollInterval, rw));
+  /**
+   * GstSegDlSrc:max-retries:
+   * Retries of a failing request before giving up (default 3).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_RETRIES,
+      g_param_spec_uint("max-retries", "Max retries",
+                        "Retries of a failing segment or status request (transient errors: "
+                        "connection failures, timeouts, broken bodies, 5xx) before an error",
+                        0, 100, kDefaultMaxRetries, rw));
+  /**
+   * GstSegDlSrc:retry-backoff:
+   * Seconds before the first retry; doubled for each further one, with
+   * jitter, never below the server's Retry-After (default 1).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_RETRY_BACKOFF,
+      g_param_spec_double("retry-backoff", "Retry backoff",
+                          "Seconds before the first retry, doubled for each further retry (with "
+                          "jitter; Retry-After is honoured)",
+                          0.0, 600.0, kDefaultRetryBackoff, rw));
+  /**
+   * GstSegDlSrc:timeout:
+   * Seconds a request may go without progress before it fails (0 = no
+   * limit, default 15).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_TIMEOUT,
+      g_param_spec_uint("timeout", "Timeout",
+                        "Seconds a request may make no progress (connect, headers or body) "
+                        "before it fails and is retried (0 = no limit)",
+                        0, 3600, kDefaultTimeout, rw));
+  /**
+   * GstSegDlSrc:max-wait:
+   * Seconds after start within which the backend must have produced the
+   * whole track; then an error names the segment that never came (0 = no
+   * limit, default 600).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_WAIT,
+      g_param_spec_double("max-wait", "Max wait",
+                          "Seconds after start within which the track must be complete on the "
+                          "backend; after that, an error (0 = wait forever)",
+                          0.0, G_MAXDOUBLE, kDefaultMaxWait, rw));
+  /**
+   * GstSegDlSrc:monitor:
+   * TRUE: follow the backend until the track is complete. FALSE: take only
+   * the segments ready at the first status, then end (the old tools'
+   * `--no-monitor`).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MONITOR,
+      g_param_spec_boolean("monitor", "Monitor",
+                           "Follow the backend until the track is complete (false: only the "
+                           "segments ready at start, then EOS)",
+                           kDefaultMonitor, rw));
+  /**
+   * GstSegDlSrc:idle-timeout:
+   * For backends that send neither a total nor a state: the track is
+   * complete when no new segment appeared for this many seconds (default
+   * 20, the old tools' rule).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_IDLE_TIMEOUT,
+      g_param_spec_double("idle-timeout", "Idle timeout",
+                          "Seconds without a new segment after which a track whose backend "
+                          "gives no total and no state is taken as complete",
+                          0.0, 86400.0, kDefaultIdleTimeout, rw));
+  /**
+   * GstSegDlSrc:user-agent:
+   * The User-Agent header of every request (default "segdl/VERSION").
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_USER_AGENT,
+      g_param_spec_string("user-agent", "User-Agent", "User-Agent header sent with every request",
+                          "segdl/" VERSION, rw));
+  /**
+   * GstSegDlSrc:ssl-strict:
+   * Verify HTTPS certificates (default TRUE).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_SSL_STRICT,
+      g_param_spec_boolean("ssl-strict", "SSL strict",
+                           "Fail on HTTPS certificates that cannot be verified", TRUE, rw));
+  /**
+   * GstSegDlSrc:buffer-size:
+   * Bytes that must be ready before playback goes on after the element ran
+   * dry (the BUFFERING hysteresis; default 65536).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_BUFFER_SIZE,
+      g_param_spec_uint("buffer-size", "Buffer size",
+                        "Bytes to have ready before going on after running dry (buffering "
+                        "reaches 100% then)",
+                        1, G_MAXINT, kDefaultBufferSize, rw));
+  /**
+   * GstSegDlSrc:stats:
+   * A "segdl-stats" structure: segments-total (-1 while unknown),
+   * segments-available, segments-downloaded, bytes-downloaded, retries,
+   * status-polls, time-to-first-byte (ns, NONE until known), current-segment.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "Download statistics (segments total/available/downloaded, bytes, "
+                         "retries, status polls, time to first byte in ns, current segment)",
+                         GST_TYPE_STRUCTURE,
+                         GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Segmented audio download source", "Source/Network",
+      "Downloads an audio track that a backend publishes as numbered segments, while it is "
+      "produced, and outputs it as one stream",
+      "segdl developers");
+
+  basesrc_class->start = gst_seg_dl_src_start;
+  basesrc_class->stop = gst_seg_dl_src_stop;
+  basesrc_class->unlock = gst_seg_dl_src_unlock;
+  basesrc_class->unlock_stop = gst_seg_dl_src_unlock_stop;
+  basesrc_class->is_seekable = gst_seg_dl_src_is_seekable;
+  basesrc_class->query = gst_seg_dl_src_query;
+  pushsrc_class->create = gst_seg_dl_src_create;
+}

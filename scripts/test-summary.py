@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Counts test cases in meson's testlog.json and prints 'N passed, N failed'.
+
+gst-check executables print 'NN%: Checks: X, Failures: Y, Errors: Z': those
+are counted case by case. Any other test counts as one case. A test that
+crashed or timed out before printing its line counts as one failure; a
+skipped test (exit 77) as skipped. Exits 1 when anything failed or nothing ran.
+"""
+import json
+import re
+import sys
+
+CHECKS = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+
+passed = failed = skipped = 0
+path = sys.argv[1]
+try:
+    with open(path, encoding="utf-8") as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+except OSError as e:
+    print(f"no test log: {e}")
+    lines = []
+
+for t in lines:
+    result = t.get("result", "")
+    out = t.get("stdout", "") or ""
+    m = CHECKS.search(out)
+    if result == "SKIP":
+        skipped += 1
+    elif m and result in ("OK", "FAIL"):
+        checks, failures, errors = map(int, m.groups())
+        passed += checks - failures - errors
+        failed += failures + errors
+        if result == "FAIL" and failures + errors == 0:
+            failed += 1  # failed after its checks (e.g. a leak or a crash at exit)
+    elif result == "OK":
+        passed += 1
+    else:
+        failed += 1
+
+line = f"{passed} passed, {failed} failed"
+if skipped:
+    line += f", {skipped} skipped"
+print(line)
+sys.exit(1 if failed or passed == 0 else 0)

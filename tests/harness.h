@@ -1,0 +1,185 @@
+/* segdl tests — shared helpers: fixtures made once per process, an
+ * in-process reference server, and a pipeline runner that collects output
+ * bytes and bus messages with bounded waits (never sleeps).
+ */
+#pragma once
+
+#include "common/mediagen.h"
+#include "server/server.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/check/gstcheck.h>
+#include <gst/gst.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace segdl::test {
+
+using media::Bytes;
+
+// One encode per form per process (deterministic, so shared safely).
+inline const media::Encoded &fixture(media::Form form, double seconds = 10.5) {
+  static std::mutex lock;
+  static std::map<std::pair<int, int>, media::Encoded> cache;
+  std::lock_guard<std::mutex> guard(lock);
+  auto key = std::make_pair(int(form), int(seconds * 1000));
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  media::Encoded enc;
+  std::string error;
+  if (!media::encode(form, seconds, enc, error)) g_error("fixture: %s", error.c_str());
+  return cache.emplace(key, std::move(enc)).first->second;
+}
+
+inline Bytes concat(const std::vector<Bytes> &segs) {
+  Bytes all;
+  for (const Bytes &s : segs) all.insert(all.end(), s.begin(), s.end());
+  return all;
+}
+
+// A track cut 1.5 s + 3 s (short, so the suite is quick; the element never
+// assumes 15 s + 30 s).
+inline server::Track make_track(media::Form form, double seconds = 10.5) {
+  const media::Encoded &enc = fixture(form, seconds);
+  server::Track t;
+  for (Bytes &b : media::cut(enc, 1.5, 3.0)) t.segments.push_back(std::move(b));
+  t.mime_type = media::form_mime_type(form);
+  t.first_segment_duration = 1.5;
+  t.segment_duration = 3.0;
+  t.duration = double(enc.duration_ns) / 1e9;
+  return t;
+}
+
+inline std::unique_ptr<server::Server> start_server(server::Options opts = server::Options()) {
+  auto srv = std::make_unique<server::Server>(opts);
+  std::string error;
+  if (!srv->start(error)) g_error("server: %s", error.c_str());
+  return srv;
+}
+
+// What a pipeline run produced.
+struct Run {
+  Bytes bytes;                        // from the appsink named "sink", if any
+  std::vector<GstClockTime> pts;      // of the sink's buffers
+  GstClockTime decoded_duration = 0;  // sum of buffer durations at the sink
+  bool eos = false;
+  GError *error = nullptr;            // first ERROR, if any
+  std::string error_debug;
+  GstStructure *error_details = nullptr;
+  std::vector<int> buffering;  // BUFFERING percentages in order
+  bool timed_out = false;
+
+  Run() = default;
+  Run(const Run &) = delete;
+  ~Run() {
+    g_clear_error(&error);
+    if (error_details) gst_structure_free(error_details);
+  }
+};
+
+struct SinkData {
+  std::mutex lock;
+  Bytes bytes;
+  std::vector<GstClockTime> pts;
+  GstClockTime duration = 0;
+};
+
+inline GstFlowReturn on_new_sample(GstAppSink *sink, gpointer data) noexcept {
+  auto *sd = static_cast<SinkData *>(data);
+  GstSample *sample = gst_app_sink_pull_sample(sink);
+  if (!sample) return GST_FLOW_ERROR;
+  GstBuffer *buf = gst_sample_get_buffer(sample);
+  GstMapInfo map;
+  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+    std::lock_guard<std::mutex> guard(sd->lock);
+    sd->bytes.insert(sd->bytes.end(), map.data, map.data + map.size);
+    sd->pts.push_back(GST_BUFFER_PTS(buf));
+    if (GST_BUFFER_DURATION_IS_VALID(buf)) sd->duration += GST_BUFFER_DURATION(buf);
+    gst_buffer_unmap(buf, &map);
+  }
+  gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+// Plays `pipeline` to EOS or ERROR, at most `timeout_s`; then sets NULL.
+inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30) {
+  SinkData sd;
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  if (sink && GST_IS_APP_SINK(sink)) {
+    GstAppSinkCallbacks cbs = {};
+    cbs.new_sample = on_new_sample;
+    gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, &sd, nullptr);
+  }
+  GstBus *bus = gst_element_get_bus(pipeline);
+  fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  gint64 deadline = g_get_monotonic_time() + gint64(timeout_s * G_USEC_PER_SEC);
+  for (;;) {
+    gint64 left = deadline - g_get_monotonic_time();
+    if (left <= 0) {
+      run.timed_out = true;
+      break;
+    }
+    GstMessage *msg = gst_bus_timed_pop_filtered(
+        bus, GstClockTime(left) * GST_USECOND,
+        GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_BUFFERING));
+    if (!msg) {
+      run.timed_out = true;
+      break;
+    }
+    bool done = false;
+    switch (GST_MESSAGE_TYPE(msg)) {
+      case GST_MESSAGE_EOS:
+        run.eos = true;
+        done = true;
+        break;
+      case GST_MESSAGE_ERROR: {
+        gchar *dbg = nullptr;
+        gst_message_parse_error(msg, &run.error, &dbg);
+        run.error_debug = dbg ? dbg : "";
+        g_free(dbg);
+        const GstStructure *details = nullptr;
+        gst_message_parse_error_details(msg, &details);
+        if (details) run.error_details = gst_structure_copy(details);
+        done = true;
+        break;
+      }
+      case GST_MESSAGE_BUFFERING: {
+        gint pct = 0;
+        gst_message_parse_buffering(msg, &pct);
+        run.buffering.push_back(pct);
+        break;
+      }
+      default:
+        break;
+    }
+    gst_message_unref(msg);
+    if (done) break;
+  }
+  fail_unless(gst_element_set_state(pipeline, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(bus);
+  if (sink) gst_object_unref(sink);
+  std::lock_guard<std::mutex> guard(sd.lock);
+  run.bytes = std::move(sd.bytes);
+  run.pts = std::move(sd.pts);
+  run.decoded_duration = sd.duration;
+}
+
+// "segdlsrc name=src ... ! <tail>" with the backend and id set.
+inline GstElement *make_pipeline(const std::string &backend, const std::string &id,
+                                 const std::string &src_props, const std::string &tail) {
+  std::string desc = "segdlsrc name=src poll-interval=0.1 retry-backoff=0.05 " + src_props +
+                     " ! " + tail;
+  GError *err = nullptr;
+  GstElement *p = gst_parse_launch(desc.c_str(), &err);
+  if (!p) g_error("pipeline '%s': %s", desc.c_str(), err ? err->message : "?");
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  g_object_set(src, "backend-url", backend.c_str(), "video-id", id.c_str(), nullptr);
+  gst_object_unref(src);
+  return p;
+}
+
+}  // namespace segdl::test

@@ -1,0 +1,215 @@
+/* segdl-server — the reference backend of the segdl protocol.
+ *
+ *   segdl-server --root DIR            serve DIR/ID/seg_N.EXT
+ *   segdl-server --demo --port 0       generate a ~3 minute melody in three forms
+ *
+ * Prints "segdl-server listening on http://HOST:PORT" once it accepts
+ * connections (scripts read the port from it), runs until SIGINT/SIGTERM.
+ * Bad options exit with status 2.
+ */
+#include "common/mediagen.h"
+#include "server/server.h"
+
+#include <glib-unix.h>
+#include <glib.h>
+#include <gst/gst.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+gboolean on_signal(gpointer data) noexcept {
+  g_main_loop_quit(static_cast<GMainLoop *>(data));
+  return G_SOURCE_CONTINUE;
+}
+
+int usage_error(const std::string &msg) {
+  g_printerr("segdl-server: %s\n", msg.c_str());
+  g_printerr("Try 'segdl-server --help'.\n");
+  return kExitUsage;
+}
+
+// "15,30" -> first = 15, rest = 30.
+bool parse_segment_seconds(const char *spec, double &first, double &rest) {
+  gchar **parts = g_strsplit(spec, ",", -1);
+  bool ok = g_strv_length(parts) == 2;
+  for (int i = 0; ok && i < 2; i++) {
+    gchar *end = nullptr;
+    const double v = g_ascii_strtod(parts[i], &end);
+    ok = end && !*end && end != parts[i] && v > 0 && v < 86400;
+    (i == 0 ? first : rest) = v;
+  }
+  g_strfreev(parts);
+  return ok;
+}
+
+// Encodes the three demo forms at once (one thread each) and adds them.
+bool add_demo(segdl::server::Server &server, double seconds, double first_s, double rest_s,
+              std::string &error) {
+  using segdl::media::Form;
+  struct Job {
+    Form form;
+    const char *id;
+    segdl::media::Encoded enc;
+    std::string error;
+    bool ok = false;
+  };
+  std::vector<Job> jobs = {{Form::Adts, "demo"}, {Form::Mp3, "demo-mp3"}, {Form::MpegTs, "demo-ts"}};
+  std::vector<std::thread> threads;
+  for (Job &j : jobs)
+    threads.emplace_back([&j, seconds] { j.ok = segdl::media::encode(j.form, seconds, j.enc, j.error); });
+  for (std::thread &t : threads) t.join();
+  for (Job &j : jobs) {
+    if (!j.ok) {
+      error = std::string("demo ") + segdl::media::form_name(j.form) + ": " + j.error;
+      return false;
+    }
+    segdl::server::Track track;
+    track.segments = segdl::media::cut(j.enc, first_s, rest_s);
+    track.mime_type = segdl::media::form_mime_type(j.form);
+    track.first_segment_duration = first_s;
+    track.segment_duration = rest_s;
+    track.duration = static_cast<double>(j.enc.duration_ns) / GST_SECOND;
+    track.full = j.enc.bytes;
+    g_print("serving %-9s %-11s %.1f s, %zu segments, %zu bytes\n", j.id,
+            segdl::media::form_mime_type(j.form), track.duration, track.segments.size(),
+            j.enc.bytes.size());
+    server.add_track(j.id, std::move(track));
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  gchar *root = nullptr;
+  gchar *host = nullptr;
+  gchar *style = nullptr;
+  gchar *seg_seconds = nullptr;
+  gchar **fault_specs = nullptr;
+  gint port = 8080;
+  gint latency_ms = 0;
+  gint bandwidth_kbps = 0;
+  gdouble reveal_every = 0;
+  gdouble demo_seconds = 180;
+  gboolean total_unknown = FALSE;
+  gboolean demo = FALSE;
+  const GOptionEntry entries[] = {
+      {"root", 'r', 0, G_OPTION_ARG_FILENAME, &root, "Serve DIR/ID/seg_N.EXT", "DIR"},
+      {"port", 'p', 0, G_OPTION_ARG_INT, &port, "Port (default 8080, 0 = pick a free one)", "P"},
+      {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1)",
+       "HOST"},
+      {"reveal-every", 0, 0, G_OPTION_ARG_DOUBLE, &reveal_every,
+       "Segment k becomes ready k*S seconds after the first request for its id", "S"},
+      {"latency-ms", 0, 0, G_OPTION_ARG_INT, &latency_ms, "Delay before every response", "MS"},
+      {"bandwidth-kbps", 0, 0, G_OPTION_ARG_INT, &bandwidth_kbps,
+       "Throttle every response body (1 kbps = 1000 bit/s)", "KBPS"},
+      {"status-style", 0, 0, G_OPTION_ARG_STRING, &style, "Status JSON: bare (default) or rich",
+       "STYLE"},
+      {"total-unknown", 0, 0, G_OPTION_ARG_NONE, &total_unknown, "Never send totalSegments",
+       nullptr},
+      {"fault", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fault_specs,
+       "Inject a fault (repeatable); SEGMENT is N, * or full", "KIND:ID:SEGMENT:COUNT[:ARG]"},
+      {"demo", 0, 0, G_OPTION_ARG_NONE, &demo,
+       "Serve a generated melody: ids demo (ADTS AAC), demo-mp3, demo-ts", nullptr},
+      {"demo-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &demo_seconds, "Demo length (default 180)",
+       "N"},
+      {"segment-seconds", 0, 0, G_OPTION_ARG_STRING, &seg_seconds,
+       "First and later segment durations (default 15,30)", "FIRST,REST"},
+      {nullptr}};
+
+  GOptionContext *octx = g_option_context_new("- the segdl reference backend");
+  g_option_context_add_main_entries(octx, entries, nullptr);
+  g_option_context_add_group(octx, gst_init_get_option_group());
+  GError *err = nullptr;
+  const bool parsed = g_option_context_parse(octx, &argc, &argv, &err);
+  g_option_context_free(octx);
+  // Frees the option strings on every way out of main.
+  struct Strings {
+    gchar **p[4];
+    gchar ***specs;
+    ~Strings() {
+      for (gchar **s : p) g_free(*s);
+      g_strfreev(*specs);
+    }
+  } strings{{&root, &host, &style, &seg_seconds}, &fault_specs};
+  if (!parsed) {
+    const std::string msg = err ? err->message : "bad options";
+    g_clear_error(&err);
+    return usage_error(msg);
+  }
+  if (argc > 1) return usage_error(std::string("unexpected argument: ") + argv[1]);
+
+  segdl::server::Options opts;
+  if (host) opts.host = host;
+  if (port < 0 || port > 65535) return usage_error("--port must be 0..65535");
+  opts.port = port;
+  if (reveal_every < 0) return usage_error("--reveal-every must be >= 0");
+  opts.reveal_every = reveal_every;
+  if (latency_ms < 0) return usage_error("--latency-ms must be >= 0");
+  opts.latency_ms = latency_ms;
+  if (bandwidth_kbps < 0) return usage_error("--bandwidth-kbps must be >= 0");
+  opts.bandwidth_kbps = bandwidth_kbps;
+  if (style) {
+    const std::string s = style;
+    if (s == "bare")
+      opts.status_style = segdl::server::StatusStyle::Bare;
+    else if (s == "rich")
+      opts.status_style = segdl::server::StatusStyle::Rich;
+    else
+      return usage_error("--status-style must be bare or rich");
+  }
+  opts.total_unknown = total_unknown;
+  double first_s = 15, rest_s = 30;
+  if (seg_seconds && !parse_segment_seconds(seg_seconds, first_s, rest_s))
+    return usage_error("--segment-seconds wants FIRST,REST (two positive numbers)");
+  if (demo && !(demo_seconds > 0 && demo_seconds <= 6 * 3600))
+    return usage_error("--demo-seconds must be in (0, 21600]");
+  if (!root && !demo) return usage_error("nothing to serve: give --root DIR or --demo");
+
+  std::vector<segdl::server::Fault> faults;
+  for (gchar **s = fault_specs; s && *s; s++) {
+    segdl::server::Fault f;
+    std::string why;
+    if (!segdl::server::parse_fault(*s, f, why)) return usage_error(why);
+    faults.push_back(f);
+  }
+
+  segdl::server::Server server(opts);
+  std::string error;
+  if (root) {
+    if (!g_file_test(root, G_FILE_TEST_IS_DIR))
+      return usage_error(std::string("--root: not a directory: ") + root);
+    if (!server.load_dir(root, error)) return usage_error(error);
+    g_print("serving the tracks under %s\n", root);
+  }
+  if (demo && !add_demo(server, demo_seconds, first_s, rest_s, error)) {
+    g_printerr("segdl-server: %s\n", error.c_str());
+    return 1;
+  }
+  for (const segdl::server::Fault &f : faults) server.add_fault(f);
+
+  if (!server.start(error)) {
+    g_printerr("segdl-server: %s\n", error.c_str());
+    return 1;
+  }
+  g_print("segdl-server listening on %s\n", server.base_url().c_str());
+  fflush(stdout);
+
+  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
+  const guint sigint = g_unix_signal_add(SIGINT, on_signal, loop);
+  const guint sigterm = g_unix_signal_add(SIGTERM, on_signal, loop);
+  g_main_loop_run(loop);
+  g_source_remove(sigint);
+  g_source_remove(sigterm);
+  g_main_loop_unref(loop);
+  server.stop();
+  g_print("segdl-server stopped\n");
+  return 0;
+}
