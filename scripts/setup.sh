@@ -12,7 +12,8 @@ PACKAGES=(
   meson ninja-build g++ pkg-config python3
   libglib2.0-dev libsoup-3.0-dev libjson-glib-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps
+  gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # Only for the test proving segdlsrc refuses to run beside libsoup 2.
   libsoup2.4-1
