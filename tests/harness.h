@@ -67,7 +67,7 @@ struct Run {
   std::vector<GstClockTime> pts;      // of the sink's buffers
   GstClockTime decoded_duration = 0;  // sum of buffer durations at the sink
   bool eos = false;
-  GError *error = nullptr;            // first ERROR, if any
+  GError *error = nullptr;  // first ERROR, if any
   std::string error_debug;
   GstStructure *error_details = nullptr;
   std::vector<int> buffering;  // BUFFERING percentages in order
@@ -171,8 +171,8 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30) 
 // "segdlsrc name=src ... ! <tail>" with the backend and id set.
 inline GstElement *make_pipeline(const std::string &backend, const std::string &id,
                                  const std::string &src_props, const std::string &tail) {
-  std::string desc = "segdlsrc name=src poll-interval=0.1 retry-backoff=0.05 " + src_props +
-                     " ! " + tail;
+  std::string desc =
+      "segdlsrc name=src poll-interval=0.1 retry-backoff=0.05 " + src_props + " ! " + tail;
   GError *err = nullptr;
   GstElement *p = gst_parse_launch(desc.c_str(), &err);
   if (!p) g_error("pipeline '%s': %s", desc.c_str(), err ? err->message : "?");

@@ -52,7 +52,7 @@ GST_START_TEST(test_bytes_exact) {
   fail_unless(track.segments.size() == 4, "fixture has %zu segments", track.segments.size());
   srv->add_track("abc", track);
 
-  GstElement *p = make_pipeline(srv->base_url(), "abc", "idle-timeout=0.5",
+  GstElement *p = make_pipeline(srv->base_url(), "abc", "join=bytes idle-timeout=0.5",
                                 "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run);
@@ -83,8 +83,8 @@ GST_START_TEST(test_decodes_to_duration) {
   gst_object_unref(p);
   fail_unless(run.eos && !run.error, "%s: no clean EOS", media::form_name(form));
   // PCM bytes -> duration: the sample count is what a listener gets.
-  GstClockTime pcm = gst_util_uint64_scale(run.bytes.size() / (2 * enc.channels), GST_SECOND,
-                                           enc.sample_rate);
+  GstClockTime pcm =
+      gst_util_uint64_scale(run.bytes.size() / (2 * enc.channels), GST_SECOND, enc.sample_rate);
   GstClockTime diff = pcm > enc.duration_ns ? pcm - enc.duration_ns : enc.duration_ns - pcm;
   GST_INFO("%s: decoded %" GST_TIME_FORMAT ", encoded %" GST_TIME_FORMAT, media::form_name(form),
            GST_TIME_ARGS(pcm), GST_TIME_ARGS(enc.duration_ns));
@@ -103,7 +103,8 @@ GST_START_TEST(test_progressive_buffering) {
   server::Track track = make_track(media::Form::Adts);
   Bytes expected = concat(track.segments);
   srv->add_track("live", track);
-  GstElement *p = make_pipeline(srv->base_url(), "live", "", "appsink name=sink sync=false");
+  GstElement *p =
+      make_pipeline(srv->base_url(), "live", "join=bytes", "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run);
   gst_object_unref(p);
@@ -135,8 +136,8 @@ GST_START_TEST(test_scheduling) {
   fail_unless_equals_int(track.segments.size(), 6);
   Bytes expected = concat(track.segments);
   srv->add_track("sched", track);
-  GstElement *p =
-      make_pipeline(srv->base_url(), "sched", "max-concurrent=2", "appsink name=sink sync=false");
+  GstElement *p = make_pipeline(srv->base_url(), "sched", "join=bytes max-concurrent=2",
+                                "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 60);
   gst_object_unref(p);
@@ -180,8 +181,8 @@ GST_START_TEST(test_error_unreachable) {
     auto srv = start_server();
     port = srv->port();
   }  // stopped: the port now refuses connections
-  GstElement *p = make_pipeline("http://127.0.0.1:" + std::to_string(port), "abc",
-                                "max-retries=2", "fakesink");
+  GstElement *p =
+      make_pipeline("http://127.0.0.1:" + std::to_string(port), "abc", "max-retries=2", "fakesink");
   Run run;
   run_pipeline(p, run, 20);
   gst_object_unref(p);
@@ -248,7 +249,7 @@ GST_START_TEST(test_error_segment_fails) {
   f.segment = 1;
   f.count = -1;
   srv->add_fault(f);
-  GstElement *p = make_pipeline(srv->base_url(), "s", "max-retries=2",
+  GstElement *p = make_pipeline(srv->base_url(), "s", "join=bytes max-retries=2",
                                 "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 20);
@@ -275,7 +276,7 @@ GST_START_TEST(test_error_max_wait) {
   auto srv = start_server(opts);
   server::Track track = make_track(media::Form::Adts);
   srv->add_track("slow", track);
-  GstElement *p = make_pipeline(srv->base_url(), "slow", "max-wait=1",
+  GstElement *p = make_pipeline(srv->base_url(), "slow", "join=bytes max-wait=1",
                                 "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 20);
@@ -326,7 +327,7 @@ GST_START_TEST(test_hostile_id) {
   Bytes expected = concat(track.segments);
   const std::string id = "../a b/?c=d&segment=9#e%41";
   srv->add_track(id, track);
-  GstElement *p = make_pipeline(srv->base_url(), id, "", "appsink name=sink sync=false");
+  GstElement *p = make_pipeline(srv->base_url(), id, "join=bytes", "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run);
   gst_object_unref(p);
@@ -408,8 +409,8 @@ GST_END_TEST;
 
 GST_START_TEST(test_uri_handler) {
   GError *err = nullptr;
-  GstElement *src = gst_element_make_from_uri(GST_URI_SRC, "segdl://example.com:8080/api/x%2Fy",
-                                              nullptr, &err);
+  GstElement *src =
+      gst_element_make_from_uri(GST_URI_SRC, "segdl://example.com:8080/api/x%2Fy", nullptr, &err);
   fail_unless(src != nullptr, "%s", err ? err->message : "");
   gchar *backend = nullptr, *id = nullptr;
   g_object_get(src, "backend-url", &backend, "video-id", &id, nullptr);
@@ -471,8 +472,8 @@ GST_START_TEST(test_no_monitor) {
   auto srv = start_server(opts);
   server::Track track = make_track(media::Form::Adts);
   srv->add_track("nm", track);
-  GstElement *p =
-      make_pipeline(srv->base_url(), "nm", "monitor=false", "appsink name=sink sync=false");
+  GstElement *p = make_pipeline(srv->base_url(), "nm", "join=bytes monitor=false",
+                                "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 20);
   gst_object_unref(p);

@@ -19,7 +19,9 @@ namespace segdl {
 
 namespace {
 
-int64_t now_us() { return g_get_monotonic_time(); }
+int64_t now_us() {
+  return g_get_monotonic_time();
+}
 
 // Destroys a timer we hold a ref on, if any.
 void clear_source(GSource *&src) {
@@ -84,12 +86,24 @@ struct Downloader::StatusJob final : FetchListener {
   ~StatusJob() override { g_byte_array_unref(body); }
 };
 
+int64_t EngineStats::track_duration_ns() const {
+  if (duration_s > 0) return int64_t(duration_s * 1e9 + 0.5);
+  if (segments_total < 0) return -1;
+  if (segments_total == 0) return 0;
+  if (first_segment_duration_s <= 0) return -1;
+  if (segments_total > 1 && segment_duration_s <= 0) return -1;
+  double total = first_segment_duration_s + double(segments_total - 1) * segment_duration_s;
+  return int64_t(total * 1e9 + 0.5);
+}
+
 Downloader::Downloader(DownloaderConfig cfg, FetcherFactory factory)
     : cfg_(std::move(cfg)),
       factory_(std::move(factory)),
       progress_(TrackProgress::Config{int64_t(cfg_.idle_timeout_s * 1e6), cfg_.monitor}) {}
 
-Downloader::~Downloader() { stop(); }
+Downloader::~Downloader() {
+  stop();
+}
 
 bool Downloader::start(std::string &error) {
   if (started_) return true;
@@ -241,8 +255,8 @@ void Downloader::schedule() {
     // Before the first status only segment 0 is worth asking for.
     return progress_.is_ready(n) || (n == 0 && !progress_.seen_status());
   };
-  for (int64_t n : pick_downloads(consumer, window, cfg_.max_concurrent, in_flight,
-                                  progress_.end(), startable)) {
+  for (int64_t n : pick_downloads(consumer, window, cfg_.max_concurrent, in_flight, progress_.end(),
+                                  startable)) {
     auto &slot = jobs_[n];
     if (!slot) {
       slot = std::make_unique<Job>();
@@ -326,9 +340,9 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
     return;
   }
   if (err != FetchError::None) {
-    EngineError::Kind kind =
-        job.received > 0 || err == FetchError::Io ? EngineError::Kind::Read
-                                                  : EngineError::Kind::OpenRead;
+    EngineError::Kind kind = job.received > 0 || err == FetchError::Io
+                                 ? EngineError::Kind::Read
+                                 : EngineError::Kind::OpenRead;
     job_failed(job, kind, 0, std::string(fetch_error_name(err)) + ": " + msg, -1, true);
     return;
   }
@@ -344,8 +358,8 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
 
 void Downloader::job_not_ready(Job &job, int retry_after_s) {
   job.phase = Job::Phase::Waiting;
-  int64_t delay = retry_after_s >= 0 ? int64_t(retry_after_s) * 1000000
-                                     : int64_t(cfg_.poll_interval_s * 1e6);
+  int64_t delay =
+      retry_after_s >= 0 ? int64_t(retry_after_s) * 1000000 : int64_t(cfg_.poll_interval_s * 1e6);
   clear_source(job.timer);
   Job *jp = &job;
   job.timer = add_timer(delay, [this, jp] {
@@ -365,8 +379,8 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
       std::lock_guard<std::mutex> lock(mu_);
       stats_.retries++;
     }
-    g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n,
-              cause.c_str(), job.failures, cfg_.max_retries + 1);
+    g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n, cause.c_str(),
+            job.failures, cfg_.max_retries + 1);
     job.phase = Job::Phase::Waiting;
     int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, job.failures, jitter(), retry_after_s);
     clear_source(job.timer);
@@ -420,13 +434,13 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
     return;
   }
   if (err != FetchError::None) {
-    on_status_failure(std::string("cannot reach the backend (") + fetch_error_name(err) + ")",
-                      msg, 0, EngineError::Kind::OpenRead);
+    on_status_failure(std::string("cannot reach the backend (") + fetch_error_name(err) + ")", msg,
+                      0, EngineError::Kind::OpenRead);
     return;
   }
   int s = sj.resp.http_status;
   if (s != 200) {
-    EngineError::Kind kind = s == 404   ? EngineError::Kind::NotFound
+    EngineError::Kind kind = s == 404               ? EngineError::Kind::NotFound
                              : s == 401 || s == 403 ? EngineError::Kind::NotAuthorized
                                                     : EngineError::Kind::OpenRead;
     on_status_failure("status request failed: " + http_cause(sj.resp), "", s, kind);
@@ -455,7 +469,7 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
   progress_.update(st, now_us());
   if (old_end && progress_.end() != old_end)
     g_debug("track %s: the number of segments changed from %" G_GINT64_FORMAT,
-              cfg_.video_id.c_str(), *old_end);
+            cfg_.video_id.c_str(), *old_end);
   after_status();
 }
 
@@ -517,6 +531,11 @@ void Downloader::publish_end() {
     end_ = progress_.end();
     stats_.segments_total = end_ ? *end_ : -1;
     stats_.segments_available = progress_.ready_count();
+    const Status &st = progress_.last();
+    if (st.duration) stats_.duration_s = *st.duration;
+    if (st.first_segment_duration) stats_.first_segment_duration_s = *st.first_segment_duration;
+    if (st.segment_duration) stats_.segment_duration_s = *st.segment_duration;
+    if (!st.mime_type.empty()) stats_.mime_type = st.mime_type;
   }
   cond_.notify_all();
 }

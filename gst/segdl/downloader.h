@@ -78,13 +78,22 @@ struct EngineStats {
   int64_t status_polls = 0;
   int64_t time_to_first_byte_us = -1;  // from start() to the first byte of segment 0
   int64_t current_segment = 0;         // the one the consumer is reading
+  // From the status, when the backend gives them (seconds; < 0 = unknown).
+  double duration_s = -1;
+  double first_segment_duration_s = -1;
+  double segment_duration_s = -1;
+  std::string mime_type;
+
+  // The track length in ns: the status duration, else the sum of the
+  // segment durations once the number of segments is known; -1 if unknown.
+  int64_t track_duration_ns() const;
 };
 
 class Downloader {
  public:
   // Creates the Fetcher on the HTTP thread (thread-default context pushed).
-  using FetcherFactory = std::function<std::unique_ptr<Fetcher>(const FetcherConfig &,
-                                                                std::string &error)>;
+  using FetcherFactory =
+      std::function<std::unique_ptr<Fetcher>(const FetcherConfig &, std::string &error)>;
 
   struct Item {
     enum class Kind { Data, Eos, Error, Flushing, Timeout };

@@ -18,7 +18,7 @@ extern "C" {
 // Entry point exported by libsegdl-http.so. Returns nullptr with *error set
 // (g_strdup'ed) on failure.
 typedef segdl::Fetcher *(*SegdlHttpFetcherNew)(int abi, const segdl::FetcherConfig *config,
-                                              char **error);
+                                               char **error);
 }
 
 namespace segdl {

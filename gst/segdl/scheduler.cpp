@@ -54,7 +54,9 @@ bool TrackProgress::fully_known() const {
   return contiguous_ready() >= *end_;
 }
 
-int64_t TrackProgress::first_missing() const { return contiguous_ready(); }
+int64_t TrackProgress::first_missing() const {
+  return contiguous_ready();
+}
 
 std::vector<int64_t> pick_downloads(int64_t consumer, int window, int max_concurrent, int in_flight,
                                     std::optional<int64_t> end,

@@ -133,8 +133,7 @@ class SoupFetcher final : public Fetcher {
       return t->id;
     }
     if (req.range_start > 0)
-      soup_message_headers_set_range(soup_message_get_request_headers(t->msg), req.range_start,
-                                     -1);
+      soup_message_headers_set_range(soup_message_get_request_headers(t->msg), req.range_start, -1);
     if (!ssl_strict_)
       g_signal_connect(t->msg, "accept-certificate", G_CALLBACK(accept_any_certificate), nullptr);
     soup_session_send_async(session_, t->msg, G_PRIORITY_DEFAULT, t->cancellable, on_sent, t);

@@ -17,19 +17,22 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! decodebin ! audioconvert ! autoaudiosink
- * gst-launch-1.0 playbin uri=segdl://127.0.0.1:8080/demo
- * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! filesink location=demo.aac
+ * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! decodebin !
+ * audioconvert ! autoaudiosink gst-launch-1.0 playbin uri=segdl://127.0.0.1:8080/demo
+ * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! filesink
+ * location=demo.aac
  * ]|
  */
 #include "config.h"
 
 #include "gstsegdlsrc.h"
 
+#include "gstsegdljoin.h"
 #include "segdl/downloader.h"
 #include "segdl/httpmodule.h"
 #include "segdl/urls.h"
 
+#include <gst/audio/audio.h>
 #include <gst/base/gsttypefindhelper.h>
 
 #include <atomic>
@@ -38,7 +41,7 @@
 #include <mutex>
 #include <string>
 
-GST_DEBUG_CATEGORY_STATIC(gst_seg_dl_src_debug);
+GST_DEBUG_CATEGORY(gst_seg_dl_src_debug);
 #define GST_CAT_DEFAULT gst_seg_dl_src_debug
 
 namespace {
@@ -54,6 +57,10 @@ constexpr gdouble kDefaultIdleTimeout = 20.0;
 constexpr guint kDefaultBufferSize = 64 * 1024;
 constexpr gsize kTypefindBytes = 4096;
 constexpr auto kPopWait = std::chrono::milliseconds(100);
+constexpr gsize kHeaderProbeBytes = 12;  // enough for starts_container()
+
+enum Join { JOIN_TIMELINE, JOIN_BYTES };
+constexpr Join kDefaultJoin = JOIN_TIMELINE;
 
 enum {
   PROP_0,
@@ -70,6 +77,7 @@ enum {
   PROP_USER_AGENT,
   PROP_SSL_STRICT,
   PROP_BUFFER_SIZE,
+  PROP_JOIN,
   PROP_STATS,
 };
 
@@ -88,7 +96,21 @@ struct Settings {
   std::string user_agent = "segdl/" VERSION;
   gboolean ssl_strict = TRUE;
   guint buffer_size = kDefaultBufferSize;
+  Join join = kDefaultJoin;
 };
+
+GType join_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {JOIN_TIMELINE, "Parsed frames of every segment laid end to end on one timeline", "timeline"},
+      {JOIN_BYTES, "The segments' bytes concatenated (continuous forms only)", "bytes"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstSegDlJoin", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
 
 }  // namespace
 
@@ -103,8 +125,20 @@ struct GstSegDlSrcPrivate {
   std::unique_ptr<segdl::Downloader> downloader;
   segdl::EngineStats last_stats;  // state_lock; kept after stop()
 
+  // Set by start(), read by the streaming thread and by queries.
+  Join join = kDefaultJoin;
+
   // Streaming thread only.
   guint buffer_size = kDefaultBufferSize;
+  std::unique_ptr<segdl::FrameJoiner> joiner;  // timeline join
+  GByteArray *probe = nullptr;  // first bytes of a segment, until starts_container() can tell
+  int64_t probe_segment = -1;
+  bool track_done = false;      // the engine said EOS and the joiner is drained
+  GstCaps *out_caps = nullptr;  // caps set on the src pad (timeline)
+  int out_rate = 0;             // their sample rate, 0 if none
+  uint64_t out_samples = 0;     // timeline position in samples (out_rate > 0)
+  GstClockTime out_time = 0;    // timeline position in ns
+  GstClockTime last_frame_duration = GST_CLOCK_TIME_NONE;
   bool caps_set = false;
   std::deque<GstBuffer *> held;  // buffers read before the caps were known
   gsize held_bytes = 0;
@@ -113,6 +147,7 @@ struct GstSegDlSrcPrivate {
 
   // Read by queries from any thread.
   std::atomic<int> percent{100};
+  std::atomic<int64_t> duration_ns{-1};  // track length, -1 while unknown
 };
 
 struct _GstSegDlSrc {
@@ -127,8 +162,8 @@ G_DEFINE_TYPE_WITH_CODE(GstSegDlSrc, gst_seg_dl_src, GST_TYPE_PUSH_SRC,
                         G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER,
                                               gst_seg_dl_src_uri_handler_init));
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE(segdlsrc, "segdlsrc", GST_RANK_PRIMARY, GST_TYPE_SEG_DL_SRC,
-                                      GST_DEBUG_CATEGORY_INIT(gst_seg_dl_src_debug, "segdlsrc",
-                                                              0, "segmented audio download source"));
+                                      GST_DEBUG_CATEGORY_INIT(gst_seg_dl_src_debug, "segdlsrc", 0,
+                                                              "segmented audio download source"));
 
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -157,14 +192,13 @@ static GstResourceError resource_code(segdl::EngineError::Kind kind) {
 // Posts a RESOURCE error with the details `segment`, `uri` and
 // `http-status-code`, so applications need not parse the text.
 static void post_engine_error(GstSegDlSrc *self, const segdl::EngineError &e) {
-  GstStructure *details =
-      gst_structure_new("details", "segment", G_TYPE_INT64, e.segment, "uri", G_TYPE_STRING,
-                        e.uri.c_str(), "http-status-code", G_TYPE_UINT, guint(e.http_status),
-                        nullptr);
+  GstStructure *details = gst_structure_new("details", "segment", G_TYPE_INT64, e.segment, "uri",
+                                            G_TYPE_STRING, e.uri.c_str(), "http-status-code",
+                                            G_TYPE_UINT, guint(e.http_status), nullptr);
   gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_ERROR, GST_RESOURCE_ERROR,
                                         resource_code(e.kind), g_strdup(e.message.c_str()),
-                                        g_strdup(e.debug.c_str()), __FILE__, GST_FUNCTION,
-                                        __LINE__, details);
+                                        g_strdup(e.debug.c_str()), __FILE__, GST_FUNCTION, __LINE__,
+                                        details);
 }
 
 // Posts BUFFERING when the percentage changes. Streaming thread, no lock held.
@@ -172,8 +206,7 @@ static void post_buffering(GstSegDlSrc *self, int percent) {
   GstSegDlSrcPrivate *priv = self->priv;
   if (priv->percent.exchange(percent) == percent) return;
   GST_DEBUG_OBJECT(self, "buffering %d%%", percent);
-  gst_element_post_message(GST_ELEMENT(self),
-                           gst_message_new_buffering(GST_OBJECT(self), percent));
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_buffering(GST_OBJECT(self), percent));
 }
 
 static GstStructure *make_stats(const segdl::EngineStats &s) {
@@ -181,8 +214,8 @@ static GstStructure *make_stats(const segdl::EngineStats &s) {
       "segdl-stats", "segments-total", G_TYPE_INT64, s.segments_total, "segments-available",
       G_TYPE_INT64, s.segments_available, "segments-downloaded", G_TYPE_INT64,
       s.segments_downloaded, "bytes-downloaded", G_TYPE_INT64, s.bytes_downloaded, "retries",
-      G_TYPE_INT64, s.retries, "status-polls", G_TYPE_INT64, s.status_polls,
-      "time-to-first-byte", G_TYPE_UINT64,
+      G_TYPE_INT64, s.retries, "status-polls", G_TYPE_INT64, s.status_polls, "time-to-first-byte",
+      G_TYPE_UINT64,
       s.time_to_first_byte_us < 0 ? GST_CLOCK_TIME_NONE
                                   : GstClockTime(s.time_to_first_byte_us) * GST_USECOND,
       "current-segment", G_TYPE_INT64, s.current_segment, nullptr);
@@ -199,15 +232,14 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
     s = priv->settings;
   }
   if (s.backend_url.empty() || s.video_id.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No backend-url or video-id set."),
-                      ("backend-url='%s' video-id='%s'", s.backend_url.c_str(),
-                       s.video_id.c_str()));
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, SETTINGS, ("No backend-url or video-id set."),
+        ("backend-url='%s' video-id='%s'", s.backend_url.c_str(), s.video_id.c_str()));
     return FALSE;
   }
   if (!segdl::is_http_url(s.backend_url)) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                      ("backend-url must be an http:// or https:// URL: %s",
-                       s.backend_url.c_str()),
+                      ("backend-url must be an http:// or https:// URL: %s", s.backend_url.c_str()),
                       (nullptr));
     return FALSE;
   }
@@ -222,8 +254,8 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   std::string error;
   SegdlHttpFetcherNew entry = segdl::load_http_module(error);
   if (!entry) {
-    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not load the segdl HTTP module."), ("%s",
-                      error.c_str()));
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not load the segdl HTTP module."),
+                      ("%s", error.c_str()));
     return FALSE;
   }
 
@@ -250,10 +282,19 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   };
   auto dl = std::make_unique<segdl::Downloader>(cfg, factory);
   if (!dl->start(error)) {
-    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not start the HTTP client."), ("%s",
-                      error.c_str()));
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not start the HTTP client."),
+                      ("%s", error.c_str()));
     return FALSE;
   }
+  priv->join = s.join;
+  gst_base_src_set_format(bsrc, s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
+  priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
+  priv->track_done = false;
+  priv->out_rate = 0;
+  priv->out_samples = 0;
+  priv->out_time = 0;
+  priv->last_frame_duration = GST_CLOCK_TIME_NONE;
+  priv->duration_ns = -1;
   priv->buffer_size = s.buffer_size;
   priv->caps_set = false;
   priv->offset = 0;
@@ -278,6 +319,11 @@ static gboolean gst_seg_dl_src_stop(GstBaseSrc *bsrc) noexcept {
   for (GstBuffer *b : priv->held) gst_buffer_unref(b);
   priv->held.clear();
   priv->held_bytes = 0;
+  priv->joiner.reset();
+  if (priv->probe) g_byte_array_unref(priv->probe);
+  priv->probe = nullptr;
+  priv->probe_segment = -1;
+  gst_caps_replace(&priv->out_caps, nullptr);
   return TRUE;
 }
 
@@ -295,7 +341,9 @@ static gboolean gst_seg_dl_src_unlock_stop(GstBaseSrc *bsrc) noexcept {
   return TRUE;
 }
 
-static gboolean gst_seg_dl_src_is_seekable(GstBaseSrc *) noexcept { return FALSE; }
+static gboolean gst_seg_dl_src_is_seekable(GstBaseSrc *) noexcept {
+  return FALSE;
+}
 
 // Types the stream from the first bytes and sets the caps. Streaming thread.
 static GstFlowReturn negotiate_from_held(GstSegDlSrc *self) {
@@ -312,8 +360,8 @@ static GstFlowReturn negotiate_from_held(GstSegDlSrc *self) {
   }
   GST_INFO_OBJECT(self, "stream caps %" GST_PTR_FORMAT " (probability %d)", caps, prob);
   if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps)) {
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr), ("downstream refused %" GST_PTR_FORMAT,
-                      caps));
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
+                      ("downstream refused %" GST_PTR_FORMAT, caps));
     return GST_FLOW_NOT_NEGOTIATED;
   }
   priv->caps_set = true;
@@ -327,26 +375,27 @@ static GstBuffer *take_held(GstSegDlSrcPrivate *priv) {
   return buf;
 }
 
-// The push loop: waits for the next bytes in order (posting BUFFERING while
-// it waits, with hysteresis: once buffering, it goes on only when
-// buffer-size bytes are ready or the track can be finished), and wraps them
-// in a buffer without copying.
-static GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept {
-  GstSegDlSrc *self = GST_SEG_DL_SRC(psrc);
-  GstSegDlSrcPrivate *priv = self->priv;
-  segdl::Downloader *dl = priv->downloader.get();  // stable while streaming
-  if (!dl) return GST_FLOW_FLUSHING;
+// Posts DURATION_CHANGED when the track length becomes known or changes.
+static void update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
+  int64_t d = dl->stats().track_duration_ns();
+  if (self->priv->duration_ns.exchange(d) == d) return;
+  GST_INFO_OBJECT(self, "duration %" GST_STIME_FORMAT, GST_STIME_ARGS(d));
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_duration_changed(GST_OBJECT(self)));
+}
 
-  if (priv->caps_set && !priv->held.empty()) {
-    *outbuf = take_held(priv);
-    return GST_FLOW_OK;
-  }
+// Waits for the next item in order from the engine. While it waits it posts
+// BUFFERING, with hysteresis: once buffering, it goes on only when
+// buffer-size bytes are ready or the track can be finished. Returns
+// GST_FLOW_OK with a Data or Eos item, or the flow to return.
+static GstFlowReturn next_item(GstSegDlSrc *self, segdl::Downloader *dl,
+                               segdl::Downloader::Item &item) {
+  GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
       int pct = lv.can_finish ? 100
-                              : int(std::min<uint64_t>(100, lv.bytes_ahead * 100 /
-                                                                std::max(1u, priv->buffer_size)));
+                              : int(std::min<uint64_t>(
+                                    100, lv.bytes_ahead * 100 / std::max(1u, priv->buffer_size)));
       if (pct < 100) {
         post_buffering(self, pct);
         if (!dl->wait_change(kPopWait)) return GST_FLOW_FLUSHING;
@@ -355,7 +404,7 @@ static GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
       priv->buffering = false;
       post_buffering(self, 100);
     }
-    segdl::Downloader::Item item = dl->pop(kPopWait);
+    item = dl->pop(kPopWait);
     using K = segdl::Downloader::Item::Kind;
     switch (item.kind) {
       case K::Flushing:
@@ -367,26 +416,59 @@ static GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
         post_engine_error(self, item.error);
         return GST_FLOW_ERROR;
       case K::Eos:
-        if (!priv->held.empty()) {
-          // A track shorter than the typefind probe.
-          GstFlowReturn ret = negotiate_from_held(self);
-          if (ret != GST_FLOW_OK) return ret;
-          *outbuf = take_held(priv);
-          return GST_FLOW_OK;
-        }
-        if (!priv->caps_set && priv->offset == 0) {
-          GST_ELEMENT_ERROR(self, STREAM, FAILED, ("The track has no data."),
-                            ("the backend announced no segments, or only empty ones"));
-          return GST_FLOW_ERROR;
-        }
-        GST_INFO_OBJECT(self, "end of track after %" G_GUINT64_FORMAT " bytes", priv->offset);
-        return GST_FLOW_EOS;
       case K::Data:
-        break;
+        update_duration(self, dl);
+        return GST_FLOW_OK;
+    }
+  }
+}
+
+/* ---- join=bytes ---------------------------------------------------------- */
+
+// The segments' bytes, in order, wrapped without copying; caps from
+// typefinding the first bytes.
+static GstFlowReturn create_bytes(GstSegDlSrc *self, segdl::Downloader *dl, GstBuffer **outbuf) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (priv->caps_set && !priv->held.empty()) {
+    *outbuf = take_held(priv);
+    return GST_FLOW_OK;
+  }
+  for (;;) {
+    segdl::Downloader::Item item;
+    GstFlowReturn ret = next_item(self, dl, item);
+    if (ret != GST_FLOW_OK) return ret;
+    if (item.kind == segdl::Downloader::Item::Kind::Eos) {
+      if (!priv->held.empty()) {
+        // A track shorter than the typefind probe.
+        ret = negotiate_from_held(self);
+        if (ret != GST_FLOW_OK) return ret;
+        *outbuf = take_held(priv);
+        return GST_FLOW_OK;
+      }
+      if (priv->offset == 0) {
+        GST_ELEMENT_ERROR(self, STREAM, FAILED, ("The track has no data."),
+                          ("the backend announced no segments, or only empty ones"));
+        return GST_FLOW_ERROR;
+      }
+      GST_INFO_OBJECT(self, "end of track after %" G_GUINT64_FORMAT " bytes", priv->offset);
+      return GST_FLOW_EOS;
+    }
+    gsize size = 0;
+    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &size));
+    const char *container = nullptr;
+    if (item.segment > 0 && item.segment_offset == 0 &&
+        segdl::starts_container(data, size, &container)) {
+      g_bytes_unref(item.bytes);
+      GST_ELEMENT_ERROR(self, STREAM, WRONG_TYPE,
+                        ("Segment %" G_GINT64_FORMAT " is a self-contained %s file: its bytes "
+                         "cannot be appended to the previous segment's. Use join=timeline.",
+                         item.segment, container),
+                        ("join=bytes only joins continuous forms (ADTS, MP3, MPEG-TS, "
+                         "fragmented MP4)"));
+      return GST_FLOW_ERROR;
     }
     GstBuffer *buf = gst_buffer_new_wrapped_bytes(item.bytes);  // no copy
     g_bytes_unref(item.bytes);
-    gsize size = gst_buffer_get_size(buf);
     GST_BUFFER_OFFSET(buf) = priv->offset;
     GST_BUFFER_OFFSET_END(buf) = priv->offset + size;
     if (priv->offset == 0) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
@@ -398,11 +480,177 @@ static GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf)
     priv->held.push_back(buf);
     priv->held_bytes += size;
     if (priv->held_bytes < kTypefindBytes) continue;
-    GstFlowReturn ret = negotiate_from_held(self);
+    ret = negotiate_from_held(self);
     if (ret != GST_FLOW_OK) return ret;
     *outbuf = take_held(priv);
     return GST_FLOW_OK;
   }
+}
+
+/* ---- join=timeline -------------------------------------------------------- */
+
+// Two caps describe the same audio format if media type, rate, channels and
+// MPEG version/layer agree: codec_data and stream headers that every segment
+// repeats do not make a new format.
+static bool same_format(GstCaps *a, GstCaps *b) {
+  if (!a || !b || gst_caps_is_empty(a) || gst_caps_is_empty(b)) return false;
+  const GstStructure *sa = gst_caps_get_structure(a, 0);
+  const GstStructure *sb = gst_caps_get_structure(b, 0);
+  if (!gst_structure_has_name(sb, gst_structure_get_name(sa))) return false;
+  for (const char *field : {"rate", "channels", "mpegversion", "layer"}) {
+    const GValue *va = gst_structure_get_value(sa, field);
+    const GValue *vb = gst_structure_get_value(sb, field);
+    if (!va && !vb) continue;
+    if (!va || !vb || gst_value_compare(va, vb) != GST_VALUE_EQUAL) return false;
+  }
+  return true;
+}
+
+static void demux_error(GstSegDlSrc *self, int64_t segment, const std::string &why) {
+  GST_ELEMENT_ERROR(self, STREAM, DEMUX,
+                    ("Could not read the audio of segment %" G_GINT64_FORMAT ".", segment),
+                    ("%s", why.c_str()));
+}
+
+// Hands the probed first bytes of a segment to the joiner, starting a new
+// demuxer instance when they begin a file of their own.
+static bool feed_probe(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (!priv->probe) return true;
+  GBytes *bytes = g_byte_array_free_to_bytes(priv->probe);
+  priv->probe = nullptr;
+  int64_t segment = priv->probe_segment;
+  priv->probe_segment = -1;
+  gsize size = 0;
+  const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(bytes, &size));
+  const char *container = nullptr;
+  std::string error;
+  bool ok = true;
+  if (!priv->joiner->has_instance() || segdl::starts_container(data, size, &container)) {
+    if (priv->joiner->has_instance()) {
+      GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT " is a %s file", segment, container);
+      ok = priv->joiner->finish(error);
+    }
+    if (ok) priv->joiner->new_instance(segment);
+  }
+  if (ok) ok = priv->joiner->push(bytes, error);
+  g_bytes_unref(bytes);
+  if (!ok) demux_error(self, segment, error);
+  return ok;
+}
+
+// Puts a parsed frame on the timeline: pts = the end of the previous frame,
+// counted in samples so that no rounding accumulates.
+static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
+                                 GstBuffer **outbuf) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (caps && !same_format(priv->out_caps, caps)) {
+    if (priv->out_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
+    if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps)) {
+      gst_buffer_unref(frame);
+      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
+                        ("downstream refused %" GST_PTR_FORMAT, caps));
+      return GST_FLOW_NOT_NEGOTIATED;
+    }
+    gst_caps_replace(&priv->out_caps, caps);
+    int rate = 0;
+    gst_structure_get_int(gst_caps_get_structure(caps, 0), "rate", &rate);
+    priv->out_rate = rate > 0 ? rate : 0;
+    if (priv->out_rate)
+      priv->out_samples = gst_util_uint64_scale_round(priv->out_time, priv->out_rate, GST_SECOND);
+  }
+  GstClockTime dur = GST_BUFFER_DURATION(frame);
+  if (!GST_CLOCK_TIME_IS_VALID(dur)) dur = priv->last_frame_duration;
+  priv->last_frame_duration = dur;
+
+  frame = gst_buffer_make_writable(frame);
+  GstClockTime pts = priv->out_time;
+  GstClockTime end = pts;
+  if (GST_CLOCK_TIME_IS_VALID(dur)) {
+    if (priv->out_rate) {
+      priv->out_samples += gst_util_uint64_scale_round(dur, priv->out_rate, GST_SECOND);
+      end = gst_util_uint64_scale_round(priv->out_samples, GST_SECOND, priv->out_rate);
+    } else {
+      end = pts + dur;
+    }
+  }
+  priv->out_time = end;
+  GST_BUFFER_PTS(frame) = pts;
+  GST_BUFFER_DTS(frame) = pts;
+  GST_BUFFER_DURATION(frame) = GST_CLOCK_TIME_IS_VALID(dur) ? end - pts : GST_CLOCK_TIME_NONE;
+  GST_BUFFER_OFFSET(frame) = GST_BUFFER_OFFSET_NONE;
+  GST_BUFFER_OFFSET_END(frame) = GST_BUFFER_OFFSET_NONE;
+  if (priv->caps_set)
+    GST_BUFFER_FLAG_UNSET(frame, GST_BUFFER_FLAG_DISCONT);
+  else
+    GST_BUFFER_FLAG_SET(frame, GST_BUFFER_FLAG_DISCONT);
+  priv->caps_set = true;
+  *outbuf = frame;
+  return GST_FLOW_OK;
+}
+
+// Segment bytes into the joiner, parsed frames out, laid end to end.
+static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, GstBuffer **outbuf) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  for (;;) {
+    GstCaps *caps = nullptr;
+    if (GstBuffer *frame = priv->joiner->pop(&caps)) return stamp_frame(self, frame, caps, outbuf);
+    if (priv->track_done) {
+      if (!priv->caps_set) {
+        GST_ELEMENT_ERROR(self, STREAM, DEMUX, ("The track has no audio."),
+                          ("no frame came out of %" G_GINT64_FORMAT " demuxer instance(s)",
+                           priv->joiner->instance_count()));
+        return GST_FLOW_ERROR;
+      }
+      GST_INFO_OBJECT(self, "end of track at %" GST_TIME_FORMAT, GST_TIME_ARGS(priv->out_time));
+      return GST_FLOW_EOS;
+    }
+    segdl::Downloader::Item item;
+    GstFlowReturn ret = next_item(self, dl, item);
+    if (ret != GST_FLOW_OK) return ret;
+    if (item.kind == segdl::Downloader::Item::Kind::Eos) {
+      std::string error;
+      if (!feed_probe(self)) return GST_FLOW_ERROR;
+      if (!priv->joiner->finish(error)) {
+        demux_error(self, priv->joiner->instance_segment(), error);
+        return GST_FLOW_ERROR;
+      }
+      priv->track_done = true;
+      continue;
+    }
+    if (item.segment_offset == 0) {
+      // A new segment: decide about the previous one's probe first.
+      if (!feed_probe(self)) {
+        g_bytes_unref(item.bytes);
+        return GST_FLOW_ERROR;
+      }
+      priv->probe = g_byte_array_new();
+      priv->probe_segment = item.segment;
+    }
+    if (priv->probe) {
+      gsize size = 0;
+      const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &size));
+      g_byte_array_append(priv->probe, data, guint(size));
+      g_bytes_unref(item.bytes);
+      if (priv->probe->len >= kHeaderProbeBytes && !feed_probe(self)) return GST_FLOW_ERROR;
+      continue;
+    }
+    std::string error;
+    bool ok = priv->joiner->push(item.bytes, error);
+    g_bytes_unref(item.bytes);
+    if (!ok) {
+      demux_error(self, item.segment, error);
+      return GST_FLOW_ERROR;
+    }
+  }
+}
+
+static GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(psrc);
+  segdl::Downloader *dl = self->priv->downloader.get();  // stable while streaming
+  if (!dl) return GST_FLOW_FLUSHING;
+  if (self->priv->join == JOIN_BYTES) return create_bytes(self, dl, outbuf);
+  return create_timeline(self, dl, outbuf);
 }
 
 static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept {
@@ -418,6 +666,15 @@ static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept
     gst_query_set_buffering_stats(query, GST_BUFFERING_STREAM, -1, -1, -1);
     gst_query_set_buffering_range(query, GST_FORMAT_BYTES, 0, st.bytes_downloaded, -1);
     return TRUE;
+  }
+  if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
+    GstFormat format;
+    gst_query_parse_duration(query, &format, nullptr);
+    int64_t d = self->priv->duration_ns.load();
+    if (format == GST_FORMAT_TIME && self->priv->join == JOIN_TIMELINE) {
+      gst_query_set_duration(query, GST_FORMAT_TIME, d >= 0 ? d : -1);
+      return d >= 0;
+    }
   }
   return GST_BASE_SRC_CLASS(parent_class)->query(bsrc, query);
 }
@@ -474,6 +731,9 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
       break;
     case PROP_BUFFER_SIZE:
       s.buffer_size = g_value_get_uint(value);
+      break;
+    case PROP_JOIN:
+      s.join = Join(g_value_get_enum(value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -536,6 +796,9 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
     case PROP_BUFFER_SIZE:
       g_value_set_uint(value, s.buffer_size);
       break;
+    case PROP_JOIN:
+      g_value_set_enum(value, s.join);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -544,7 +807,9 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
 
 /* ---- URI handler -------------------------------------------------------- */
 
-static GstURIType uri_get_type(GType) noexcept { return GST_URI_SRC; }
+static GstURIType uri_get_type(GType) noexcept {
+  return GST_URI_SRC;
+}
 
 static const gchar *const *uri_get_protocols(GType) noexcept {
   static const gchar *protocols[] = {"segdl", "segdls", nullptr};
@@ -616,8 +881,7 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
   gobject_class->get_property = gst_seg_dl_src_get_property;
   gobject_class->finalize = gst_seg_dl_src_finalize;
 
-  const auto rw =
-      GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  const auto rw = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
   /**
    * GstSegDlSrc:backend-url:
@@ -755,6 +1019,20 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                         "reaches 100% then)",
                         1, G_MAXINT, kDefaultBufferSize, rw));
   /**
+   * GstSegDlSrc:join:
+   * How segments become one stream. `timeline` (default): parsed frames
+   * (e.g. raw AAC with codec_data, Opus, Vorbis, MP3 frames), timestamped
+   * from 0 end to end, whatever the segment form. `bytes`: the segments'
+   * bytes concatenated (continuous forms only: ADTS, MP3, MPEG-TS,
+   * fragmented MP4), e.g. to save the original container with filesink.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_JOIN,
+      g_param_spec_enum("join", "Join",
+                        "How segments become one stream: timeline = parsed, timestamped frames "
+                        "of every segment laid end to end; bytes = the raw concatenated bytes",
+                        join_get_type(), kDefaultJoin, rw));
+  /**
    * GstSegDlSrc:stats:
    * A "segdl-stats" structure: segments-total (-1 while unknown),
    * segments-available, segments-downloaded, bytes-downloaded, retries,
@@ -769,6 +1047,7 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                          GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_type_mark_as_plugin_api(join_get_type(), GstPluginAPIFlags(0));
   gst_element_class_set_static_metadata(
       element_class, "Segmented audio download source", "Source/Network",
       "Downloads an audio track that a backend publishes as numbered segments, while it is "

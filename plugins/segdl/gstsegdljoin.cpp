@@ -1,0 +1,196 @@
+/* segdl — the timeline join (see gstsegdljoin.h). */
+#include "gstsegdljoin.h"
+
+#include <cstring>
+
+GST_DEBUG_CATEGORY_EXTERN(gst_seg_dl_src_debug);
+#define GST_CAT_DEFAULT gst_seg_dl_src_debug
+
+namespace segdl {
+
+bool starts_container(const guint8 *d, gsize n, const char **name) {
+  const char *found = nullptr;
+  if (n >= 12 && memcmp(d + 4, "ftyp", 4) == 0) {
+    found = "ISO BMFF";  // m4a/mp4 file (fragments continue with moof/styp instead)
+  } else if (n >= 4 && d[0] == 0x1a && d[1] == 0x45 && d[2] == 0xdf && d[3] == 0xa3) {
+    found = "Matroska/WebM";
+  } else if (n >= 6 && memcmp(d, "OggS", 4) == 0 && (d[5] & 0x02)) {
+    found = "Ogg";  // beginning-of-stream page: a new logical stream with its headers
+  } else if (n >= 10 && memcmp(d, "ID3", 3) == 0) {
+    found = "ID3-tagged";
+  }
+  if (name) *name = found;
+  return found != nullptr;
+}
+
+FrameJoiner::FrameJoiner(GstElement *owner) : owner_(owner) {}
+
+FrameJoiner::~FrameJoiner() {
+  reset();
+}
+
+void FrameJoiner::on_pad_added(GstElement *, GstPad *pad, gpointer data) noexcept {
+  auto *self = static_cast<FrameJoiner *>(data);
+  if (self->linked_) return;  // one audio stream: the first one
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+  bool audio = false;
+  if (caps && !gst_caps_is_empty(caps))
+    audio = g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "audio/");
+  if (caps) gst_caps_unref(caps);
+  if (!audio) return;
+  if (gst_pad_link(pad, self->sink_) == GST_PAD_LINK_OK) self->linked_ = true;
+}
+
+GstFlowReturn FrameJoiner::on_chain(GstPad *pad, GstObject *, GstBuffer *buf) noexcept {
+  auto *self = static_cast<FrameJoiner *>(gst_pad_get_element_private(pad));
+  Frame f;
+  f.buffer = buf;
+  f.caps = self->caps_ ? gst_caps_ref(self->caps_) : nullptr;
+  f.first_of_instance = self->instance_first_;
+  self->instance_first_ = false;
+  self->frames_.push_back(f);
+  return GST_FLOW_OK;
+}
+
+gboolean FrameJoiner::on_event(GstPad *pad, GstObject *, GstEvent *event) noexcept {
+  auto *self = static_cast<FrameJoiner *>(gst_pad_get_element_private(pad));
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    GstCaps *caps = nullptr;
+    gst_event_parse_caps(event, &caps);
+    gst_caps_replace(&self->caps_, caps);
+  }
+  gst_event_unref(event);
+  return TRUE;
+}
+
+void FrameJoiner::new_instance(int64_t first_segment) {
+  std::string ignored;
+  if (bin_) finish(ignored);
+  instances_++;
+  instance_segment_ = first_segment;
+  instance_first_ = true;
+  linked_ = false;
+  accepting_ = true;
+  gst_caps_replace(&caps_, nullptr);
+
+  bin_ = gst_bin_new(nullptr);
+  gst_object_ref_sink(bin_);
+  parsebin_ = gst_element_factory_make("parsebin", nullptr);
+  gst_bin_add(GST_BIN(bin_), parsebin_);
+  bus_ = gst_bus_new();
+  gst_element_set_bus(bin_, bus_);
+  g_signal_connect(parsebin_, "pad-added", G_CALLBACK(on_pad_added), this);
+
+  sink_ = gst_pad_new("joinsink", GST_PAD_SINK);
+  gst_pad_set_element_private(sink_, this);
+  gst_pad_set_chain_function(sink_, on_chain);
+  gst_pad_set_event_function(sink_, on_event);
+  gst_pad_set_active(sink_, TRUE);
+
+  src_ = gst_pad_new("joinsrc", GST_PAD_SRC);
+  gst_pad_set_active(src_, TRUE);
+  GstPad *pbsink = gst_element_get_static_pad(parsebin_, "sink");
+  gst_pad_link(src_, pbsink);
+  gst_object_unref(pbsink);
+  gst_element_set_state(bin_, GST_STATE_PAUSED);
+
+  gchar *sid = g_strdup_printf("segdl/%" G_GINT64_FORMAT, instances_);
+  gst_pad_push_event(src_, gst_event_new_stream_start(sid));
+  g_free(sid);
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_BYTES);
+  gst_pad_push_event(src_, gst_event_new_segment(&seg));
+  GST_DEBUG_OBJECT(owner_, "demuxer instance %" G_GINT64_FORMAT " from segment %" G_GINT64_FORMAT,
+                   instances_, first_segment);
+}
+
+bool FrameJoiner::check_bus(std::string &error) {
+  bool ok = true;
+  while (GstMessage *msg = gst_bus_pop(bus_)) {
+    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR && ok) {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_error(msg, &err, &dbg);
+      error = std::string(err->message) + (dbg ? std::string(" (") + dbg + ")" : "");
+      g_error_free(err);
+      g_free(dbg);
+      ok = false;
+    }
+    gst_message_unref(msg);
+  }
+  return ok;
+}
+
+bool FrameJoiner::push(GBytes *bytes, std::string &error) {
+  if (!bin_) new_instance(-1);
+  if (!accepting_) return true;  // the demuxer has all it wants of this file
+  GstFlowReturn ret = gst_pad_push(src_, gst_buffer_new_wrapped_bytes(g_bytes_ref(bytes)));
+  if (!check_bus(error)) return false;
+  switch (ret) {
+    case GST_FLOW_OK:
+    case GST_FLOW_NOT_LINKED:  // a stream we do not use
+      return true;
+    case GST_FLOW_EOS:
+      accepting_ = false;
+      return true;
+    default:
+      error = std::string("the demuxer refused the data: ") + gst_flow_get_name(ret);
+      return false;
+  }
+}
+
+bool FrameJoiner::finish(std::string &error) {
+  if (!bin_) return true;
+  gst_pad_push_event(src_, gst_event_new_eos());
+  bool ok = check_bus(error);
+  if (ok && !linked_) {
+    error = "no audio stream found";
+    ok = false;
+  }
+  teardown();
+  return ok;
+}
+
+void FrameJoiner::teardown() {
+  if (!bin_) return;
+  gst_element_set_state(bin_, GST_STATE_NULL);
+  gst_element_set_bus(bin_, nullptr);
+  gst_object_unref(bus_);
+  bus_ = nullptr;
+  gst_pad_set_active(src_, FALSE);
+  gst_pad_set_active(sink_, FALSE);
+  gst_object_unref(src_);
+  gst_object_unref(sink_);
+  src_ = sink_ = nullptr;
+  gst_object_unref(bin_);
+  bin_ = parsebin_ = nullptr;
+  gst_caps_replace(&caps_, nullptr);
+}
+
+GstBuffer *FrameJoiner::pop(GstCaps **caps) {
+  if (frames_.empty()) return nullptr;
+  Frame f = frames_.front();
+  frames_.pop_front();
+  gst_caps_replace(&popped_caps_, f.caps);
+  if (f.caps) gst_caps_unref(f.caps);
+  if (caps) *caps = popped_caps_;
+  return f.buffer;
+}
+
+bool FrameJoiner::next_starts_instance() const {
+  return !frames_.empty() && frames_.front().first_of_instance;
+}
+
+void FrameJoiner::reset() {
+  teardown();
+  for (Frame &f : frames_) {
+    gst_buffer_unref(f.buffer);
+    if (f.caps) gst_caps_unref(f.caps);
+  }
+  frames_.clear();
+  gst_caps_replace(&popped_caps_, nullptr);
+  instance_segment_ = -1;
+}
+
+}  // namespace segdl

@@ -1,0 +1,88 @@
+/* segdl — the timeline join: segment bytes in, parsed audio frames out.
+ *
+ * A FrameJoiner runs a private, synchronous parsebin ("a demuxer instance")
+ * fed from the streaming thread: gst_pad_push() into it returns only once
+ * the frames that data yields are queued here, so no internal thread or
+ * queue is involved.
+ *
+ * One instance parses as long as the bytes continue one stream (ADTS, MP3,
+ * MPEG-TS, fragmented MP4: the continuous forms). A segment that begins with
+ * a container header of its own (ISO ftyp, EBML, an Ogg BOS page, ID3) is a
+ * self-contained file: the current instance is drained and a new one starts
+ * for it (the way splitmuxsrc reads its parts). The frames of all instances
+ * form one list, stamped by the caller on one timeline.
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+namespace segdl {
+
+// True when `data` (the first bytes of a segment) starts a container file
+// of its own. Needs at least 12 bytes to say yes.
+bool starts_container(const guint8 *data, gsize size, const char **name = nullptr);
+
+class FrameJoiner {
+ public:
+  explicit FrameJoiner(GstElement *owner);  // owner: for logging only
+  ~FrameJoiner();
+  FrameJoiner(const FrameJoiner &) = delete;
+  FrameJoiner &operator=(const FrameJoiner &) = delete;
+
+  // Drains and ends the current instance, if any, and starts a new one.
+  void new_instance(int64_t first_segment);
+  bool has_instance() const { return bin_ != nullptr; }
+  int64_t instance_segment() const { return instance_segment_; }
+  int64_t instance_count() const { return instances_; }
+
+  // Feeds bytes to the current instance (one is started if none). Returns
+  // false with `error` set when the data cannot be demuxed.
+  bool push(GBytes *bytes, std::string &error);
+  // Drains the current instance (EOS through it) and drops it.
+  bool finish(std::string &error);
+
+  // The next frame in order (caller owns it), or nullptr. `caps` is set to
+  // the caps in force for it (borrowed, valid until the next call).
+  GstBuffer *pop(GstCaps **caps);
+  bool empty() const { return frames_.empty(); }
+  // Frames from the instance started at the given index come from a new
+  // file: true for the first frame of every instance after the first.
+  bool next_starts_instance() const;
+
+  // Drops everything, as after a flush.
+  void reset();
+
+ private:
+  struct Frame {
+    GstBuffer *buffer;
+    GstCaps *caps;
+    bool first_of_instance;
+  };
+  static GstFlowReturn on_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) noexcept;
+  static gboolean on_event(GstPad *pad, GstObject *parent, GstEvent *event) noexcept;
+  static void on_pad_added(GstElement *bin, GstPad *pad, gpointer data) noexcept;
+  bool check_bus(std::string &error);
+  void teardown();
+
+  GstElement *owner_;
+  // Streaming thread only (the parsebin pushes synchronously into on_chain).
+  GstElement *bin_ = nullptr;
+  GstElement *parsebin_ = nullptr;
+  GstBus *bus_ = nullptr;
+  GstPad *src_ = nullptr;   // ours, linked to parsebin's sink
+  GstPad *sink_ = nullptr;  // ours, linked to the first audio pad parsebin exposes
+  bool linked_ = false;
+  bool accepting_ = true;    // false once the instance answered EOS
+  GstCaps *caps_ = nullptr;  // current caps of the instance
+  bool instance_first_ = true;
+  int64_t instance_segment_ = -1;
+  int64_t instances_ = 0;
+  std::deque<Frame> frames_;
+  GstCaps *popped_caps_ = nullptr;
+};
+
+}  // namespace segdl
