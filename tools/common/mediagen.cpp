@@ -500,9 +500,9 @@ std::vector<Bytes> cut(const Encoded &enc, double first_s, double seg_s) {
     for (size_t i = next; i < enc.frames.size(); i++) {
       const uint64_t pts = enc.frames[i].pts_ns;
       if (best == enc.frames.size() ||
-          (pts > target ? pts - target : target - pts) <
-              (enc.frames[best].pts_ns > target ? enc.frames[best].pts_ns - target
-                                                : target - enc.frames[best].pts_ns)) {
+          (pts > target ? pts - target : target - pts) < (enc.frames[best].pts_ns > target
+                                                              ? enc.frames[best].pts_ns - target
+                                                              : target - enc.frames[best].pts_ns)) {
         best = i;
       }
       if (pts > target) break;

@@ -28,8 +28,8 @@ bool form_from_name(const std::string &name, Form &out);
 using Bytes = std::vector<uint8_t>;
 
 struct Frame {
-  uint64_t offset = 0;    // byte offset of the frame (TS: of the packet) in Encoded::bytes
-  uint64_t pts_ns = 0;    // presentation time of the frame
+  uint64_t offset = 0;  // byte offset of the frame (TS: of the packet) in Encoded::bytes
+  uint64_t pts_ns = 0;  // presentation time of the frame
   uint64_t duration_ns = 0;
 };
 

@@ -60,10 +60,12 @@ bool add_demo(segdl::server::Server &server, double seconds, double first_s, dou
     std::string error;
     bool ok = false;
   };
-  std::vector<Job> jobs = {{Form::Adts, "demo"}, {Form::Mp3, "demo-mp3"}, {Form::MpegTs, "demo-ts"}};
+  std::vector<Job> jobs = {
+      {Form::Adts, "demo"}, {Form::Mp3, "demo-mp3"}, {Form::MpegTs, "demo-ts"}};
   std::vector<std::thread> threads;
   for (Job &j : jobs)
-    threads.emplace_back([&j, seconds] { j.ok = segdl::media::encode(j.form, seconds, j.enc, j.error); });
+    threads.emplace_back(
+        [&j, seconds] { j.ok = segdl::media::encode(j.form, seconds, j.enc, j.error); });
   for (std::thread &t : threads) t.join();
   for (Job &j : jobs) {
     if (!j.ok) {
@@ -118,10 +120,11 @@ int main(int argc, char **argv) {
        "Inject a fault (repeatable); SEGMENT is N, * or full", "KIND:ID:SEGMENT:COUNT[:ARG]"},
       {"demo", 0, 0, G_OPTION_ARG_NONE, &demo,
        "Serve a generated melody: ids demo (ADTS AAC), demo-mp3, demo-ts", nullptr},
-      {"demo-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &demo_seconds, "Demo length (default 180)",
-       "N"},
+      {"demo-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &demo_seconds, "Demo length (default 180)", "N"},
       {"segment-seconds", 0, 0, G_OPTION_ARG_STRING, &seg_seconds,
-       "First and later segment durations (default 15,30)", "FIRST,REST"},
+       "First and later segment durations: how the demo is cut, what the rich status "
+       "reports (default 15,30)",
+       "FIRST,REST"},
       {nullptr}};
 
   GOptionContext *octx = g_option_context_new("- the segdl reference backend");
@@ -186,7 +189,7 @@ int main(int argc, char **argv) {
   if (root) {
     if (!g_file_test(root, G_FILE_TEST_IS_DIR))
       return usage_error(std::string("--root: not a directory: ") + root);
-    if (!server.load_dir(root, error)) return usage_error(error);
+    if (!server.load_dir(root, first_s, rest_s, error)) return usage_error(error);
     g_print("serving the tracks under %s\n", root);
   }
   if (demo && !add_demo(server, demo_seconds, first_s, rest_s, error)) {

@@ -11,6 +11,7 @@
  * where the request log gets its end time and the in-flight count drops.
  */
 #include "server/server.h"
+#include "server/util.h"
 
 #include <gio/gio.h>
 #include <glib.h>
@@ -30,8 +31,6 @@ namespace segdl::server {
 
 namespace {
 
-constexpr int64_t kSegmentFull = -2;  // Fault::segment value matching full-track requests
-
 struct BytesUnref {
   void operator()(GBytes *b) const { g_bytes_unref(b); }
 };
@@ -47,145 +46,14 @@ struct StoredTrack {
   double duration = 0;
 };
 
-bool is_status_fault(const std::string &k) {
-  return k == "status500" || k == "badjson" || k == "statusregress" || k == "statuserror";
-}
-
-bool is_body_fault(const std::string &k) {
-  return k == "http500" || k == "reset" || k == "truncate" || k == "stall" || k == "notready";
-}
-
-std::string json_escape(const std::string &s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          g_snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
-std::string json_number(double v) {
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-  g_ascii_formatd(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
-std::string mime_for_extension(std::string ext) {
-  for (char &c : ext) c = static_cast<char>(g_ascii_tolower(c));
-  static const std::pair<const char *, const char *> kTypes[] = {
-      {"aac", "audio/aac"},   {"adts", "audio/aac"},  {"mp3", "audio/mpeg"},
-      {"ts", "video/mp2t"},   {"m4a", "audio/mp4"},   {"mp4", "audio/mp4"},
-      {"m4s", "audio/mp4"},   {"webm", "audio/webm"}, {"ogg", "audio/ogg"},
-      {"oga", "audio/ogg"},   {"opus", "audio/ogg"},  {"flac", "audio/flac"},
-      {"wav", "audio/wav"},   {"mka", "audio/x-matroska"},
-  };
-  for (const auto &[e, mime] : kTypes)
-    if (ext == e) return mime;
-  return "application/octet-stream";
-}
-
-// Parses a Range header for a body of `size` bytes. Returns false when the
-// header should be ignored (absent, not a single byte range we understand);
-// otherwise sets `satisfiable` and, if so, the inclusive range [first, last].
-bool parse_range(const char *header, uint64_t size, bool &satisfiable, uint64_t &first,
-                 uint64_t &last) {
-  if (!header) return false;
-  while (*header == ' ') header++;
-  if (g_ascii_strncasecmp(header, "bytes=", 6) != 0) return false;
-  std::string spec(header + 6);
-  while (!spec.empty() && spec.back() == ' ') spec.pop_back();
-  if (spec.empty() || spec.find(',') != std::string::npos) return false;
-  const size_t dash = spec.find('-');
-  if (dash == std::string::npos) return false;
-  const std::string a = spec.substr(0, dash), b = spec.substr(dash + 1);
-  auto number = [](const std::string &s, uint64_t &v) {
-    if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
-    v = g_ascii_strtoull(s.c_str(), nullptr, 10);
-    return true;
-  };
-  uint64_t x = 0, y = 0;
-  if (a.empty()) {  // suffix: the last y bytes
-    if (!number(b, y)) return false;
-    satisfiable = y > 0 && size > 0;
-    if (satisfiable) {
-      first = size - std::min(y, size);
-      last = size - 1;
-    }
-    return true;
-  }
-  if (!number(a, x)) return false;
-  if (!b.empty()) {
-    if (!number(b, y) || y < x) return false;
-  } else {
-    y = UINT64_MAX;
-  }
-  satisfiable = x < size;
-  if (satisfiable) {
-    first = x;
-    last = std::min(y, size - 1);
-  }
-  return true;
-}
-
 }  // namespace
 
-bool parse_fault(const std::string &spec, Fault &out, std::string &error) {
-  gchar **parts = g_strsplit(spec.c_str(), ":", -1);
-  const guint n = g_strv_length(parts);
-  auto fail = [&](const std::string &why) {
-    error = "bad fault spec '" + spec + "': " + why +
-            " (expected KIND:ID:SEGMENT:COUNT[:ARG])";
-    g_strfreev(parts);
-    return false;
-  };
-  if (n < 4 || n > 5) return fail("wrong number of fields");
-  Fault f;
-  f.kind = parts[0];
-  if (!is_status_fault(f.kind) && !is_body_fault(f.kind)) return fail("unknown kind");
-  f.video_id = parts[1];
-  if (f.video_id.empty()) return fail("empty id");
-  const std::string seg = parts[2];
-  if (seg == "*") {
-    f.segment = -1;
-  } else if (seg == "full") {
-    f.segment = kSegmentFull;
-  } else {
-    guint64 v = 0;
-    if (!g_ascii_string_to_unsigned(seg.c_str(), 10, 0, G_MAXINT64, &v, nullptr))
-      return fail("bad segment");
-    f.segment = static_cast<int64_t>(v);
-  }
-  gint64 count = 0;
-  if (!g_ascii_string_to_signed(parts[3], 10, -1, G_MAXINT, &count, nullptr) || count == 0)
-    return fail("bad count");
-  f.count = static_cast<int>(count);
-  if (n == 5) {
-    gchar *end = nullptr;
-    f.arg = g_ascii_strtod(parts[4], &end);
-    if (!end || *end || end == parts[4] || !(f.arg >= 0) || f.arg > 86400)
-      return fail("bad argument");
-  }
-  g_strfreev(parts);
-  out = f;
-  return true;
-}
+using detail::is_body_fault;
+using detail::is_status_fault;
+using detail::json_escape;
+using detail::json_number;
+using detail::kSegmentFull;
+using detail::parse_range;
 
 struct Server::Impl {
   enum class Kind { Status, Segment, Full, Other };
@@ -223,7 +91,7 @@ struct Server::Impl {
   const Options opts;
 
   mutable std::mutex mu;
-  std::condition_variable cv;  // start handshake; responses_open changes
+  std::condition_variable cv;  // start handshake; new requests; responses_open changes
   // Protected by mu (any thread):
   std::map<std::string, std::shared_ptr<const StoredTrack>> tracks;
   std::vector<Fault> faults;
@@ -285,8 +153,8 @@ struct Server::Impl {
       ok = soup_server_listen_local(soup, static_cast<guint>(opts.port),
                                     SOUP_SERVER_LISTEN_IPV4_ONLY, &gerr);
     } else if (host == "0.0.0.0" || host == "*") {
-      ok = soup_server_listen_all(soup, static_cast<guint>(opts.port),
-                                  SOUP_SERVER_LISTEN_IPV4_ONLY, &gerr);
+      ok = soup_server_listen_all(soup, static_cast<guint>(opts.port), SOUP_SERVER_LISTEN_IPV4_ONLY,
+                                  &gerr);
     } else {
       GSocketAddress *addr =
           g_inet_socket_address_new_from_string(host.c_str(), static_cast<guint>(opts.port));
@@ -303,9 +171,17 @@ struct Server::Impl {
       g_clear_error(&gerr);
       return false;
     }
-    GSList *uris = soup_server_get_uris(soup);
-    port = uris ? g_uri_get_port(static_cast<GUri *>(uris->data)) : 0;
-    g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
+    // From the listening socket itself (soup_server_get_uris leaks in libsoup 3.2).
+    GSList *listeners = soup_server_get_listeners(soup);
+    port = 0;
+    if (listeners) {
+      GSocketAddress *addr =
+          g_socket_get_local_address(static_cast<GSocket *>(listeners->data), nullptr);
+      if (addr && G_IS_INET_SOCKET_ADDRESS(addr))
+        port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr));
+      if (addr) g_object_unref(addr);
+    }
+    g_slist_free(listeners);
     if (port <= 0) {
       err = "cannot find the listening port";
       return false;
@@ -316,14 +192,14 @@ struct Server::Impl {
   static gboolean on_shutdown(gpointer data) noexcept {
     auto *self = static_cast<Impl *>(data);
     // Connections first: their messages end through finish() ("disconnected").
-    soup_server_disconnect(self->soup);
+    if (self->soup) soup_server_disconnect(self->soup);
     while (!self->responses.empty()) self->finish(*self->responses.begin());
     g_main_loop_quit(self->loop);
     return G_SOURCE_REMOVE;
   }
 
-  static void on_request(SoupServer *, SoupServerMessage *msg, const char *path,
-                         GHashTable *query, gpointer data) noexcept {
+  static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
+                         gpointer data) noexcept {
     static_cast<Impl *>(data)->begin(msg, path, query);
   }
 
@@ -337,8 +213,8 @@ struct Server::Impl {
     r->path = decoded ? decoded : raw_path;
     g_free(decoded);
     const char *v = query ? static_cast<const char *>(g_hash_table_lookup(query, "v")) : nullptr;
-    const char *seg = query ? static_cast<const char *>(g_hash_table_lookup(query, "segment"))
-                            : nullptr;
+    const char *seg =
+        query ? static_cast<const char *>(g_hash_table_lookup(query, "segment")) : nullptr;
     if (r->path == "/status") {
       r->kind = Kind::Status;
       r->video_id = v ? v : "";
@@ -381,6 +257,7 @@ struct Server::Impl {
       if ((r->kind == Kind::Status || r->kind == Kind::Segment) && !r->video_id.empty())
         first_request_us.emplace(r->video_id, now);
     }
+    cv.notify_all();
     responses.insert(r);
     r->finished_id = g_signal_connect(msg, "finished", G_CALLBACK(on_msg_finished), r);
     r->disconnected_id = g_signal_connect(msg, "disconnected", G_CALLBACK(on_msg_finished), r);
@@ -410,7 +287,8 @@ struct Server::Impl {
       std::lock_guard<std::mutex> lock(mu);
       RequestRecord &rec = log[r->log_index];
       rec.end_us = g_get_monotonic_time();
-      if (!rec.http_status) rec.http_status = static_cast<int>(soup_server_message_get_status(r->msg));
+      if (!rec.http_status)
+        rec.http_status = static_cast<int>(soup_server_message_get_status(r->msg));
       if (r->counted) segments_in_flight--;
       responses_open--;
     }
@@ -479,6 +357,8 @@ struct Server::Impl {
   // A complete, small response.
   void reply(Response *r, guint status, const char *content_type, const std::string &body) {
     set_status(r, status);
+    // No accumulation: libsoup would otherwise answer Range requests on its own.
+    soup_message_body_set_accumulate(soup_server_message_get_response_body(r->msg), FALSE);
     soup_server_message_set_response(r->msg, content_type, SOUP_MEMORY_COPY, body.data(),
                                      body.size());
     if (r->paused) soup_server_message_unpause(r->msg);
@@ -673,8 +553,8 @@ struct Server::Impl {
       reply_not_ready(r, reveal_in_s, "segment not ready");
       return;
     }
-    GBytes *whole =
-        r->kind == Kind::Segment ? t->segments[static_cast<size_t>(r->segment)].get() : t->full.get();
+    GBytes *whole = r->kind == Kind::Segment ? t->segments[static_cast<size_t>(r->segment)].get()
+                                             : t->full.get();
     const uint64_t size = g_bytes_get_size(whole);
     SoupMessageHeaders *hdrs = soup_server_message_get_response_headers(r->msg);
     soup_message_headers_replace(hdrs, "Accept-Ranges", "bytes");
@@ -712,6 +592,9 @@ struct Server::Impl {
     soup_message_headers_set_content_length(hdrs, static_cast<goffset>(r->size));
     set_status(r, status);
     SoupMessageBody *out = soup_server_message_get_response_body(r->msg);
+    // We answer ranges ourselves; without accumulation libsoup never tries
+    // (it would turn a multi-range request into a multipart 206).
+    soup_message_body_set_accumulate(out, FALSE);
     if (fault && r->size > 0 && !r->head) {
       r->phase_end = std::max<uint64_t>(1, r->size / 2);
       if (fault->kind == "stall") {
@@ -731,7 +614,6 @@ struct Server::Impl {
       r->paused = false;
       return;
     }
-    soup_message_body_set_accumulate(out, FALSE);
     if (r->after != After::Complete)
       r->wrote_id = g_signal_connect(r->msg, "wrote-body-data", G_CALLBACK(on_wrote_body_data), r);
     r->pace_start_us = g_get_monotonic_time();
@@ -747,7 +629,7 @@ struct Server::Impl {
     const bool throttled = opts.bandwidth_kbps > 0;
     const uint64_t limit =
         r->after == After::Complete || (r->after == After::Stall && r->stall_over) ? r->size
-                                                                                    : r->phase_end;
+                                                                                   : r->phase_end;
     if (r->appended < limit) {
       uint64_t n = limit - r->appended;
       if (throttled) n = std::min<uint64_t>(n, std::max<size_t>(1, opts.chunk_bytes));
@@ -823,7 +705,9 @@ struct Server::Impl {
 
 Server::Server(Options opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 void Server::add_track(const std::string &video_id, Track track) {
   auto t = std::make_shared<StoredTrack>();
@@ -848,98 +732,6 @@ void Server::add_track(const std::string &video_id, Track track) {
   impl_->tracks[video_id] = std::move(t);
 }
 
-bool Server::load_dir(const std::string &root, std::string &error) {
-  GError *gerr = nullptr;
-  GDir *dir = g_dir_open(root.c_str(), 0, &gerr);
-  if (!dir) {
-    error = "cannot open " + root + ": " + (gerr ? gerr->message : "unknown error");
-    g_clear_error(&gerr);
-    return false;
-  }
-  std::vector<std::string> ids;
-  while (const char *name = g_dir_read_name(dir)) {
-    gchar *path = g_build_filename(root.c_str(), name, nullptr);
-    if (g_file_test(path, G_FILE_TEST_IS_DIR)) ids.emplace_back(name);
-    g_free(path);
-  }
-  g_dir_close(dir);
-  std::sort(ids.begin(), ids.end());
-  std::vector<std::pair<std::string, Track>> loaded;
-  for (const std::string &id : ids) {
-    gchar *folder = g_build_filename(root.c_str(), id.c_str(), nullptr);
-    GDir *d = g_dir_open(folder, 0, nullptr);
-    std::map<int64_t, std::string> files;  // segment number -> file name
-    std::string full_name;
-    std::string ext;
-    bool bad = false;
-    while (const char *name = d ? g_dir_read_name(d) : nullptr) {
-      const char *dot = strrchr(name, '.');
-      if (!dot) continue;
-      const std::string stem(name, static_cast<size_t>(dot - name));
-      std::string num;
-      if (g_str_has_prefix(stem.c_str(), "seg_"))
-        num = stem.substr(4);
-      else if (g_str_has_prefix(stem.c_str(), "segment_"))
-        num = stem.substr(8);
-      if (stem == "full") full_name = name;
-      guint64 n = 0;
-      if (num.empty() || !g_ascii_string_to_unsigned(num.c_str(), 10, 0, 1000000, &n, nullptr))
-        continue;
-      if (files.count(static_cast<int64_t>(n)) || (!ext.empty() && ext != dot + 1)) {
-        error = "ambiguous or mixed segment files in " + std::string(folder);
-        bad = true;
-        break;
-      }
-      ext = dot + 1;
-      files[static_cast<int64_t>(n)] = name;
-    }
-    if (d) g_dir_close(d);
-    if (!bad && !files.empty() &&
-        (files.begin()->first != 0 || files.rbegin()->first + 1 != static_cast<int64_t>(files.size()))) {
-      error = "segments in " + std::string(folder) + " are not numbered 0..N-1 without gaps";
-      bad = true;
-    }
-    Track track;
-    for (const auto &[n, name] : files) {
-      if (bad) break;
-      gchar *path = g_build_filename(folder, name.c_str(), nullptr);
-      gchar *data = nullptr;
-      gsize len = 0;
-      if (!g_file_get_contents(path, &data, &len, &gerr)) {
-        error = std::string("cannot read ") + path + ": " + (gerr ? gerr->message : "?");
-        g_clear_error(&gerr);
-        bad = true;
-      } else {
-        track.segments.emplace_back(reinterpret_cast<uint8_t *>(data),
-                                    reinterpret_cast<uint8_t *>(data) + len);
-      }
-      g_free(data);
-      g_free(path);
-    }
-    if (!bad && !full_name.empty()) {
-      gchar *path = g_build_filename(folder, full_name.c_str(), nullptr);
-      gchar *data = nullptr;
-      gsize len = 0;
-      if (g_file_get_contents(path, &data, &len, nullptr))
-        track.full.assign(reinterpret_cast<uint8_t *>(data),
-                          reinterpret_cast<uint8_t *>(data) + len);
-      g_free(data);
-      g_free(path);
-    }
-    g_free(folder);
-    if (bad) return false;
-    if (track.segments.empty()) continue;
-    track.mime_type = mime_for_extension(ext);
-    loaded.emplace_back(id, std::move(track));
-  }
-  if (loaded.empty()) {
-    error = "no tracks (ID/seg_N.EXT) under " + root;
-    return false;
-  }
-  for (auto &[id, track] : loaded) add_track(id, std::move(track));
-  return true;
-}
-
 void Server::add_fault(const Fault &f) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->faults.push_back(f);
@@ -960,9 +752,21 @@ bool Server::start(std::string &error) {
   m.thread = std::thread([&m] { m.thread_main(); });
   const bool done = m.cv.wait_for(lock, std::chrono::seconds(10), [&m] { return m.listen_done; });
   if (done && m.listen_error.empty()) return true;
-  error = done ? m.listen_error : "the server thread did not start in time";
+  if (!done) {
+    error = "the server thread did not start in time";
+    lock.unlock();
+    stop();
+    return false;
+  }
+  // The thread gave up listening and is ending on its own.
+  error = m.listen_error;
+  std::thread t = std::move(m.thread);
   lock.unlock();
-  stop();
+  t.join();
+  g_main_loop_unref(m.loop);
+  m.loop = nullptr;
+  g_main_context_unref(m.ctx);
+  m.ctx = nullptr;
   return false;
 }
 
@@ -1012,6 +816,12 @@ bool Server::wait_idle(int timeout_ms) const {
   std::unique_lock<std::mutex> lock(impl_->mu);
   return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                             [this] { return impl_->responses_open == 0; });
+}
+
+bool Server::wait_requests(size_t count, int timeout_ms) const {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                            [this, count] { return impl_->log.size() >= count; });
 }
 
 }  // namespace segdl::server

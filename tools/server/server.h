@@ -25,9 +25,9 @@ enum class StatusStyle {
 struct Track {
   std::vector<Bytes> segments;
   std::string mime_type = "application/octet-stream";  // Content-Type of segments
-  double first_segment_duration = 15.0;                 // seconds (rich status only)
-  double segment_duration = 30.0;                       // seconds (rich status only)
-  double duration = 0;                                  // seconds, 0 = unknown
+  double first_segment_duration = 15.0;                // seconds (rich status only)
+  double segment_duration = 30.0;                      // seconds (rich status only)
+  double duration = 0;                                 // seconds, 0 = unknown
   Bytes full;  // optional whole file for /full/ID and /stream?v=ID (empty = concat of segments)
 };
 
@@ -52,13 +52,13 @@ bool parse_fault(const std::string &spec, Fault &out, std::string &error);
 
 struct Options {
   std::string host = "127.0.0.1";
-  int port = 0;                  // 0 = pick a free one
-  double reveal_every = 0;       // seconds; segment k ready k*S after the first request for
-                                 // its id (0 = all ready at once)
-  int latency_ms = 0;            // added before every response
-  int bandwidth_kbps = 0;        // per connection, 0 = unlimited
+  int port = 0;             // 0 = pick a free one
+  double reveal_every = 0;  // seconds; segment k ready k*S after the first request for
+                            // its id (0 = all ready at once)
+  int latency_ms = 0;       // added before every response
+  int bandwidth_kbps = 0;   // per connection, 0 = unlimited
   StatusStyle status_style = StatusStyle::Bare;
-  bool total_unknown = false;    // never send totalSegments (nor state complete)
+  bool total_unknown = false;      // never send totalSegments (nor state complete)
   size_t chunk_bytes = 16 * 1024;  // body write granularity
 };
 
@@ -84,6 +84,9 @@ class Server {
   // Loads DIR/ID/seg_N.EXT for every ID folder (Content-Type from EXT). False on error.
   // Also accepts segment_N.EXT; an optional DIR/ID/full.EXT becomes Track::full.
   bool load_dir(const std::string &root, std::string &error);
+  // The same, with the segment durations the rich status reports for these tracks.
+  bool load_dir(const std::string &root, double first_segment_duration, double segment_duration,
+                std::string &error);
   void add_fault(const Fault &f);
 
   // Listens and starts the server thread; returns once it accepts connections.
@@ -100,6 +103,8 @@ class Server {
   // A client sees the end of a body slightly before the server does; tests call
   // this before reading requests(). False on timeout.
   bool wait_idle(int timeout_ms) const;
+  // Waits until at least `count` requests have arrived. False on timeout.
+  bool wait_requests(size_t count, int timeout_ms) const;
 
  private:
   struct Impl;

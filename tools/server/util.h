@@ -1,0 +1,26 @@
+/* segdl — reference backend helpers shared by server.cpp and util.cpp.
+ * Internal to tools/server: not part of the server API.
+ */
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace segdl::server::detail {
+
+constexpr int64_t kSegmentFull = -2;  // Fault::segment value matching full-track requests
+
+bool is_status_fault(const std::string &kind);  // status500, badjson, statusregress, statuserror
+bool is_body_fault(const std::string &kind);    // http500, reset, truncate, stall, notready
+
+std::string json_escape(const std::string &s);    // the inside of a JSON string
+std::string json_number(double v);                // locale-independent, %.6g
+std::string mime_for_extension(std::string ext);  // "mp3" -> "audio/mpeg", ...
+
+// Parses a Range header for a body of `size` bytes. Returns false when the
+// header should be ignored (absent, not a single byte range we understand);
+// otherwise sets `satisfiable` and, if so, the inclusive range [first, last].
+bool parse_range(const char *header, uint64_t size, bool &satisfiable, uint64_t &first,
+                 uint64_t &last);
+
+}  // namespace segdl::server::detail
