@@ -45,10 +45,11 @@ struct Downloader::Job final : FetchListener {
   int64_t n = 0;
   Phase phase = Phase::Idle;
   uint64_t fetch_id = 0;
-  int failures = 0;       // failed attempts so far
-  int64_t received = 0;   // bytes of the segment handed to the buffer
-  int64_t expected = -1;  // size of the whole segment, once known
-  int64_t skip = 0;       // bytes to drop from the current response (resume answered 200)
+  int failures = 0;         // failed attempts so far
+  int64_t received = 0;     // bytes of the segment handed to the buffer
+  int64_t expected = -1;    // size of the whole segment, once known
+  int64_t skip = 0;         // bytes to drop from the current response (resume answered 200)
+  uint64_t generation = 0;  // Downloader::generation_ when the job was made
   GSource *timer = nullptr;
   std::string url;
 
@@ -263,6 +264,8 @@ void Downloader::schedule() {
       slot->dl = this;
       slot->n = n;
       slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
+      std::lock_guard<std::mutex> lock(mu_);
+      slot->generation = generation_;
     }
     start_job(*slot);
   }
@@ -322,6 +325,10 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
   gsize kept = g_bytes_get_size(keep);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (job.generation != generation_) {  // a seek made this job obsolete
+      g_bytes_unref(keep);
+      return;
+    }
     buf_[job.n].chunks.push_back(keep);
     stats_.bytes_downloaded += int64_t(kept);
     if (job.n == 0 && job.received == 0 && stats_.time_to_first_byte_us < 0)
@@ -349,6 +356,7 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
   job.phase = Job::Phase::Done;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (job.generation != generation_) return;
     buf_[job.n].complete = true;
     stats_.segments_downloaded++;
   }
@@ -405,6 +413,7 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
             (job.failures == 1 ? " attempt" : " attempts");
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (job.generation != generation_) return;
     buf_[job.n].error = e;
   }
   cond_.notify_all();
@@ -660,6 +669,37 @@ void Downloader::set_flushing(bool flushing) {
     flushing_ = flushing;
   }
   cond_.notify_all();
+}
+
+void Downloader::seek(int64_t segment) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    generation_++;
+    for (auto &entry : buf_)
+      for (GBytes *b : entry.second.chunks) g_bytes_unref(b);
+    buf_.clear();
+    consumer_ = segment < 0 ? 0 : segment;
+    stats_.current_segment = consumer_;
+  }
+  cond_.notify_all();
+  post([this] { restart_jobs(); });
+}
+
+// After a seek: every job belongs to the old position. Cancel them all and
+// schedule from the new one.
+void Downloader::restart_jobs() {
+  if (stopping_) return;
+  for (auto &entry : jobs_)
+    if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
+  jobs_.clear();
+  {
+    // Data that old jobs delivered between seek() and now.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto &entry : buf_)
+      for (GBytes *b : entry.second.chunks) g_bytes_unref(b);
+    buf_.clear();
+  }
+  schedule();
 }
 
 EngineStats Downloader::stats() {

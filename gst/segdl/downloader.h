@@ -129,6 +129,11 @@ class Downloader {
   Level level();
   // While flushing, pop() and wait_change() return at once.
   void set_flushing(bool flushing);
+  // Restarts delivery at `segment` (a seek): drops what is buffered,
+  // cancels the transfers in flight, and fetches from there. The next pop()
+  // returns that segment's first bytes (waiting for it if the backend has
+  // not produced it yet).
+  void seek(int64_t segment);
   EngineStats stats();
 
  private:
@@ -162,6 +167,7 @@ class Downloader {
   GSource *add_timer(int64_t delay_us, std::function<void()> fn);
   void post(std::function<void()> fn);
   void teardown();
+  void restart_jobs();
   double jitter();
 
   const DownloaderConfig cfg_;
@@ -189,6 +195,7 @@ class Downloader {
   std::condition_variable cond_;
   std::map<int64_t, Buffered> buf_;  // segments from consumer_ on
   int64_t consumer_ = 0;             // the segment the consumer is reading
+  uint64_t generation_ = 0;          // bumped by seek(); older jobs' data is dropped
   std::optional<int64_t> end_;       // segments in the track, once known
   std::optional<EngineError> fatal_;
   bool flushing_ = false;

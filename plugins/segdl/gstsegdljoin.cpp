@@ -37,9 +37,44 @@ void FrameJoiner::on_pad_added(GstElement *, GstPad *pad, gpointer data) noexcep
   bool audio = false;
   if (caps && !gst_caps_is_empty(caps))
     audio = g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "audio/");
+  bool aac = false;
+  if (audio) {
+    const GstStructure *st = gst_caps_get_structure(caps, 0);
+    int version = 0;
+    aac = gst_structure_has_name(st, "audio/mpeg") &&
+          !(gst_structure_get_int(st, "mpegversion", &version) && version == 1);
+  }
   if (caps) gst_caps_unref(caps);
   if (!audio) return;
-  if (gst_pad_link(pad, self->sink_) == GST_PAD_LINK_OK) self->linked_ = true;
+  GstPad *target = self->sink_;
+  GstPad *conv_sink = nullptr;
+  if (aac) {
+    // AAC leaves as raw frames with codec_data (what muxers take). The
+    // parser settled on its output format before we were linked (ADTS for
+    // ADTS input), so a second aacparse, linked to a raw-only capsfilter from
+    // the start, converts (or passes raw through).
+    GstElement *conv = gst_element_factory_make("aacparse", nullptr);
+    GstElement *filter = gst_element_factory_make("capsfilter", nullptr);
+    if (conv && filter) {
+      GstCaps *raw = gst_caps_from_string("audio/mpeg, stream-format=(string)raw");
+      g_object_set(filter, "caps", raw, nullptr);
+      gst_caps_unref(raw);
+      gst_bin_add_many(GST_BIN(self->bin_), conv, filter, nullptr);
+      gst_element_link(conv, filter);
+      GstPad *filter_src = gst_element_get_static_pad(filter, "src");
+      gst_pad_link(filter_src, self->sink_);
+      gst_object_unref(filter_src);
+      gst_element_sync_state_with_parent(filter);
+      gst_element_sync_state_with_parent(conv);
+      conv_sink = gst_element_get_static_pad(conv, "sink");
+      target = conv_sink;
+    } else {
+      if (conv) gst_object_unref(conv);
+      if (filter) gst_object_unref(filter);
+    }
+  }
+  if (gst_pad_link(pad, target) == GST_PAD_LINK_OK) self->linked_ = true;
+  if (conv_sink) gst_object_unref(conv_sink);
 }
 
 GstFlowReturn FrameJoiner::on_chain(GstPad *pad, GstObject *, GstBuffer *buf) noexcept {
@@ -47,7 +82,7 @@ GstFlowReturn FrameJoiner::on_chain(GstPad *pad, GstObject *, GstBuffer *buf) no
   Frame f;
   f.buffer = buf;
   f.caps = self->caps_ ? gst_caps_ref(self->caps_) : nullptr;
-  f.first_of_instance = self->instance_first_;
+  f.instance_start = self->instance_first_ ? self->instance_segment_ : -1;
   self->instance_first_ = false;
   self->frames_.push_back(f);
   return GST_FLOW_OK;
@@ -62,6 +97,15 @@ gboolean FrameJoiner::on_event(GstPad *pad, GstObject *, GstEvent *event) noexce
   }
   gst_event_unref(event);
   return TRUE;
+}
+
+// Our sink takes whatever the parser settled on.
+gboolean FrameJoiner::on_query(GstPad *pad, GstObject *parent, GstQuery *query) noexcept {
+  if (GST_QUERY_TYPE(query) == GST_QUERY_ACCEPT_CAPS) {
+    gst_query_set_accept_caps_result(query, TRUE);
+    return TRUE;
+  }
+  return gst_pad_query_default(pad, parent, query);
 }
 
 void FrameJoiner::new_instance(int64_t first_segment) {
@@ -86,6 +130,7 @@ void FrameJoiner::new_instance(int64_t first_segment) {
   gst_pad_set_element_private(sink_, this);
   gst_pad_set_chain_function(sink_, on_chain);
   gst_pad_set_event_function(sink_, on_event);
+  gst_pad_set_query_function(sink_, on_query);
   gst_pad_set_active(sink_, TRUE);
 
   src_ = gst_pad_new("joinsrc", GST_PAD_SRC);
@@ -168,18 +213,15 @@ void FrameJoiner::teardown() {
   gst_caps_replace(&caps_, nullptr);
 }
 
-GstBuffer *FrameJoiner::pop(GstCaps **caps) {
+GstBuffer *FrameJoiner::pop(GstCaps **caps, int64_t *instance_start) {
   if (frames_.empty()) return nullptr;
   Frame f = frames_.front();
   frames_.pop_front();
   gst_caps_replace(&popped_caps_, f.caps);
   if (f.caps) gst_caps_unref(f.caps);
   if (caps) *caps = popped_caps_;
+  if (instance_start) *instance_start = f.instance_start;
   return f.buffer;
-}
-
-bool FrameJoiner::next_starts_instance() const {
-  return !frames_.empty() && frames_.front().first_of_instance;
 }
 
 void FrameJoiner::reset() {

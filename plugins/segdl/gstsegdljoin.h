@@ -46,12 +46,11 @@ class FrameJoiner {
   bool finish(std::string &error);
 
   // The next frame in order (caller owns it), or nullptr. `caps` is set to
-  // the caps in force for it (borrowed, valid until the next call).
-  GstBuffer *pop(GstCaps **caps);
+  // the caps in force for it (borrowed, valid until the next call);
+  // `instance_start` to the segment whose file this frame starts, or -1 if
+  // it is not the first frame of a demuxer instance.
+  GstBuffer *pop(GstCaps **caps, int64_t *instance_start = nullptr);
   bool empty() const { return frames_.empty(); }
-  // Frames from the instance started at the given index come from a new
-  // file: true for the first frame of every instance after the first.
-  bool next_starts_instance() const;
 
   // Drops everything, as after a flush.
   void reset();
@@ -60,10 +59,11 @@ class FrameJoiner {
   struct Frame {
     GstBuffer *buffer;
     GstCaps *caps;
-    bool first_of_instance;
+    int64_t instance_start;  // segment of the instance, on its first frame; else -1
   };
   static GstFlowReturn on_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) noexcept;
   static gboolean on_event(GstPad *pad, GstObject *parent, GstEvent *event) noexcept;
+  static gboolean on_query(GstPad *pad, GstObject *parent, GstQuery *query) noexcept;
   static void on_pad_added(GstElement *bin, GstPad *pad, gpointer data) noexcept;
   bool check_bus(std::string &error);
   void teardown();

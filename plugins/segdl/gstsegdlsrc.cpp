@@ -36,7 +36,9 @@
 #include <gst/base/gsttypefindhelper.h>
 
 #include <atomic>
+#include <cmath>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,6 +57,8 @@ constexpr gdouble kDefaultMaxWait = 600.0;
 constexpr gboolean kDefaultMonitor = TRUE;
 constexpr gdouble kDefaultIdleTimeout = 20.0;
 constexpr guint kDefaultBufferSize = 64 * 1024;
+constexpr gdouble kDefaultFirstSegmentDuration = 15.0;
+constexpr gdouble kDefaultSegmentDuration = 30.0;
 constexpr gsize kTypefindBytes = 4096;
 constexpr auto kPopWait = std::chrono::milliseconds(100);
 constexpr gsize kHeaderProbeBytes = 12;  // enough for starts_container()
@@ -78,6 +82,8 @@ enum {
   PROP_SSL_STRICT,
   PROP_BUFFER_SIZE,
   PROP_JOIN,
+  PROP_FIRST_SEGMENT_DURATION,
+  PROP_SEGMENT_DURATION,
   PROP_STATS,
 };
 
@@ -97,6 +103,8 @@ struct Settings {
   gboolean ssl_strict = TRUE;
   guint buffer_size = kDefaultBufferSize;
   Join join = kDefaultJoin;
+  gdouble first_segment_duration = kDefaultFirstSegmentDuration;
+  gdouble segment_duration = kDefaultSegmentDuration;
 };
 
 GType join_get_type() {
@@ -140,7 +148,13 @@ struct GstSegDlSrcPrivate {
   GstClockTime out_time = 0;    // timeline position in ns
   GstClockTime last_frame_duration = GST_CLOCK_TIME_NONE;
   bool caps_set = false;
-  std::deque<GstBuffer *> held;  // buffers read before the caps were known
+  // Seeking (streaming thread, or do_seek() with the stream lock held).
+  gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the
+  gdouble segment_duration = kDefaultSegmentDuration;             // status does not say
+  std::map<int64_t, GstClockTime> segment_starts;  // learned: where each file's frames began
+  GstClockTime seek_target = GST_CLOCK_TIME_NONE;  // drop frames that end before this
+  bool discont = false;                            // mark the next buffer DISCONT
+  std::deque<GstBuffer *> held;                    // buffers read before the caps were known
   gsize held_bytes = 0;
   guint64 offset = 0;  // byte offset of the next buffer
   bool buffering = false;
@@ -287,6 +301,11 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
     return FALSE;
   }
   priv->join = s.join;
+  priv->first_segment_duration = s.first_segment_duration;
+  priv->segment_duration = s.segment_duration;
+  priv->segment_starts.clear();
+  priv->seek_target = GST_CLOCK_TIME_NONE;
+  priv->discont = false;
   gst_base_src_set_format(bsrc, s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
   priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
   priv->track_done = false;
@@ -589,12 +608,108 @@ static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *c
   return GST_FLOW_OK;
 }
 
+// Maps a time on the track to the segment holding it and that segment's
+// start time: from the starts learned while joining when known, else from
+// the segment durations (status, else the properties).
+static int64_t segment_for_time(GstSegDlSrc *self, GstClockTime t, GstClockTime *start) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::EngineStats st;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->downloader) st = priv->downloader->stats();
+  }
+  double first =
+      st.first_segment_duration_s > 0 ? st.first_segment_duration_s : priv->first_segment_duration;
+  double rest = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
+  auto estimate = [&](int64_t k) -> GstClockTime {
+    if (k <= 0) return 0;
+    return GstClockTime((first + double(k - 1) * rest) * GST_SECOND);
+  };
+  auto start_of = [&](int64_t k) -> GstClockTime {
+    auto it = priv->segment_starts.find(k);
+    return it != priv->segment_starts.end() ? it->second : estimate(k);
+  };
+  double secs = double(t) / GST_SECOND;
+  int64_t k = secs < first ? 0 : 1 + int64_t(std::floor((secs - first) / rest));
+  if (st.segments_total > 0 && k >= st.segments_total) k = st.segments_total - 1;
+  // Correct the estimate with what the frames showed (bounded steps).
+  for (int i = 0; i < 64 && k > 0 && start_of(k) > t; i++) k--;
+  for (int i = 0; i < 64 && priv->segment_starts.count(k + 1) && priv->segment_starts[k + 1] <= t;
+       i++)
+    k++;
+  *start = start_of(k);
+  return k;
+}
+
+// A flushing TIME seek (basesrc has stopped the streaming thread): restart
+// the downloads at the segment holding the position, and the timeline at
+// that segment's start; frames before the position are dropped in create().
+static gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
+  GstSegDlSrcPrivate *priv = self->priv;
+  // basesrc "seeks" to the start once when it starts: that one always works.
+  if (priv->join != JOIN_TIMELINE || segment->format != GST_FORMAT_TIME)
+    return segment->start == 0 && priv->offset == 0;
+  if (segment->rate < 0) {
+    GST_WARNING_OBJECT(self, "reverse playback is not supported");
+    return FALSE;
+  }
+  segdl::Downloader *dl = priv->downloader.get();
+  if (!dl) return FALSE;
+  GstClockTime target = segment->start;
+  if (target == 0 && !priv->caps_set && priv->out_time == 0) return TRUE;  // already there
+  GstClockTime seg_start = 0;
+  int64_t k = segment_for_time(self, target, &seg_start);
+  GST_INFO_OBJECT(self,
+                  "seek to %" GST_TIME_FORMAT ": segment %" G_GINT64_FORMAT
+                  " starting at %" GST_TIME_FORMAT,
+                  GST_TIME_ARGS(target), k, GST_TIME_ARGS(seg_start));
+  dl->seek(k);
+  priv->joiner->reset();
+  if (priv->probe) g_byte_array_unref(priv->probe);
+  priv->probe = nullptr;
+  priv->probe_segment = -1;
+  priv->track_done = false;
+  priv->out_time = seg_start;
+  priv->out_samples =
+      priv->out_rate ? gst_util_uint64_scale_round(seg_start, priv->out_rate, GST_SECOND) : 0;
+  priv->last_frame_duration = GST_CLOCK_TIME_NONE;
+  priv->seek_target = target;
+  priv->discont = true;
+  return TRUE;
+}
+
 // Segment bytes into the joiner, parsed frames out, laid end to end.
 static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, GstBuffer **outbuf) {
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
     GstCaps *caps = nullptr;
-    if (GstBuffer *frame = priv->joiner->pop(&caps)) return stamp_frame(self, frame, caps, outbuf);
+    int64_t instance_start = -1;
+    if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
+      if (instance_start >= 0) priv->segment_starts[instance_start] = priv->out_time;
+      GstFlowReturn ret = stamp_frame(self, frame, caps, outbuf);
+      if (ret != GST_FLOW_OK) return ret;
+      GstClockTime pts = GST_BUFFER_PTS(*outbuf);
+      GstClockTime end =
+          pts + (GST_BUFFER_DURATION_IS_VALID(*outbuf) ? GST_BUFFER_DURATION(*outbuf) : 0);
+      if (GST_CLOCK_TIME_IS_VALID(priv->seek_target)) {
+        if (end <= priv->seek_target && end > pts) {  // before the seek position
+          gst_buffer_replace(outbuf, nullptr);
+          continue;
+        }
+        priv->seek_target = GST_CLOCK_TIME_NONE;
+      }
+      if (priv->discont) {
+        GST_BUFFER_FLAG_SET(*outbuf, GST_BUFFER_FLAG_DISCONT);
+        priv->discont = false;
+      }
+      GstClockTime stop = GST_BASE_SRC(self)->segment.stop;
+      if (GST_CLOCK_TIME_IS_VALID(stop) && pts >= stop) {
+        gst_buffer_replace(outbuf, nullptr);
+        return GST_FLOW_EOS;  // basesrc turns this into SEGMENT_DONE for segment seeks
+      }
+      return GST_FLOW_OK;
+    }
     if (priv->track_done) {
       if (!priv->caps_set) {
         GST_ELEMENT_ERROR(self, STREAM, DEMUX, ("The track has no audio."),
@@ -735,6 +850,12 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
     case PROP_JOIN:
       s.join = Join(g_value_get_enum(value));
       break;
+    case PROP_FIRST_SEGMENT_DURATION:
+      s.first_segment_duration = g_value_get_double(value);
+      break;
+    case PROP_SEGMENT_DURATION:
+      s.segment_duration = g_value_get_double(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -798,6 +919,12 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       break;
     case PROP_JOIN:
       g_value_set_enum(value, s.join);
+      break;
+    case PROP_FIRST_SEGMENT_DURATION:
+      g_value_set_double(value, s.first_segment_duration);
+      break;
+    case PROP_SEGMENT_DURATION:
+      g_value_set_double(value, s.segment_duration);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1033,6 +1160,28 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                         "of every segment laid end to end; bytes = the raw concatenated bytes",
                         join_get_type(), kDefaultJoin, rw));
   /**
+   * GstSegDlSrc:first-segment-duration:
+   * Seconds of audio in segment 0, used to map seek positions to segments
+   * when the status does not give `first_segment_duration` (default 15).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_FIRST_SEGMENT_DURATION,
+      g_param_spec_double("first-segment-duration", "First segment duration",
+                          "Seconds of audio in segment 0 when the status does not say (used to "
+                          "map seek positions to segments)",
+                          0.001, 86400.0, kDefaultFirstSegmentDuration, rw));
+  /**
+   * GstSegDlSrc:segment-duration:
+   * Seconds of audio in every segment after the first, when the status does
+   * not give `segment_duration` (default 30).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_SEGMENT_DURATION,
+      g_param_spec_double("segment-duration", "Segment duration",
+                          "Seconds of audio in each later segment when the status does not say "
+                          "(used to map seek positions to segments)",
+                          0.001, 86400.0, kDefaultSegmentDuration, rw));
+  /**
    * GstSegDlSrc:stats:
    * A "segdl-stats" structure: segments-total (-1 while unknown),
    * segments-available, segments-downloaded, bytes-downloaded, retries,
@@ -1059,6 +1208,7 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
   basesrc_class->unlock = gst_seg_dl_src_unlock;
   basesrc_class->unlock_stop = gst_seg_dl_src_unlock_stop;
   basesrc_class->is_seekable = gst_seg_dl_src_is_seekable;
+  basesrc_class->do_seek = gst_seg_dl_src_do_seek;
   basesrc_class->query = gst_seg_dl_src_query;
   pushsrc_class->create = gst_seg_dl_src_create;
 }
