@@ -11,6 +11,7 @@
 #include <gst/check/gstcheck.h>
 #include <gst/gst.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,8 +64,11 @@ inline std::unique_ptr<server::Server> start_server(server::Options opts = serve
 
 // What a pipeline run produced.
 struct Run {
-  Bytes bytes;                        // from the appsink named "sink", if any
-  std::vector<GstClockTime> pts;      // of the sink's buffers
+  Bytes bytes;                    // from the appsink named "sink", if any
+  std::vector<Bytes> frames;      // the same, buffer by buffer
+  std::vector<GstClockTime> pts;  // of the sink's buffers
+  std::vector<GstClockTime> durations;
+  std::vector<bool> discont;
   GstClockTime decoded_duration = 0;  // sum of buffer durations at the sink
   bool eos = false;
   GError *error = nullptr;  // first ERROR, if any
@@ -84,8 +88,19 @@ struct Run {
 struct SinkData {
   std::mutex lock;
   Bytes bytes;
+  std::vector<Bytes> frames;
   std::vector<GstClockTime> pts;
+  std::vector<GstClockTime> durations;
+  std::vector<bool> discont;
   GstClockTime duration = 0;
+  void clear() {
+    bytes.clear();
+    frames.clear();
+    pts.clear();
+    durations.clear();
+    discont.clear();
+    duration = 0;
+  }
 };
 
 inline GstFlowReturn on_new_sample(GstAppSink *sink, gpointer data) noexcept {
@@ -97,7 +112,10 @@ inline GstFlowReturn on_new_sample(GstAppSink *sink, gpointer data) noexcept {
   if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
     std::lock_guard<std::mutex> guard(sd->lock);
     sd->bytes.insert(sd->bytes.end(), map.data, map.data + map.size);
+    sd->frames.emplace_back(map.data, map.data + map.size);
     sd->pts.push_back(GST_BUFFER_PTS(buf));
+    sd->durations.push_back(GST_BUFFER_DURATION(buf));
+    sd->discont.push_back(GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT));
     if (GST_BUFFER_DURATION_IS_VALID(buf)) sd->duration += GST_BUFFER_DURATION(buf);
     gst_buffer_unmap(buf, &map);
   }
@@ -106,7 +124,10 @@ inline GstFlowReturn on_new_sample(GstAppSink *sink, gpointer data) noexcept {
 }
 
 // Plays `pipeline` to EOS or ERROR, at most `timeout_s`; then sets NULL.
-inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30) {
+// With `before_play`, the pipeline is prerolled (PAUSED) first and the
+// callback runs then (to seek, say); what the sink got before it is dropped.
+inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
+                         const std::function<void(GstElement *)> &before_play = {}) {
   SinkData sd;
   GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
   if (sink && GST_IS_APP_SINK(sink)) {
@@ -115,6 +136,14 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30) 
     gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, &sd, nullptr);
   }
   GstBus *bus = gst_element_get_bus(pipeline);
+  if (before_play) {
+    fail_unless(gst_element_set_state(pipeline, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+    fail_unless_equals_int(gst_element_get_state(pipeline, nullptr, nullptr, 20 * GST_SECOND),
+                           GST_STATE_CHANGE_SUCCESS);
+    before_play(pipeline);
+    std::lock_guard<std::mutex> guard(sd.lock);
+    sd.clear();
+  }
   fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   gint64 deadline = g_get_monotonic_time() + gint64(timeout_s * G_USEC_PER_SEC);
   for (;;) {
@@ -164,7 +193,10 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30) 
   if (sink) gst_object_unref(sink);
   std::lock_guard<std::mutex> guard(sd.lock);
   run.bytes = std::move(sd.bytes);
+  run.frames = std::move(sd.frames);
   run.pts = std::move(sd.pts);
+  run.durations = std::move(sd.durations);
+  run.discont = std::move(sd.discont);
   run.decoded_duration = sd.duration;
 }
 

@@ -133,7 +133,10 @@ void Downloader::stop() {
 }
 
 void Downloader::thread_main(std::promise<std::string> *started) {
-  context_ = g_main_context_new();
+  {
+    std::lock_guard<std::mutex> lock(context_lock_);
+    context_ = g_main_context_new();
+  }
   g_main_context_push_thread_default(context_);
   loop_ = g_main_loop_new(context_, FALSE);
 
@@ -148,8 +151,11 @@ void Downloader::thread_main(std::promise<std::string> *started) {
     g_main_loop_unref(loop_);
     loop_ = nullptr;
     g_main_context_pop_thread_default(context_);
-    g_main_context_unref(context_);
-    context_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(context_lock_);
+      g_main_context_unref(context_);
+      context_ = nullptr;
+    }
     started->set_value(error.empty() ? "cannot create the HTTP client" : error);
     return;
   }
@@ -163,6 +169,7 @@ void Downloader::thread_main(std::promise<std::string> *started) {
   poll_status();
   if (cfg_.max_wait_s > 0)
     max_wait_timer_ = add_timer(int64_t(cfg_.max_wait_s * 1e6), [this] {
+      g_source_unref(max_wait_timer_);
       max_wait_timer_ = nullptr;
       check_max_wait();
     });
@@ -175,8 +182,13 @@ void Downloader::thread_main(std::promise<std::string> *started) {
   g_main_context_pop_thread_default(context_);
   // Sources still attached (idle posts) are destroyed with the context.
   while (g_main_context_pending(context_)) g_main_context_iteration(context_, FALSE);
-  g_main_context_unref(context_);
-  context_ = nullptr;
+  GMainContext *ctx = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(context_lock_);
+    ctx = context_;
+    context_ = nullptr;
+  }
+  g_main_context_unref(ctx);
 }
 
 void Downloader::teardown() {
@@ -210,6 +222,8 @@ GSource *Downloader::add_timer(int64_t delay_us, std::function<void()> fn) {
 
 // Runs `fn` on the HTTP thread, never synchronously.
 void Downloader::post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(context_lock_);
+  if (!context_) return;  // the HTTP thread is gone: nothing left to do there
   GSource *src = g_idle_source_new();
   g_source_set_priority(src, G_PRIORITY_DEFAULT);
   auto *heap = new std::function<void()>(std::move(fn));
@@ -366,8 +380,9 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
 
 void Downloader::job_not_ready(Job &job, int retry_after_s) {
   job.phase = Job::Phase::Waiting;
-  int64_t delay =
-      retry_after_s >= 0 ? int64_t(retry_after_s) * 1000000 : int64_t(cfg_.poll_interval_s * 1e6);
+  // Retry-After is honoured up to a minute; max-wait bounds the whole wait.
+  int64_t delay = retry_after_s >= 0 ? int64_t(std::min(retry_after_s, 60)) * 1000000
+                                     : int64_t(cfg_.poll_interval_s * 1e6);
   clear_source(job.timer);
   Job *jp = &job;
   job.timer = add_timer(delay, [this, jp] {
@@ -556,8 +571,10 @@ void Downloader::check_max_wait() {
   e.kind = EngineError::Kind::NotFound;
   e.segment = missing;
   e.uri = segment_url(cfg_.backend, cfg_.video_id, missing);
-  e.message = "segment " + std::to_string(missing) + " was not ready after " +
-              std::to_string(int64_t(cfg_.max_wait_s)) + " s (max-wait)";
+  char secs[32];
+  g_snprintf(secs, sizeof secs, "%g", cfg_.max_wait_s);
+  e.message =
+      "segment " + std::to_string(missing) + " was not ready after " + secs + " s (max-wait)";
   e.debug = "the track was not complete after max-wait; last status: " +
             std::to_string(progress_.ready_count()) + " segments ready, total " +
             (progress_.advertised_total() ? std::to_string(*progress_.advertised_total())

@@ -175,8 +175,10 @@ class Downloader {
   std::thread thread_;
   bool started_ = false;  // start()/stop() caller only
 
-  // HTTP thread only (set before the thread starts, read-only after that:
-  // context_).
+  // The HTTP thread's context: made and freed by that thread; post() from
+  // any thread reads it under context_lock_.
+  std::mutex context_lock_;
+  // HTTP thread only.
   GMainContext *context_ = nullptr;
   GMainLoop *loop_ = nullptr;
   std::unique_ptr<Fetcher> fetcher_;

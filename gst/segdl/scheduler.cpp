@@ -80,7 +80,7 @@ int64_t backoff_delay_us(double base_s, int attempt, double jitter01, int retry_
   delay = std::min(delay, cap_s);
   jitter01 = std::clamp(jitter01, 0.0, 1.0);
   delay *= 0.5 + 0.5 * jitter01;
-  if (retry_after_s >= 0) delay = std::max(delay, double(retry_after_s));
+  if (retry_after_s >= 0) delay = std::max(delay, std::min(double(retry_after_s), cap_s));
   if (delay < 0) delay = 0;
   return int64_t(delay * 1e6);
 }

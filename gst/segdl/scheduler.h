@@ -74,7 +74,8 @@ std::vector<int64_t> pick_downloads(int64_t consumer, int window, int max_concur
 
 // Delay before retry number `attempt` (1-based): base * 2^(attempt-1), at most
 // `cap_s`, scaled by a jitter factor in [0.5, 1.0) derived from `jitter01` in
-// [0, 1). Never below `retry_after_s` when the server sent one (>= 0).
+// [0, 1). Never below `retry_after_s` when the server sent one (>= 0), but
+// a Retry-After is honoured up to `cap_s` only.
 int64_t backoff_delay_us(double base_s, int attempt, double jitter01, int retry_after_s = -1,
                          double cap_s = 60.0);
 

@@ -34,11 +34,11 @@ struct Status {
   std::optional<int64_t> total_segments;  // totalSegments / total_segments
   std::vector<int64_t> ready;             // sorted, unique, each < total (when known)
   TrackState state = TrackState::Unknown;
-  std::string error;                      // the backend's text when state == Error
-  std::optional<double> duration;         // seconds, whole track
+  std::string error;                             // the backend's text when state == Error
+  std::optional<double> duration;                // seconds, whole track
   std::optional<double> segment_duration;        // seconds, segments after the first
   std::optional<double> first_segment_duration;  // seconds, segment 0
-  std::string mime_type;                  // empty when not given
+  std::string mime_type;                         // empty when not given
 
   bool is_ready(int64_t n) const;
   // Number of leading segments 0..k-1 that are all ready.

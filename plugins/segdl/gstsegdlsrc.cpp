@@ -360,8 +360,8 @@ static gboolean gst_seg_dl_src_unlock_stop(GstBaseSrc *bsrc) noexcept {
   return TRUE;
 }
 
-static gboolean gst_seg_dl_src_is_seekable(GstBaseSrc *) noexcept {
-  return FALSE;
+static gboolean gst_seg_dl_src_is_seekable(GstBaseSrc *bsrc) noexcept {
+  return GST_SEG_DL_SRC(bsrc)->priv->join == JOIN_TIMELINE;
 }
 
 // Types the stream from the first bytes and sets the caps. Streaming thread.
@@ -785,7 +785,12 @@ static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept
   if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
     GstFormat format;
     gst_query_parse_duration(query, &format, nullptr);
-    int64_t d = self->priv->duration_ns.load();
+    int64_t d = -1;
+    {
+      // Live from the engine: the streaming thread may be blocked downstream.
+      std::lock_guard<std::mutex> lock(self->priv->state_lock);
+      if (self->priv->downloader) d = self->priv->downloader->stats().track_duration_ns();
+    }
     if (format == GST_FORMAT_TIME && self->priv->join == JOIN_TIMELINE) {
       gst_query_set_duration(query, GST_FORMAT_TIME, d >= 0 ? d : -1);
       return d >= 0;

@@ -586,4 +586,29 @@ bool decoded_duration(const Bytes &bytes, uint64_t &duration_ns, std::string &er
   return true;
 }
 
+bool melody_pcm(double seconds, Bytes &s16le, std::string &error) {
+  if (!(seconds > 0) || seconds > 24 * 3600) {
+    error = "bad length: " + std::to_string(seconds) + " s";
+    return false;
+  }
+  PcmSource pcm;
+  pcm.total_frames = static_cast<uint64_t>(std::llround(seconds * kRate));
+  pcm.notes = make_melody(pcm.total_frames);
+  s16le.assign(pcm.total_frames * kChannels * sizeof(int16_t), 0);
+  std::vector<int16_t> chunk(kChunkFrames * kChannels);
+  while (pcm.pos < pcm.total_frames) {
+    const size_t frames =
+        static_cast<size_t>(std::min<uint64_t>(kChunkFrames, pcm.total_frames - pcm.pos));
+    render(pcm, chunk.data(), frames);
+    uint8_t *dst = s16le.data() + pcm.pos * kChannels * sizeof(int16_t);
+    for (size_t i = 0; i < frames * kChannels; i++) {
+      const uint16_t v = static_cast<uint16_t>(chunk[i]);
+      dst[2 * i] = static_cast<uint8_t>(v & 0xff);
+      dst[2 * i + 1] = static_cast<uint8_t>(v >> 8);
+    }
+    pcm.pos += frames;
+  }
+  return true;
+}
+
 }  // namespace segdl::media

@@ -51,6 +51,11 @@ bool encode(Form form, double seconds, Encoded &out, std::string &error);
 // result equals enc.bytes exactly.
 std::vector<Bytes> cut(const Encoded &enc, double first_s, double seg_s);
 
+// The melody encode() feeds its encoders: `seconds` of 44100 Hz stereo PCM,
+// S16LE interleaved, the same samples in every run. False with `error` for a
+// bad length.
+bool melody_pcm(double seconds, Bytes &s16le, std::string &error);
+
 // Decodes `bytes` (any form above, or anything decodebin plays) and returns
 // the duration of the decoded PCM. For tests and checks. False with `error`.
 bool decoded_duration(const Bytes &bytes, uint64_t &duration_ns, std::string &error);

@@ -1,0 +1,271 @@
+/* segdl tests — the timeline join: parsed frames identical to the
+ * unsegmented encode's, timestamps continuous across joins, duration, and
+ * seeking (accurate, at joins, backwards after EOS, in a row, into segments
+ * not produced yet).
+ */
+#include "harness.h"
+
+#include <gst/pbutils/pbutils.h>
+
+using namespace segdl;
+using namespace segdl::test;
+
+namespace {
+
+// The reference frames of an ADTS encode, as raw AAC (header stripped: the
+// element outputs stream-format=raw), with their original timing.
+struct RefFrames {
+  std::vector<Bytes> frames;
+  std::vector<GstClockTime> pts, dur;
+};
+
+RefFrames adts_reference(const media::Encoded &enc) {
+  RefFrames ref;
+  for (size_t i = 0; i < enc.frames.size(); i++) {
+    uint64_t off = enc.frames[i].offset;
+    uint64_t end = i + 1 < enc.frames.size() ? enc.frames[i + 1].offset : enc.bytes.size();
+    bool crc = (enc.bytes[off + 1] & 0x01) == 0;
+    uint64_t header = crc ? 9 : 7;
+    ref.frames.emplace_back(enc.bytes.begin() + off + header, enc.bytes.begin() + end);
+    ref.pts.push_back(enc.frames[i].pts_ns);
+    ref.dur.push_back(enc.frames[i].duration_ns);
+  }
+  return ref;
+}
+
+// Timestamps continuous: each frame starts where the previous ended (the
+// element counts samples, so at most 1 ns of rounding).
+void check_continuous(const Run &run) {
+  for (size_t i = 1; i < run.pts.size(); i++) {
+    GstClockTime expect = run.pts[i - 1] + run.durations[i - 1];
+    GstClockTimeDiff d = GST_CLOCK_DIFF(expect, run.pts[i]);
+    fail_unless(d >= -1 && d <= 1,
+                "frame %zu at %" GST_TIME_FORMAT ", previous ends at %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(run.pts[i]), GST_TIME_ARGS(expect));
+  }
+}
+
+// The output, from its first frame on, is the reference from frame `first`
+// on: same bytes, same count, in order.
+// (No local named `first`: gst-check's equality macros declare one.)
+void check_frames_from(const Run &run, const RefFrames &ref, size_t from) {
+  size_t expected = ref.frames.size() - from;
+  fail_unless_equals_uint64(run.frames.size(), expected);
+  for (size_t i = 0; i < run.frames.size(); i++)
+    fail_unless(run.frames[i] == ref.frames[from + i], "frame %zu differs from reference %zu", i,
+                from + i);
+}
+
+server::Options rich() {
+  server::Options o;
+  o.status_style = server::StatusStyle::Rich;
+  return o;
+}
+
+std::function<void(GstElement *)> seek_to(GstClockTime t,
+                                          GstSeekFlags extra = GST_SEEK_FLAG_ACCURATE) {
+  return [t, extra](GstElement *p) {
+    fail_unless(gst_element_seek_simple(p, GST_FORMAT_TIME,
+                                        GstSeekFlags(GST_SEEK_FLAG_FLUSH | extra), gint64(t)));
+    fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                           GST_STATE_CHANGE_SUCCESS);
+  };
+}
+
+// Index of the reference frame holding `t` in the reference timeline.
+size_t ref_index_at(const RefFrames &ref, GstClockTime t) {
+  for (size_t i = 0; i < ref.pts.size(); i++)
+    if (t < ref.pts[i] + ref.dur[i]) return i;
+  return ref.pts.size();
+}
+
+}  // namespace
+
+// ADTS segments joined: raw AAC frames with codec_data, identical to the
+// encode's, timestamps from 0 and continuous.
+GST_START_TEST(test_adts_frames) {
+  auto srv = start_server();
+  const media::Encoded &enc = fixture(media::Form::Adts);
+  srv->add_track("a", make_track(media::Form::Adts));
+  RefFrames ref = adts_reference(enc);
+  GstElement *p = make_pipeline(srv->base_url(), "a", "", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error);
+  fail_unless_equals_uint64(run.pts.front(), 0);
+  fail_unless(run.discont.front());
+  for (size_t i = 1; i < run.discont.size(); i++) fail_if(run.discont[i], "DISCONT at %zu", i);
+  check_continuous(run);
+  check_frames_from(run, ref, 0);
+  GstClockTime end = run.pts.back() + run.durations.back();
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(GstClockTime(enc.duration_ns), end);
+  fail_unless(diff >= -25 * GST_MSECOND && diff <= 25 * GST_MSECOND,
+              "duration %" GST_TIME_FORMAT " vs %" GST_TIME_FORMAT, GST_TIME_ARGS(end),
+              GST_TIME_ARGS(enc.duration_ns));
+}
+GST_END_TEST;
+
+// The DURATION query answers the track length from the rich status.
+GST_START_TEST(test_duration_query) {
+  auto srv = start_server(rich());
+  srv->add_track("d", make_track(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "d", "", "fakesink sync=false");
+  fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                         GST_STATE_CHANGE_SUCCESS);
+  gint64 dur = -1;
+  // The status may still be on its way when preroll completes: bounded wait
+  // for the DURATION_CHANGED the element posts.
+  GstBus *bus = gst_element_get_bus(p);
+  for (int i = 0; i < 50 && !gst_element_query_duration(p, GST_FORMAT_TIME, &dur); i++) {
+    GstMessage *m =
+        gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND, GST_MESSAGE_DURATION_CHANGED);
+    if (m) gst_message_unref(m);
+  }
+  gst_object_unref(bus);
+  const media::Encoded &enc = fixture(media::Form::Adts);
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(GstClockTime(enc.duration_ns), GstClockTime(dur));
+  fail_unless(dur > 0 && diff >= -GST_MSECOND && diff <= GST_MSECOND, "duration %" G_GINT64_FORMAT,
+              dur);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
+// Seeks into every part of the track: the first buffer holds the position,
+// is DISCONT, and the frames from it on are the encode's.
+static const double kSeekTargets[] = {0.0, 0.7, 1.5, 4.5, 9.9};
+
+GST_START_TEST(test_seek_adts) {
+  const double target_s = kSeekTargets[__i__];
+  const GstClockTime target = GstClockTime(target_s * GST_SECOND);
+  auto srv = start_server(rich());
+  srv->add_track("s", make_track(media::Form::Adts));
+  RefFrames ref = adts_reference(fixture(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "s", "", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30, seek_to(target));
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "seek to %.2f s: no clean EOS", target_s);
+  fail_unless(!run.pts.empty());
+  GstClockTime head = run.pts.front();
+  fail_unless(head <= target && target < head + run.durations.front(),
+              "first buffer %" GST_TIME_FORMAT " does not hold %" GST_TIME_FORMAT,
+              GST_TIME_ARGS(head), GST_TIME_ARGS(target));
+  fail_unless(run.discont.front());
+  check_continuous(run);
+  // The segment boundaries come from the status durations, so the frame
+  // found may be the encode's neighbour: the cut is on the frame nearest
+  // the nominal time. It must match the frames from there on exactly.
+  size_t expect = ref_index_at(ref, target);
+  size_t found = ref.frames.size();
+  for (size_t j = expect > 0 ? expect - 1 : 0; j <= expect + 1 && j < ref.frames.size(); j++)
+    if (run.frames.front() == ref.frames[j]) found = j;
+  fail_unless(found < ref.frames.size(), "first frame after the seek is not near frame %zu",
+              expect);
+  check_frames_from(run, ref, found);
+}
+GST_END_TEST;
+
+// Seek backwards once the track has ended.
+GST_START_TEST(test_seek_after_eos) {
+  auto srv = start_server(rich());
+  srv->add_track("e", make_track(media::Form::Adts));
+  RefFrames ref = adts_reference(fixture(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "e", "", "appsink name=sink sync=false");
+  // Play to EOS, then seek back to 2 s and play again.
+  SinkData sd;
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstAppSinkCallbacks cbs = {};
+  cbs.new_sample = on_new_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, &sd, nullptr);
+  GstBus *bus = gst_element_get_bus(p);
+  fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, 30 * GST_SECOND,
+                                             GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  size_t all = 0;
+  {
+    std::lock_guard<std::mutex> g(sd.lock);
+    all = sd.frames.size();
+    sd.clear();
+  }
+  fail_unless_equals_uint64(all, ref.frames.size());
+  fail_unless(gst_element_seek_simple(p, GST_FORMAT_TIME,
+                                      GstSeekFlags(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+                                      2 * GST_SECOND));
+  m = gst_bus_timed_pop_filtered(bus, 30 * GST_SECOND,
+                                 GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS, "no second EOS");
+  gst_message_unref(m);
+  gst_element_set_state(p, GST_STATE_NULL);
+  {
+    std::lock_guard<std::mutex> g(sd.lock);
+    fail_unless(!sd.pts.empty());
+    fail_unless(sd.pts.front() <= 2 * GST_SECOND &&
+                2 * GST_SECOND < sd.pts.front() + sd.durations.front());
+    size_t expect = ref_index_at(ref, 2 * GST_SECOND);
+    fail_unless(sd.frames.size() + expect >= ref.frames.size() - 1 &&
+                sd.frames.size() + expect <= ref.frames.size() + 1);
+  }
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
+// Several flushing seeks in a row: the last one wins.
+GST_START_TEST(test_seek_in_a_row) {
+  auto srv = start_server(rich());
+  srv->add_track("r", make_track(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "r", "", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30, [](GstElement *pl) {
+    for (double t : {8.0, 1.0, 6.0, 3.2}) seek_to(GstClockTime(t * GST_SECOND))(pl);
+  });
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error);
+  GstClockTime target = GstClockTime(3.2 * GST_SECOND);
+  fail_unless(run.pts.front() <= target && target < run.pts.front() + run.durations.front());
+  check_continuous(run);
+}
+GST_END_TEST;
+
+// A seek into a segment the backend has not produced yet waits for it
+// (posting BUFFERING) instead of failing.
+GST_START_TEST(test_seek_not_yet_produced) {
+  server::Options o = rich();
+  o.reveal_every = 0.5;  // segment 3 appears 1.5 s after the first request
+  auto srv = start_server(o);
+  srv->add_track("p", make_track(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "p", "", "appsink name=sink sync=false");
+  Run run;
+  GstClockTime target = GstClockTime(9.0 * GST_SECOND);
+  run_pipeline(p, run, 30, seek_to(target));
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  fail_unless(run.pts.front() <= target && target < run.pts.front() + run.durations.front());
+  // Segments 1 and 2 were not needed.
+  for (const auto &r : srv->requests())
+    fail_if(r.path == "/stream" && (r.segment == 1 || r.segment == 2),
+            "segment %" G_GINT64_FORMAT " fetched after seeking past it", r.segment);
+}
+GST_END_TEST;
+
+static Suite *timeline_suite() {
+  Suite *s = suite_create("timeline");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_adts_frames);
+  tcase_add_test(tc, test_duration_query);
+  tcase_add_loop_test(tc, test_seek_adts, 0, G_N_ELEMENTS(kSeekTargets));
+  tcase_add_test(tc, test_seek_after_eos);
+  tcase_add_test(tc, test_seek_in_a_row);
+  tcase_add_test(tc, test_seek_not_yet_produced);
+  return s;
+}
+
+GST_CHECK_MAIN(timeline);
