@@ -69,6 +69,7 @@ struct Run {
   std::vector<GstClockTime> pts;  // of the sink's buffers
   std::vector<GstClockTime> durations;
   std::vector<bool> discont;
+  std::vector<bool> header;           // buffers flagged HEADER (codec headers, not frames)
   GstClockTime decoded_duration = 0;  // sum of buffer durations at the sink
   bool eos = false;
   GError *error = nullptr;  // first ERROR, if any
@@ -92,8 +93,10 @@ struct SinkData {
   std::vector<GstClockTime> pts;
   std::vector<GstClockTime> durations;
   std::vector<bool> discont;
+  std::vector<bool> header;
   GstClockTime duration = 0;
   void clear() {
+    header.clear();
     bytes.clear();
     frames.clear();
     pts.clear();
@@ -116,6 +119,7 @@ inline GstFlowReturn on_new_sample(GstAppSink *sink, gpointer data) noexcept {
     sd->pts.push_back(GST_BUFFER_PTS(buf));
     sd->durations.push_back(GST_BUFFER_DURATION(buf));
     sd->discont.push_back(GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT));
+    sd->header.push_back(GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_HEADER));
     if (GST_BUFFER_DURATION_IS_VALID(buf)) sd->duration += GST_BUFFER_DURATION(buf);
     gst_buffer_unmap(buf, &map);
   }
@@ -197,6 +201,7 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
   run.pts = std::move(sd.pts);
   run.durations = std::move(sd.durations);
   run.discont = std::move(sd.discont);
+  run.header = std::move(sd.header);
   run.decoded_duration = sd.duration;
 }
 

@@ -1,6 +1,8 @@
 /* segdl — the timeline join (see gstsegdljoin.h). */
 #include "gstsegdljoin.h"
 
+#include <gst/audio/audio.h>
+
 #include <cstring>
 
 GST_DEBUG_CATEGORY_EXTERN(gst_seg_dl_src_debug);
@@ -79,6 +81,35 @@ void FrameJoiner::on_pad_added(GstElement *, GstPad *pad, gpointer data) noexcep
 
 GstFlowReturn FrameJoiner::on_chain(GstPad *pad, GstObject *, GstBuffer *buf) noexcept {
   auto *self = static_cast<FrameJoiner *>(gst_pad_get_element_private(pad));
+  if (self->instances_ > 1) {
+    // What every file repeats applies once, at the track start: in-band codec
+    // headers (Vorbis, Opus from Ogg), and the codec delay (Opus pre-skip)
+    // that demuxers mark as start clipping on a file's first frame.
+    if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_HEADER)) {
+      gst_buffer_unref(buf);
+      return GST_FLOW_OK;
+    }
+    GstAudioClippingMeta *clip = gst_buffer_get_audio_clipping_meta(buf);
+    if (clip && clip->start > 0) {
+      buf = gst_buffer_make_writable(buf);
+      clip = gst_buffer_get_audio_clipping_meta(buf);
+      // The demuxer shortened the frame by the clipped part: give it back.
+      GstClockTime clipped = GST_CLOCK_TIME_NONE;
+      int rate = 0;
+      if (clip->format == GST_FORMAT_TIME)
+        clipped = clip->start;
+      else if (clip->format == GST_FORMAT_DEFAULT && self->caps_ &&
+               gst_structure_get_int(gst_caps_get_structure(self->caps_, 0), "rate", &rate) &&
+               rate > 0)
+        clipped = gst_util_uint64_scale_round(clip->start, GST_SECOND, rate);
+      if (GST_BUFFER_DURATION_IS_VALID(buf) && GST_CLOCK_TIME_IS_VALID(clipped))
+        GST_BUFFER_DURATION(buf) += clipped;
+      if (clip->end > 0)
+        clip->start = 0;
+      else
+        gst_buffer_remove_meta(buf, reinterpret_cast<GstMeta *>(clip));
+    }
+  }
   Frame f;
   f.buffer = buf;
   f.caps = self->caps_ ? gst_caps_ref(self->caps_) : nullptr;

@@ -31,6 +31,7 @@
 #include "segdl/downloader.h"
 #include "segdl/httpmodule.h"
 #include "segdl/urls.h"
+#include "segdl/vorbis.h"
 
 #include <gst/audio/audio.h>
 #include <gst/base/gsttypefindhelper.h>
@@ -147,6 +148,7 @@ struct GstSegDlSrcPrivate {
   uint64_t out_samples = 0;     // timeline position in samples (out_rate > 0)
   GstClockTime out_time = 0;    // timeline position in ns
   GstClockTime last_frame_duration = GST_CLOCK_TIME_NONE;
+  segdl::VorbisBlocks vorbis;  // Vorbis durations across joins (when the caps are Vorbis)
   bool caps_set = false;
   // Seeking (streaming thread, or do_seek() with the stream lock held).
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the
@@ -179,8 +181,17 @@ GST_ELEMENT_REGISTER_DEFINE_WITH_CODE(segdlsrc, "segdlsrc", GST_RANK_PRIMARY, GS
                                       GST_DEBUG_CATEGORY_INIT(gst_seg_dl_src_debug, "segdlsrc", 0,
                                                               "segmented audio download source"));
 
+// Audio only (so that muxers give us an audio pad): the parsed elementary
+// streams of join=timeline, and for join=bytes the containers of the
+// continuous forms.
+#define SEGDL_SRC_CAPS                                                                    \
+  "audio/mpeg; audio/x-opus; audio/x-vorbis; audio/x-flac; audio/x-speex; audio/x-alac; " \
+  "audio/x-ac3; audio/x-eac3; audio/x-dts; audio/x-wma; audio/x-raw; audio/x-alaw; "      \
+  "audio/x-mulaw; audio/x-adpcm; audio/x-wavpack; audio/x-gsm; audio/AMR; audio/AMR-WB; " \
+  "video/mpegts; audio/x-m4a; video/quicktime; application/ogg; audio/ogg; audio/webm; "  \
+  "audio/x-matroska; application/x-id3; audio/x-wav"
 static GstStaticPadTemplate src_template =
-    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(SEGDL_SRC_CAPS));
 
 /* ---- errors and messages ---------------------------------------------- */
 
@@ -357,6 +368,12 @@ static gboolean gst_seg_dl_src_unlock_stop(GstBaseSrc *bsrc) noexcept {
   GstSegDlSrcPrivate *priv = GST_SEG_DL_SRC(bsrc)->priv;
   std::lock_guard<std::mutex> lock(priv->state_lock);
   if (priv->downloader) priv->downloader->set_flushing(false);
+  return TRUE;
+}
+
+// Caps come from the data (typefinding, or the parsed frames), set by
+// create() once known: nothing to negotiate up front.
+static gboolean gst_seg_dl_src_negotiate(GstBaseSrc *) noexcept {
   return TRUE;
 }
 
@@ -558,6 +575,23 @@ static bool feed_probe(GstSegDlSrc *self) {
   return ok;
 }
 
+// Vorbis: count each packet's samples across joins from the stream headers
+// (a parser restarted per segment gets the first packet of each one wrong).
+static void init_vorbis(GstSegDlSrc *self, const GstStructure *st) {
+  const GValue *hdrs = gst_structure_get_value(st, "streamheader");
+  if (!hdrs || !GST_VALUE_HOLDS_ARRAY(hdrs) || gst_value_array_get_size(hdrs) < 3) return;
+  GstBuffer *id = gst_value_get_buffer(gst_value_array_get_value(hdrs, 0));
+  GstBuffer *setup = gst_value_get_buffer(gst_value_array_get_value(hdrs, 2));
+  GstMapInfo a, b;
+  if (!id || !setup || !gst_buffer_map(id, &a, GST_MAP_READ)) return;
+  if (gst_buffer_map(setup, &b, GST_MAP_READ)) {
+    if (!self->priv->vorbis.init(a.data, a.size, b.data, b.size))
+      GST_WARNING_OBJECT(self, "cannot read the Vorbis headers: durations as parsed");
+    gst_buffer_unmap(setup, &b);
+  }
+  gst_buffer_unmap(id, &a);
+}
+
 // Puts a parsed frame on the timeline: pts = the end of the previous frame,
 // counted in samples so that no rounding accumulates.
 static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
@@ -573,12 +607,31 @@ static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *c
     }
     gst_caps_replace(&priv->out_caps, caps);
     int rate = 0;
-    gst_structure_get_int(gst_caps_get_structure(caps, 0), "rate", &rate);
+    const GstStructure *st = gst_caps_get_structure(caps, 0);
+    gst_structure_get_int(st, "rate", &rate);
+    priv->vorbis = segdl::VorbisBlocks();
+    if (gst_structure_has_name(st, "audio/x-vorbis")) init_vorbis(self, st);
     priv->out_rate = rate > 0 ? rate : 0;
     if (priv->out_rate)
       priv->out_samples = gst_util_uint64_scale_round(priv->out_time, priv->out_rate, GST_SECOND);
   }
+  if (GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
+    // Codec headers (once, at the start): no time of their own.
+    frame = gst_buffer_make_writable(frame);
+    GST_BUFFER_PTS(frame) = GST_BUFFER_DTS(frame) = priv->out_time;
+    GST_BUFFER_DURATION(frame) = GST_CLOCK_TIME_NONE;
+    *outbuf = frame;
+    return GST_FLOW_OK;
+  }
   GstClockTime dur = GST_BUFFER_DURATION(frame);
+  if (priv->vorbis.ready() && priv->out_rate) {
+    GstMapInfo map;
+    if (gst_buffer_map(frame, &map, GST_MAP_READ)) {
+      int64_t samples = priv->vorbis.next(map.data, map.size);
+      gst_buffer_unmap(frame, &map);
+      if (samples >= 0) dur = gst_util_uint64_scale_round(samples, GST_SECOND, priv->out_rate);
+    }
+  }
   if (!GST_CLOCK_TIME_IS_VALID(dur)) dur = priv->last_frame_duration;
   priv->last_frame_duration = dur;
 
@@ -674,6 +727,7 @@ static gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) no
   priv->out_samples =
       priv->out_rate ? gst_util_uint64_scale_round(seg_start, priv->out_rate, GST_SECOND) : 0;
   priv->last_frame_duration = GST_CLOCK_TIME_NONE;
+  priv->vorbis.reset();
   priv->seek_target = target;
   priv->discont = true;
   return TRUE;
@@ -1213,6 +1267,7 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
   basesrc_class->unlock = gst_seg_dl_src_unlock;
   basesrc_class->unlock_stop = gst_seg_dl_src_unlock_stop;
   basesrc_class->is_seekable = gst_seg_dl_src_is_seekable;
+  basesrc_class->negotiate = gst_seg_dl_src_negotiate;
   basesrc_class->do_seek = gst_seg_dl_src_do_seek;
   basesrc_class->query = gst_seg_dl_src_query;
   pushsrc_class->create = gst_seg_dl_src_create;

@@ -1,0 +1,323 @@
+/* segdl tests — every segment form through the timeline join.
+ *
+ * One deterministic encode per codec, cut WITHOUT re-encoding into
+ * self-contained segment files (m4a with its own moov, WebM / Matroska, Ogg
+ * with its own headers; timestamps reset or absolute) or into byte ranges of
+ * one fragmented MP4. segdlsrc must output exactly the frames of the
+ * unsegmented file, in order, timestamped from 0 without gaps; for Opus and
+ * Vorbis the decoded PCM must equal the unsegmented file's, sample for
+ * sample; and the output must mux into files that play to the full length.
+ */
+#include "harness.h"
+
+#include "common/segmenter.h"
+#include "segdl/vorbis.h"
+
+#include <glib/gstdio.h>
+
+using namespace segdl;
+using namespace segdl::test;
+using media::Codec;
+using media::Container;
+using media::TimestampMode;
+
+namespace {
+
+constexpr double kSeconds = 7.5;  // 1.5 s + 3 s + 3 s
+
+struct FormCase {
+  const char *name;
+  Codec codec;
+  Container container;
+  TimestampMode ts;
+  const char *mime;
+  bool pcm_exact;  // compare decoded PCM with the unsegmented file's
+};
+
+const FormCase kForms[] = {
+    {"aac/m4a reset", Codec::Aac, Container::M4a, TimestampMode::Reset, "audio/mp4", false},
+    {"aac/m4a absolute", Codec::Aac, Container::M4a, TimestampMode::Absolute, "audio/mp4", false},
+    {"aac/m4a faststart", Codec::Aac, Container::M4aFaststart, TimestampMode::Reset, "audio/mp4",
+     false},
+    {"aac/mkv", Codec::Aac, Container::Matroska, TimestampMode::Reset, "audio/x-matroska", false},
+    {"aac/fmp4 (continuous)", Codec::Aac, Container::FragmentedMp4, TimestampMode::Reset,
+     "audio/mp4", false},
+    {"opus/webm reset", Codec::Opus, Container::WebM, TimestampMode::Reset, "audio/webm", true},
+    {"opus/webm absolute", Codec::Opus, Container::WebM, TimestampMode::Absolute, "audio/webm",
+     true},
+    {"opus/ogg reset", Codec::Opus, Container::Ogg, TimestampMode::Reset, "audio/ogg", true},
+    {"opus/ogg absolute", Codec::Opus, Container::Ogg, TimestampMode::Absolute, "audio/ogg", true},
+    {"vorbis/ogg", Codec::Vorbis, Container::Ogg, TimestampMode::Reset, "audio/ogg", true},
+    {"vorbis/webm", Codec::Vorbis, Container::WebM, TimestampMode::Reset, "audio/webm", true},
+    {"mp3/mkv", Codec::Mp3, Container::Matroska, TimestampMode::Reset, "audio/x-matroska", false},
+    {"mp3 (continuous)", Codec::Mp3, Container::Mp3, TimestampMode::Reset, "audio/mpeg", false},
+};
+
+const media::Packets &packets(Codec codec) {
+  static std::map<int, media::Packets> cache;
+  auto it = cache.find(int(codec));
+  if (it != cache.end()) return it->second;
+  media::Packets p;
+  std::string error;
+  if (!media::encode_packets(codec, kSeconds, p, error)) g_error("encode: %s", error.c_str());
+  return cache.emplace(int(codec), std::move(p)).first->second;
+}
+
+// The served segments and the unsegmented file of one form.
+struct Fixture {
+  std::vector<Bytes> segments;
+  Bytes whole;
+};
+
+Fixture make_fixture(const FormCase &fc) {
+  Fixture fx;
+  std::string error;
+  const media::Packets &p = packets(fc.codec);
+  fail_unless(media::whole_file(p, fc.container, fx.whole, error), "%s", error.c_str());
+  if (fc.container == Container::FragmentedMp4)
+    fail_unless(media::split_fragmented(fx.whole, 1.5, 3.0, fx.segments, error), "%s",
+                error.c_str());
+  else
+    fail_unless(media::segment_files(p, fc.container, fc.ts, 1.5, 3.0, fx.segments, error), "%s",
+                error.c_str());
+  fail_unless_equals_int(fx.segments.size(), 3);
+  return fx;
+}
+
+server::Track track_of(const Fixture &fx, const char *mime) {
+  server::Track t;
+  t.segments = fx.segments;
+  t.mime_type = mime;
+  t.first_segment_duration = 1.5;
+  t.segment_duration = 3.0;
+  return t;
+}
+
+bool usable(const FormCase &fc) {
+  if (media::available(fc.codec, fc.container)) return true;
+  g_print("SKIP %s: GStreamer elements missing\n", fc.name);
+  return false;
+}
+
+}  // namespace
+
+// The frames out are the unsegmented file's frames, byte for byte, in order,
+// with pts from 0, each where the previous ended.
+GST_START_TEST(test_frames_identical) {
+  const FormCase &fc = kForms[__i__];
+  if (!usable(fc)) return;
+  GST_INFO("form %s", fc.name);
+  Fixture fx = make_fixture(fc);
+  media::ParsedFrames ref;
+  std::string error;
+  fail_unless(media::parse_frames(fx.whole, ref, error), "%s", error.c_str());
+
+  auto srv = start_server();
+  srv->add_track("t", track_of(fx, fc.mime));
+  GstElement *p = make_pipeline(srv->base_url(), "t", "", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s: %s", fc.name, run.error ? run.error->message : "no EOS");
+
+  std::vector<size_t> frames;  // indices of non-header buffers
+  size_t headers = 0;
+  for (size_t i = 0; i < run.frames.size(); i++) {
+    if (run.header[i]) {
+      headers++;
+      fail_unless(frames.empty(), "%s: header buffer after the first frame", fc.name);
+    } else {
+      frames.push_back(i);
+    }
+  }
+  // Codec headers appear once, at the start, never again per segment.
+  fail_unless(headers == ref.headers.size(), "%s: %zu header buffers, the file has %zu", fc.name,
+              headers, ref.headers.size());
+  fail_unless(frames.size() == ref.frames.size(), "%s: %zu frames, the file has %zu", fc.name,
+              frames.size(), ref.frames.size());
+  GstClockTime expect = 0, ref_total = 0;
+  for (size_t k = 0; k < frames.size(); k++) {
+    size_t i = frames[k];
+    fail_unless(run.frames[i] == ref.frames[k].data, "%s: frame %zu differs", fc.name, k);
+    GstClockTimeDiff d = GST_CLOCK_DIFF(expect, run.pts[i]);
+    fail_unless(d >= -1 && d <= 1,
+                "%s: frame %zu at %" GST_TIME_FORMAT ", expected %" GST_TIME_FORMAT, fc.name, k,
+                GST_TIME_ARGS(run.pts[i]), GST_TIME_ARGS(expect));
+    fail_unless(GST_CLOCK_TIME_IS_VALID(run.durations[i]));
+    expect = run.pts[i] + run.durations[i];
+    ref_total += ref.frames[k].duration_ns;
+  }
+  // Length: the unsegmented file's, within one frame. For Vorbis the
+  // demuxers' packet durations disagree between containers (Ogg from
+  // granules, Matroska from rounded block times): the decoded length is the
+  // truth there.
+  if (fc.codec == Codec::Vorbis) {
+    Bytes pcm;
+    int rate = 0, channels = 0;
+    fail_unless(media::decode_pcm(fx.whole, pcm, rate, channels, error), "%s", error.c_str());
+    ref_total = gst_util_uint64_scale(pcm.size() / (4 * channels), GST_SECOND, rate);
+  }
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(ref_total, expect);
+  GstClockTime frame = run.durations[frames.back()];
+  fail_unless(diff >= -GstClockTimeDiff(frame) && diff <= GstClockTimeDiff(frame),
+              "%s: %" GST_TIME_FORMAT " long, the file %" GST_TIME_FORMAT, fc.name,
+              GST_TIME_ARGS(expect), GST_TIME_ARGS(ref_total));
+  // A demuxer per self-contained file, one for a continuous stream.
+  bool self_contained = fc.container != Container::FragmentedMp4 && fc.container != Container::Mp3;
+  if (self_contained) fail_unless_equals_int(srv->requests().size() >= 3, TRUE);
+}
+GST_END_TEST;
+
+// Decoded through one decoder, the joined stream gives exactly the PCM of
+// the unsegmented file: no codec delay re-applied at joins, no lost packet.
+GST_START_TEST(test_pcm_identical) {
+  const FormCase &fc = kForms[__i__];
+  if (!fc.pcm_exact || !usable(fc)) return;
+  Fixture fx = make_fixture(fc);
+  Bytes ref_pcm;
+  int rate = 0, channels = 0;
+  std::string error;
+  fail_unless(media::decode_pcm(fx.whole, ref_pcm, rate, channels, error), "%s", error.c_str());
+
+  auto srv = start_server();
+  srv->add_track("t", track_of(fx, fc.mime));
+  GstElement *p = make_pipeline(
+      srv->base_url(), "t", "",
+      "decodebin ! audioconvert ! audio/x-raw,format=F32LE ! appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s: %s", fc.name, run.error ? run.error->message : "no EOS");
+  fail_unless(run.bytes.size() == ref_pcm.size(), "%s: %zu PCM bytes, the file decodes to %zu",
+              fc.name, run.bytes.size(), ref_pcm.size());
+  gchar *a = g_compute_checksum_for_data(G_CHECKSUM_SHA256, run.bytes.data(), run.bytes.size());
+  gchar *b = g_compute_checksum_for_data(G_CHECKSUM_SHA256, ref_pcm.data(), ref_pcm.size());
+  fail_unless(g_str_equal(a, b), "%s: PCM checksum %s, the file's %s", fc.name, a, b);
+  g_free(a);
+  g_free(b);
+}
+GST_END_TEST;
+
+// The joined stream muxes into a file that plays to the full length.
+struct MuxCase {
+  const char *name;
+  Codec codec;
+  Container source;
+  const char *mime;
+  const char *mux;
+};
+
+const MuxCase kMuxes[] = {
+    {"aac→mp4", Codec::Aac, Container::M4a, "audio/mp4", "mp4mux"},
+    {"mp3→mp4", Codec::Mp3, Container::Matroska, "audio/x-matroska", "mp4mux"},
+    {"opus→mp4", Codec::Opus, Container::WebM, "audio/webm", "mp4mux"},
+    {"aac→mkv", Codec::Aac, Container::M4a, "audio/mp4", "matroskamux"},
+    {"opus→mkv", Codec::Opus, Container::Ogg, "audio/ogg", "matroskamux"},
+    {"vorbis→mkv", Codec::Vorbis, Container::Ogg, "audio/ogg", "matroskamux"},
+    {"mp3→mkv", Codec::Mp3, Container::Matroska, "audio/x-matroska", "matroskamux"},
+    {"vorbis→ogg", Codec::Vorbis, Container::WebM, "audio/webm", "oggmux"},
+    {"opus→ogg", Codec::Opus, Container::WebM, "audio/webm", "oggmux"},
+};
+
+GST_START_TEST(test_mux_to_file) {
+  const MuxCase &mc = kMuxes[__i__];
+  if (!media::available(mc.codec, mc.source)) return;
+  FormCase fc = {mc.name, mc.codec, mc.source, TimestampMode::Reset, mc.mime, false};
+  Fixture fx = make_fixture(fc);
+  auto srv = start_server();
+  srv->add_track("m", track_of(fx, mc.mime));
+  gchar *dir = g_dir_make_tmp("segdl-mux-XXXXXX", nullptr);
+  fail_unless(dir != nullptr);
+  gchar *path = g_build_filename(dir, "out", nullptr);
+  std::string tail = std::string(mc.mux) + " ! filesink location=\"" + path + "\"";
+  GstElement *p = make_pipeline(srv->base_url(), "m", "", tail);
+  Run run;
+  run_pipeline(p, run);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s: %s", mc.name, run.error ? run.error->message : "no EOS");
+  gchar *data = nullptr;
+  gsize len = 0;
+  fail_unless(g_file_get_contents(path, &data, &len, nullptr));
+  Bytes file(data, data + len);
+  g_free(data);
+  g_unlink(path);
+  g_rmdir(dir);
+  g_free(path);
+  g_free(dir);
+  uint64_t out_ns = 0, ref_ns = 0;
+  std::string error;
+  fail_unless(media::decoded_duration(file, out_ns, error), "%s: %s", mc.name, error.c_str());
+  fail_unless(media::decoded_duration(fx.whole, ref_ns, error), "%s: %s", mc.name, error.c_str());
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(ref_ns, out_ns);
+  fail_unless(diff >= -50 * GST_MSECOND && diff <= 50 * GST_MSECOND,
+              "%s: the file plays %" GST_TIME_FORMAT ", the source %" GST_TIME_FORMAT, mc.name,
+              GST_TIME_ARGS(out_ns), GST_TIME_ARGS(ref_ns));
+}
+GST_END_TEST;
+
+// join=bytes refuses self-contained segments with a clear error.
+GST_START_TEST(test_bytes_refuses_files) {
+  FormCase fc = kForms[0];
+  Fixture fx = make_fixture(fc);
+  auto srv = start_server();
+  srv->add_track("b", track_of(fx, fc.mime));
+  GstElement *p = make_pipeline(srv->base_url(), "b", "join=bytes", "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run);
+  gst_object_unref(p);
+  fail_unless(run.error != nullptr);
+  fail_unless(run.error->domain == GST_STREAM_ERROR &&
+              run.error->code == GST_STREAM_ERROR_WRONG_TYPE);
+  fail_unless(strstr(run.error->message, "join=timeline") != nullptr, "%s", run.error->message);
+  fail_unless(strstr(run.error->message, "Segment 1") != nullptr, "%s", run.error->message);
+}
+GST_END_TEST;
+
+// VorbisBlocks reads the real encoder's headers and counts exactly the
+// samples the decoder produces for the whole stream.
+GST_START_TEST(test_vorbis_blocks) {
+  const media::Packets &p = packets(Codec::Vorbis);
+  const GValue *hdrs = gst_structure_get_value(gst_caps_get_structure(p.caps, 0), "streamheader");
+  fail_unless(hdrs && gst_value_array_get_size(hdrs) == 3);
+  GstBuffer *id = gst_value_get_buffer(gst_value_array_get_value(hdrs, 0));
+  GstBuffer *setup = gst_value_get_buffer(gst_value_array_get_value(hdrs, 2));
+  GstMapInfo a, b;
+  fail_unless(gst_buffer_map(id, &a, GST_MAP_READ) && gst_buffer_map(setup, &b, GST_MAP_READ));
+  VorbisBlocks vb;
+  fail_unless(vb.init(a.data, a.size, b.data, b.size));
+  fail_unless(vb.mode_count() >= 1 && vb.mode_count() <= 64);
+  fail_unless(vb.block_size(false) < vb.block_size(true));
+  // Not Vorbis headers: refused.
+  fail_if(vb.init(b.data, b.size, a.data, a.size));
+  fail_unless(vb.init(a.data, a.size, b.data, b.size));
+  gst_buffer_unmap(id, &a);
+  gst_buffer_unmap(setup, &b);
+  int64_t samples = 0;
+  for (const media::Packet &pk : p.packets) {
+    int64_t n = vb.next(pk.data.data(), pk.data.size());
+    fail_unless(n >= 0);
+    samples += n;
+  }
+  Bytes whole, pcm;
+  int rate = 0, channels = 0;
+  std::string error;
+  fail_unless(media::whole_file(p, Container::Ogg, whole, error), "%s", error.c_str());
+  fail_unless(media::decode_pcm(whole, pcm, rate, channels, error), "%s", error.c_str());
+  fail_unless_equals_int64(samples, int64_t(pcm.size() / (4 * channels)));
+}
+GST_END_TEST;
+
+static Suite *forms_suite() {
+  Suite *s = suite_create("forms");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_loop_test(tc, test_frames_identical, 0, G_N_ELEMENTS(kForms));
+  tcase_add_loop_test(tc, test_pcm_identical, 0, G_N_ELEMENTS(kForms));
+  tcase_add_loop_test(tc, test_mux_to_file, 0, G_N_ELEMENTS(kMuxes));
+  tcase_add_test(tc, test_bytes_refuses_files);
+  tcase_add_test(tc, test_vorbis_blocks);
+  return s;
+}
+
+GST_CHECK_MAIN(forms);
