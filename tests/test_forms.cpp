@@ -273,6 +273,122 @@ GST_START_TEST(test_bytes_refuses_files) {
 }
 GST_END_TEST;
 
+// Seeks into self-contained forms: the first buffer holds the position and
+// the frames from it on are the unsegmented file's.
+const size_t kSeekForms[] = {0, 7, 9, 11};  // aac/m4a, opus/ogg, vorbis/ogg, mp3/mkv
+const double kSeekTargets[] = {0.0, 0.7, 1.5, 4.5, 6.9};
+
+GST_START_TEST(test_seek_forms) {
+  const FormCase &fc = kForms[kSeekForms[__i__ / G_N_ELEMENTS(kSeekTargets)]];
+  const double target_s = kSeekTargets[__i__ % G_N_ELEMENTS(kSeekTargets)];
+  if (!usable(fc)) return;
+  const GstClockTime target = GstClockTime(target_s * GST_SECOND);
+  Fixture fx = make_fixture(fc);
+  media::ParsedFrames ref;
+  std::string error;
+  fail_unless(media::parse_frames(fx.whole, ref, error), "%s", error.c_str());
+  server::Options o;
+  o.status_style = server::StatusStyle::Rich;
+  auto srv = start_server(o);
+  srv->add_track("s", track_of(fx, fc.mime));
+  GstElement *p = make_pipeline(srv->base_url(), "s", "", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30, [target](GstElement *pl) {
+    fail_unless(gst_element_seek_simple(pl, GST_FORMAT_TIME,
+                                        GstSeekFlags(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+                                        gint64(target)));
+    fail_unless_equals_int(gst_element_get_state(pl, nullptr, nullptr, 20 * GST_SECOND),
+                           GST_STATE_CHANGE_SUCCESS);
+  });
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s @%.1f: %s", fc.name, target_s,
+              run.error ? run.error->message : "no EOS");
+  std::vector<size_t> frames;
+  for (size_t i = 0; i < run.frames.size(); i++)
+    if (!run.header[i]) frames.push_back(i);
+  fail_unless(!frames.empty());
+  // A Vorbis packet after a restart yields no samples (the decoder restarts
+  // too): it is kept, with no duration, and the next one holds the target.
+  size_t f0 = frames.front();
+  for (size_t k = 0; k + 1 < frames.size() && run.durations[frames[k]] == 0; k++)
+    f0 = frames[k + 1];
+  fail_unless(run.pts[f0] <= target && target < run.pts[f0] + run.durations[f0],
+              "%s @%.1f: first frame at %" GST_TIME_FORMAT, fc.name, target_s,
+              GST_TIME_ARGS(run.pts[f0]));
+  fail_unless(run.discont[0], "%s: no DISCONT after the seek", fc.name);
+  // Which reference frame is it? The one with the same bytes whose index
+  // fits the count of frames that follow.
+  size_t from = ref.frames.size() - frames.size();
+  fail_unless(from < ref.frames.size());
+  for (size_t k = 0; k < frames.size(); k++)
+    fail_unless(run.frames[frames[k]] == ref.frames[from + k].data,
+                "%s @%.1f: frame %zu differs from reference %zu", fc.name, target_s, k, from + k);
+  // And it holds the target on the reference timeline too, within a frame.
+  GstClockTime ref_start = 0;
+  for (size_t k = 0; k < from; k++) ref_start += ref.frames[k].duration_ns;
+  GstClockTimeDiff d = GST_CLOCK_DIFF(ref_start, run.pts[f0]);
+  GstClockTimeDiff frame = GstClockTimeDiff(run.durations[f0]);
+  fail_unless(d >= -frame && d <= frame,
+              "%s @%.1f: frame starts at %" GST_TIME_FORMAT " in the file, %" GST_TIME_FORMAT
+              " here",
+              fc.name, target_s, GST_TIME_ARGS(ref_start), GST_TIME_ARGS(run.pts[f0]));
+}
+GST_END_TEST;
+
+// A segment seek ends with SEGMENT_DONE at its stop, not EOS.
+GST_START_TEST(test_segment_seek) {
+  const FormCase &fc = kForms[0];
+  Fixture fx = make_fixture(fc);
+  auto srv = start_server();
+  srv->add_track("g", track_of(fx, fc.mime));
+  GstElement *p = make_pipeline(srv->base_url(), "g", "", "appsink name=sink sync=false");
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  SinkData sd;
+  GstAppSinkCallbacks cbs = {};
+  cbs.new_sample = on_new_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, &sd, nullptr);
+  fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                         GST_STATE_CHANGE_SUCCESS);
+  // The whole track is reported seekable.
+  GstQuery *q = gst_query_new_seeking(GST_FORMAT_TIME);
+  fail_unless(gst_element_query(p, q));
+  gboolean seekable = FALSE;
+  gst_query_parse_seeking(q, nullptr, &seekable, nullptr, nullptr);
+  fail_unless(seekable);
+  gst_query_unref(q);
+  fail_unless(gst_element_seek(
+      p, 1.0, GST_FORMAT_TIME,
+      GstSeekFlags(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_SEGMENT | GST_SEEK_FLAG_ACCURATE),
+      GST_SEEK_TYPE_SET, 1 * GST_SECOND, GST_SEEK_TYPE_SET, 4 * GST_SECOND));
+  fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                         GST_STATE_CHANGE_SUCCESS);
+  {
+    std::lock_guard<std::mutex> g(sd.lock);
+    sd.clear();
+  }
+  GstBus *bus = gst_element_get_bus(p);
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstMessage *m = gst_bus_timed_pop_filtered(
+      bus, 20 * GST_SECOND,
+      GstMessageType(GST_MESSAGE_SEGMENT_DONE | GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m != nullptr, "nothing within 20 s");
+  fail_unless(GST_MESSAGE_TYPE(m) == GST_MESSAGE_SEGMENT_DONE, "got %s", GST_MESSAGE_TYPE_NAME(m));
+  gst_message_unref(m);
+  {
+    std::lock_guard<std::mutex> g(sd.lock);
+    fail_unless(!sd.pts.empty());
+    fail_unless(sd.pts.front() <= GST_SECOND);
+    fail_unless(sd.pts.back() < 4 * GST_SECOND);
+    fail_unless(sd.pts.back() + sd.durations.back() >= 4 * GST_SECOND - 50 * GST_MSECOND);
+  }
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
 // VorbisBlocks reads the real encoder's headers and counts exactly the
 // samples the decoder produces for the whole stream.
 GST_START_TEST(test_vorbis_blocks) {
@@ -317,6 +433,9 @@ static Suite *forms_suite() {
   tcase_add_loop_test(tc, test_mux_to_file, 0, G_N_ELEMENTS(kMuxes));
   tcase_add_test(tc, test_bytes_refuses_files);
   tcase_add_test(tc, test_vorbis_blocks);
+  tcase_add_loop_test(tc, test_seek_forms, 0,
+                      G_N_ELEMENTS(kSeekForms) * G_N_ELEMENTS(kSeekTargets));
+  tcase_add_test(tc, test_segment_seek);
   return s;
 }
 

@@ -81,10 +81,11 @@ void FrameJoiner::on_pad_added(GstElement *, GstPad *pad, gpointer data) noexcep
 
 GstFlowReturn FrameJoiner::on_chain(GstPad *pad, GstObject *, GstBuffer *buf) noexcept {
   auto *self = static_cast<FrameJoiner *>(gst_pad_get_element_private(pad));
-  if (self->instances_ > 1) {
-    // What every file repeats applies once, at the track start: in-band codec
-    // headers (Vorbis, Opus from Ogg), and the codec delay (Opus pre-skip)
-    // that demuxers mark as start clipping on a file's first frame.
+  if (self->instance_segment_ > 0) {
+    // What every file repeats applies once, at the track start (segment 0):
+    // in-band codec headers (Vorbis, Opus from Ogg), and the codec delay
+    // (Opus pre-skip) that demuxers mark as start clipping on a file's first
+    // frame.
     if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_HEADER)) {
       gst_buffer_unref(buf);
       return GST_FLOW_OK;

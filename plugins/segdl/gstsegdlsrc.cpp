@@ -746,16 +746,20 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
       GstClockTime pts = GST_BUFFER_PTS(*outbuf);
       GstClockTime end =
           pts + (GST_BUFFER_DURATION_IS_VALID(*outbuf) ? GST_BUFFER_DURATION(*outbuf) : 0);
+      bool lead_in = false;  // a frame without samples before the position (decoder priming)
       if (GST_CLOCK_TIME_IS_VALID(priv->seek_target)) {
         if (end <= priv->seek_target && end > pts) {  // before the seek position
           gst_buffer_replace(outbuf, nullptr);
           continue;
         }
-        priv->seek_target = GST_CLOCK_TIME_NONE;
+        lead_in = end == pts && end <= priv->seek_target;
+        if (!lead_in) priv->seek_target = GST_CLOCK_TIME_NONE;
       }
       if (priv->discont) {
+        // Also on the first frame with samples: sinks drop lead-in frames
+        // that lie before the segment.
         GST_BUFFER_FLAG_SET(*outbuf, GST_BUFFER_FLAG_DISCONT);
-        priv->discont = false;
+        priv->discont = lead_in;
       }
       GstClockTime stop = GST_BASE_SRC(self)->segment.stop;
       if (GST_CLOCK_TIME_IS_VALID(stop) && pts >= stop) {
@@ -834,6 +838,19 @@ static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept
     gst_query_set_buffering_percent(query, pct < 100, pct);
     gst_query_set_buffering_stats(query, GST_BUFFERING_STREAM, -1, -1, -1);
     gst_query_set_buffering_range(query, GST_FORMAT_BYTES, 0, st.bytes_downloaded, -1);
+    return TRUE;
+  }
+  if (GST_QUERY_TYPE(query) == GST_QUERY_SEEKING && self->priv->join == JOIN_TIMELINE) {
+    GstFormat format;
+    gst_query_parse_seeking(query, &format, nullptr, nullptr, nullptr);
+    if (format != GST_FORMAT_TIME) return FALSE;
+    int64_t d = -1;
+    {
+      std::lock_guard<std::mutex> lock(self->priv->state_lock);
+      if (self->priv->downloader) d = self->priv->downloader->stats().track_duration_ns();
+    }
+    // The whole track is reachable: segments not produced yet are waited for.
+    gst_query_set_seeking(query, GST_FORMAT_TIME, TRUE, 0, d);
     return TRUE;
   }
   if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
