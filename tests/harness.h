@@ -75,12 +75,15 @@ struct Run {
   GError *error = nullptr;  // first ERROR, if any
   std::string error_debug;
   GstStructure *error_details = nullptr;
-  std::vector<int> buffering;  // BUFFERING percentages in order
+  std::vector<int> buffering;   // BUFFERING percentages in order
+  int duration_changed = 0;     // DURATION_CHANGED messages
+  std::vector<GstCaps *> caps;  // caps the sink got, in order (owned)
   bool timed_out = false;
 
   Run() = default;
   Run(const Run &) = delete;
   ~Run() {
+    for (GstCaps *c : caps) gst_caps_unref(c);
     g_clear_error(&error);
     if (error_details) gst_structure_free(error_details);
   }
@@ -94,8 +97,12 @@ struct SinkData {
   std::vector<GstClockTime> durations;
   std::vector<bool> discont;
   std::vector<bool> header;
+  std::vector<GstCaps *> caps;
   GstClockTime duration = 0;
+  ~SinkData() { clear(); }
   void clear() {
+    for (GstCaps *c : caps) gst_caps_unref(c);
+    caps.clear();
     header.clear();
     bytes.clear();
     frames.clear();
@@ -111,6 +118,12 @@ inline GstFlowReturn on_new_sample(GstAppSink *sink, gpointer data) noexcept {
   GstSample *sample = gst_app_sink_pull_sample(sink);
   if (!sample) return GST_FLOW_ERROR;
   GstBuffer *buf = gst_sample_get_buffer(sample);
+  GstCaps *caps = gst_sample_get_caps(sample);
+  {
+    std::lock_guard<std::mutex> guard(sd->lock);
+    if (caps && (sd->caps.empty() || !gst_caps_is_equal(sd->caps.back(), caps)))
+      sd->caps.push_back(gst_caps_ref(caps));
+  }
   GstMapInfo map;
   if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
     std::lock_guard<std::mutex> guard(sd->lock);
@@ -158,7 +171,8 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
     }
     GstMessage *msg = gst_bus_timed_pop_filtered(
         bus, GstClockTime(left) * GST_USECOND,
-        GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_BUFFERING));
+        GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_BUFFERING |
+                       GST_MESSAGE_DURATION_CHANGED));
     if (!msg) {
       run.timed_out = true;
       break;
@@ -180,6 +194,9 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
         done = true;
         break;
       }
+      case GST_MESSAGE_DURATION_CHANGED:
+        run.duration_changed++;
+        break;
       case GST_MESSAGE_BUFFERING: {
         gint pct = 0;
         gst_message_parse_buffering(msg, &pct);
@@ -202,6 +219,8 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
   run.durations = std::move(sd.durations);
   run.discont = std::move(sd.discont);
   run.header = std::move(sd.header);
+  run.caps = std::move(sd.caps);
+  sd.caps.clear();
   run.decoded_duration = sd.duration;
 }
 

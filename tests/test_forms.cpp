@@ -389,6 +389,74 @@ GST_START_TEST(test_segment_seek) {
 }
 GST_END_TEST;
 
+// A real format change mid-track (AAC, then MP3 files) is renegotiated:
+// new caps at the join, frames still continuous.
+GST_START_TEST(test_codec_change) {
+  Fixture aac = make_fixture(kForms[0]);   // aac/m4a
+  Fixture mp3 = make_fixture(kForms[11]);  // mp3/mkv
+  media::ParsedFrames a0, m1, m2;
+  std::string error;
+  fail_unless(media::parse_frames(aac.segments[0], a0, error), "%s", error.c_str());
+  fail_unless(media::parse_frames(mp3.segments[1], m1, error), "%s", error.c_str());
+  fail_unless(media::parse_frames(mp3.segments[2], m2, error), "%s", error.c_str());
+  server::Track t;
+  t.segments = {aac.segments[0], mp3.segments[1], mp3.segments[2]};
+  t.mime_type = "application/octet-stream";
+  auto srv = start_server();
+  srv->add_track("c", t);
+  GstElement *p = make_pipeline(srv->base_url(), "c", "", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  fail_unless_equals_int(run.caps.size(), 2);
+  int v0 = 0, v1 = 0;
+  gst_structure_get_int(gst_caps_get_structure(run.caps[0], 0), "mpegversion", &v0);
+  gst_structure_get_int(gst_caps_get_structure(run.caps[1], 0), "mpegversion", &v1);
+  fail_unless_equals_int(v0, 4);
+  fail_unless_equals_int(v1, 1);
+  fail_unless_equals_uint64(run.frames.size(),
+                            a0.frames.size() + m1.frames.size() + m2.frames.size());
+  fail_unless(run.frames[a0.frames.size()] == m1.frames[0].data);
+  for (size_t i = 1; i < run.pts.size(); i++)
+    fail_unless(run.pts[i] == run.pts[i - 1] + run.durations[i - 1], "gap at frame %zu", i);
+}
+GST_END_TEST;
+
+// playbin plays the deployed form (m4a segments) through seeks.
+GST_START_TEST(test_playbin_seeks) {
+  Fixture fx = make_fixture(kForms[0]);
+  server::Options o;
+  o.status_style = server::StatusStyle::Rich;
+  auto srv = start_server(o);
+  srv->add_track("pb", track_of(fx, "audio/mp4"));
+  std::string uri = "segdl://127.0.0.1:" + std::to_string(srv->port()) + "/pb";
+  GstElement *playbin = gst_element_factory_make("playbin", nullptr);
+  GstElement *asink = gst_element_factory_make("fakesink", nullptr);
+  g_object_set(asink, "sync", FALSE, nullptr);
+  g_object_set(playbin, "uri", uri.c_str(), "audio-sink", asink, nullptr);
+  Run run;
+  run_pipeline(playbin, run, 30, [](GstElement *pl) {
+    for (double t : {5.0, 0.5, 3.0, 6.0}) {
+      fail_unless(
+          gst_element_seek_simple(pl, GST_FORMAT_TIME,
+                                  GstSeekFlags(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+                                  gint64(t * GST_SECOND)),
+          "seek to %.1f refused", t);
+      fail_unless_equals_int(gst_element_get_state(pl, nullptr, nullptr, 20 * GST_SECOND),
+                             GST_STATE_CHANGE_SUCCESS);
+      gint64 pos = -1;
+      fail_unless(gst_element_query_position(pl, GST_FORMAT_TIME, &pos));
+      fail_unless(std::llabs(pos - gint64(t * GST_SECOND)) < 50 * GST_MSECOND,
+                  "position %" G_GINT64_FORMAT " after seeking to %.1f", pos, t);
+    }
+  });
+  fail_unless(run.error == nullptr, "%s", run.error ? run.error->message : "");
+  fail_unless(run.eos);
+  gst_object_unref(playbin);
+}
+GST_END_TEST;
+
 // VorbisBlocks reads the real encoder's headers and counts exactly the
 // samples the decoder produces for the whole stream.
 GST_START_TEST(test_vorbis_blocks) {
@@ -436,6 +504,8 @@ static Suite *forms_suite() {
   tcase_add_loop_test(tc, test_seek_forms, 0,
                       G_N_ELEMENTS(kSeekForms) * G_N_ELEMENTS(kSeekTargets));
   tcase_add_test(tc, test_segment_seek);
+  tcase_add_test(tc, test_codec_change);
+  tcase_add_test(tc, test_playbin_seeks);
   return s;
 }
 

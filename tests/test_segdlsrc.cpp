@@ -124,6 +124,43 @@ GST_START_TEST(test_progressive_buffering) {
 }
 GST_END_TEST;
 
+// While it waits, the element answers the BUFFERING query: busy, below 100.
+GST_START_TEST(test_buffering_query) {
+  auto srv = start_server();
+  srv->add_track("w", make_track(media::Form::Adts));
+  server::Fault f;
+  f.kind = "notready";
+  f.video_id = "w";
+  f.segment = 0;
+  f.count = -1;
+  f.arg = 1;
+  srv->add_fault(f);
+  GstElement *p = make_pipeline(srv->base_url(), "w", "", "fakesink");
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstBus *bus = gst_element_get_bus(p);
+  gst_element_set_state(p, GST_STATE_PAUSED);
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_BUFFERING);
+  fail_unless(m != nullptr, "no BUFFERING while waiting");
+  gint pct = 100;
+  gst_message_parse_buffering(m, &pct);
+  fail_unless(pct < 100);
+  gst_message_unref(m);
+  GstQuery *q = gst_query_new_buffering(GST_FORMAT_TIME);
+  fail_unless(gst_element_query(src, q));
+  gboolean busy = FALSE;
+  gst_query_parse_buffering_percent(q, &busy, &pct);
+  fail_unless(busy && pct < 100, "busy %d, %d%%", busy, pct);
+  GstBufferingMode mode;
+  gst_query_parse_buffering_stats(q, &mode, nullptr, nullptr, nullptr);
+  fail_unless_equals_int(mode, GST_BUFFERING_STREAM);
+  gst_query_unref(q);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(src);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
 // Segment 0 goes out at once, with the first status; no other segment is
 // asked for before it; at no time more than max-concurrent segment requests
 // are in flight, and downloads do overlap.
@@ -491,6 +528,7 @@ static Suite *segdlsrc_suite() {
   tcase_add_loop_test(tc, test_decodes_to_duration, 0, 3);
   tcase_add_test(tc, test_progressive_buffering);
   tcase_add_test(tc, test_scheduling);
+  tcase_add_test(tc, test_buffering_query);
   tcase_add_test(tc, test_error_unreachable);
   tcase_add_test(tc, test_error_state);
   tcase_add_test(tc, test_error_malformed_status);
