@@ -2,7 +2,8 @@
 # The bundled demo: sets up and builds segdl (scripts/setup.sh), serves a
 # generated 3-minute track with segdl-server on 127.0.0.1 (segments revealed
 # progressively, like a backend that is still producing them), downloads it
-# with segdlsrc and saves it as demo-out/demo.m4a, then checks its duration.
+# with segdlsrc (segments joined in the pipeline, no re-encoding) and saves
+# it as demo-out/demo.m4a, then checks its duration.
 #   scripts/demo.sh            save to demo-out/demo.m4a
 #   scripts/demo.sh --play     also play it on the sound card (playbin segdl://...)
 set -euo pipefail
@@ -28,9 +29,9 @@ done
 
 run() { meson devenv -C "$BUILD_DIR" -w "$ROOT" "$@"; }
 
-echo "demo: segdlsrc backend-url=$URL video-id=demo ! aacparse ! mp4mux ! filesink location=$OUT_DIR/demo.m4a"
+echo "demo: segdlsrc backend-url=$URL video-id=demo ! mp4mux ! filesink location=$OUT_DIR/demo.m4a"
 run gst-launch-1.0 -e segdlsrc backend-url="$URL" video-id=demo \
-  ! aacparse ! mp4mux ! filesink location="$OUT_DIR/demo.m4a"
+  ! mp4mux ! filesink location="$OUT_DIR/demo.m4a"
 
 if [ "$PLAY" = 1 ]; then
   URI="segdl://${URL#http://}/demo"
