@@ -75,9 +75,10 @@ struct Run {
   GError *error = nullptr;  // first ERROR, if any
   std::string error_debug;
   GstStructure *error_details = nullptr;
-  std::vector<int> buffering;   // BUFFERING percentages in order
-  int duration_changed = 0;     // DURATION_CHANGED messages
-  std::vector<GstCaps *> caps;  // caps the sink got, in order (owned)
+  std::vector<int> buffering;         // BUFFERING percentages in order
+  int duration_changed = 0;           // DURATION_CHANGED messages
+  std::vector<std::string> warnings;  // WARNING texts in order
+  std::vector<GstCaps *> caps;        // caps the sink got, in order (owned)
   bool timed_out = false;
 
   Run() = default;
@@ -172,7 +173,7 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
     GstMessage *msg = gst_bus_timed_pop_filtered(
         bus, GstClockTime(left) * GST_USECOND,
         GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_BUFFERING |
-                       GST_MESSAGE_DURATION_CHANGED));
+                       GST_MESSAGE_DURATION_CHANGED | GST_MESSAGE_WARNING));
     if (!msg) {
       run.timed_out = true;
       break;
@@ -197,6 +198,13 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
       case GST_MESSAGE_DURATION_CHANGED:
         run.duration_changed++;
         break;
+      case GST_MESSAGE_WARNING: {
+        GError *w = nullptr;
+        gst_message_parse_warning(msg, &w, nullptr);
+        run.warnings.push_back(w ? w->message : "");
+        g_clear_error(&w);
+        break;
+      }
       case GST_MESSAGE_BUFFERING: {
         gint pct = 0;
         gst_message_parse_buffering(msg, &pct);

@@ -404,6 +404,16 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
     }
     g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n, cause.c_str(),
             job.failures, cfg_.max_retries + 1);
+    if (cfg_.on_warning) {
+      EngineWarning w;
+      w.segment = job.n;
+      w.uri = job.url;
+      w.http_status = http_status;
+      w.cause = cause;
+      w.attempt = job.failures;
+      w.max_attempts = cfg_.max_retries + 1;
+      cfg_.on_warning(w);
+    }
     job.phase = Job::Phase::Waiting;
     int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, job.failures, jitter(), retry_after_s);
     clear_source(job.timer);
@@ -519,6 +529,15 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
     stats_.retries++;
   }
   g_debug("status: %s, retrying", why.c_str());
+  if (cfg_.on_warning) {
+    EngineWarning w;
+    w.uri = url;
+    w.http_status = http_status;
+    w.cause = why;
+    w.attempt = status_failures_;
+    w.max_attempts = cfg_.max_retries + 1;
+    cfg_.on_warning(w);
+  }
   int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, status_failures_, jitter());
   poll_timer_ = add_timer(delay, [this] {
     g_source_unref(poll_timer_);

@@ -34,6 +34,17 @@
 
 namespace segdl {
 
+// A fault the engine is working around (it retries): for applications to
+// show, before the retry happens.
+struct EngineWarning {
+  int64_t segment = -1;  // -1: the status request
+  std::string uri;
+  int http_status = 0;  // 0 when none
+  std::string cause;
+  int attempt = 0;       // the attempt that failed, from 1
+  int max_attempts = 0;  // max-retries + 1
+};
+
 struct DownloaderConfig {
   std::string backend;   // http(s)://host[:port][/base]
   std::string video_id;  // raw id; percent-encoded in every URL
@@ -49,6 +60,8 @@ struct DownloaderConfig {
   std::string user_agent;
   bool ssl_strict = true;
   StatusLimits status_limits;
+  // Called on the HTTP thread, no lock held, for every fault that is retried.
+  std::function<void(const EngineWarning &)> on_warning;
 };
 
 // Why the engine gave up. The element maps `kind` to a GStreamer error code.

@@ -297,6 +297,21 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.idle_timeout_s = s.idle_timeout;
   cfg.user_agent = s.user_agent;
   cfg.ssl_strict = s.ssl_strict;
+  // Faults being retried reach the application as WARNING messages (posted
+  // from the HTTP thread; posting is thread-safe and takes no lock of ours).
+  cfg.on_warning = [self](const segdl::EngineWarning &w) {
+    std::string what = w.segment >= 0 ? "segment " + std::to_string(w.segment) : "status";
+    gchar *text = g_strdup_printf("%s: %s (attempt %d of %d), retrying", what.c_str(),
+                                  w.cause.c_str(), w.attempt, w.max_attempts);
+    gchar *debug = g_strdup_printf("GET %s", w.uri.c_str());
+    GstStructure *details =
+        gst_structure_new("details", "segment", G_TYPE_INT64, w.segment, "uri", G_TYPE_STRING,
+                          w.uri.c_str(), "http-status-code", G_TYPE_UINT, guint(w.http_status),
+                          "attempt", G_TYPE_INT, w.attempt, nullptr);
+    gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_WARNING,
+                                          GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, text, debug,
+                                          __FILE__, GST_FUNCTION, __LINE__, details);
+  };
   auto factory = [entry](const segdl::FetcherConfig &fc,
                          std::string &err) -> std::unique_ptr<segdl::Fetcher> {
     char *msg = nullptr;

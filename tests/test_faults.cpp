@@ -1,0 +1,151 @@
+/* segdl tests — the fault matrix: every transient fault the reference server
+ * can inject, at the first, a middle and the last segment, in both joins.
+ * The output must be exactly the fault-free output (no byte pushed twice,
+ * none skipped), a WARNING must announce each retry, and a permanent fault
+ * must end in a clear ERROR within a bounded time.
+ */
+#include "harness.h"
+
+using namespace segdl;
+using namespace segdl::test;
+
+namespace {
+
+struct FaultKind {
+  const char *kind;
+  double arg;
+  bool warns;  // a retry (and so a WARNING) is expected
+};
+
+const FaultKind kFaults[] = {
+    {"http500", 0, true},   // 500, then fine
+    {"reset", 0, true},     // connection reset mid-body: resumed with Range
+    {"truncate", 0, true},  // body shorter than Content-Length: resumed
+    {"stall", 3, true},     // no bytes for 3 s: timeout=1 aborts, resumed
+    {"notready", 1, true},  // 404 + Retry-After although listed: retried (seg 0: waited)
+};
+const int64_t kSegments[] = {0, 1, 3};  // first, middle, last of 4
+const char *const kJoins[] = {"bytes", "timeline"};
+
+// What the fault-free run outputs, per join.
+Bytes expected_output(const char *join) {
+  const media::Encoded &enc = fixture(media::Form::Adts);
+  if (g_str_equal(join, "bytes")) return enc.bytes;
+  Bytes raw;  // timeline: raw AAC, the ADTS headers gone
+  for (size_t i = 0; i < enc.frames.size(); i++) {
+    uint64_t off = enc.frames[i].offset;
+    uint64_t end = i + 1 < enc.frames.size() ? enc.frames[i + 1].offset : enc.bytes.size();
+    uint64_t header = (enc.bytes[off + 1] & 0x01) ? 7 : 9;
+    raw.insert(raw.end(), enc.bytes.begin() + off + header, enc.bytes.begin() + end);
+  }
+  return raw;
+}
+
+}  // namespace
+
+GST_START_TEST(test_fault_matrix) {
+  const int nseg = G_N_ELEMENTS(kSegments), njoin = G_N_ELEMENTS(kJoins);
+  const FaultKind &fk = kFaults[__i__ / (nseg * njoin)];
+  const int64_t seg = kSegments[(__i__ / njoin) % nseg];
+  const char *join = kJoins[__i__ % njoin];
+  GST_INFO("%s at segment %" G_GINT64_FORMAT ", join=%s", fk.kind, seg, join);
+
+  auto srv = start_server();
+  srv->add_track("f", make_track(media::Form::Adts));
+  server::Fault f;
+  f.kind = fk.kind;
+  f.video_id = "f";
+  f.segment = seg;
+  f.count = 1;
+  f.arg = fk.arg;
+  srv->add_fault(f);
+  std::string props = std::string("join=") + join + " timeout=1 max-retries=3";
+  GstElement *p = make_pipeline(srv->base_url(), "f", props, "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 40);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "%s@%" G_GINT64_FORMAT " %s: no EOS in time", fk.kind, seg, join);
+  fail_unless(run.error == nullptr, "%s@%" G_GINT64_FORMAT " %s: %s", fk.kind, seg, join,
+              run.error ? run.error->message : "");
+  fail_unless(run.eos);
+  Bytes expected = expected_output(join);
+  fail_unless(run.bytes.size() == expected.size(),
+              "%s@%" G_GINT64_FORMAT " %s: %zu bytes, expected %zu", fk.kind, seg, join,
+              run.bytes.size(), expected.size());
+  fail_unless(run.bytes == expected, "%s@%" G_GINT64_FORMAT " %s: output differs", fk.kind, seg,
+              join);
+  // Segment 0 is asked for before the first status: a 404 then only means
+  // "not produced yet", which is waited for without a warning.
+  bool warns = fk.warns && !(g_str_equal(fk.kind, "notready") && seg == 0);
+  if (warns) {
+    std::string needle = "segment " + std::to_string(seg);
+    bool found = false;
+    for (const std::string &w : run.warnings) found |= w.find(needle) != std::string::npos;
+    fail_unless(found, "%s@%" G_GINT64_FORMAT ": no WARNING naming %s", fk.kind, seg,
+                needle.c_str());
+  }
+  // A transfer broken mid-body is resumed where it broke, not restarted.
+  if (g_str_equal(fk.kind, "reset") || g_str_equal(fk.kind, "truncate") ||
+      g_str_equal(fk.kind, "stall")) {
+    bool resumed = false;
+    for (const auto &r : srv->requests())
+      resumed |=
+          r.path == "/stream" && r.segment == seg && g_str_has_prefix(r.range.c_str(), "bytes=");
+    fail_unless(resumed, "%s@%" G_GINT64_FORMAT ": no Range resume", fk.kind, seg);
+  }
+}
+GST_END_TEST;
+
+// Permanent faults end in a clear ERROR, within a bounded time.
+struct Permanent {
+  const char *kind;
+  GstResourceError code;
+  const char *text;
+};
+const Permanent kPermanent[] = {
+    {"http500", GST_RESOURCE_ERROR_OPEN_READ, "segment 2"},
+    {"reset", GST_RESOURCE_ERROR_READ, "segment 2"},
+    {"truncate", GST_RESOURCE_ERROR_READ, "segment 2"},
+    {"status500", GST_RESOURCE_ERROR_OPEN_READ, "status"},
+};
+
+GST_START_TEST(test_permanent_faults) {
+  const Permanent &pf = kPermanent[__i__];
+  auto srv = start_server();
+  srv->add_track("f", make_track(media::Form::Adts));
+  server::Fault f;
+  f.kind = pf.kind;
+  f.video_id = "f";
+  f.segment = 2;
+  f.count = -1;
+  srv->add_fault(f);
+  GstElement *p =
+      make_pipeline(srv->base_url(), "f", "timeout=1 max-retries=2", "fakesink sync=false");
+  gint64 t0 = g_get_monotonic_time();
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "%s: no ERROR in time", pf.kind);
+  fail_unless(run.error != nullptr, "%s: no ERROR", pf.kind);
+  fail_unless(run.error->domain == GST_RESOURCE_ERROR);
+  fail_unless_equals_int(run.error->code, pf.code);
+  fail_unless(strstr(run.error->message, pf.text) != nullptr, "%s: '%s'", pf.kind,
+              run.error->message);
+  fail_unless(g_get_monotonic_time() - t0 < 20 * G_USEC_PER_SEC);
+  fail_unless(run.warnings.size() >= 2, "%s: %zu warnings before giving up", pf.kind,
+              run.warnings.size());
+}
+GST_END_TEST;
+
+static Suite *faults_suite() {
+  Suite *s = suite_create("faults");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_loop_test(tc, test_fault_matrix, 0,
+                      G_N_ELEMENTS(kFaults) * G_N_ELEMENTS(kSegments) * G_N_ELEMENTS(kJoins));
+  tcase_add_loop_test(tc, test_permanent_faults, 0, G_N_ELEMENTS(kPermanent));
+  return s;
+}
+
+GST_CHECK_MAIN(faults);
