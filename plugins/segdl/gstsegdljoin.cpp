@@ -202,7 +202,7 @@ bool FrameJoiner::check_bus(std::string &error) {
 bool FrameJoiner::push(GBytes *bytes, std::string &error) {
   if (!bin_) new_instance(-1);
   if (!accepting_) return true;  // the demuxer has all it wants of this file
-  GstFlowReturn ret = gst_pad_push(src_, gst_buffer_new_wrapped_bytes(g_bytes_ref(bytes)));
+  GstFlowReturn ret = gst_pad_push(src_, gst_buffer_new_wrapped_bytes(bytes));  // refs `bytes`
   if (!check_bus(error)) return false;
   switch (ret) {
     case GST_FLOW_OK:
