@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Counts test cases in meson's testlog.json and prints 'N passed, N failed'.
+"""Counts test cases in meson's testlog.json files and prints ONE line
+'N passed, N failed' for all of them.
 
 gst-check executables print 'NN%: Checks: X, Failures: Y, Errors: Z': those
 are counted case by case. Any other test counts as one case. A test that
@@ -13,13 +14,14 @@ import sys
 CHECKS = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
 
 passed = failed = skipped = 0
-path = sys.argv[1]
-try:
-    with open(path, encoding="utf-8") as f:
-        lines = [json.loads(l) for l in f if l.strip()]
-except OSError as e:
-    print(f"no test log: {e}")
-    lines = []
+lines = []
+for path in sys.argv[1:]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines += [json.loads(l) for l in f if l.strip()]
+    except OSError as e:
+        print(f"no test log: {e}")
+        failed += 1
 
 for t in lines:
     result = t.get("result", "")
