@@ -203,11 +203,9 @@ void Downloader::teardown() {
   fetcher_.reset();
 }
 
-// A one-shot timer on the HTTP context. Returns a ref the caller owns: the
-// callback drops it (and clears the caller's pointer) when it fires, or the
-// caller destroys it early with clear_source().
-GSource *Downloader::add_timer(int64_t delay_us, std::function<void()> fn) {
-  GSource *src = g_timeout_source_new(guint(std::max<int64_t>(0, delay_us / 1000)));
+// Attaches `src` to the HTTP context with `fn` as its one-shot callback
+// (the function is freed with the source).
+static void attach_once(GSource *src, GMainContext *ctx, std::function<void()> fn) {
   auto *heap = new std::function<void()>(std::move(fn));
   g_source_set_callback(
       src,
@@ -216,7 +214,15 @@ GSource *Downloader::add_timer(int64_t delay_us, std::function<void()> fn) {
         return G_SOURCE_REMOVE;
       },
       heap, [](gpointer data) { delete static_cast<std::function<void()> *>(data); });
-  g_source_attach(src, context_);
+  g_source_attach(src, ctx);
+}
+
+// A one-shot timer on the HTTP context. Returns a ref the caller owns: the
+// callback drops it (and clears the caller's pointer) when it fires, or the
+// caller destroys it early with clear_source().
+GSource *Downloader::add_timer(int64_t delay_us, std::function<void()> fn) {
+  GSource *src = g_timeout_source_new(guint(std::max<int64_t>(0, delay_us / 1000)));
+  attach_once(src, context_, std::move(fn));
   return src;
 }
 
@@ -226,16 +232,22 @@ void Downloader::post(std::function<void()> fn) {
   if (!context_) return;  // the HTTP thread is gone: nothing left to do there
   GSource *src = g_idle_source_new();
   g_source_set_priority(src, G_PRIORITY_DEFAULT);
-  auto *heap = new std::function<void()>(std::move(fn));
-  g_source_set_callback(
-      src,
-      [](gpointer data) -> gboolean {
-        (*static_cast<std::function<void()> *>(data))();
-        return G_SOURCE_REMOVE;
-      },
-      heap, [](gpointer data) { delete static_cast<std::function<void()> *>(data); });
-  g_source_attach(src, context_);
+  attach_once(src, context_, std::move(fn));
   g_source_unref(src);
+}
+
+// The job waits `delay_us`, then may be started again.
+void Downloader::wait_then_retry(Job &job, int64_t delay_us) {
+  job.phase = Job::Phase::Waiting;
+  clear_source(job.timer);
+  Job *jp = &job;
+  job.timer = add_timer(delay_us, [this, jp] {
+    g_source_unref(jp->timer);
+    jp->timer = nullptr;
+    jp->phase = Job::Phase::Idle;
+    schedule();
+  });
+  schedule();
 }
 
 double Downloader::jitter() {
@@ -379,19 +391,10 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
 }
 
 void Downloader::job_not_ready(Job &job, int retry_after_s) {
-  job.phase = Job::Phase::Waiting;
   // Retry-After is honoured up to a minute; max-wait bounds the whole wait.
   int64_t delay = retry_after_s >= 0 ? int64_t(std::min(retry_after_s, 60)) * 1000000
                                      : int64_t(cfg_.poll_interval_s * 1e6);
-  clear_source(job.timer);
-  Job *jp = &job;
-  job.timer = add_timer(delay, [this, jp] {
-    g_source_unref(jp->timer);
-    jp->timer = nullptr;
-    jp->phase = Job::Phase::Idle;
-    schedule();
-  });
-  schedule();
+  wait_then_retry(job, delay);
 }
 
 void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
@@ -414,17 +417,8 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
       w.max_attempts = cfg_.max_retries + 1;
       cfg_.on_warning(w);
     }
-    job.phase = Job::Phase::Waiting;
-    int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, job.failures, jitter(), retry_after_s);
-    clear_source(job.timer);
-    Job *jp = &job;
-    job.timer = add_timer(delay, [this, jp] {
-      g_source_unref(jp->timer);
-      jp->timer = nullptr;
-      jp->phase = Job::Phase::Idle;
-      schedule();
-    });
-    schedule();
+    wait_then_retry(job,
+                    backoff_delay_us(cfg_.retry_backoff_s, job.failures, jitter(), retry_after_s));
     return;
   }
   job.phase = Job::Phase::Failed;

@@ -174,6 +174,7 @@ class Downloader {
   void job_failed(Job &job, EngineError::Kind kind, int http_status, const std::string &cause,
                   int retry_after_s, bool transient);
   void job_not_ready(Job &job, int retry_after_s);
+  void wait_then_retry(Job &job, int64_t delay_us);
   void set_fatal(EngineError e);
   void publish_end();
   void check_max_wait();
