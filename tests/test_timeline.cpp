@@ -5,6 +5,8 @@
  */
 #include "harness.h"
 
+#include <algorithm>
+
 #include "common/segmenter.h"
 
 #include <gst/pbutils/pbutils.h>
@@ -293,6 +295,10 @@ GST_START_TEST(test_seek_not_yet_produced) {
   gst_object_unref(p);
   fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
   fail_unless(run.pts.front() <= target && target < run.pts.front() + run.durations.front());
+  // It waited, and said so.
+  fail_unless(
+      !run.buffering.empty() && *std::min_element(run.buffering.begin(), run.buffering.end()) < 100,
+      "no BUFFERING below 100 while waiting for segment 3");
   // Segments 1 and 2 were not needed.
   for (const auto &r : srv->requests())
     fail_if(r.path == "/stream" && (r.segment == 1 || r.segment == 2),
