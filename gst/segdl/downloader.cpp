@@ -50,6 +50,8 @@ struct Downloader::Job final : FetchListener {
   int64_t expected = -1;    // size of the whole segment, once known
   int64_t skip = 0;         // bytes to drop from the current response (resume answered 200)
   uint64_t generation = 0;  // Downloader::generation_ when the job was made
+  std::unique_ptr<SegmentWriter> writer;  // the segment going to the disk cache
+  SegmentInfo info;                       // what the response said, for the cache
   GSource *timer = nullptr;
   std::string url;
 
@@ -163,11 +165,18 @@ void Downloader::thread_main(std::promise<std::string> *started) {
   rng_ ^= uint32_t(start_us_);
   started->set_value("");
 
-  // Segment 0 and the first status go out together: first audio costs one
-  // round trip, not two.
-  schedule();
-  poll_status();
-  if (cfg_.max_wait_s > 0)
+  open_cache();
+  if (progress_.fully_known()) {
+    // Every segment is on disk: nothing to ask the backend.
+    publish_end();
+    schedule();
+  } else {
+    // Segment 0 and the first status go out together: first audio costs
+    // one round trip, not two.
+    schedule();
+    poll_status();
+  }
+  if (cfg_.max_wait_s > 0 && !progress_.fully_known())
     max_wait_timer_ = add_timer(int64_t(cfg_.max_wait_s * 1e6), [this] {
       g_source_unref(max_wait_timer_);
       max_wait_timer_ = nullptr;
@@ -272,10 +281,19 @@ void Downloader::schedule() {
   // Segments behind the consumer are consumed: forget them.
   while (!jobs_.empty() && jobs_.begin()->first < consumer) jobs_.erase(jobs_.begin());
 
+  int window = cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1;
+  // Cache first: whatever the disk has is delivered without a request.
+  if (cache_) {
+    for (int64_t n = consumer; n < consumer + window; n++) {
+      if (progress_.end() && n >= *progress_.end()) break;
+      auto it = jobs_.find(n);
+      if (it != jobs_.end() && it->second->phase != Job::Phase::Idle) continue;
+      deliver_cached(n);
+    }
+  }
   int in_flight = 0;
   for (auto &entry : jobs_)
     if (entry.second->phase == Job::Phase::Fetching) in_flight++;
-  int window = cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1;
   auto startable = [this](int64_t n) {
     auto it = jobs_.find(n);
     if (it != jobs_.end() && it->second->phase != Job::Phase::Idle) return false;
@@ -299,6 +317,11 @@ void Downloader::schedule() {
 
 void Downloader::start_job(Job &job) {
   job.phase = Job::Phase::Fetching;
+  if (cache_ && !job.writer && job.received == 0) {
+    std::string error;
+    job.writer = cache_->begin(job.n, error);
+    if (!job.writer) cache_failed(error);
+  }
   job.skip = 0;
   FetchRequest req;
   req.url = job.url;
@@ -321,6 +344,10 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
     if (s == 206 && resp.range_total >= 0) job.expected = resp.range_total;
     if (s == 206 && resp.range_total < 0 && resp.content_length >= 0)
       job.expected = job.received + resp.content_length;
+    job.info.size = job.expected;
+    job.info.etag = resp.etag;
+    job.info.last_modified = resp.last_modified;
+    job.info.content_type = resp.content_type;
     return;
   }
   fetcher_->cancel(job.fetch_id);
@@ -349,10 +376,12 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
     keep = g_bytes_ref(chunk);
   }
   gsize kept = g_bytes_get_size(keep);
+  if (job.writer) g_bytes_ref(keep);  // still needed below, after the consumer may have it
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (job.generation != generation_) {  // a seek made this job obsolete
       g_bytes_unref(keep);
+      if (job.writer) g_bytes_unref(keep);
       return;
     }
     buf_[job.n].chunks.push_back(keep);
@@ -362,6 +391,14 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
   }
   job.received += int64_t(kept);
   cond_.notify_all();
+  if (job.writer) {
+    std::string error;
+    if (cache_ && !job.writer->append(g_bytes_get_data(keep, nullptr), kept, error)) {
+      job.writer.reset();
+      cache_failed(error);
+    }
+    g_bytes_unref(keep);
+  }
 }
 
 void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
@@ -380,6 +417,13 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
     return;
   }
   job.phase = Job::Phase::Done;
+  if (job.writer) {
+    std::string error;
+    job.info.size = job.received;
+    if (job.expected >= 0 && job.expected != job.received) job.info.size = job.expected;
+    if (cache_ && !job.writer->commit(job.info, error)) cache_failed(error);
+    job.writer.reset();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (job.generation != generation_) return;
@@ -548,6 +592,7 @@ void Downloader::after_status() {
   clear_source(poll_timer_);
   if (progress_.fully_known()) {
     clear_source(max_wait_timer_);
+    remember_track();
     return;
   }
   poll_timer_ = add_timer(int64_t(cfg_.poll_interval_s * 1e6), [this] {
@@ -730,6 +775,100 @@ void Downloader::restart_jobs() {
     buf_.clear();
   }
   schedule();
+}
+
+// Opens the disk cache for this track. A track the cache holds whole (it
+// remembered the total and has every segment) is known without a status.
+void Downloader::open_cache() {
+  if (cfg_.cache.dir.empty()) return;
+  cache_ = std::make_unique<Cache>(cfg_.cache);
+  std::string error;
+  if (!cache_->open_track(cfg_.video_id, error)) {
+    cache_failed(error);
+    return;
+  }
+  cache_->evict();
+  CachedTrack ct;
+  if (!cache_->read_track(ct) || !ct.complete || !ct.total) return;
+  for (int64_t n = 0; n < *ct.total; n++)
+    if (!cache_->contains(n)) return;
+  Status st;
+  st.total_segments = ct.total;
+  for (int64_t n = 0; n < *ct.total; n++) st.ready.push_back(n);
+  st.state = TrackState::Complete;
+  if (ct.duration > 0) st.duration = ct.duration;
+  if (ct.first_segment_duration > 0) st.first_segment_duration = ct.first_segment_duration;
+  if (ct.segment_duration > 0) st.segment_duration = ct.segment_duration;
+  st.mime_type = ct.mime_type;
+  progress_.update(st, now_us());
+  track_remembered_ = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.offline = true;
+}
+
+// Delivers segment n from the disk cache if it is there. HTTP thread.
+bool Downloader::deliver_cached(int64_t n) {
+  SegmentInfo info;
+  GBytes *bytes = cache_->lookup(n, &info);
+  if (!bytes) return false;
+  auto &slot = jobs_[n];
+  if (!slot) {
+    slot = std::make_unique<Job>();
+    slot->dl = this;
+    slot->n = n;
+    slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
+  }
+  slot->phase = Job::Phase::Done;
+  gsize size = g_bytes_get_size(bytes);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Buffered &b = buf_[n];
+    // Slices of the mapped file, so the push loop streams it like a download.
+    const gsize piece = 64 * 1024;
+    for (gsize off = 0; off < size; off += piece)
+      b.chunks.push_back(g_bytes_new_from_bytes(bytes, off, std::min(piece, size - off)));
+    b.complete = true;
+    stats_.cache_hits++;
+    stats_.segments_downloaded++;
+    if (n == 0 && stats_.time_to_first_byte_us < 0)
+      stats_.time_to_first_byte_us = now_us() - start_us_;
+  }
+  g_bytes_unref(bytes);
+  cond_.notify_all();
+  return true;
+}
+
+// The cache failed (full disk, unwritable folder...): go on without it.
+void Downloader::cache_failed(const std::string &why) {
+  cache_.reset();
+  for (auto &entry : jobs_) entry.second->writer.reset();
+  g_debug("cache off: %s", why.c_str());
+  if (cfg_.on_warning) {
+    EngineWarning w;
+    w.kind = EngineWarning::Kind::Cache;
+    w.uri = cfg_.cache.dir;
+    w.cause = why;
+    cfg_.on_warning(w);
+  }
+}
+
+// Once the track is fully known, the cache remembers it: a later run with
+// every segment cached needs no status.
+void Downloader::remember_track() {
+  if (!cache_ || track_remembered_ || !progress_.end()) return;
+  CachedTrack ct;
+  ct.total = progress_.end();
+  ct.complete = true;
+  const Status &st = progress_.last();
+  if (st.duration) ct.duration = *st.duration;
+  if (st.first_segment_duration) ct.first_segment_duration = *st.first_segment_duration;
+  if (st.segment_duration) ct.segment_duration = *st.segment_duration;
+  ct.mime_type = st.mime_type;
+  std::string error;
+  if (!cache_->write_track(ct, error))
+    cache_failed(error);
+  else
+    track_remembered_ = true;
 }
 
 EngineStats Downloader::stats() {

@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include "segdl/cache.h"
 #include "segdl/fetcher.h"
 #include "segdl/scheduler.h"
 #include "segdl/status.h"
@@ -37,7 +38,9 @@ namespace segdl {
 // A fault the engine is working around (it retries): for applications to
 // show, before the retry happens.
 struct EngineWarning {
-  int64_t segment = -1;  // -1: the status request
+  enum class Kind { Retry, Cache };
+  Kind kind = Kind::Retry;  // Cache: the disk cache failed and is off from now on
+  int64_t segment = -1;     // -1: the status request (or the cache as a whole)
   std::string uri;
   int http_status = 0;  // 0 when none
   std::string cause;
@@ -60,6 +63,7 @@ struct DownloaderConfig {
   std::string user_agent;
   bool ssl_strict = true;
   StatusLimits status_limits;
+  CacheConfig cache;  // cache.dir empty = no disk cache
   // Called on the HTTP thread, no lock held, for every fault that is retried.
   std::function<void(const EngineWarning &)> on_warning;
 };
@@ -91,6 +95,8 @@ struct EngineStats {
   int64_t status_polls = 0;
   int64_t time_to_first_byte_us = -1;  // from start() to the first byte of segment 0
   int64_t current_segment = 0;         // the one the consumer is reading
+  int64_t cache_hits = 0;              // segments read from the disk cache
+  bool offline = false;                // the whole track came from the cache, no request made
   // From the status, when the backend gives them (seconds; < 0 = unknown).
   double duration_s = -1;
   double first_segment_duration_s = -1;
@@ -175,6 +181,10 @@ class Downloader {
                   int retry_after_s, bool transient);
   void job_not_ready(Job &job, int retry_after_s);
   void wait_then_retry(Job &job, int64_t delay_us);
+  void open_cache();
+  bool deliver_cached(int64_t n);
+  void cache_failed(const std::string &why);
+  void remember_track();
   void set_fatal(EngineError e);
   void publish_end();
   void check_max_wait();
@@ -201,6 +211,8 @@ class Downloader {
   GSource *poll_timer_ = nullptr;
   GSource *max_wait_timer_ = nullptr;
   TrackProgress progress_;
+  std::unique_ptr<Cache> cache_;  // null when off or failed
+  bool track_remembered_ = false;
   int status_failures_ = 0;  // consecutive
   bool stopping_ = false;    // teardown has begun
   int64_t start_us_ = 0;

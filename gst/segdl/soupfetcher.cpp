@@ -211,6 +211,10 @@ class SoupFetcher final : public Fetcher {
     resp.retry_after_s = parse_retry_after(soup_message_headers_get_one(hdrs, "Retry-After"));
     const char *ctype = soup_message_headers_get_content_type(hdrs, nullptr);
     resp.content_type = ctype ? ctype : "";
+    const char *etag = soup_message_headers_get_one(hdrs, "ETag");
+    resp.etag = etag ? etag : "";
+    const char *modified = soup_message_headers_get_one(hdrs, "Last-Modified");
+    resp.last_modified = modified ? modified : "";
 
     t->listener->on_response(resp);
     if (t->cancelled) {  // the listener cancelled from its callback

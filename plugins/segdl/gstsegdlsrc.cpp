@@ -85,6 +85,9 @@ enum {
   PROP_JOIN,
   PROP_FIRST_SEGMENT_DURATION,
   PROP_SEGMENT_DURATION,
+  PROP_CACHE_DIR,
+  PROP_CACHE_MAX_SIZE,
+  PROP_CACHE_MAX_AGE,
   PROP_STATS,
 };
 
@@ -106,6 +109,9 @@ struct Settings {
   Join join = kDefaultJoin;
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;
   gdouble segment_duration = kDefaultSegmentDuration;
+  std::string cache_dir;       // empty = no disk cache
+  guint64 cache_max_size = 0;  // bytes, 0 = no limit
+  guint64 cache_max_age = 0;   // seconds, 0 = no limit
 };
 
 GType join_get_type() {
@@ -243,7 +249,8 @@ static GstStructure *make_stats(const segdl::EngineStats &s) {
       G_TYPE_UINT64,
       s.time_to_first_byte_us < 0 ? GST_CLOCK_TIME_NONE
                                   : GstClockTime(s.time_to_first_byte_us) * GST_USECOND,
-      "current-segment", G_TYPE_INT64, s.current_segment, nullptr);
+      "current-segment", G_TYPE_INT64, s.current_segment, "cache-hits", G_TYPE_INT64, s.cache_hits,
+      "offline", G_TYPE_BOOLEAN, gboolean(s.offline), nullptr);
 }
 
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
@@ -297,12 +304,18 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.idle_timeout_s = s.idle_timeout;
   cfg.user_agent = s.user_agent;
   cfg.ssl_strict = s.ssl_strict;
+  cfg.cache.dir = s.cache_dir;
+  cfg.cache.max_size_bytes = s.cache_max_size;
+  cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
   // Faults being retried reach the application as WARNING messages (posted
   // from the HTTP thread; posting is thread-safe and takes no lock of ours).
   cfg.on_warning = [self](const segdl::EngineWarning &w) {
     std::string what = w.segment >= 0 ? "segment " + std::to_string(w.segment) : "status";
-    gchar *text = g_strdup_printf("%s: %s (attempt %d of %d), retrying", what.c_str(),
-                                  w.cause.c_str(), w.attempt, w.max_attempts);
+    gchar *text =
+        w.kind == segdl::EngineWarning::Kind::Cache
+            ? g_strdup_printf("Disk cache off, playback goes on without it: %s", w.cause.c_str())
+            : g_strdup_printf("%s: %s (attempt %d of %d), retrying", what.c_str(), w.cause.c_str(),
+                              w.attempt, w.max_attempts);
     gchar *debug = g_strdup_printf("GET %s", w.uri.c_str());
     GstStructure *details =
         gst_structure_new("details", "segment", G_TYPE_INT64, w.segment, "uri", G_TYPE_STRING,
@@ -947,6 +960,17 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
     case PROP_SEGMENT_DURATION:
       s.segment_duration = g_value_get_double(value);
       break;
+    case PROP_CACHE_DIR: {
+      const char *v = g_value_get_string(value);
+      s.cache_dir = v ? v : "";
+      break;
+    }
+    case PROP_CACHE_MAX_SIZE:
+      s.cache_max_size = g_value_get_uint64(value);
+      break;
+    case PROP_CACHE_MAX_AGE:
+      s.cache_max_age = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -1016,6 +1040,15 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       break;
     case PROP_SEGMENT_DURATION:
       g_value_set_double(value, s.segment_duration);
+      break;
+    case PROP_CACHE_DIR:
+      g_value_set_string(value, s.cache_dir.empty() ? nullptr : s.cache_dir.c_str());
+      break;
+    case PROP_CACHE_MAX_SIZE:
+      g_value_set_uint64(value, s.cache_max_size);
+      break;
+    case PROP_CACHE_MAX_AGE:
+      g_value_set_uint64(value, s.cache_max_age);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1273,16 +1306,51 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           "(used to map seek positions to segments)",
                           0.001, 86400.0, kDefaultSegmentDuration, rw));
   /**
+   * GstSegDlSrc:cache-dir:
+   * Folder of the disk cache (NULL = none). Segments are looked up there
+   * first and written there as they download (atomically: never a partial
+   * segment); a track held whole plays without any request. A cache that
+   * cannot be written is turned off with a WARNING.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_CACHE_DIR,
+      g_param_spec_string("cache-dir", "Cache folder",
+                          "Disk cache of segments, looked up before the backend (NULL = no cache)",
+                          nullptr, rw));
+  /**
+   * GstSegDlSrc:cache-max-size:
+   * Bytes the cache may hold; least recently used tracks are removed to stay
+   * under it (never one in use). 0 = no limit.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_CACHE_MAX_SIZE,
+      g_param_spec_uint64("cache-max-size", "Cache max size",
+                          "Bytes the disk cache may hold; least recently used tracks are removed "
+                          "(0 = no limit)",
+                          0, G_MAXUINT64, 0, rw));
+  /**
+   * GstSegDlSrc:cache-max-age:
+   * Seconds a cached track may go unused before it is removed. 0 = no limit.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_CACHE_MAX_AGE,
+      g_param_spec_uint64("cache-max-age", "Cache max age",
+                          "Seconds a cached track may go unused before it is removed (0 = no "
+                          "limit)",
+                          0, G_MAXUINT64, 0, rw));
+  /**
    * GstSegDlSrc:stats:
    * A "segdl-stats" structure: segments-total (-1 while unknown),
    * segments-available, segments-downloaded, bytes-downloaded, retries,
-   * status-polls, time-to-first-byte (ns, NONE until known), current-segment.
+   * status-polls, time-to-first-byte (ns, NONE until known), current-segment,
+   * cache-hits, offline (the whole track came from the disk cache).
    */
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Download statistics (segments total/available/downloaded, bytes, "
-                         "retries, status polls, time to first byte in ns, current segment)",
+                         "retries, status polls, time to first byte in ns, current segment, "
+                         "cache hits, offline)",
                          GST_TYPE_STRUCTURE,
                          GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
