@@ -272,6 +272,11 @@ double Downloader::jitter() {
 void Downloader::schedule() {
   wake_pending_ = false;
   if (stopping_) return;
+  if (fallback_mode_) {  // only the fallback job, restarted after a failed attempt
+    auto it = jobs_.find(kFallbackSegment);
+    if (it != jobs_.end() && it->second->phase == Job::Phase::Idle) start_job(*it->second);
+    return;
+  }
   int64_t consumer;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -317,7 +322,7 @@ void Downloader::schedule() {
 
 void Downloader::start_job(Job &job) {
   job.phase = Job::Phase::Fetching;
-  if (cache_ && !job.writer && job.received == 0) {
+  if (cache_ && !job.writer && job.received == 0 && job.n != kFallbackSegment) {
     std::string error;
     job.writer = cache_->begin(job.n, error);
     if (!job.writer) cache_failed(error);
@@ -352,7 +357,8 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
   }
   fetcher_->cancel(job.fetch_id);
   bool listed = progress_.is_ready(job.n);
-  if (s == 425 || s == 503 || (s == 404 && !listed)) {
+  bool fallback = job.n == kFallbackSegment;  // a plain URL: no "not produced yet"
+  if (!fallback && (s == 425 || s == 503 || (s == 404 && !listed))) {
     // Not produced yet: wait for it, this is no failure.
     job_not_ready(job, resp.retry_after_s);
     return;
@@ -471,7 +477,8 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
   e.segment = job.n;
   e.uri = job.url;
   e.http_status = http_status;
-  e.message = "segment " + std::to_string(job.n) + " failed: " + cause;
+  e.message = job.n == kFallbackSegment ? "the fallback URL failed too: " + cause
+                                        : "segment " + std::to_string(job.n) + " failed: " + cause;
   e.debug = "GET " + job.url + ": " + cause + " after " + std::to_string(job.failures) +
             (job.failures == 1 ? " attempt" : " attempts");
   {
@@ -610,7 +617,7 @@ void Downloader::after_status() {
 void Downloader::publish_end() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    end_ = progress_.end();
+    if (!fallback_started_) end_ = progress_.end();
     stats_.segments_total = end_ ? *end_ : -1;
     stats_.segments_available = progress_.ready_count();
     const Status &st = progress_.last();
@@ -693,12 +700,14 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
         continue;
       }
       if (b.error) {
+        if (switch_to_fallback(lock, *b.error)) continue;
         item.kind = Item::Kind::Error;
         item.error = *b.error;
         return item;
       }
     }
     if (fatal_) {
+      if (switch_to_fallback(lock, *fatal_)) continue;
       item.kind = Item::Kind::Error;
       item.error = *fatal_;
       if (item.error.segment < 0) item.error.segment = consumer_;
@@ -709,6 +718,26 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
       return item;
     }
   }
+}
+
+// The consumer reached an error it cannot go past: with a fallback URL (and
+// not already on it), switch there instead of failing. Called with mu_ held
+// (through `lock`); the HTTP thread does the rest.
+bool Downloader::switch_to_fallback(std::unique_lock<std::mutex> &lock, const EngineError &why) {
+  if (cfg_.fallback_uri.empty() || fallback_started_) return false;
+  fallback_started_ = true;
+  generation_++;
+  for (auto &entry : buf_)
+    for (GBytes *b : entry.second.chunks) g_bytes_unref(b);
+  buf_.clear();
+  consumer_ = kFallbackSegment;
+  end_ = kFallbackSegment + 1;
+  fatal_.reset();
+  stats_.fallback = true;
+  lock.unlock();
+  post([this, why] { start_fallback(why); });
+  lock.lock();
+  return true;
 }
 
 bool Downloader::wait_change(std::chrono::milliseconds max_wait) {
@@ -869,6 +898,40 @@ void Downloader::remember_track() {
     cache_failed(error);
   else
     track_remembered_ = true;
+}
+
+// HTTP thread: stop everything of the segmented backend and fetch the
+// fallback URL as one pseudo-segment.
+void Downloader::start_fallback(EngineError reason) {
+  if (stopping_) return;
+  fallback_mode_ = true;
+  for (auto &entry : jobs_)
+    if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
+  jobs_.clear();
+  if (status_job_) fetcher_->cancel(status_job_->fetch_id);
+  status_job_.reset();
+  clear_source(poll_timer_);
+  clear_source(max_wait_timer_);
+  if (cfg_.on_warning) {
+    EngineWarning w;
+    w.kind = EngineWarning::Kind::Fallback;
+    w.segment = reason.segment;
+    w.uri = cfg_.fallback_uri;
+    w.http_status = reason.http_status;
+    w.cause = reason.message;
+    cfg_.on_warning(w);
+  }
+  auto job = std::make_unique<Job>();
+  job->dl = this;
+  job->n = kFallbackSegment;
+  job->url = cfg_.fallback_uri;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job->generation = generation_;
+  }
+  Job &ref = *job;
+  jobs_[kFallbackSegment] = std::move(job);
+  start_job(ref);
 }
 
 EngineStats Downloader::stats() {

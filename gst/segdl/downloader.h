@@ -38,15 +38,20 @@ namespace segdl {
 // A fault the engine is working around (it retries): for applications to
 // show, before the retry happens.
 struct EngineWarning {
-  enum class Kind { Retry, Cache };
-  Kind kind = Kind::Retry;  // Cache: the disk cache failed and is off from now on
-  int64_t segment = -1;     // -1: the status request (or the cache as a whole)
+  enum class Kind { Retry, Cache, Fallback };
+  // Cache: the disk cache failed and is off from now on. Fallback: the
+  // segmented backend failed for good; the fallback URL takes over.
+  Kind kind = Kind::Retry;
+  int64_t segment = -1;  // -1: the status request (or the cache as a whole)
   std::string uri;
   int http_status = 0;  // 0 when none
   std::string cause;
   int attempt = 0;       // the attempt that failed, from 1
   int max_attempts = 0;  // max-retries + 1
 };
+
+// Items of the fallback full-file URL carry this segment number.
+constexpr int64_t kFallbackSegment = int64_t(1) << 40;
 
 struct DownloaderConfig {
   std::string backend;   // http(s)://host[:port][/base]
@@ -64,6 +69,9 @@ struct DownloaderConfig {
   bool ssl_strict = true;
   StatusLimits status_limits;
   CacheConfig cache;  // cache.dir empty = no disk cache
+  // The whole track at one URL (the old backend): used, from the position
+  // reached, when the segmented backend fails for good. Empty = none.
+  std::string fallback_uri;
   // Called on the HTTP thread, no lock held, for every fault that is retried.
   std::function<void(const EngineWarning &)> on_warning;
 };
@@ -97,6 +105,7 @@ struct EngineStats {
   int64_t current_segment = 0;         // the one the consumer is reading
   int64_t cache_hits = 0;              // segments read from the disk cache
   bool offline = false;                // the whole track came from the cache, no request made
+  bool fallback = false;               // the fallback URL took over
   // From the status, when the backend gives them (seconds; < 0 = unknown).
   double duration_s = -1;
   double first_segment_duration_s = -1;
@@ -185,6 +194,8 @@ class Downloader {
   bool deliver_cached(int64_t n);
   void cache_failed(const std::string &why);
   void remember_track();
+  void start_fallback(EngineError reason);
+  bool switch_to_fallback(std::unique_lock<std::mutex> &lock, const EngineError &why);
   void set_fatal(EngineError e);
   void publish_end();
   void check_max_wait();
@@ -213,8 +224,9 @@ class Downloader {
   TrackProgress progress_;
   std::unique_ptr<Cache> cache_;  // null when off or failed
   bool track_remembered_ = false;
-  int status_failures_ = 0;  // consecutive
-  bool stopping_ = false;    // teardown has begun
+  bool fallback_mode_ = false;  // HTTP thread: only the fallback job runs
+  int status_failures_ = 0;     // consecutive
+  bool stopping_ = false;       // teardown has begun
   int64_t start_us_ = 0;
   uint32_t rng_ = 0x9e3779b9u;
 
@@ -227,6 +239,7 @@ class Downloader {
   std::optional<int64_t> end_;       // segments in the track, once known
   std::optional<EngineError> fatal_;
   bool flushing_ = false;
+  bool fallback_started_ = false;  // the switch happened (at most once)
   EngineStats stats_;
 
   std::atomic<bool> wake_pending_{false};  // a reschedule is already posted

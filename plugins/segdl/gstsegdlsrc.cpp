@@ -88,6 +88,7 @@ enum {
   PROP_CACHE_DIR,
   PROP_CACHE_MAX_SIZE,
   PROP_CACHE_MAX_AGE,
+  PROP_FALLBACK_URI,
   PROP_STATS,
 };
 
@@ -112,6 +113,7 @@ struct Settings {
   std::string cache_dir;       // empty = no disk cache
   guint64 cache_max_size = 0;  // bytes, 0 = no limit
   guint64 cache_max_age = 0;   // seconds, 0 = no limit
+  std::string fallback_uri;    // empty = none
 };
 
 GType join_get_type() {
@@ -162,7 +164,16 @@ struct GstSegDlSrcPrivate {
   std::map<int64_t, GstClockTime> segment_starts;  // learned: where each file's frames began
   GstClockTime seek_target = GST_CLOCK_TIME_NONE;  // drop frames that end before this
   bool discont = false;                            // mark the next buffer DISCONT
-  std::deque<GstBuffer *> held;                    // buffers read before the caps were known
+  // Fallback (the whole file at fallback-uri took over).
+  GBytes *fallback_first = nullptr;  // its first chunk, held until the frames before it are out
+  bool fallback_skipping = false;    // dropping the fallback's frames already played
+  uint64_t fallback_skip = 0;        // how much to drop: samples (or ns without a rate)
+  uint64_t fallback_seen = 0;        // how much was dropped so far
+  uint64_t fallback_skip_bytes = 0;  // join=bytes: bytes of the fallback already pushed
+  bool fallback_by_frames = false;   // skip counts frames (exact for the same encode)
+  uint64_t frames_out = 0;           // frames stamped since the track start
+  bool frames_out_valid = true;      // false after a seek: the count no longer starts at 0
+  std::deque<GstBuffer *> held;      // buffers read before the caps were known
   gsize held_bytes = 0;
   guint64 offset = 0;  // byte offset of the next buffer
   bool buffering = false;
@@ -250,7 +261,8 @@ static GstStructure *make_stats(const segdl::EngineStats &s) {
       s.time_to_first_byte_us < 0 ? GST_CLOCK_TIME_NONE
                                   : GstClockTime(s.time_to_first_byte_us) * GST_USECOND,
       "current-segment", G_TYPE_INT64, s.current_segment, "cache-hits", G_TYPE_INT64, s.cache_hits,
-      "offline", G_TYPE_BOOLEAN, gboolean(s.offline), nullptr);
+      "offline", G_TYPE_BOOLEAN, gboolean(s.offline), "fallback", G_TYPE_BOOLEAN,
+      gboolean(s.fallback), nullptr);
 }
 
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
@@ -305,6 +317,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.user_agent = s.user_agent;
   cfg.ssl_strict = s.ssl_strict;
   cfg.cache.dir = s.cache_dir;
+  cfg.fallback_uri = s.fallback_uri;
   cfg.cache.max_size_bytes = s.cache_max_size;
   cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
   // Faults being retried reach the application as WARNING messages (posted
@@ -312,7 +325,9 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.on_warning = [self](const segdl::EngineWarning &w) {
     std::string what = w.segment >= 0 ? "segment " + std::to_string(w.segment) : "status";
     gchar *text =
-        w.kind == segdl::EngineWarning::Kind::Cache
+        w.kind == segdl::EngineWarning::Kind::Fallback
+            ? g_strdup_printf("Switching to the fallback URL: %s", w.cause.c_str())
+        : w.kind == segdl::EngineWarning::Kind::Cache
             ? g_strdup_printf("Disk cache off, playback goes on without it: %s", w.cause.c_str())
             : g_strdup_printf("%s: %s (attempt %d of %d), retrying", what.c_str(), w.cause.c_str(),
                               w.attempt, w.max_attempts);
@@ -345,6 +360,8 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   priv->segment_starts.clear();
   priv->seek_target = GST_CLOCK_TIME_NONE;
   priv->discont = false;
+  priv->frames_out = 0;
+  priv->frames_out_valid = true;
   gst_base_src_set_format(bsrc, s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
   priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
   priv->track_done = false;
@@ -382,6 +399,10 @@ static gboolean gst_seg_dl_src_stop(GstBaseSrc *bsrc) noexcept {
   priv->probe = nullptr;
   priv->probe_segment = -1;
   gst_caps_replace(&priv->out_caps, nullptr);
+  if (priv->fallback_first) g_bytes_unref(priv->fallback_first);
+  priv->fallback_first = nullptr;
+  priv->fallback_skipping = false;
+  priv->fallback_skip_bytes = 0;
   return TRUE;
 }
 
@@ -517,10 +538,26 @@ static GstFlowReturn create_bytes(GstSegDlSrc *self, segdl::Downloader *dl, GstB
       GST_INFO_OBJECT(self, "end of track after %" G_GUINT64_FORMAT " bytes", priv->offset);
       return GST_FLOW_EOS;
     }
+    if (item.segment == segdl::kFallbackSegment) {
+      // The fallback file is the concatenation: skip the bytes already out.
+      if (item.segment_offset == 0) priv->fallback_skip_bytes = priv->offset;
+      gsize n = g_bytes_get_size(item.bytes);
+      uint64_t end = item.segment_offset + n;
+      if (end <= priv->fallback_skip_bytes) {
+        g_bytes_unref(item.bytes);
+        continue;
+      }
+      if (item.segment_offset < priv->fallback_skip_bytes) {
+        gsize drop = gsize(priv->fallback_skip_bytes - item.segment_offset);
+        GBytes *rest = g_bytes_new_from_bytes(item.bytes, drop, n - drop);
+        g_bytes_unref(item.bytes);
+        item.bytes = rest;
+      }
+    }
     gsize size = 0;
     const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &size));
     const char *container = nullptr;
-    if (item.segment > 0 && item.segment_offset == 0 &&
+    if (item.segment > 0 && item.segment != segdl::kFallbackSegment && item.segment_offset == 0 &&
         segdl::starts_container(data, size, &container)) {
       g_bytes_unref(item.bytes);
       GST_ELEMENT_ERROR(self, STREAM, WRONG_TYPE,
@@ -620,10 +657,29 @@ static void init_vorbis(GstSegDlSrc *self, const GstStructure *st) {
   gst_buffer_unmap(id, &a);
 }
 
+// A frame's duration on the timeline: Vorbis counted across joins, else the
+// parser's, else the previous frame's. Advances the Vorbis state.
+static GstClockTime frame_duration(GstSegDlSrc *self, GstBuffer *frame) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  GstClockTime dur = GST_BUFFER_DURATION(frame);
+  if (priv->vorbis.ready() && priv->out_rate) {
+    GstMapInfo map;
+    if (gst_buffer_map(frame, &map, GST_MAP_READ)) {
+      int64_t samples = priv->vorbis.next(map.data, map.size);
+      gst_buffer_unmap(frame, &map);
+      if (samples >= 0) dur = gst_util_uint64_scale_round(samples, GST_SECOND, priv->out_rate);
+    }
+  }
+  if (!GST_CLOCK_TIME_IS_VALID(dur)) dur = priv->last_frame_duration;
+  priv->last_frame_duration = dur;
+  return dur;
+}
+
 // Puts a parsed frame on the timeline: pts = the end of the previous frame,
 // counted in samples so that no rounding accumulates.
 static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
-                                 GstBuffer **outbuf) {
+                                 GstBuffer **outbuf,
+                                 GstClockTime known_duration = GST_CLOCK_TIME_NONE) {
   GstSegDlSrcPrivate *priv = self->priv;
   if (caps && !same_format(priv->out_caps, caps)) {
     if (priv->out_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
@@ -651,17 +707,8 @@ static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *c
     *outbuf = frame;
     return GST_FLOW_OK;
   }
-  GstClockTime dur = GST_BUFFER_DURATION(frame);
-  if (priv->vorbis.ready() && priv->out_rate) {
-    GstMapInfo map;
-    if (gst_buffer_map(frame, &map, GST_MAP_READ)) {
-      int64_t samples = priv->vorbis.next(map.data, map.size);
-      gst_buffer_unmap(frame, &map);
-      if (samples >= 0) dur = gst_util_uint64_scale_round(samples, GST_SECOND, priv->out_rate);
-    }
-  }
-  if (!GST_CLOCK_TIME_IS_VALID(dur)) dur = priv->last_frame_duration;
-  priv->last_frame_duration = dur;
+  GstClockTime dur =
+      GST_CLOCK_TIME_IS_VALID(known_duration) ? known_duration : frame_duration(self, frame);
 
   frame = gst_buffer_make_writable(frame);
   GstClockTime pts = priv->out_time;
@@ -675,6 +722,7 @@ static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *c
     }
   }
   priv->out_time = end;
+  priv->frames_out++;
   GST_BUFFER_PTS(frame) = pts;
   GST_BUFFER_DTS(frame) = pts;
   GST_BUFFER_DURATION(frame) = GST_CLOCK_TIME_IS_VALID(dur) ? end - pts : GST_CLOCK_TIME_NONE;
@@ -737,6 +785,10 @@ static gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) no
   }
   segdl::Downloader *dl = priv->downloader.get();
   if (!dl) return FALSE;
+  if (dl->stats().fallback) {
+    GST_WARNING_OBJECT(self, "no seeking once the fallback URL has taken over");
+    return FALSE;
+  }
   GstClockTime target = segment->start;
   if (target == 0 && !priv->caps_set && priv->out_time == 0) return TRUE;  // already there
   GstClockTime seg_start = 0;
@@ -756,6 +808,7 @@ static gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) no
       priv->out_rate ? gst_util_uint64_scale_round(seg_start, priv->out_rate, GST_SECOND) : 0;
   priv->last_frame_duration = GST_CLOCK_TIME_NONE;
   priv->vorbis.reset();
+  priv->frames_out_valid = false;
   priv->seek_target = target;
   priv->discont = true;
   return TRUE;
@@ -767,9 +820,31 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
   for (;;) {
     GstCaps *caps = nullptr;
     int64_t instance_start = -1;
+    GstClockTime known_duration = GST_CLOCK_TIME_NONE;
     if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
-      if (instance_start >= 0) priv->segment_starts[instance_start] = priv->out_time;
-      GstFlowReturn ret = stamp_frame(self, frame, caps, outbuf);
+      if (priv->fallback_skipping && !GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
+        // The fallback file from its start: drop what was already played.
+        GstClockTime dur = frame_duration(self, frame);
+        uint64_t n = priv->fallback_by_frames        ? 1
+                     : !GST_CLOCK_TIME_IS_VALID(dur) ? 0
+                     : priv->out_rate ? gst_util_uint64_scale_round(dur, priv->out_rate, GST_SECOND)
+                                      : dur;
+        if (priv->fallback_seen + n <= priv->fallback_skip && n > 0) {
+          priv->fallback_seen += n;
+          gst_buffer_unref(frame);
+          continue;
+        }
+        priv->fallback_skipping = false;
+        if (priv->fallback_seen != priv->fallback_skip)
+          GST_WARNING_OBJECT(
+              self, "fallback frames do not align: %" G_GUINT64_FORMAT " vs %" G_GUINT64_FORMAT,
+              priv->fallback_seen, priv->fallback_skip);
+        // This frame's duration is counted already: stamp it with it.
+        known_duration = dur;
+      } else if (instance_start >= 0 && instance_start != segdl::kFallbackSegment) {
+        priv->segment_starts[instance_start] = priv->out_time;
+      }
+      GstFlowReturn ret = stamp_frame(self, frame, caps, outbuf, known_duration);
       if (ret != GST_FLOW_OK) return ret;
       GstClockTime pts = GST_BUFFER_PTS(*outbuf);
       GstClockTime end =
@@ -796,6 +871,32 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
       }
       return GST_FLOW_OK;
     }
+    if (priv->fallback_first) {
+      // Everything before the switch is out: the fallback file starts now,
+      // from its beginning, skipping what was played.
+      GBytes *first = priv->fallback_first;
+      priv->fallback_first = nullptr;
+      bool fresh = !priv->caps_set;
+      // The same encode has the same frames: count them when the count is
+      // from the track start, else measure the time played.
+      priv->fallback_by_frames = priv->frames_out_valid;
+      priv->fallback_skip = priv->fallback_by_frames ? priv->frames_out
+                            : priv->out_rate         ? priv->out_samples
+                                                     : priv->out_time;
+      priv->fallback_seen = 0;
+      priv->fallback_skipping = priv->fallback_skip > 0;
+      priv->vorbis.reset();
+      // Nothing played yet: the file is the track start (headers, pre-skip).
+      priv->joiner->new_instance(fresh ? 0 : segdl::kFallbackSegment);
+      std::string error;
+      bool ok = priv->joiner->push(first, error);
+      g_bytes_unref(first);
+      if (!ok) {
+        demux_error(self, segdl::kFallbackSegment, error);
+        return GST_FLOW_ERROR;
+      }
+      continue;
+    }
     if (priv->track_done) {
       if (!priv->caps_set) {
         GST_ELEMENT_ERROR(self, STREAM, DEMUX, ("The track has no audio."),
@@ -817,6 +918,22 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
         return GST_FLOW_ERROR;
       }
       priv->track_done = true;
+      continue;
+    }
+    if (item.segment == segdl::kFallbackSegment && item.segment_offset == 0) {
+      // The fallback URL takes over: finish what the segments gave (their
+      // frames come out first), then start the file (above).
+      std::string error;
+      if (!feed_probe(self)) {
+        g_bytes_unref(item.bytes);
+        return GST_FLOW_ERROR;
+      }
+      // The segment that failed may be cut short: what it gave is played, a
+      // demuxer error about its missing rest is expected.
+      if (!priv->joiner->finish(error))
+        GST_INFO_OBJECT(self, "the broken segment ends: %s", error.c_str());
+      priv->fallback_first = item.bytes;
+      priv->discont = true;
       continue;
     }
     if (item.segment_offset == 0) {
@@ -971,6 +1088,11 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
     case PROP_CACHE_MAX_AGE:
       s.cache_max_age = g_value_get_uint64(value);
       break;
+    case PROP_FALLBACK_URI: {
+      const char *v = g_value_get_string(value);
+      s.fallback_uri = v ? v : "";
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -1049,6 +1171,9 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       break;
     case PROP_CACHE_MAX_AGE:
       g_value_set_uint64(value, s.cache_max_age);
+      break;
+    case PROP_FALLBACK_URI:
+      g_value_set_string(value, s.fallback_uri.empty() ? nullptr : s.fallback_uri.c_str());
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1338,6 +1463,21 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           "Seconds a cached track may go unused before it is removed (0 = no "
                           "limit)",
                           0, G_MAXUINT64, 0, rw));
+  /**
+   * GstSegDlSrc:fallback-uri:
+   * The whole track at one http(s) URL (the deployed backend's
+   * `/stream?v=ID`, or an old full-file server). When the segmented backend
+   * fails for good (status unreachable or in error after its retries, a
+   * segment failing after its retries, max-wait), the element switches to it
+   * with a WARNING and goes on from the position reached: no audio repeated
+   * or missing. NULL = no fallback: the same failure is an ERROR.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_FALLBACK_URI,
+      g_param_spec_string("fallback-uri", "Fallback URI",
+                          "Full-file URL of the same track, used from the position reached when "
+                          "the segmented backend fails for good (NULL = none)",
+                          nullptr, rw));
   /**
    * GstSegDlSrc:stats:
    * A "segdl-stats" structure: segments-total (-1 while unknown),

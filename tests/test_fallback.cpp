@@ -1,0 +1,153 @@
+/* segdl tests — fallback-uri: when the segmented backend fails for good, the
+ * full-file URL takes over from the position reached, with a WARNING; the
+ * joined output is the unsegmented encode, nothing repeated or missing.
+ */
+#include "harness.h"
+
+#include "common/segmenter.h"
+
+using namespace segdl;
+using namespace segdl::test;
+using media::Codec;
+using media::Container;
+using media::TimestampMode;
+
+namespace {
+
+struct Case {
+  const char *name;
+  Codec codec;
+  Container container;
+  const char *fault;  // applied for good
+  int64_t segment;    // -1: every segment
+  bool status_down;   // the status fails too
+};
+
+const Case kCases[] = {
+    {"aac/m4a, before the first buffer", Codec::Aac, Container::M4a, "http500", -1, true},
+    {"aac/m4a, in the middle", Codec::Aac, Container::M4a, "http500", 2, false},
+    {"aac/m4a, broken segment", Codec::Aac, Container::M4a, "reset", 1, false},
+    {"opus/ogg, in the middle", Codec::Opus, Container::Ogg, "http500", 1, false},
+    {"vorbis/webm, in the middle", Codec::Vorbis, Container::WebM, "http500", 2, false},
+};
+
+}  // namespace
+
+GST_START_TEST(test_fallback_timeline) {
+  const Case &c = kCases[__i__];
+  if (!media::available(c.codec, c.container)) return;
+  media::Packets pk;
+  std::string error;
+  fail_unless(media::encode_packets(c.codec, 7.5, pk, error), "%s", error.c_str());
+  Bytes whole;
+  std::vector<Bytes> segs;
+  fail_unless(media::whole_file(pk, c.container, whole, error), "%s", error.c_str());
+  fail_unless(media::segment_files(pk, c.container, TimestampMode::Reset, 1.5, 3.0, segs, error),
+              "%s", error.c_str());
+  media::ParsedFrames ref;
+  fail_unless(media::parse_frames(whole, ref, error), "%s", error.c_str());
+
+  auto srv = start_server();
+  server::Track t;
+  t.segments = segs;
+  t.full = whole;
+  srv->add_track("fb", t);
+  server::Fault f;
+  f.kind = c.fault;
+  f.video_id = "fb";
+  f.segment = c.segment;
+  f.count = -1;
+  srv->add_fault(f);
+  if (c.status_down) {
+    server::Fault sf;
+    sf.kind = "status500";
+    sf.video_id = "fb";
+    sf.count = -1;
+    srv->add_fault(sf);
+  }
+  std::string props = "max-retries=1 timeout=2 fallback-uri=" + srv->base_url() + "/full/fb";
+  GstElement *p = make_pipeline(srv->base_url(), "fb", props, "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 40);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *st = nullptr;
+  g_object_get(src, "stats", &st, nullptr);
+  gboolean fell_back = FALSE;
+  gst_structure_get_boolean(st, "fallback", &fell_back);
+  gst_structure_free(st);
+  gst_object_unref(src);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s: %s", c.name, run.error ? run.error->message : "no EOS");
+  fail_unless(fell_back, "%s: no fallback", c.name);
+  bool warned = false;
+  for (const std::string &w : run.warnings) warned |= w.find("fallback") != std::string::npos;
+  fail_unless(warned, "%s: no WARNING about the fallback", c.name);
+  std::vector<size_t> frames;
+  for (size_t i = 0; i < run.frames.size(); i++)
+    if (!run.header[i]) frames.push_back(i);
+  fail_unless(frames.size() == ref.frames.size(), "%s: %zu frames, the file has %zu", c.name,
+              frames.size(), ref.frames.size());
+  for (size_t k = 0; k < frames.size(); k++)
+    fail_unless(run.frames[frames[k]] == ref.frames[k].data, "%s: frame %zu differs", c.name, k);
+  for (size_t k = 1; k < frames.size(); k++)
+    fail_unless(run.pts[frames[k]] == run.pts[frames[k - 1]] + run.durations[frames[k - 1]],
+                "%s: gap before frame %zu", c.name, k);
+}
+GST_END_TEST;
+
+// join=bytes: the fallback (the concatenation) continues at the byte reached.
+GST_START_TEST(test_fallback_bytes) {
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  Bytes expected = concat(track.segments);
+  srv->add_track("fb", track);  // Track::full empty = the concatenation
+  server::Fault f;
+  f.kind = "truncate";
+  f.video_id = "fb";
+  f.segment = 2;
+  f.count = -1;
+  srv->add_fault(f);
+  std::string props = "join=bytes max-retries=1 fallback-uri=" + srv->base_url() + "/stream?v=fb";
+  GstElement *p = make_pipeline(srv->base_url(), "fb", props, "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 40);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  fail_unless_equals_uint64(run.bytes.size(), expected.size());
+  fail_unless(run.bytes == expected);
+}
+GST_END_TEST;
+
+// A fallback that fails too: a clear ERROR, bounded.
+GST_START_TEST(test_fallback_fails) {
+  auto srv = start_server();
+  srv->add_track("fb", make_track(media::Form::Adts));
+  server::Fault f;
+  f.kind = "http500";
+  f.video_id = "fb";
+  f.segment = 1;
+  f.count = -1;
+  srv->add_fault(f);
+  std::string props = "max-retries=1 fallback-uri=" + srv->base_url() + "/full/nosuchtrack";
+  GstElement *p = make_pipeline(srv->base_url(), "fb", props, "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_unless(run.error != nullptr);
+  fail_unless(run.error->domain == GST_RESOURCE_ERROR);
+  fail_unless(strstr(run.error->message, "fallback") != nullptr, "%s", run.error->message);
+}
+GST_END_TEST;
+
+static Suite *fallback_suite() {
+  Suite *s = suite_create("fallback");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_loop_test(tc, test_fallback_timeline, 0, G_N_ELEMENTS(kCases));
+  tcase_add_test(tc, test_fallback_bytes);
+  tcase_add_test(tc, test_fallback_fails);
+  return s;
+}
+
+GST_CHECK_MAIN(fallback);
