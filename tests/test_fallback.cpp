@@ -65,7 +65,7 @@ GST_START_TEST(test_fallback_timeline) {
     sf.count = -1;
     srv->add_fault(sf);
   }
-  std::string props = "max-retries=1 timeout=2 fallback-uri=" + srv->base_url() + "/full/fb";
+  std::string props = "max-retries=1 stall-timeout=2 fallback-uri=" + srv->base_url() + "/full/fb";
   GstElement *p = make_pipeline(srv->base_url(), "fb", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 40);

@@ -21,7 +21,7 @@ const FaultKind kFaults[] = {
     {"http500", 0, true},   // 500, then fine
     {"reset", 0, true},     // connection reset mid-body: resumed with Range
     {"truncate", 0, true},  // body shorter than Content-Length: resumed
-    {"stall", 3, true},     // no bytes for 3 s: timeout=1 aborts, resumed
+    {"stall", 3, true},     // no bytes for 3 s: stall-timeout=1 aborts, resumed
     {"notready", 1, true},  // 404 + Retry-After although listed: retried (seg 0: waited)
 };
 const int64_t kSegments[] = {0, 1, 3};  // first, middle, last of 4
@@ -59,7 +59,7 @@ GST_START_TEST(test_fault_matrix) {
   f.count = 1;
   f.arg = fk.arg;
   srv->add_fault(f);
-  std::string props = std::string("join=") + join + " timeout=1 max-retries=3";
+  std::string props = std::string("join=") + join + " stall-timeout=1 max-retries=3";
   GstElement *p = make_pipeline(srv->base_url(), "f", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 40);
@@ -120,7 +120,7 @@ GST_START_TEST(test_permanent_faults) {
   f.count = -1;
   srv->add_fault(f);
   GstElement *p =
-      make_pipeline(srv->base_url(), "f", "timeout=1 max-retries=2", "fakesink sync=false");
+      make_pipeline(srv->base_url(), "f", "stall-timeout=1 max-retries=2", "fakesink sync=false");
   gint64 t0 = g_get_monotonic_time();
   Run run;
   run_pipeline(p, run, 30);

@@ -25,7 +25,7 @@
 namespace segdl {
 
 struct CacheConfig {
-  std::string dir;             // root folder; created if missing
+  std::string dir;              // root folder; created if missing
   uint64_t max_size_bytes = 0;  // evict least recently used tracks above this (0 = no limit)
   int64_t max_age_s = 0;        // evict tracks not used for this long (0 = no limit)
 };

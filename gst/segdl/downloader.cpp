@@ -144,7 +144,8 @@ void Downloader::thread_main(std::promise<std::string> *started) {
 
   FetcherConfig fc;
   fc.max_connections = cfg_.max_concurrent + 2;  // segments + the status poll + one spare
-  fc.timeout_s = cfg_.timeout_s;
+  fc.timeout_s = cfg_.stall_timeout_s;
+  fc.request_timeout_s = cfg_.timeout_s;
   fc.user_agent = cfg_.user_agent;
   fc.ssl_strict = cfg_.ssl_strict;
   std::string error;
@@ -336,6 +337,7 @@ void Downloader::start_job(Job &job) {
 
 void Downloader::job_response(Job &job, const FetchResponse &resp) {
   int s = resp.http_status;
+  const bool fallback = job.n == kFallbackSegment;  // a plain URL: no segment rules
   if (s == 200 || s == 206) {
     if (s == 206 && resp.range_start != job.received) {
       fetcher_->cancel(job.fetch_id);
@@ -349,6 +351,23 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
     if (s == 206 && resp.range_total >= 0) job.expected = resp.range_total;
     if (s == 206 && resp.range_total < 0 && resp.content_length >= 0)
       job.expected = job.received + resp.content_length;
+    if (!fallback && job.expected > cfg_.max_segment_size) {
+      fetcher_->cancel(job.fetch_id);
+      job_failed(job, EngineError::Kind::Read, s,
+                 "announced " + std::to_string(job.expected) +
+                     " bytes, more than max-segment-size (" +
+                     std::to_string(cfg_.max_segment_size) + ")",
+                 -1, false);
+      return;
+    }
+    // An error page served with 200 is no audio.
+    if (!fallback && (g_str_has_prefix(resp.content_type.c_str(), "text/") ||
+                      resp.content_type == "application/json")) {
+      fetcher_->cancel(job.fetch_id);
+      job_failed(job, EngineError::Kind::Read, s, "unexpected Content-Type " + resp.content_type,
+                 -1, true);
+      return;
+    }
     job.info.size = job.expected;
     job.info.etag = resp.etag;
     job.info.last_modified = resp.last_modified;
@@ -357,7 +376,6 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
   }
   fetcher_->cancel(job.fetch_id);
   bool listed = progress_.is_ready(job.n);
-  bool fallback = job.n == kFallbackSegment;  // a plain URL: no "not produced yet"
   if (!fallback && (s == 425 || s == 503 || (s == 404 && !listed))) {
     // Not produced yet: wait for it, this is no failure.
     job_not_ready(job, resp.retry_after_s);
@@ -372,6 +390,14 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
 
 void Downloader::job_data(Job &job, GBytes *chunk) {
   gsize size = g_bytes_get_size(chunk);
+  if (job.n != kFallbackSegment && job.received + int64_t(size) > cfg_.max_segment_size) {
+    // An endless body: stop it here (no callback follows a cancel).
+    fetcher_->cancel(job.fetch_id);
+    job_failed(job, EngineError::Kind::Read, 0,
+               "more than max-segment-size (" + std::to_string(cfg_.max_segment_size) + " bytes)",
+               -1, false);
+    return;
+  }
   GBytes *keep = nullptr;
   if (job.skip > 0) {
     gsize drop = gsize(std::min<int64_t>(job.skip, int64_t(size)));

@@ -60,9 +60,11 @@ struct DownloaderConfig {
   int window = 0;  // segments held or fetched ahead of the consumer; 0 = max_concurrent + 1
   double poll_interval_s = 2.0;
   int max_retries = 3;
-  double retry_backoff_s = 1.0;  // first retry delay; doubles per attempt
-  unsigned timeout_s = 15;       // per request: seconds without progress
-  double max_wait_s = 600;       // the track must be complete within this (0 = no limit)
+  double retry_backoff_s = 1.0;   // first retry delay; doubles per attempt
+  unsigned timeout_s = 0;         // per request: seconds it may take in all (0 = no limit)
+  unsigned stall_timeout_s = 15;  // seconds without a byte before a transfer is retried
+  int64_t max_segment_size = 256 * 1024 * 1024;  // bytes; a bigger segment is an error
+  double max_wait_s = 600;  // the track must be complete within this (0 = no limit)
   bool monitor = true;
   double idle_timeout_s = 20;
   std::string user_agent;

@@ -18,10 +18,11 @@
 namespace segdl {
 
 struct FetcherConfig {
-  int max_connections = 8;  // per host and in total; above max-concurrent + 1
-  unsigned timeout_s = 15;  // seconds without progress before a request fails (0 = none)
-  std::string user_agent;   // empty = library default
-  bool ssl_strict = true;   // verify TLS certificates
+  int max_connections = 8;         // per host and in total; above max-concurrent + 1
+  unsigned timeout_s = 15;         // seconds without progress before a request fails (0 = none)
+  unsigned request_timeout_s = 0;  // seconds a whole request may take (0 = no limit)
+  std::string user_agent;          // empty = library default
+  bool ssl_strict = true;          // verify TLS certificates
 };
 
 struct FetchRequest {
@@ -45,7 +46,7 @@ struct FetchResponse {
 enum class FetchError {
   None,
   Connect,  // could not resolve or connect
-  Timeout,  // no progress for timeout_s
+  Timeout,  // no progress for timeout_s, or longer than request_timeout_s
   Io,       // broken transfer: reset, body shorter than announced, ...
   Tls,      // certificate or handshake failure
   Other,

@@ -34,9 +34,15 @@ struct Transfer {
   SoupMessage *msg = nullptr;
   GInputStream *stream = nullptr;
   GCancellable *cancellable = nullptr;
-  bool cancelled = false;  // set by SoupFetcher::cancel(); HTTP thread only
+  GSource *deadline = nullptr;  // request_timeout_s: cancels the transfer when it fires
+  bool cancelled = false;       // set by SoupFetcher::cancel(); HTTP thread only
+  bool timed_out = false;       // the deadline fired
 
   ~Transfer() {
+    if (deadline) {
+      g_source_destroy(deadline);
+      g_source_unref(deadline);
+    }
     g_clear_object(&stream);
     g_clear_object(&msg);
     g_clear_object(&cancellable);
@@ -79,7 +85,8 @@ int parse_retry_after(const char *value) {
 
 class SoupFetcher final : public Fetcher {
  public:
-  explicit SoupFetcher(const FetcherConfig &cfg) : ssl_strict_(cfg.ssl_strict) {
+  explicit SoupFetcher(const FetcherConfig &cfg)
+      : ssl_strict_(cfg.ssl_strict), request_timeout_s_(cfg.request_timeout_s) {
     int conns = cfg.max_connections < 2 ? 2 : cfg.max_connections;
     session_ = soup_session_new_with_options("max-conns", conns, "max-conns-per-host", conns,
                                              "timeout", guint(cfg.timeout_s), nullptr);
@@ -136,6 +143,21 @@ class SoupFetcher final : public Fetcher {
       soup_message_headers_set_range(soup_message_get_request_headers(t->msg), req.range_start, -1);
     if (!ssl_strict_)
       g_signal_connect(t->msg, "accept-certificate", G_CALLBACK(accept_any_certificate), nullptr);
+    if (request_timeout_s_ > 0) {
+      // The whole request must be done in time: past it, cancel and report a
+      // timeout (the pending operation completes as cancelled).
+      t->deadline = g_timeout_source_new_seconds(request_timeout_s_);
+      g_source_set_callback(
+          t->deadline,
+          [](gpointer data) -> gboolean {
+            auto *tr = static_cast<Transfer *>(data);
+            tr->timed_out = true;
+            g_cancellable_cancel(tr->cancellable);
+            return G_SOURCE_REMOVE;
+          },
+          t, nullptr);
+      g_source_attach(t->deadline, context_);
+    }
     soup_session_send_async(session_, t->msg, G_PRIORITY_DEFAULT, t->cancellable, on_sent, t);
     return t->id;
   }
@@ -189,6 +211,11 @@ class SoupFetcher final : public Fetcher {
       self->drop(t);
       return;
     }
+    if (t->timed_out) {
+      g_clear_object(&stream);
+      self->finish(t, FetchError::Timeout, "the request took longer than its timeout");
+      return;
+    }
     if (!stream) {
       self->finish(t, classify(err), err->message);
       return;
@@ -238,6 +265,10 @@ class SoupFetcher final : public Fetcher {
       self->drop(t);
       return;
     }
+    if (t->timed_out) {
+      self->finish(t, FetchError::Timeout, "the request took longer than its timeout");
+      return;
+    }
     if (!bytes) {
       self->finish(t, classify(err), err->message);
       return;
@@ -257,6 +288,7 @@ class SoupFetcher final : public Fetcher {
   SoupSession *session_ = nullptr;
   GMainContext *context_ = nullptr;
   bool ssl_strict_ = true;
+  unsigned request_timeout_s_ = 0;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Transfer *> live_;  // not cancelled, not done
   int pending_ = 0;                                // Transfers not yet freed

@@ -53,7 +53,9 @@ constexpr guint kDefaultMaxConcurrent = 3;
 constexpr gdouble kDefaultPollInterval = 2.0;
 constexpr guint kDefaultMaxRetries = 3;
 constexpr gdouble kDefaultRetryBackoff = 1.0;
-constexpr guint kDefaultTimeout = 15;
+constexpr guint kDefaultTimeout = 300;
+constexpr guint kDefaultStallTimeout = 15;
+constexpr guint64 kDefaultMaxSegmentSize = 256 * 1024 * 1024;
 constexpr gdouble kDefaultMaxWait = 600.0;
 constexpr gboolean kDefaultMonitor = TRUE;
 constexpr gdouble kDefaultIdleTimeout = 20.0;
@@ -76,6 +78,8 @@ enum {
   PROP_MAX_RETRIES,
   PROP_RETRY_BACKOFF,
   PROP_TIMEOUT,
+  PROP_STALL_TIMEOUT,
+  PROP_MAX_SEGMENT_SIZE,
   PROP_MAX_WAIT,
   PROP_MONITOR,
   PROP_IDLE_TIMEOUT,
@@ -101,6 +105,8 @@ struct Settings {
   guint max_retries = kDefaultMaxRetries;
   gdouble retry_backoff = kDefaultRetryBackoff;
   guint timeout = kDefaultTimeout;
+  guint stall_timeout = kDefaultStallTimeout;
+  guint64 max_segment_size = kDefaultMaxSegmentSize;
   gdouble max_wait = kDefaultMaxWait;
   gboolean monitor = kDefaultMonitor;
   gdouble idle_timeout = kDefaultIdleTimeout;
@@ -311,6 +317,8 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.max_retries = int(s.max_retries);
   cfg.retry_backoff_s = s.retry_backoff;
   cfg.timeout_s = s.timeout;
+  cfg.stall_timeout_s = s.stall_timeout;
+  cfg.max_segment_size = int64_t(std::min<guint64>(s.max_segment_size, G_MAXINT64));
   cfg.max_wait_s = s.max_wait;
   cfg.monitor = s.monitor;
   cfg.idle_timeout_s = s.idle_timeout;
@@ -1048,6 +1056,12 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
     case PROP_TIMEOUT:
       s.timeout = g_value_get_uint(value);
       break;
+    case PROP_STALL_TIMEOUT:
+      s.stall_timeout = g_value_get_uint(value);
+      break;
+    case PROP_MAX_SEGMENT_SIZE:
+      s.max_segment_size = g_value_get_uint64(value);
+      break;
     case PROP_MAX_WAIT:
       s.max_wait = g_value_get_double(value);
       break;
@@ -1135,6 +1149,12 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       break;
     case PROP_TIMEOUT:
       g_value_set_uint(value, s.timeout);
+      break;
+    case PROP_STALL_TIMEOUT:
+      g_value_set_uint(value, s.stall_timeout);
+      break;
+    case PROP_MAX_SEGMENT_SIZE:
+      g_value_set_uint64(value, s.max_segment_size);
       break;
     case PROP_MAX_WAIT:
       g_value_set_double(value, s.max_wait);
@@ -1322,15 +1342,37 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           0.0, 600.0, kDefaultRetryBackoff, rw));
   /**
    * GstSegDlSrc:timeout:
-   * Seconds a request may go without progress before it fails (0 = no
-   * limit, default 15).
+   * Seconds one request may take in all, from connecting to its last byte,
+   * before it fails and is retried (0 = no limit, default 300).
    */
   g_object_class_install_property(
       gobject_class, PROP_TIMEOUT,
       g_param_spec_uint("timeout", "Timeout",
-                        "Seconds a request may make no progress (connect, headers or body) "
-                        "before it fails and is retried (0 = no limit)",
-                        0, 3600, kDefaultTimeout, rw));
+                        "Seconds one request may take in all before it fails and is retried "
+                        "(0 = no limit)",
+                        0, 86400, kDefaultTimeout, rw));
+  /**
+   * GstSegDlSrc:stall-timeout:
+   * Seconds a request may go without progress (connect, headers, body)
+   * before it is aborted and retried — resumed with Range where it broke
+   * off (0 = no limit, default 15).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_STALL_TIMEOUT,
+      g_param_spec_uint("stall-timeout", "Stall timeout",
+                        "Seconds without progress before a transfer is aborted and resumed "
+                        "(0 = no limit)",
+                        0, 3600, kDefaultStallTimeout, rw));
+  /**
+   * GstSegDlSrc:max-segment-size:
+   * Bytes one segment may have; a bigger (or endless) one is an error
+   * (default 256 MiB). Not applied to the fallback file.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_SEGMENT_SIZE,
+      g_param_spec_uint64("max-segment-size", "Max segment size",
+                          "Bytes one segment may have; a bigger or endless body is an error", 1,
+                          G_MAXUINT64, kDefaultMaxSegmentSize, rw));
   /**
    * GstSegDlSrc:max-wait:
    * Seconds after start within which the backend must have produced the

@@ -1,0 +1,134 @@
+/* segdl tests — hostile backends and hostile ids: bounded, reported, and
+ * never outside the cache folder.
+ */
+#include "harness.h"
+
+#include "segdl/cache.h"
+
+#include <glib/gstdio.h>
+
+using namespace segdl;
+using namespace segdl::test;
+
+namespace {
+
+void expect_error(Run &run, GstResourceError code, const char *text, const char *what) {
+  fail_if(run.timed_out, "%s: no ERROR in time", what);
+  fail_unless(run.error != nullptr, "%s: no ERROR", what);
+  fail_unless(run.error->domain == GST_RESOURCE_ERROR, "%s: domain %s", what,
+              g_quark_to_string(run.error->domain));
+  fail_unless(run.error->code == int(code), "%s: code %d", what, run.error->code);
+  fail_unless(strstr(run.error->message, text) != nullptr, "%s: '%s' lacks '%s'", what,
+              run.error->message, text);
+}
+
+}  // namespace
+
+// A segment bigger than max-segment-size (a lying or endless body) is an
+// error naming it, not unbounded memory.
+GST_START_TEST(test_max_segment_size) {
+  auto srv = start_server();
+  srv->add_track("big", make_track(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "big", "join=bytes max-segment-size=10000",
+                                "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run, 20);
+  gst_object_unref(p);
+  expect_error(run, GST_RESOURCE_ERROR_READ, "max-segment-size", "max-segment-size");
+  fail_unless(strstr(run.error->message, "segment 0") != nullptr, "%s", run.error->message);
+}
+GST_END_TEST;
+
+// An HTML error page served with 200 is not taken for audio.
+GST_START_TEST(test_wrong_content_type) {
+  auto srv = start_server();
+  server::Track t = make_track(media::Form::Adts);
+  t.mime_type = "text/html";
+  srv->add_track("html", t);
+  GstElement *p =
+      make_pipeline(srv->base_url(), "html", "join=bytes max-retries=1", "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run, 20);
+  gst_object_unref(p);
+  expect_error(run, GST_RESOURCE_ERROR_READ, "Content-Type text/html", "content type");
+}
+GST_END_TEST;
+
+// timeout bounds a whole request, even one that is slow to start.
+GST_START_TEST(test_request_timeout) {
+  server::Options o;
+  o.latency_ms = 3000;
+  auto srv = start_server(o);
+  srv->add_track("slow", make_track(media::Form::Adts));
+  gint64 t0 = g_get_monotonic_time();
+  GstElement *p =
+      make_pipeline(srv->base_url(), "slow", "timeout=1 max-retries=1", "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_unless(run.error != nullptr, "no ERROR");
+  fail_unless(run.error->domain == GST_RESOURCE_ERROR);
+  fail_unless(strstr(run.error->message, "timed out") != nullptr, "%s", run.error->message);
+  fail_unless(g_get_monotonic_time() - t0 < 15 * G_USEC_PER_SEC, "took too long");
+}
+GST_END_TEST;
+
+// Hostile ids reach the right track and stay inside cache-dir.
+static const char *const kIds[] = {
+    "../../escape",           "..", ".", "a/b/../../c", "sp ace?&x=y#frag%00", "ctl\x01\x1f\x7f",
+    "\xff\xfe non-utf8 \x80",
+};
+
+GST_START_TEST(test_hostile_id_cache) {
+  const std::string id = kIds[__i__];
+  gchar *dir = g_dir_make_tmp("segdl-hostile-XXXXXX", nullptr);
+  gchar *inner = g_build_filename(dir, "cache", nullptr);
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track(id, track);
+  GstElement *p = make_pipeline(srv->base_url(), id, std::string("join=bytes cache-dir=") + inner,
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 20);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "id %zu: %s", size_t(__i__),
+              run.error ? run.error->message : "no EOS");
+  fail_unless(run.bytes == concat(track.segments));
+  // Everything written is in cache/<safe name>/, nothing beside or above.
+  std::string track_dir = std::string(inner) + "/" + Cache::safe_name(id);
+  fail_unless(g_file_test((track_dir + "/seg_0.bin").c_str(), G_FILE_TEST_IS_REGULAR));
+  GDir *top = g_dir_open(dir, 0, nullptr);
+  int entries = 0;
+  while (const char *name = g_dir_read_name(top)) {
+    entries++;
+    fail_unless(g_str_equal(name, "cache"), "stray %s next to the cache", name);
+  }
+  g_dir_close(top);
+  fail_unless_equals_int(entries, 1);
+  GDir *in = g_dir_open(inner, 0, nullptr);
+  entries = 0;
+  while (g_dir_read_name(in)) entries++;
+  g_dir_close(in);
+  fail_unless_equals_int(entries, 1);
+  gchar *argv[] = {g_strdup("rm"), g_strdup("-rf"), g_strdup(dir), nullptr};
+  g_spawn_sync(nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr,
+               nullptr, nullptr);
+  for (gchar *a : argv) g_free(a);
+  g_free(inner);
+  g_free(dir);
+}
+GST_END_TEST;
+
+static Suite *hostile_suite() {
+  Suite *s = suite_create("hostile");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_max_segment_size);
+  tcase_add_test(tc, test_wrong_content_type);
+  tcase_add_test(tc, test_request_timeout);
+  tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
+  return s;
+}
+
+GST_CHECK_MAIN(hostile);
