@@ -115,11 +115,16 @@ GST_START_TEST(test_killed_mid_segment) {
                    g_strdup("fakesink"),       nullptr};
   GPid pid = 0;
   GError *err = nullptr;
-  fail_unless(g_spawn_async(nullptr, argv, nullptr,
+  // A sanitized plugin needs its runtime preloaded in the child.
+  gchar **envp = g_get_environ();
+  if (const char *preload = g_getenv("SEGDL_CHILD_PRELOAD"))
+    envp = g_environ_setenv(envp, "LD_PRELOAD", preload, TRUE);
+  fail_unless(g_spawn_async(nullptr, argv, envp,
                             GSpawnFlags(G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
                                         G_SPAWN_STDOUT_TO_DEV_NULL),
                             nullptr, nullptr, &pid, &err),
               "%s", err ? err->message : "");
+  g_strfreev(envp);
   for (gchar *a : argv) g_free(a);
   // Kill it once segment 1 is on its way (status + segments 0, 1, ...).
   bool started = false;

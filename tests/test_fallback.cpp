@@ -139,6 +139,78 @@ GST_START_TEST(test_fallback_fails) {
 }
 GST_END_TEST;
 
+// missing-segment=gap: a segment gone for good leaves silence up to where
+// the next one begins, with a WARNING; the rest plays.
+GST_START_TEST(test_missing_segment_gap) {
+  media::Packets pk;
+  std::string error;
+  fail_unless(media::encode_packets(Codec::Aac, 7.5, pk, error), "%s", error.c_str());
+  std::vector<Bytes> segs;
+  fail_unless(media::segment_files(pk, Container::M4a, TimestampMode::Reset, 1.5, 3.0, segs, error),
+              "%s", error.c_str());
+  media::ParsedFrames f0, f2;
+  fail_unless(media::parse_frames(segs[0], f0, error) && media::parse_frames(segs[2], f2, error));
+  server::Options o;
+  o.status_style = server::StatusStyle::Rich;
+  auto srv = start_server(o);
+  server::Track t;
+  t.segments = segs;
+  t.first_segment_duration = 1.5;
+  t.segment_duration = 3.0;
+  srv->add_track("gap", t);
+  server::Fault f;
+  f.kind = "http500";
+  f.video_id = "gap";
+  f.segment = 1;
+  f.count = -1;
+  srv->add_fault(f);
+  GstElement *p = make_pipeline(srv->base_url(), "gap", "max-retries=1 missing-segment=gap",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *st = nullptr;
+  g_object_get(src, "stats", &st, nullptr);
+  gint64 gaps = 0;
+  gst_structure_get_int64(st, "gaps", &gaps);
+  gst_structure_free(st);
+  gst_object_unref(src);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  fail_unless_equals_int(gaps, 1);
+  bool warned = false;
+  for (const std::string &w : run.warnings) warned |= w.find("Segment 1 is missing") == 0;
+  fail_unless(warned, "no WARNING naming the missing segment");
+  fail_unless_equals_uint64(run.frames.size(), f0.frames.size() + f2.frames.size());
+  size_t k = f0.frames.size();  // the first frame after the gap
+  fail_unless(run.frames[k] == f2.frames[0].data);
+  fail_unless_equals_uint64(run.pts[k], 4500 * GST_MSECOND);
+  fail_unless(run.discont[k], "no DISCONT after the gap");
+}
+GST_END_TEST;
+
+// missing-segment=error: an ERROR even with a fallback at hand.
+GST_START_TEST(test_missing_segment_error) {
+  auto srv = start_server();
+  srv->add_track("err", make_track(media::Form::Adts));
+  server::Fault f;
+  f.kind = "http500";
+  f.video_id = "err";
+  f.segment = 1;
+  f.count = -1;
+  srv->add_fault(f);
+  std::string props =
+      "max-retries=1 missing-segment=error fallback-uri=" + srv->base_url() + "/full/err";
+  GstElement *p = make_pipeline(srv->base_url(), "err", props, "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_unless(run.error != nullptr);
+  fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+  for (const auto &r : srv->requests()) fail_if(r.path == "/full/err", "the fallback was used");
+}
+GST_END_TEST;
+
 static Suite *fallback_suite() {
   Suite *s = suite_create("fallback");
   TCase *tc = tcase_create("general");
@@ -147,6 +219,8 @@ static Suite *fallback_suite() {
   tcase_add_loop_test(tc, test_fallback_timeline, 0, G_N_ELEMENTS(kCases));
   tcase_add_test(tc, test_fallback_bytes);
   tcase_add_test(tc, test_fallback_fails);
+  tcase_add_test(tc, test_missing_segment_gap);
+  tcase_add_test(tc, test_missing_segment_error);
   return s;
 }
 

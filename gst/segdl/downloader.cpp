@@ -726,7 +726,24 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
         continue;
       }
       if (b.error) {
-        if (switch_to_fallback(lock, *b.error)) continue;
+        if (cfg_.missing_segment == MissingSegment::Gap) {
+          item.kind = Item::Kind::Gap;
+          item.segment = consumer_;
+          item.error = *b.error;
+          for (GBytes *c : b.chunks) g_bytes_unref(c);
+          buf_.erase(it);
+          consumer_++;
+          stats_.current_segment = consumer_;
+          stats_.gaps++;
+          if (!wake_pending_.exchange(true)) {
+            lock.unlock();
+            post([this] { schedule(); });
+            lock.lock();
+          }
+          return item;
+        }
+        if (cfg_.missing_segment == MissingSegment::Fallback && switch_to_fallback(lock, *b.error))
+          continue;
         item.kind = Item::Kind::Error;
         item.error = *b.error;
         return item;
@@ -749,7 +766,8 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
 // The consumer reached an error it cannot go past: with a fallback URL (and
 // not already on it), switch there instead of failing. Called with mu_ held
 // (through `lock`); the HTTP thread does the rest.
-bool Downloader::switch_to_fallback(std::unique_lock<std::mutex> &lock, const EngineError &why) {
+bool Downloader::switch_to_fallback(std::unique_lock<std::mutex> &lock, EngineError why) {
+  // `why` is a copy: it usually lives in buf_ or fatal_, both cleared here.
   if (cfg_.fallback_uri.empty() || fallback_started_) return false;
   fallback_started_ = true;
   generation_++;

@@ -53,6 +53,13 @@ struct EngineWarning {
 // Items of the fallback full-file URL carry this segment number.
 constexpr int64_t kFallbackSegment = int64_t(1) << 40;
 
+// What to do with a segment that is gone for good (failed after its retries).
+enum class MissingSegment {
+  Error,     // the stream ends with an ERROR
+  Fallback,  // the fallback URL takes over, if there is one; else Error
+  Gap,       // skip it: the element leaves a gap (silence) of its duration
+};
+
 struct DownloaderConfig {
   std::string backend;   // http(s)://host[:port][/base]
   std::string video_id;  // raw id; percent-encoded in every URL
@@ -74,6 +81,7 @@ struct DownloaderConfig {
   // The whole track at one URL (the old backend): used, from the position
   // reached, when the segmented backend fails for good. Empty = none.
   std::string fallback_uri;
+  MissingSegment missing_segment = MissingSegment::Fallback;
   // Called on the HTTP thread, no lock held, for every fault that is retried.
   std::function<void(const EngineWarning &)> on_warning;
 };
@@ -108,6 +116,7 @@ struct EngineStats {
   int64_t cache_hits = 0;              // segments read from the disk cache
   bool offline = false;                // the whole track came from the cache, no request made
   bool fallback = false;               // the fallback URL took over
+  int64_t gaps = 0;                    // segments skipped (missing-segment=gap)
   // From the status, when the backend gives them (seconds; < 0 = unknown).
   double duration_s = -1;
   double first_segment_duration_s = -1;
@@ -126,7 +135,9 @@ class Downloader {
       std::function<std::unique_ptr<Fetcher>(const FetcherConfig &, std::string &error)>;
 
   struct Item {
-    enum class Kind { Data, Eos, Error, Flushing, Timeout };
+    // Gap: `segment` is gone for good and skipped (missing-segment=gap);
+    // `error` says why.
+    enum class Kind { Data, Eos, Error, Flushing, Timeout, Gap };
     Kind kind = Kind::Timeout;
     GBytes *bytes = nullptr;  // Data: owned by the Item's receiver (unref it)
     int64_t segment = -1;     // Data: which segment; offset within it:
@@ -197,7 +208,7 @@ class Downloader {
   void cache_failed(const std::string &why);
   void remember_track();
   void start_fallback(EngineError reason);
-  bool switch_to_fallback(std::unique_lock<std::mutex> &lock, const EngineError &why);
+  bool switch_to_fallback(std::unique_lock<std::mutex> &lock, EngineError why);
   void set_fatal(EngineError e);
   void publish_end();
   void check_max_wait();

@@ -93,6 +93,7 @@ enum {
   PROP_CACHE_MAX_SIZE,
   PROP_CACHE_MAX_AGE,
   PROP_FALLBACK_URI,
+  PROP_MISSING_SEGMENT,
   PROP_STATS,
 };
 
@@ -120,7 +121,24 @@ struct Settings {
   guint64 cache_max_size = 0;  // bytes, 0 = no limit
   guint64 cache_max_age = 0;   // seconds, 0 = no limit
   std::string fallback_uri;    // empty = none
+  segdl::MissingSegment missing_segment = segdl::MissingSegment::Fallback;
 };
+
+GType missing_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {int(segdl::MissingSegment::Error), "End with an ERROR", "error"},
+      {int(segdl::MissingSegment::Fallback),
+       "Switch to fallback-uri if set, else end with an ERROR", "fallback"},
+      {int(segdl::MissingSegment::Gap),
+       "Leave a gap (silence) of the segment's duration, with a WARNING", "gap"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstSegDlMissingSegment", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
 
 GType join_get_type() {
   static GType type = 0;
@@ -179,7 +197,10 @@ struct GstSegDlSrcPrivate {
   bool fallback_by_frames = false;   // skip counts frames (exact for the same encode)
   uint64_t frames_out = 0;           // frames stamped since the track start
   bool frames_out_valid = true;      // false after a seek: the count no longer starts at 0
-  std::deque<GstBuffer *> held;      // buffers read before the caps were known
+  // missing-segment=gap: the segment to leave out once the frames before it are out.
+  int64_t gap_segment = -1;
+  segdl::EngineError gap_error;
+  std::deque<GstBuffer *> held;  // buffers read before the caps were known
   gsize held_bytes = 0;
   guint64 offset = 0;  // byte offset of the next buffer
   bool buffering = false;
@@ -249,6 +270,22 @@ static void post_engine_error(GstSegDlSrc *self, const segdl::EngineError &e) {
                                         details);
 }
 
+// A segment gone for good and skipped (missing-segment=gap): a WARNING with
+// the cause, so the application knows the output is not complete.
+static void post_gap_warning(GstSegDlSrc *self, const segdl::EngineError &e,
+                             GstClockTime duration) {
+  GstStructure *details =
+      gst_structure_new("details", "segment", G_TYPE_INT64, e.segment, "uri", G_TYPE_STRING,
+                        e.uri.c_str(), "http-status-code", G_TYPE_UINT, guint(e.http_status),
+                        "gap-duration", G_TYPE_UINT64, guint64(duration), nullptr);
+  gchar *text = g_strdup_printf("Segment %" G_GINT64_FORMAT " is missing: %" GST_TIME_FORMAT
+                                " of silence instead (%s)",
+                                e.segment, GST_TIME_ARGS(duration), e.message.c_str());
+  gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_WARNING, GST_STREAM_ERROR,
+                                        GST_STREAM_ERROR_DEMUX, text, g_strdup(e.debug.c_str()),
+                                        __FILE__, GST_FUNCTION, __LINE__, details);
+}
+
 // Posts BUFFERING when the percentage changes. Streaming thread, no lock held.
 static void post_buffering(GstSegDlSrc *self, int percent) {
   GstSegDlSrcPrivate *priv = self->priv;
@@ -268,7 +305,7 @@ static GstStructure *make_stats(const segdl::EngineStats &s) {
                                   : GstClockTime(s.time_to_first_byte_us) * GST_USECOND,
       "current-segment", G_TYPE_INT64, s.current_segment, "cache-hits", G_TYPE_INT64, s.cache_hits,
       "offline", G_TYPE_BOOLEAN, gboolean(s.offline), "fallback", G_TYPE_BOOLEAN,
-      gboolean(s.fallback), nullptr);
+      gboolean(s.fallback), "gaps", G_TYPE_INT64, s.gaps, nullptr);
 }
 
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
@@ -326,6 +363,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.ssl_strict = s.ssl_strict;
   cfg.cache.dir = s.cache_dir;
   cfg.fallback_uri = s.fallback_uri;
+  cfg.missing_segment = s.missing_segment;
   cfg.cache.max_size_bytes = s.cache_max_size;
   cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
   // Faults being retried reach the application as WARNING messages (posted
@@ -370,6 +408,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   priv->discont = false;
   priv->frames_out = 0;
   priv->frames_out_valid = true;
+  priv->gap_segment = -1;
   gst_base_src_set_format(bsrc, s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
   priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
   priv->track_done = false;
@@ -510,6 +549,7 @@ static GstFlowReturn next_item(GstSegDlSrc *self, segdl::Downloader *dl,
         return GST_FLOW_ERROR;
       case K::Eos:
       case K::Data:
+      case K::Gap:
         update_duration(self, dl);
         return GST_FLOW_OK;
     }
@@ -545,6 +585,11 @@ static GstFlowReturn create_bytes(GstSegDlSrc *self, segdl::Downloader *dl, GstB
       }
       GST_INFO_OBJECT(self, "end of track after %" G_GUINT64_FORMAT " bytes", priv->offset);
       return GST_FLOW_EOS;
+    }
+    if (item.kind == segdl::Downloader::Item::Kind::Gap) {
+      // Bytes cannot carry silence: the segment is left out, and said so.
+      post_gap_warning(self, item.error, 0);
+      continue;
     }
     if (item.segment == segdl::kFallbackSegment) {
       // The fallback file is the concatenation: skip the bytes already out.
@@ -745,36 +790,51 @@ static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *c
   return GST_FLOW_OK;
 }
 
-// Maps a time on the track to the segment holding it and that segment's
-// start time: from the starts learned while joining when known, else from
-// the segment durations (status, else the properties).
-static int64_t segment_for_time(GstSegDlSrc *self, GstClockTime t, GstClockTime *start) {
+// Segment timing: nominal durations from the status, else the properties.
+struct SegmentTimes {
+  double first = kDefaultFirstSegmentDuration;  // seconds
+  double rest = kDefaultSegmentDuration;
+  int64_t total = -1;
+};
+
+static SegmentTimes segment_times(GstSegDlSrc *self) {
   GstSegDlSrcPrivate *priv = self->priv;
   segdl::EngineStats st;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
     if (priv->downloader) st = priv->downloader->stats();
   }
-  double first =
+  SegmentTimes t;
+  t.first =
       st.first_segment_duration_s > 0 ? st.first_segment_duration_s : priv->first_segment_duration;
-  double rest = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
-  auto estimate = [&](int64_t k) -> GstClockTime {
-    if (k <= 0) return 0;
-    return GstClockTime((first + double(k - 1) * rest) * GST_SECOND);
-  };
-  auto start_of = [&](int64_t k) -> GstClockTime {
-    auto it = priv->segment_starts.find(k);
-    return it != priv->segment_starts.end() ? it->second : estimate(k);
-  };
+  t.rest = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
+  t.total = st.segments_total;
+  return t;
+}
+
+// Where segment k begins on the timeline: where its frames really began when
+// that was seen (self-contained files), else from the nominal durations.
+static GstClockTime segment_start(GstSegDlSrc *self, const SegmentTimes &t, int64_t k) {
+  auto it = self->priv->segment_starts.find(k);
+  if (it != self->priv->segment_starts.end()) return it->second;
+  if (k <= 0) return 0;
+  return GstClockTime((t.first + double(k - 1) * t.rest) * GST_SECOND);
+}
+
+// Maps a time on the track to the segment holding it and that segment's
+// start time.
+static int64_t segment_for_time(GstSegDlSrc *self, GstClockTime t, GstClockTime *start) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  SegmentTimes times = segment_times(self);
   double secs = double(t) / GST_SECOND;
-  int64_t k = secs < first ? 0 : 1 + int64_t(std::floor((secs - first) / rest));
-  if (st.segments_total > 0 && k >= st.segments_total) k = st.segments_total - 1;
+  int64_t k = secs < times.first ? 0 : 1 + int64_t(std::floor((secs - times.first) / times.rest));
+  if (times.total > 0 && k >= times.total) k = times.total - 1;
   // Correct the estimate with what the frames showed (bounded steps).
-  for (int i = 0; i < 64 && k > 0 && start_of(k) > t; i++) k--;
+  for (int i = 0; i < 64 && k > 0 && segment_start(self, times, k) > t; i++) k--;
   for (int i = 0; i < 64 && priv->segment_starts.count(k + 1) && priv->segment_starts[k + 1] <= t;
        i++)
     k++;
-  *start = start_of(k);
+  *start = segment_start(self, times, k);
   return k;
 }
 
@@ -879,6 +939,25 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
       }
       return GST_FLOW_OK;
     }
+    if (priv->gap_segment >= 0) {
+      // Silence up to where the next segment begins.
+      int64_t n = priv->gap_segment;
+      priv->gap_segment = -1;
+      GstClockTime next = segment_start(self, segment_times(self), n + 1);
+      GstClockTime dur = next > priv->out_time ? next - priv->out_time : 0;
+      post_gap_warning(self, priv->gap_error, dur);
+      if (dur > 0) {
+        if (priv->caps_set)
+          gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_gap(priv->out_time, dur));
+        priv->out_time = next;
+        if (priv->out_rate)
+          priv->out_samples = gst_util_uint64_scale_round(next, priv->out_rate, GST_SECOND);
+      }
+      priv->frames_out_valid = false;  // a fallback later can no longer count frames
+      priv->vorbis.reset();
+      priv->discont = true;
+      continue;
+    }
     if (priv->fallback_first) {
       // Everything before the switch is out: the fallback file starts now,
       // from its beginning, skipping what was played.
@@ -926,6 +1005,16 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
         return GST_FLOW_ERROR;
       }
       priv->track_done = true;
+      continue;
+    }
+    if (item.kind == segdl::Downloader::Item::Kind::Gap) {
+      // The frames of what came before go out first; the gap follows (above).
+      std::string error;
+      if (!feed_probe(self)) return GST_FLOW_ERROR;
+      if (!priv->joiner->finish(error))
+        GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
+      priv->gap_segment = item.segment;
+      priv->gap_error = item.error;
       continue;
     }
     if (item.segment == segdl::kFallbackSegment && item.segment_offset == 0) {
@@ -1107,6 +1196,9 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
       s.fallback_uri = v ? v : "";
       break;
     }
+    case PROP_MISSING_SEGMENT:
+      s.missing_segment = segdl::MissingSegment(g_value_get_enum(value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -1194,6 +1286,9 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       break;
     case PROP_FALLBACK_URI:
       g_value_set_string(value, s.fallback_uri.empty() ? nullptr : s.fallback_uri.c_str());
+      break;
+    case PROP_MISSING_SEGMENT:
+      g_value_set_enum(value, int(s.missing_segment));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1521,6 +1616,21 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           "the segmented backend fails for good (NULL = none)",
                           nullptr, rw));
   /**
+   * GstSegDlSrc:missing-segment:
+   * What to do with a segment that is gone for good (failed after its
+   * retries): `fallback` (default) switches to fallback-uri when set, else
+   * ends with an ERROR; `error` always ends with an ERROR; `gap` leaves it
+   * out — a GAP event (silence) up to where the next segment begins, a
+   * WARNING naming it, and `stats` `gaps` counts it: the output is then not
+   * complete.
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_MISSING_SEGMENT,
+      g_param_spec_enum("missing-segment", "Missing segment",
+                        "What to do with a segment gone for good: fallback (to fallback-uri, "
+                        "else error), error, or gap (silence of its duration, with a WARNING)",
+                        missing_get_type(), int(segdl::MissingSegment::Fallback), rw));
+  /**
    * GstSegDlSrc:stats:
    * A "segdl-stats" structure: segments-total (-1 while unknown),
    * segments-available, segments-downloaded, bytes-downloaded, retries,
@@ -1538,6 +1648,7 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_type_mark_as_plugin_api(join_get_type(), GstPluginAPIFlags(0));
+  gst_type_mark_as_plugin_api(missing_get_type(), GstPluginAPIFlags(0));
   gst_element_class_set_static_metadata(
       element_class, "Segmented audio download source", "Source/Network",
       "Downloads an audio track that a backend publishes as numbered segments, while it is "
