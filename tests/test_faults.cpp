@@ -63,6 +63,14 @@ GST_START_TEST(test_fault_matrix) {
   GstElement *p = make_pipeline(srv->base_url(), "f", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 40);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *st = nullptr;
+  g_object_get(src, "stats", &st, nullptr);
+  gint64 faults = 0, resumes = 0;
+  gst_structure_get_int64(st, "faults", &faults);
+  gst_structure_get_int64(st, "resumes", &resumes);
+  gst_structure_free(st);
+  gst_object_unref(src);
   gst_object_unref(p);
   fail_if(run.timed_out, "%s@%" G_GINT64_FORMAT " %s: no EOS in time", fk.kind, seg, join);
   fail_unless(run.error == nullptr, "%s@%" G_GINT64_FORMAT " %s: %s", fk.kind, seg, join,
@@ -78,6 +86,7 @@ GST_START_TEST(test_fault_matrix) {
   // "not produced yet", which is waited for without a warning.
   bool warns = fk.warns && !(g_str_equal(fk.kind, "notready") && seg == 0);
   if (warns) {
+    fail_unless(faults >= 1, "%s: stats faults = %" G_GINT64_FORMAT, fk.kind, faults);
     std::string needle = "segment " + std::to_string(seg);
     bool found = false;
     for (const std::string &w : run.warnings) found |= w.find(needle) != std::string::npos;
@@ -92,6 +101,7 @@ GST_START_TEST(test_fault_matrix) {
       resumed |=
           r.path == "/stream" && r.segment == seg && g_str_has_prefix(r.range.c_str(), "bytes=");
     fail_unless(resumed, "%s@%" G_GINT64_FORMAT ": no Range resume", fk.kind, seg);
+    fail_unless(resumes >= 1, "%s: stats resumes = %" G_GINT64_FORMAT, fk.kind, resumes);
   }
 }
 GST_END_TEST;

@@ -332,6 +332,10 @@ void Downloader::start_job(Job &job) {
   FetchRequest req;
   req.url = job.url;
   req.range_start = job.received;  // resume where the last attempt broke off
+  if (job.received > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.resumes++;
+  }
   job.fetch_id = fetcher_->start(req, &job);
 }
 
@@ -480,6 +484,7 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.retries++;
+      stats_.faults++;
     }
     g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n, cause.c_str(),
             job.failures, cfg_.max_retries + 1);
@@ -598,6 +603,7 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.retries++;
+    stats_.faults++;
   }
   g_debug("status: %s, retrying", why.c_str());
   if (cfg_.on_warning) {
@@ -914,6 +920,10 @@ bool Downloader::deliver_cached(int64_t n) {
 // The cache failed (full disk, unwritable folder...): go on without it.
 void Downloader::cache_failed(const std::string &why) {
   cache_.reset();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.faults++;
+  }
   for (auto &entry : jobs_) entry.second->writer.reset();
   g_debug("cache off: %s", why.c_str());
   if (cfg_.on_warning) {

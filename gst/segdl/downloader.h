@@ -117,6 +117,8 @@ struct EngineStats {
   bool offline = false;                // the whole track came from the cache, no request made
   bool fallback = false;               // the fallback URL took over
   int64_t gaps = 0;                    // segments skipped (missing-segment=gap)
+  int64_t resumes = 0;                 // transfers resumed where they broke off (Range)
+  int64_t faults = 0;                  // faults met (each retried one, each cache failure)
   // From the status, when the backend gives them (seconds; < 0 = unknown).
   double duration_s = -1;
   double first_segment_duration_s = -1;

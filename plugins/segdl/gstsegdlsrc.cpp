@@ -305,7 +305,8 @@ static GstStructure *make_stats(const segdl::EngineStats &s) {
                                   : GstClockTime(s.time_to_first_byte_us) * GST_USECOND,
       "current-segment", G_TYPE_INT64, s.current_segment, "cache-hits", G_TYPE_INT64, s.cache_hits,
       "offline", G_TYPE_BOOLEAN, gboolean(s.offline), "fallback", G_TYPE_BOOLEAN,
-      gboolean(s.fallback), "gaps", G_TYPE_INT64, s.gaps, nullptr);
+      gboolean(s.fallback), "gaps", G_TYPE_INT64, s.gaps, "resumes", G_TYPE_INT64, s.resumes,
+      "faults", G_TYPE_INT64, s.faults, nullptr);
 }
 
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
@@ -1635,7 +1636,10 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
    * A "segdl-stats" structure: segments-total (-1 while unknown),
    * segments-available, segments-downloaded, bytes-downloaded, retries,
    * status-polls, time-to-first-byte (ns, NONE until known), current-segment,
-   * cache-hits, offline (the whole track came from the disk cache).
+   * cache-hits, offline (the whole track came from the disk cache), fallback
+   * (the fallback URL took over), gaps (segments left out), resumes
+   * (transfers resumed with Range), faults (faults met and worked around).
+   * The output is complete unless gaps > 0 or the stream ended in an ERROR.
    */
   g_object_class_install_property(
       gobject_class, PROP_STATS,
