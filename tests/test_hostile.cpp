@@ -73,6 +73,44 @@ GST_START_TEST(test_request_timeout) {
 }
 GST_END_TEST;
 
+// Redirects: followed to http(s) a few times, never elsewhere, never in a loop.
+struct RedirectCase {
+  const char *kind;
+  int count;
+  const char *error;  // nullptr: plays
+};
+const RedirectCase kRedirects[] = {
+    {"redirect", 1, nullptr},
+    {"redirect", -1, "too many redirects"},
+    {"redirectftp", -1, "non-HTTP URL refused"},
+};
+
+GST_START_TEST(test_redirects) {
+  const RedirectCase &rc = kRedirects[__i__];
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track("r", track);
+  server::Fault f;
+  f.kind = rc.kind;
+  f.video_id = "r";
+  f.segment = 1;
+  f.count = rc.count;
+  srv->add_fault(f);
+  GstElement *p = make_pipeline(srv->base_url(), "r", "join=bytes max-retries=1",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 20);
+  gst_object_unref(p);
+  if (!rc.error) {
+    fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+    fail_unless(run.bytes == concat(track.segments));
+  } else {
+    expect_error(run, GST_RESOURCE_ERROR_OPEN_READ, rc.error, rc.kind);
+    fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+  }
+}
+GST_END_TEST;
+
 // Hostile ids reach the right track and stay inside cache-dir.
 static const char *const kIds[] = {
     "../../escape",           "..", ".", "a/b/../../c", "sp ace?&x=y#frag%00", "ctl\x01\x1f\x7f",
@@ -127,6 +165,7 @@ static Suite *hostile_suite() {
   tcase_add_test(tc, test_max_segment_size);
   tcase_add_test(tc, test_wrong_content_type);
   tcase_add_test(tc, test_request_timeout);
+  tcase_add_loop_test(tc, test_redirects, 0, G_N_ELEMENTS(kRedirects));
   tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
   return s;
 }

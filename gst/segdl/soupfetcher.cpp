@@ -24,6 +24,7 @@ namespace segdl {
 namespace {
 
 constexpr gsize kReadSize = 64 * 1024;
+constexpr int kMaxRedirects = 5;
 
 class SoupFetcher;
 
@@ -37,6 +38,8 @@ struct Transfer {
   GSource *deadline = nullptr;  // request_timeout_s: cancels the transfer when it fires
   bool cancelled = false;       // set by SoupFetcher::cancel(); HTTP thread only
   bool timed_out = false;       // the deadline fired
+  int redirects = 0;            // followed so far
+  int64_t range_start = 0;      // Range: bytes=N- on every (redirected) request
 
   ~Transfer() {
     if (deadline) {
@@ -139,10 +142,8 @@ class SoupFetcher final : public Fetcher {
       g_source_unref(src);
       return t->id;
     }
-    if (req.range_start > 0)
-      soup_message_headers_set_range(soup_message_get_request_headers(t->msg), req.range_start, -1);
-    if (!ssl_strict_)
-      g_signal_connect(t->msg, "accept-certificate", G_CALLBACK(accept_any_certificate), nullptr);
+    t->range_start = req.range_start;
+    prepare(t);
     if (request_timeout_s_ > 0) {
       // The whole request must be done in time: past it, cancel and report a
       // timeout (the pending operation completes as cancelled).
@@ -171,6 +172,47 @@ class SoupFetcher final : public Fetcher {
   }
 
  private:
+  // Request headers and flags of a transfer's (current) message. Redirects
+  // are followed here, not by libsoup, so that only http(s) targets and a
+  // few hops are taken.
+  void prepare(Transfer *t) {
+    soup_message_add_flags(t->msg, SOUP_MESSAGE_NO_REDIRECT);
+    if (t->range_start > 0)
+      soup_message_headers_set_range(soup_message_get_request_headers(t->msg), t->range_start, -1);
+    if (!ssl_strict_)
+      g_signal_connect(t->msg, "accept-certificate", G_CALLBACK(accept_any_certificate), nullptr);
+  }
+
+  // Follows a redirect answer: true if a new request went out for `t`;
+  // false with `why` set if it was refused.
+  bool follow_redirect(Transfer *t, std::string &why) {
+    const char *location =
+        soup_message_headers_get_one(soup_message_get_response_headers(t->msg), "Location");
+    if (!location) {
+      why = "redirect without a Location";
+      return false;
+    }
+    if (++t->redirects > kMaxRedirects) {
+      why = "too many redirects (more than " + std::to_string(kMaxRedirects) + ")";
+      return false;
+    }
+    g_autoptr(GError) err = nullptr;
+    g_autoptr(GUri) target = g_uri_parse_relative(soup_message_get_uri(t->msg), location,
+                                                  GUriFlags(SOUP_HTTP_URI_FLAGS), &err);
+    const char *scheme = target ? g_uri_get_scheme(target) : nullptr;
+    if (!target || !scheme ||
+        (g_ascii_strcasecmp(scheme, "http") != 0 && g_ascii_strcasecmp(scheme, "https") != 0)) {
+      why = std::string("redirect to a non-HTTP URL refused: ") + location;
+      return false;
+    }
+    g_clear_object(&t->stream);
+    g_clear_object(&t->msg);
+    t->msg = soup_message_new_from_uri("GET", target);
+    prepare(t);
+    soup_session_send_async(session_, t->msg, G_PRIORITY_DEFAULT, t->cancellable, on_sent, t);
+    return true;
+  }
+
   static gboolean accept_any_certificate(SoupMessage *, GTlsCertificate *, GTlsCertificateFlags,
                                          gpointer) {
     return TRUE;
@@ -222,8 +264,15 @@ class SoupFetcher final : public Fetcher {
     }
     t->stream = stream;
 
+    guint status = soup_message_get_status(t->msg);
+    if (SOUP_STATUS_IS_REDIRECTION(status) && status != SOUP_STATUS_NOT_MODIFIED) {
+      std::string why;
+      if (self->follow_redirect(t, why)) return;  // the new request carries on
+      self->finish(t, FetchError::Other, why);
+      return;
+    }
     FetchResponse resp;
-    resp.http_status = int(soup_message_get_status(t->msg));
+    resp.http_status = int(status);
     const char *reason = soup_message_get_reason_phrase(t->msg);
     resp.reason = reason ? reason : "";
     SoupMessageHeaders *hdrs = soup_message_get_response_headers(t->msg);

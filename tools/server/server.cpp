@@ -504,7 +504,11 @@ struct Server::Impl {
         // Faults that replace the answer come first, whatever the reveal state.
         faulted = take_fault(
             r->video_id, r->kind, r->segment,
-            [](const Fault &f) { return f.kind == "http500" || f.kind == "notready"; }, fault);
+            [](const Fault &f) {
+              return f.kind == "http500" || f.kind == "notready" || f.kind == "redirect" ||
+                     f.kind == "redirectftp";
+            },
+            fault);
         if (!faulted && r->kind == Kind::Segment && opts.reveal_every > 0) {
           const int64_t now = g_get_monotonic_time();
           if (r->segment >= ready_count(r->video_id, *t, now)) {
@@ -543,6 +547,16 @@ struct Server::Impl {
     }
     if (faulted && fault.kind == "http500") {
       reply_error(r, SOUP_STATUS_INTERNAL_SERVER_ERROR, "injected failure");
+      return;
+    }
+    if (faulted && (fault.kind == "redirect" || fault.kind == "redirectftp")) {
+      // 302 to the same URL (a loop while the fault lasts), or to ftp://.
+      gchar *here = g_uri_to_string(soup_server_message_get_uri(r->msg));
+      std::string to = fault.kind == "redirect" ? here : "ftp://127.0.0.1/segment";
+      g_free(here);
+      soup_message_headers_replace(soup_server_message_get_response_headers(r->msg), "Location",
+                                   to.c_str());
+      reply_error(r, SOUP_STATUS_FOUND, "moved (injected)");
       return;
     }
     if (faulted && fault.kind == "notready") {

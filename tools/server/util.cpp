@@ -19,7 +19,8 @@ bool is_status_fault(const std::string &k) {
 }
 
 bool is_body_fault(const std::string &k) {
-  return k == "http500" || k == "reset" || k == "truncate" || k == "stall" || k == "notready";
+  return k == "http500" || k == "reset" || k == "truncate" || k == "stall" || k == "notready" ||
+         k == "redirect" || k == "redirectftp";
 }
 
 std::string json_escape(const std::string &s) {
