@@ -15,6 +15,8 @@ PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps
   gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # HTTPS in tests: GIO's TLS backend, and openssl to make a self-signed certificate.
+  glib-networking openssl
   # Only for the test proving segdlsrc refuses to run beside libsoup 2.
   libsoup2.4-1
 )

@@ -111,6 +111,85 @@ GST_START_TEST(test_redirects) {
 }
 GST_END_TEST;
 
+// HTTPS: a certificate that does not verify (self-signed) is refused by
+// default, and accepted with ssl-strict=false.
+static bool make_self_signed(const std::string &dir, std::string &cert, std::string &key) {
+  std::string c = dir + "/cert.pem", k = dir + "/key.pem";
+  gchar *argv[] = {g_strdup("openssl"),
+                   g_strdup("req"),
+                   g_strdup("-x509"),
+                   g_strdup("-newkey"),
+                   g_strdup("rsa:2048"),
+                   g_strdup("-nodes"),
+                   g_strdup("-keyout"),
+                   g_strdup(k.c_str()),
+                   g_strdup("-out"),
+                   g_strdup(c.c_str()),
+                   g_strdup("-days"),
+                   g_strdup("1"),
+                   g_strdup("-subj"),
+                   g_strdup("/CN=127.0.0.1"),
+                   g_strdup("-addext"),
+                   g_strdup("subjectAltName=IP:127.0.0.1"),
+                   nullptr};
+  gint status = -1;
+  gboolean ran = g_spawn_sync(
+      nullptr, argv, nullptr,
+      GSpawnFlags(G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL),
+      nullptr, nullptr, nullptr, nullptr, &status, nullptr);
+  for (gchar *a : argv) g_free(a);
+  if (!ran || !g_spawn_check_wait_status(status, nullptr)) return false;
+  gchar *cd = nullptr, *kd = nullptr;
+  bool ok = g_file_get_contents(c.c_str(), &cd, nullptr, nullptr) &&
+            g_file_get_contents(k.c_str(), &kd, nullptr, nullptr);
+  if (ok) {
+    cert = cd;
+    key = kd;
+  }
+  g_free(cd);
+  g_free(kd);
+  return ok;
+}
+
+GST_START_TEST(test_ssl_strict) {
+  gchar *dir = g_dir_make_tmp("segdl-tls-XXXXXX", nullptr);
+  server::Options o;
+  fail_unless(make_self_signed(dir, o.tls_cert_pem, o.tls_key_pem),
+              "openssl could not make a certificate");
+  auto srv = start_server(o);
+  fail_unless(g_str_has_prefix(srv->base_url().c_str(), "https://"));
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track("tls", track);
+  {
+    GstElement *p =
+        make_pipeline(srv->base_url(), "tls", "join=bytes max-retries=1", "fakesink sync=false");
+    Run run;
+    run_pipeline(p, run, 20);
+    gst_object_unref(p);
+    fail_unless(run.error != nullptr, "a self-signed certificate was accepted");
+    fail_unless(run.error->domain == GST_RESOURCE_ERROR);
+    fail_unless(strstr(run.error->message, "TLS") != nullptr, "%s", run.error->message);
+  }
+  {
+    GstElement *p = make_pipeline(srv->base_url(), "tls", "join=bytes ssl-strict=false",
+                                  "appsink name=sink sync=false");
+    Run run;
+    run_pipeline(p, run, 20);
+    gst_object_unref(p);
+    fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+    fail_unless(run.bytes == concat(track.segments));
+  }
+  srv.reset();
+  for (const char *f : {"cert.pem", "key.pem"}) {
+    gchar *path = g_build_filename(dir, f, nullptr);
+    g_unlink(path);
+    g_free(path);
+  }
+  g_rmdir(dir);
+  g_free(dir);
+}
+GST_END_TEST;
+
 // Hostile ids reach the right track and stay inside cache-dir.
 static const char *const kIds[] = {
     "../../escape",           "..", ".", "a/b/../../c", "sp ace?&x=y#frag%00", "ctl\x01\x1f\x7f",
@@ -166,6 +245,7 @@ static Suite *hostile_suite() {
   tcase_add_test(tc, test_wrong_content_type);
   tcase_add_test(tc, test_request_timeout);
   tcase_add_loop_test(tc, test_redirects, 0, G_N_ELEMENTS(kRedirects));
+  tcase_add_test(tc, test_ssl_strict);
   tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
   return s;
 }

@@ -111,6 +111,7 @@ struct Server::Impl {
   GMainLoop *loop = nullptr;
   // Server thread only:
   SoupServer *soup = nullptr;
+  bool https = false;  // set before the server thread listens; read-only after
   std::set<Response *> responses;
 
   // ---- server thread -------------------------------------------------------
@@ -120,6 +121,19 @@ struct Server::Impl {
     std::string err;
     int port = 0;
     soup = soup_server_new("server-header", "segdl-server ", nullptr);
+    if (!opts.tls_cert_pem.empty() && !opts.tls_key_pem.empty()) {
+      std::string pem = opts.tls_cert_pem + "\n" + opts.tls_key_pem;
+      GError *terr = nullptr;
+      GTlsCertificate *cert = g_tls_certificate_new_from_pem(pem.c_str(), -1, &terr);
+      if (cert) {
+        soup_server_set_tls_certificate(soup, cert);
+        g_object_unref(cert);
+        https = true;
+      } else {
+        g_warning("segdl-server: bad TLS certificate: %s", terr->message);
+        g_clear_error(&terr);
+      }
+    }
     soup_server_add_handler(soup, nullptr, on_request, this, nullptr);
     if (listen(err, port)) {
       {
@@ -151,7 +165,9 @@ struct Server::Impl {
     const std::string &host = opts.host;
     if (host.empty() || host == "localhost") {
       ok = soup_server_listen_local(soup, static_cast<guint>(opts.port),
-                                    SOUP_SERVER_LISTEN_IPV4_ONLY, &gerr);
+                                    SoupServerListenOptions(SOUP_SERVER_LISTEN_IPV4_ONLY |
+                                                            (https ? SOUP_SERVER_LISTEN_HTTPS : 0)),
+                                    &gerr);
     } else if (host == "0.0.0.0" || host == "*") {
       ok = soup_server_listen_all(soup, static_cast<guint>(opts.port), SOUP_SERVER_LISTEN_IPV4_ONLY,
                                   &gerr);
@@ -162,7 +178,9 @@ struct Server::Impl {
         err = "not an IP address: " + host;
         return false;
       }
-      ok = soup_server_listen(soup, addr, static_cast<SoupServerListenOptions>(0), &gerr);
+      ok = soup_server_listen(
+          soup, addr, static_cast<SoupServerListenOptions>(https ? SOUP_SERVER_LISTEN_HTTPS : 0),
+          &gerr);
       g_object_unref(addr);
     }
     if (!ok) {
@@ -813,7 +831,7 @@ std::string Server::base_url() const {
   std::string host = impl_->opts.host;
   if (host.empty() || host == "localhost" || host == "0.0.0.0" || host == "*") host = "127.0.0.1";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "http://" + host + ":" + std::to_string(port());
+  return std::string(impl_->https ? "https://" : "http://") + host + ":" + std::to_string(port());
 }
 
 std::vector<RequestRecord> Server::requests() const {

@@ -61,6 +61,9 @@ struct Options {
   StatusStyle status_style = StatusStyle::Bare;
   bool total_unknown = false;      // never send totalSegments (nor state complete)
   size_t chunk_bytes = 16 * 1024;  // body write granularity
+  // HTTPS: a PEM certificate and its key (both set = serve https only).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
 };
 
 struct RequestRecord {
