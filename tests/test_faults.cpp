@@ -147,6 +147,36 @@ GST_START_TEST(test_permanent_faults) {
 }
 GST_END_TEST;
 
+// Transient status faults (5xx, a body that is not JSON, a status that goes
+// backwards) are retried or tolerated: the output is the fault-free one.
+const char *const kStatusFaults[] = {"status500", "badjson", "statusregress"};
+
+GST_START_TEST(test_status_faults) {
+  const char *kind = kStatusFaults[__i__];
+  server::Options o;
+  o.reveal_every = 0.3;  // several polls happen
+  auto srv = start_server(o);
+  srv->add_track("s", make_track(media::Form::Adts));
+  server::Fault f;
+  f.kind = kind;
+  f.video_id = "s";
+  f.count = 2;
+  srv->add_fault(f);
+  GstElement *p = make_pipeline(srv->base_url(), "s", "join=bytes max-retries=3",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s: %s", kind, run.error ? run.error->message : "no EOS");
+  fail_unless(run.bytes == expected_output("bytes"), "%s: output differs", kind);
+  if (!g_str_equal(kind, "statusregress")) {
+    bool warned = false;
+    for (const std::string &w : run.warnings) warned |= g_str_has_prefix(w.c_str(), "status:");
+    fail_unless(warned, "%s: no WARNING about the status", kind);
+  }
+}
+GST_END_TEST;
+
 static Suite *faults_suite() {
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("general");
@@ -155,6 +185,7 @@ static Suite *faults_suite() {
   tcase_add_loop_test(tc, test_fault_matrix, 0,
                       G_N_ELEMENTS(kFaults) * G_N_ELEMENTS(kSegments) * G_N_ELEMENTS(kJoins));
   tcase_add_loop_test(tc, test_permanent_faults, 0, G_N_ELEMENTS(kPermanent));
+  tcase_add_loop_test(tc, test_status_faults, 0, G_N_ELEMENTS(kStatusFaults));
   return s;
 }
 
