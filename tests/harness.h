@@ -55,6 +55,18 @@ inline server::Track make_track(media::Form form, double seconds = 10.5) {
   return t;
 }
 
+// A scripted server fault (see server::Fault).
+inline server::Fault fault(const std::string &kind, const std::string &id, int64_t segment = -1,
+                           int count = 1, double arg = 0) {
+  server::Fault f;
+  f.kind = kind;
+  f.video_id = id;
+  f.segment = segment;
+  f.count = count;
+  f.arg = arg;
+  return f;
+}
+
 inline std::unique_ptr<server::Server> start_server(server::Options opts = server::Options()) {
   auto srv = std::make_unique<server::Server>(opts);
   std::string error;

@@ -52,18 +52,9 @@ GST_START_TEST(test_fallback_timeline) {
   t.segments = segs;
   t.full = whole;
   srv->add_track("fb", t);
-  server::Fault f;
-  f.kind = c.fault;
-  f.video_id = "fb";
-  f.segment = c.segment;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault(c.fault, "fb", c.segment, -1));
   if (c.status_down) {
-    server::Fault sf;
-    sf.kind = "status500";
-    sf.video_id = "fb";
-    sf.count = -1;
-    srv->add_fault(sf);
+    srv->add_fault(fault("status500", "fb", -1, -1));
   }
   std::string props = "max-retries=1 stall-timeout=2 fallback-uri=" + srv->base_url() + "/full/fb";
   GstElement *p = make_pipeline(srv->base_url(), "fb", props, "appsink name=sink sync=false");
@@ -101,12 +92,7 @@ GST_START_TEST(test_fallback_bytes) {
   server::Track track = make_track(media::Form::Adts);
   Bytes expected = concat(track.segments);
   srv->add_track("fb", track);  // Track::full empty = the concatenation
-  server::Fault f;
-  f.kind = "truncate";
-  f.video_id = "fb";
-  f.segment = 2;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("truncate", "fb", 2, -1));
   std::string props = "join=bytes max-retries=1 fallback-uri=" + srv->base_url() + "/stream?v=fb";
   GstElement *p = make_pipeline(srv->base_url(), "fb", props, "appsink name=sink sync=false");
   Run run;
@@ -122,12 +108,7 @@ GST_END_TEST;
 GST_START_TEST(test_fallback_fails) {
   auto srv = start_server();
   srv->add_track("fb", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = "http500";
-  f.video_id = "fb";
-  f.segment = 1;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("http500", "fb", 1, -1));
   std::string props = "max-retries=1 fallback-uri=" + srv->base_url() + "/full/nosuchtrack";
   GstElement *p = make_pipeline(srv->base_url(), "fb", props, "fakesink sync=false");
   Run run;
@@ -158,12 +139,7 @@ GST_START_TEST(test_missing_segment_gap) {
   t.first_segment_duration = 1.5;
   t.segment_duration = 3.0;
   srv->add_track("gap", t);
-  server::Fault f;
-  f.kind = "http500";
-  f.video_id = "gap";
-  f.segment = 1;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("http500", "gap", 1, -1));
   GstElement *p = make_pipeline(srv->base_url(), "gap", "max-retries=1 missing-segment=gap",
                                 "appsink name=sink sync=false");
   Run run;
@@ -193,12 +169,7 @@ GST_END_TEST;
 GST_START_TEST(test_missing_segment_error) {
   auto srv = start_server();
   srv->add_track("err", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = "http500";
-  f.video_id = "err";
-  f.segment = 1;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("http500", "err", 1, -1));
   std::string props =
       "max-retries=1 missing-segment=error fallback-uri=" + srv->base_url() + "/full/err";
   GstElement *p = make_pipeline(srv->base_url(), "err", props, "fakesink sync=false");

@@ -52,13 +52,7 @@ GST_START_TEST(test_fault_matrix) {
 
   auto srv = start_server();
   srv->add_track("f", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = fk.kind;
-  f.video_id = "f";
-  f.segment = seg;
-  f.count = 1;
-  f.arg = fk.arg;
-  srv->add_fault(f);
+  srv->add_fault(fault(fk.kind, "f", seg, 1, fk.arg));
   std::string props = std::string("join=") + join + " stall-timeout=1 max-retries=3";
   GstElement *p = make_pipeline(srv->base_url(), "f", props, "appsink name=sink sync=false");
   Run run;
@@ -123,12 +117,7 @@ GST_START_TEST(test_permanent_faults) {
   const Permanent &pf = kPermanent[__i__];
   auto srv = start_server();
   srv->add_track("f", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = pf.kind;
-  f.video_id = "f";
-  f.segment = 2;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault(pf.kind, "f", 2, -1));
   GstElement *p =
       make_pipeline(srv->base_url(), "f", "stall-timeout=1 max-retries=2", "fakesink sync=false");
   gint64 t0 = g_get_monotonic_time();
@@ -157,11 +146,7 @@ GST_START_TEST(test_status_faults) {
   o.reveal_every = 0.3;  // several polls happen
   auto srv = start_server(o);
   srv->add_track("s", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = kind;
-  f.video_id = "s";
-  f.count = 2;
-  srv->add_fault(f);
+  srv->add_fault(fault(kind, "s", -1, 2));
   GstElement *p = make_pipeline(srv->base_url(), "s", "join=bytes max-retries=3",
                                 "appsink name=sink sync=false");
   Run run;

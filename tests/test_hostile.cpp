@@ -90,12 +90,7 @@ GST_START_TEST(test_redirects) {
   auto srv = start_server();
   server::Track track = make_track(media::Form::Adts);
   srv->add_track("r", track);
-  server::Fault f;
-  f.kind = rc.kind;
-  f.video_id = "r";
-  f.segment = 1;
-  f.count = rc.count;
-  srv->add_fault(f);
+  srv->add_fault(fault(rc.kind, "r", 1, rc.count));
   GstElement *p = make_pipeline(srv->base_url(), "r", "join=bytes max-retries=1",
                                 "appsink name=sink sync=false");
   Run run;

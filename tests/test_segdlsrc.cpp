@@ -128,13 +128,7 @@ GST_END_TEST;
 GST_START_TEST(test_buffering_query) {
   auto srv = start_server();
   srv->add_track("w", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = "notready";
-  f.video_id = "w";
-  f.segment = 0;
-  f.count = -1;
-  f.arg = 1;
-  srv->add_fault(f);
+  srv->add_fault(fault("notready", "w", 0, -1, 1));
   GstElement *p = make_pipeline(srv->base_url(), "w", "", "fakesink");
   GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
   GstBus *bus = gst_element_get_bus(p);
@@ -236,19 +230,9 @@ GST_START_TEST(test_error_state) {
   opts.status_style = server::StatusStyle::Rich;
   auto srv = start_server(opts);
   srv->add_track("bad", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = "statuserror";
-  f.video_id = "bad";
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("statuserror", "bad", -1, -1));
   // Segment 0 would succeed; the backend's error still ends the run.
-  server::Fault block;
-  block.kind = "notready";
-  block.video_id = "bad";
-  block.segment = -1;
-  block.count = -1;
-  block.arg = 1;
-  srv->add_fault(block);
+  srv->add_fault(fault("notready", "bad", -1, -1, 1));
   GstElement *p = make_pipeline(srv->base_url(), "bad", "", "fakesink");
   Run run;
   run_pipeline(p, run, 20);
@@ -260,11 +244,7 @@ GST_END_TEST;
 GST_START_TEST(test_error_malformed_status) {
   auto srv = start_server();
   srv->add_track("junk", make_track(media::Form::Adts));
-  server::Fault f;
-  f.kind = "badjson";
-  f.video_id = "junk";
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("badjson", "junk", -1, -1));
   GstElement *p = make_pipeline(srv->base_url(), "junk", "max-retries=2", "fakesink");
   Run run;
   run_pipeline(p, run, 20);
@@ -280,12 +260,7 @@ GST_START_TEST(test_error_segment_fails) {
   server::Track track = make_track(media::Form::Adts);
   Bytes seg0 = track.segments[0];
   srv->add_track("s", track);
-  server::Fault f;
-  f.kind = "http500";
-  f.video_id = "s";
-  f.segment = 1;
-  f.count = -1;
-  srv->add_fault(f);
+  srv->add_fault(fault("http500", "s", 1, -1));
   GstElement *p = make_pipeline(srv->base_url(), "s", "join=bytes max-retries=2",
                                 "appsink name=sink sync=false");
   Run run;

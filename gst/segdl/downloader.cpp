@@ -201,8 +201,8 @@ void Downloader::thread_main(std::promise<std::string> *started) {
   g_main_context_unref(ctx);
 }
 
-void Downloader::teardown() {
-  stopping_ = true;  // posted work that still runs while the fetcher drains does nothing
+// Cancels every transfer and timer of the segmented backend.
+void Downloader::cancel_everything() {
   for (auto &entry : jobs_)
     if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
   jobs_.clear();
@@ -210,6 +210,11 @@ void Downloader::teardown() {
   status_job_.reset();
   clear_source(poll_timer_);
   clear_source(max_wait_timer_);
+}
+
+void Downloader::teardown() {
+  stopping_ = true;  // posted work that still runs while the fetcher drains does nothing
+  cancel_everything();
   fetcher_.reset();
 }
 
@@ -959,13 +964,7 @@ void Downloader::remember_track() {
 void Downloader::start_fallback(EngineError reason) {
   if (stopping_) return;
   fallback_mode_ = true;
-  for (auto &entry : jobs_)
-    if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
-  jobs_.clear();
-  if (status_job_) fetcher_->cancel(status_job_->fetch_id);
-  status_job_.reset();
-  clear_source(poll_timer_);
-  clear_source(max_wait_timer_);
+  cancel_everything();
   if (cfg_.on_warning) {
     EngineWarning w;
     w.kind = EngineWarning::Kind::Fallback;

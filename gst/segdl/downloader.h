@@ -217,6 +217,7 @@ class Downloader {
   GSource *add_timer(int64_t delay_us, std::function<void()> fn);
   void post(std::function<void()> fn);
   void teardown();
+  void cancel_everything();
   void restart_jobs();
   double jitter();
 
