@@ -39,6 +39,22 @@ GST_START_TEST(test_max_segment_size) {
 }
 GST_END_TEST;
 
+// An endless chunked body (no Content-Length) is stopped at max-segment-size.
+GST_START_TEST(test_endless_body) {
+  auto srv = start_server();
+  srv->add_track("inf", make_track(media::Form::Adts));
+  srv->add_fault(fault("endless", "inf", 1, -1));
+  GstElement *p =
+      make_pipeline(srv->base_url(), "inf", "join=bytes max-segment-size=1000000 max-retries=1",
+                    "fakesink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  expect_error(run, GST_RESOURCE_ERROR_READ, "max-segment-size", "endless body");
+  fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+}
+GST_END_TEST;
+
 // An HTML error page served with 200 is not taken for audio.
 GST_START_TEST(test_wrong_content_type) {
   auto srv = start_server();
@@ -238,6 +254,7 @@ static Suite *hostile_suite() {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_max_segment_size);
   tcase_add_test(tc, test_wrong_content_type);
+  tcase_add_test(tc, test_endless_body);
   tcase_add_test(tc, test_request_timeout);
   tcase_add_loop_test(tc, test_redirects, 0, G_N_ELEMENTS(kRedirects));
   tcase_add_test(tc, test_ssl_strict);

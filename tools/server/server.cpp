@@ -75,6 +75,7 @@ struct Server::Impl {
     int64_t segment = -1;
     std::string range;
     bool head = false;
+    bool endless = false;  // "endless": a chunked body that repeats the segment, bounded
     // Body being written (throttled or faulted responses).
     GBytes *body = nullptr;
     uint64_t size = 0, appended = 0, written = 0, phase_end = 0;
@@ -541,7 +542,8 @@ struct Server::Impl {
           faulted = take_fault(
               r->video_id, r->kind, r->segment,
               [](const Fault &f) {
-                return f.kind == "reset" || f.kind == "truncate" || f.kind == "stall";
+                return f.kind == "reset" || f.kind == "truncate" || f.kind == "stall" ||
+                       f.kind == "endless";
               },
               fault);
         }
@@ -627,6 +629,13 @@ struct Server::Impl {
     // We answer ranges ourselves; without accumulation libsoup never tries
     // (it would turn a multi-range request into a multipart 206).
     soup_message_body_set_accumulate(out, FALSE);
+    if (fault && fault->kind == "endless" && r->size > 0 && !r->head) {
+      // No length, and the same bytes again and again (up to kEndlessCap).
+      r->endless = true;
+      soup_message_headers_set_encoding(hdrs, SOUP_ENCODING_CHUNKED);
+      pump(r);
+      return;
+    }
     if (fault && r->size > 0 && !r->head) {
       r->phase_end = std::max<uint64_t>(1, r->size / 2);
       if (fault->kind == "stall") {
@@ -658,6 +667,16 @@ struct Server::Impl {
   // clock, or the end of the phase once libsoup reports the bytes written.
   void pump(Response *r) {
     SoupMessageBody *out = soup_server_message_get_response_body(r->msg);
+    if (r->endless) {
+      constexpr uint64_t kEndlessCap = 64 * 1024 * 1024;  // the server stops somewhere
+      soup_message_body_append_bytes(out, r->body);
+      r->appended += r->size;
+      if (r->appended >= kEndlessCap) soup_message_body_complete(out);
+      soup_server_message_unpause(r->msg);
+      r->paused = false;
+      if (r->appended < kEndlessCap) schedule(r, 5, Timer::Pump);
+      return;
+    }
     const bool throttled = opts.bandwidth_kbps > 0;
     const uint64_t limit =
         r->after == After::Complete || (r->after == After::Stall && r->stall_over) ? r->size

@@ -36,7 +36,8 @@ struct Track {
 // kept), "stall" (pause mid-body `arg` seconds), "notready" (404 + Retry-After: arg),
 // "status500", "badjson", "statusregress" (status lists fewer segments),
 // "statuserror" (rich status with state "error" and error text), "redirect" (302 to the
-// same URL: a loop while the fault lasts), "redirectftp" (302 to an ftp:// URL).
+// same URL: a loop while the fault lasts), "redirectftp" (302 to an ftp:// URL),
+// "endless" (a chunked body without length that repeats the segment, up to 64 MiB).
 // segment = -1 matches any segment (and is ignored by the status kinds); the
 // body kinds with segment = -2 ("full" in a spec) match the full-track requests
 // (/stream?v=ID without segment, /full/ID) instead, which other specs never touch.

@@ -20,7 +20,7 @@ bool is_status_fault(const std::string &k) {
 
 bool is_body_fault(const std::string &k) {
   return k == "http500" || k == "reset" || k == "truncate" || k == "stall" || k == "notready" ||
-         k == "redirect" || k == "redirectftp";
+         k == "redirect" || k == "redirectftp" || k == "endless";
 }
 
 std::string json_escape(const std::string &s) {
