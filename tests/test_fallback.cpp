@@ -148,7 +148,10 @@ GST_START_TEST(test_missing_segment_gap) {
   GstStructure *st = nullptr;
   g_object_get(src, "stats", &st, nullptr);
   gint64 gaps = 0;
+  gboolean complete = TRUE;
   gst_structure_get_int64(st, "gaps", &gaps);
+  fail_unless(gst_structure_get_boolean(st, "complete", &complete));
+  fail_if(complete, "a track with a gap reported complete");
   gst_structure_free(st);
   gst_object_unref(src);
   gst_object_unref(p);

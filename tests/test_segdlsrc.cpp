@@ -471,6 +471,9 @@ GST_START_TEST(test_stats) {
   fail_unless_equals_uint64(bytes, expected.size());
   fail_unless_equals_int(retries, 0);
   fail_unless(ttfb != GST_CLOCK_TIME_NONE && ttfb > 0 && ttfb < 10 * GST_SECOND);
+  gboolean complete = FALSE;
+  fail_unless(gst_structure_get_boolean(st, "complete", &complete));
+  fail_unless(complete);
   gst_structure_free(st);
   gst_object_unref(src);
   gst_object_unref(p);

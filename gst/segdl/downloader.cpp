@@ -711,6 +711,7 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
     }
     if (end_ && consumer_ >= *end_) {
       item.kind = Item::Kind::Eos;
+      stats_.complete = stats_.gaps == 0;
       return item;
     }
     auto it = buf_.find(consumer_);

@@ -119,6 +119,7 @@ struct EngineStats {
   int64_t gaps = 0;                    // segments skipped (missing-segment=gap)
   int64_t resumes = 0;                 // transfers resumed where they broke off (Range)
   int64_t faults = 0;                  // faults met (each retried one, each cache failure)
+  bool complete = false;               // the end was reached with every segment (no gap)
   // From the status, when the backend gives them (seconds; < 0 = unknown).
   double duration_s = -1;
   double first_segment_duration_s = -1;

@@ -306,7 +306,7 @@ static GstStructure *make_stats(const segdl::EngineStats &s) {
       "current-segment", G_TYPE_INT64, s.current_segment, "cache-hits", G_TYPE_INT64, s.cache_hits,
       "offline", G_TYPE_BOOLEAN, gboolean(s.offline), "fallback", G_TYPE_BOOLEAN,
       gboolean(s.fallback), "gaps", G_TYPE_INT64, s.gaps, "resumes", G_TYPE_INT64, s.resumes,
-      "faults", G_TYPE_INT64, s.faults, nullptr);
+      "faults", G_TYPE_INT64, s.faults, "complete", G_TYPE_BOOLEAN, gboolean(s.complete), nullptr);
 }
 
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
@@ -1639,7 +1639,8 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
    * cache-hits, offline (the whole track came from the disk cache), fallback
    * (the fallback URL took over), gaps (segments left out), resumes
    * (transfers resumed with Range), faults (faults met and worked around).
-   * The output is complete unless gaps > 0 or the stream ended in an ERROR.
+   * complete: TRUE once the end of the track was reached with every segment
+   * (no gap) — FALSE until then, and after an ERROR.
    */
   g_object_class_install_property(
       gobject_class, PROP_STATS,
