@@ -90,6 +90,7 @@ struct Run {
   std::vector<int> buffering;         // BUFFERING percentages in order
   int duration_changed = 0;           // DURATION_CHANGED messages
   std::vector<std::string> warnings;  // WARNING texts in order
+  std::vector<std::string> elements;  // names of ELEMENT messages' structures
   std::vector<GstCaps *> caps;        // caps the sink got, in order (owned)
   bool timed_out = false;
 
@@ -185,7 +186,7 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
     GstMessage *msg = gst_bus_timed_pop_filtered(
         bus, GstClockTime(left) * GST_USECOND,
         GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_BUFFERING |
-                       GST_MESSAGE_DURATION_CHANGED | GST_MESSAGE_WARNING));
+                       GST_MESSAGE_DURATION_CHANGED | GST_MESSAGE_WARNING | GST_MESSAGE_ELEMENT));
     if (!msg) {
       run.timed_out = true;
       break;
@@ -209,6 +210,10 @@ inline void run_pipeline(GstElement *pipeline, Run &run, double timeout_s = 30,
       }
       case GST_MESSAGE_DURATION_CHANGED:
         run.duration_changed++;
+        break;
+      case GST_MESSAGE_ELEMENT:
+        if (const GstStructure *st = gst_message_get_structure(msg))
+          run.elements.push_back(gst_structure_get_name(st));
         break;
       case GST_MESSAGE_WARNING: {
         GError *w = nullptr;

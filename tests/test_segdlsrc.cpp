@@ -474,6 +474,10 @@ GST_START_TEST(test_stats) {
   gboolean complete = FALSE;
   fail_unless(gst_structure_get_boolean(st, "complete", &complete));
   fail_unless(complete);
+  // The final stats also came as an element message at the end.
+  fail_unless(
+      std::find(run.elements.begin(), run.elements.end(), "segdl-stats") != run.elements.end(),
+      "no segdl-stats message");
   gst_structure_free(st);
   gst_object_unref(src);
   gst_object_unref(p);

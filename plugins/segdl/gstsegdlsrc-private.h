@@ -164,6 +164,9 @@ struct _GstSegDlSrc {
   GstSegDlSrcPrivate *priv;
 };
 
+// The `stats` structure ("segdl-stats") for the property and the messages.
+GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s);
+
 // The streaming thread (gstsegdlsrc-stream.cpp).
 GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept;
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept;

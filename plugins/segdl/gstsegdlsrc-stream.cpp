@@ -61,6 +61,14 @@ static void post_gap_warning(GstSegDlSrc *self, const segdl::EngineError &e,
                                         __FILE__, GST_FUNCTION, __LINE__, details);
 }
 
+// At the end of the track, the final `stats` as an element message
+// ("segdl-stats"), for tools that cannot read properties (gst-launch -m).
+static void post_final_stats(GstSegDlSrc *self, segdl::Downloader *dl) {
+  gst_element_post_message(
+      GST_ELEMENT(self),
+      gst_message_new_element(GST_OBJECT(self), gst_seg_dl_src_make_stats(dl->stats())));
+}
+
 // Posts BUFFERING when the percentage changes. Streaming thread, no lock held.
 static void post_buffering(GstSegDlSrc *self, int percent) {
   GstSegDlSrcPrivate *priv = self->priv;
@@ -176,6 +184,7 @@ static GstFlowReturn create_bytes(GstSegDlSrc *self, segdl::Downloader *dl, GstB
         return GST_FLOW_ERROR;
       }
       GST_INFO_OBJECT(self, "end of track after %" G_GUINT64_FORMAT " bytes", priv->offset);
+      post_final_stats(self, dl);
       return GST_FLOW_EOS;
     }
     if (item.kind == segdl::Downloader::Item::Kind::Gap) {
@@ -584,6 +593,7 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
         return GST_FLOW_ERROR;
       }
       GST_INFO_OBJECT(self, "end of track at %" GST_TIME_FORMAT, GST_TIME_ARGS(priv->out_time));
+      post_final_stats(self, dl);
       return GST_FLOW_EOS;
     }
     segdl::Downloader::Item item;

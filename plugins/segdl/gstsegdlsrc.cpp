@@ -88,7 +88,7 @@ GST_ELEMENT_REGISTER_DEFINE_WITH_CODE(segdlsrc, "segdlsrc", GST_RANK_PRIMARY, GS
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(SEGDL_SRC_CAPS));
 
-static GstStructure *make_stats(const segdl::EngineStats &s) {
+GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s) {
   return gst_structure_new(
       "segdl-stats", "segments-total", G_TYPE_INT64, s.segments_total, "segments-available",
       G_TYPE_INT64, s.segments_available, "segments-downloaded", G_TYPE_INT64,
@@ -419,7 +419,7 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       std::lock_guard<std::mutex> lock(priv->state_lock);
       st = priv->downloader ? priv->downloader->stats() : priv->last_stats;
     }
-    g_value_take_boxed(value, make_stats(st));
+    g_value_take_boxed(value, gst_seg_dl_src_make_stats(st));
     return;
   }
   std::lock_guard<std::mutex> lock(priv->settings_lock);
