@@ -29,7 +29,7 @@ for minutes in "${LENGTHS[@]}"; do
     log=$(mktemp)
     GST_PLUGIN_PATH="$PWD/$BUILD_DIR/plugins/segdl" SEGDL_MODULE_DIR="$PWD/$BUILD_DIR/gst/segdl" \
       /usr/bin/time -f "%M %e" -o "$log.time" \
-      gst-launch-1.0 -q -m segdlsrc name=src backend-url="$URL" video-id=demo join=$join \
+      gst-launch-1.0 -m segdlsrc name=src backend-url="$URL" video-id=demo join=$join \
       ! fakesink sync=false > "$log" 2>&1 || true
     read -r rss_kb wall < "$log.time"
     # segdlsrc posts its final stats (segdl-stats) as an element message.
