@@ -461,6 +461,8 @@ const char *kind_name(Kind k) {
       return "flushing";
     case Kind::Timeout:
       return "timeout";
+    case Kind::Gap:
+      return "gap";
   }
   return "?";
 }

@@ -661,7 +661,6 @@ void Downloader::publish_end() {
     if (st.duration) stats_.duration_s = *st.duration;
     if (st.first_segment_duration) stats_.first_segment_duration_s = *st.first_segment_duration;
     if (st.segment_duration) stats_.segment_duration_s = *st.segment_duration;
-    if (!st.mime_type.empty()) stats_.mime_type = st.mime_type;
   }
   cond_.notify_all();
 }
@@ -986,6 +985,11 @@ void Downloader::start_fallback(EngineError reason) {
   Job &ref = *job;
   jobs_[kFallbackSegment] = std::move(job);
   start_job(ref);
+}
+
+int64_t Downloader::track_duration_ns() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_.track_duration_ns();
 }
 
 EngineStats Downloader::stats() {

@@ -124,7 +124,6 @@ struct EngineStats {
   double duration_s = -1;
   double first_segment_duration_s = -1;
   double segment_duration_s = -1;
-  std::string mime_type;
 
   // The track length in ns: the status duration, else the sum of the
   // segment durations once the number of segments is known; -1 if unknown.
@@ -179,6 +178,8 @@ class Downloader {
   // not produced it yet).
   void seek(int64_t segment);
   EngineStats stats();
+  // EngineStats::track_duration_ns() without copying the stats.
+  int64_t track_duration_ns();
 
  private:
   struct Job;

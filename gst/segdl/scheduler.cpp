@@ -16,7 +16,6 @@ int64_t TrackProgress::update(const Status &st, int64_t now_us) {
   if (first || added > 0) last_growth_us_ = now_us;
   if (st.total_segments) total_ = st.total_segments;
   state_ = st.state;
-  error_ = st.error;
 
   if (total_) {
     // An advertised total is the end; a total that changes moves the end.

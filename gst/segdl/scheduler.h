@@ -46,7 +46,6 @@ class TrackProgress {
   // The first segment below end() (or anywhere, without an end) not ready yet.
   int64_t first_missing() const;
   TrackState state() const { return state_; }
-  const std::string &backend_error() const { return error_; }
   // Last advertised total, if any (may differ from end() while it changes).
   std::optional<int64_t> advertised_total() const { return total_; }
   const Status &last() const { return last_; }
@@ -58,7 +57,6 @@ class TrackProgress {
   std::optional<int64_t> total_;
   std::optional<int64_t> end_;
   TrackState state_ = TrackState::Unknown;
-  std::string error_;
   int64_t last_growth_us_ = 0;
   Status last_;
 };

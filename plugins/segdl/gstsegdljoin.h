@@ -50,7 +50,6 @@ class FrameJoiner {
   // `instance_start` to the segment whose file this frame starts, or -1 if
   // it is not the first frame of a demuxer instance.
   GstBuffer *pop(GstCaps **caps, int64_t *instance_start = nullptr);
-  bool empty() const { return frames_.empty(); }
 
   // Drops everything, as after a flush.
   void reset();

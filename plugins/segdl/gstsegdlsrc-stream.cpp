@@ -109,7 +109,7 @@ static GstBuffer *take_held(GstSegDlSrcPrivate *priv) {
 
 // Posts DURATION_CHANGED when the track length becomes known or changes.
 static void update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
-  int64_t d = dl->stats().track_duration_ns();
+  int64_t d = dl->track_duration_ns();
   if (self->priv->duration_ns.exchange(d) == d) return;
   GST_INFO_OBJECT(self, "duration %" GST_STIME_FORMAT, GST_STIME_ARGS(d));
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_duration_changed(GST_OBJECT(self)));

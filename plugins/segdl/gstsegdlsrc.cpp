@@ -272,6 +272,12 @@ static gboolean gst_seg_dl_src_is_seekable(GstBaseSrc *bsrc) noexcept {
   return GST_SEG_DL_SRC(bsrc)->priv->join == JOIN_TIMELINE;
 }
 
+// The track length in ns now, -1 while unknown. Any thread.
+static int64_t current_duration(GstSegDlSrc *self) {
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  return self->priv->downloader ? self->priv->downloader->track_duration_ns() : -1;
+}
+
 static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept {
   GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
   if (GST_QUERY_TYPE(query) == GST_QUERY_BUFFERING) {
@@ -290,11 +296,7 @@ static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept
     GstFormat format;
     gst_query_parse_seeking(query, &format, nullptr, nullptr, nullptr);
     if (format != GST_FORMAT_TIME) return FALSE;
-    int64_t d = -1;
-    {
-      std::lock_guard<std::mutex> lock(self->priv->state_lock);
-      if (self->priv->downloader) d = self->priv->downloader->stats().track_duration_ns();
-    }
+    int64_t d = current_duration(self);
     // The whole track is reachable: segments not produced yet are waited for.
     gst_query_set_seeking(query, GST_FORMAT_TIME, TRUE, 0, d);
     return TRUE;
@@ -302,12 +304,8 @@ static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept
   if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
     GstFormat format;
     gst_query_parse_duration(query, &format, nullptr);
-    int64_t d = -1;
-    {
-      // Live from the engine: the streaming thread may be blocked downstream.
-      std::lock_guard<std::mutex> lock(self->priv->state_lock);
-      if (self->priv->downloader) d = self->priv->downloader->stats().track_duration_ns();
-    }
+    // Live from the engine: the streaming thread may be blocked downstream.
+    int64_t d = current_duration(self);
     if (format == GST_FORMAT_TIME && self->priv->join == JOIN_TIMELINE) {
       gst_query_set_duration(query, GST_FORMAT_TIME, d >= 0 ? d : -1);
       return d >= 0;
