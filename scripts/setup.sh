@@ -17,8 +17,8 @@ PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # HTTPS in tests: GIO's TLS backend, and openssl to make a self-signed certificate.
   glib-networking openssl
-  # Fixtures made the way real backends cut and encode (tests and benchmarks
-  # only; the product never runs ffmpeg).
+  # Fixtures made the way real backends cut and encode: tests and benchmarks
+  # only, the product never runs ffmpeg.
   ffmpeg
   # Only for the test proving segdlsrc refuses to run beside libsoup 2.
   libsoup2.4-1
