@@ -2,8 +2,9 @@
 """Counts test cases in meson's testlog.json files and prints ONE line
 'N passed, N failed' for all of them.
 
-gst-check executables print 'NN%: Checks: X, Failures: Y, Errors: Z': those
-are counted case by case. Any other test counts as one case. A test that
+gst-check executables print 'NN%: Checks: X, Failures: Y, Errors: Z', and
+script suites end with a line 'N passed, N failed': those are counted case by
+case. Any other test counts as one case. A test that
 crashed or timed out before printing its line counts as one failure; a
 skipped test (exit 77) as skipped. Exits 1 when anything failed or nothing ran.
 """
@@ -12,6 +13,7 @@ import re
 import sys
 
 CHECKS = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+PLAIN = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
 
 passed = failed = skipped = 0
 lines = []
@@ -23,17 +25,29 @@ for path in sys.argv[1:]:
         print(f"no test log: {e}")
         failed += 1
 
+def counts(out):
+    """(cases, failed cases) a test printed, or None."""
+    m = CHECKS.search(out)
+    if m:
+        checks, failures, errors = map(int, m.groups())
+        return checks, failures + errors
+    plain = PLAIN.findall(out)
+    if plain:
+        ok, bad = map(int, plain[-1])
+        return ok + bad, bad
+    return None
+
+
 for t in lines:
     result = t.get("result", "")
-    out = t.get("stdout", "") or ""
-    m = CHECKS.search(out)
+    c = counts(t.get("stdout", "") or "")
     if result == "SKIP":
         skipped += 1
-    elif m and result in ("OK", "FAIL"):
-        checks, failures, errors = map(int, m.groups())
-        passed += checks - failures - errors
-        failed += failures + errors
-        if result == "FAIL" and failures + errors == 0:
+    elif c and result in ("OK", "FAIL"):
+        cases, bad = c
+        passed += cases - bad
+        failed += bad
+        if result == "FAIL" and bad == 0:
             failed += 1  # failed after its checks (e.g. a leak or a crash at exit)
     elif result == "OK":
         passed += 1

@@ -7,6 +7,8 @@
 #include <gmodule.h>
 
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace segdl {
 
@@ -45,30 +47,68 @@ bool libsoup2_loaded() {
   return found;
 }
 
+// The directory of the shared object (or program) this code is linked into:
+// the plugin when loaded by GStreamer. Empty if it cannot be told.
+static std::string own_directory() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void *>(&load_http_module), &info) || !info.dli_fname) return {};
+  g_autofree char *dir = g_path_get_dirname(info.dli_fname);
+  return dir;
+}
+
+std::vector<std::string> http_module_dirs() {
+  std::vector<std::string> dirs;
+  auto add = [&dirs](std::string d) {
+    if (d.empty()) return;
+    g_autofree char *canon = g_canonicalize_filename(d.c_str(), nullptr);
+    for (const std::string &seen : dirs)
+      if (seen == canon) return;
+    dirs.emplace_back(canon);
+  };
+  std::string own = own_directory();
+  if (!own.empty()) {
+    add(own + "/../segdl");         // installed: LIBDIR/gstreamer-1.0 -> LIBDIR/segdl
+    add(own + "/../../gst/segdl");  // build tree: plugins/segdl -> gst/segdl
+    add(own + "/../gst/segdl");     // build tree: tools -> gst/segdl
+  }
+  const char *env = g_getenv("SEGDL_MODULE_DIR");
+  if (env && *env) add(env);
+  add(SEGDL_MODULE_DIR);
+  return dirs;
+}
+
 SegdlHttpFetcherNew load_http_module(std::string &error) {
   static std::mutex lock;
   static SegdlHttpFetcherNew entry = nullptr;
-  static std::string load_error;
   std::lock_guard<std::mutex> guard(lock);
   if (entry) return entry;
 
-  const char *dir = g_getenv("SEGDL_MODULE_DIR");
-  if (!dir || !*dir) dir = SEGDL_MODULE_DIR;
-  g_autofree char *path = g_module_build_path(dir, "segdl-http");
-  GModule *module = g_module_open(path, G_MODULE_BIND_LOCAL);
-  if (!module) {
-    error = std::string("cannot load the segdl HTTP module ") + path + ": " + g_module_error();
-    return nullptr;
+  std::string tried;
+  for (const std::string &dir : http_module_dirs()) {
+    g_autofree char *path = g_module_build_path(dir.c_str(), "segdl-http");
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+      tried += std::string(tried.empty() ? "" : ", ") + path;
+      continue;
+    }
+    GModule *module = g_module_open(path, G_MODULE_BIND_LOCAL);
+    if (!module) {
+      error = std::string("cannot load the segdl HTTP module ") + path + ": " + g_module_error();
+      return nullptr;
+    }
+    gpointer sym = nullptr;
+    if (!g_module_symbol(module, "segdl_http_fetcher_new", &sym) || !sym) {
+      error = std::string(path) + " has no segdl_http_fetcher_new entry point";
+      g_module_close(module);
+      return nullptr;
+    }
+    g_module_make_resident(module);
+    entry = reinterpret_cast<SegdlHttpFetcherNew>(sym);
+    return entry;
   }
-  gpointer sym = nullptr;
-  if (!g_module_symbol(module, "segdl_http_fetcher_new", &sym) || !sym) {
-    error = std::string(path) + " has no segdl_http_fetcher_new entry point";
-    g_module_close(module);
-    return nullptr;
-  }
-  g_module_make_resident(module);
-  entry = reinterpret_cast<SegdlHttpFetcherNew>(sym);
-  return entry;
+  error = "libsegdl-http.so (segdl's libsoup 3 module) was not found; looked in: " + tried +
+          ". Install segdl with `meson install` (it puts the module in LIBDIR/segdl beside "
+          "LIBDIR/gstreamer-1.0), or point SEGDL_MODULE_DIR at the folder that holds it.";
+  return nullptr;
 }
 
 }  // namespace segdl

@@ -11,6 +11,7 @@
 #include "segdl/fetcher.h"
 
 #include <string>
+#include <vector>
 
 #define SEGDL_HTTP_MODULE_ABI 1
 
@@ -26,9 +27,15 @@ namespace segdl {
 // True when libsoup 2 symbols are visible in this process.
 bool libsoup2_loaded();
 
-// Loads the module once per process (it then stays resident). The directory
-// is $SEGDL_MODULE_DIR if set, else the install directory. Returns the entry
-// point, or nullptr with `error` set.
+// Where the module is looked for, in order: beside the object this code is
+// linked into (the plugin: LIBDIR/gstreamer-1.0/../segdl when installed, the
+// build tree's gst/segdl when run from a build), then $SEGDL_MODULE_DIR, then
+// the install directory set at build time. Canonical, without duplicates.
+std::vector<std::string> http_module_dirs();
+
+// Loads the module once per process (it then stays resident) from the first
+// of http_module_dirs() that holds it. Returns the entry point, or nullptr
+// with `error` set (naming every path tried and how to fix it).
 SegdlHttpFetcherNew load_http_module(std::string &error);
 
 }  // namespace segdl
