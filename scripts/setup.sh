@@ -20,6 +20,8 @@ PACKAGES=(
   # Fixtures made the way real backends cut and encode: tests and benchmarks
   # only, the product never runs ffmpeg.
   ffmpeg
+  # The Python example (examples/download.py) and its test.
+  python3-gi python3-gst-1.0
   # Only for the test proving segdlsrc refuses to run beside libsoup 2.
   libsoup2.4-1
 )
