@@ -396,6 +396,34 @@ GST_START_TEST(test_stop_mid_download) {
 }
 GST_END_TEST;
 
+// Properties are copied at start(): a change while running is refused (the
+// value stays), in NULL or READY it is taken.
+GST_START_TEST(test_properties_locked_while_running) {
+  auto srv = start_server();
+  srv->add_track("abc", make_track(media::Form::Adts));
+  GstElement *p = make_pipeline(srv->base_url(), "abc", "", "fakesink sync=false");
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                         GST_STATE_CHANGE_SUCCESS);
+  guint n = 0;
+  g_object_set(src, "max-concurrent", 7u, "video-id", "other", nullptr);
+  g_object_get(src, "max-concurrent", &n, nullptr);
+  fail_unless_equals_int(n, 3);
+  gchar *id = nullptr;
+  g_object_get(src, "video-id", &id, nullptr);
+  fail_unless_equals_string(id, "abc");
+  g_free(id);
+  fail_unless_equals_int(gst_element_set_state(p, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  g_object_set(src, "max-concurrent", 7u, nullptr);
+  g_object_get(src, "max-concurrent", &n, nullptr);
+  fail_unless_equals_int(n, 7);
+  fail_unless_equals_int(gst_element_set_state(p, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(src);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_playbin_uri) {
   auto srv = start_server();
   srv->add_track("demo", make_track(media::Form::Adts));
@@ -519,6 +547,7 @@ static Suite *segdlsrc_suite() {
   tcase_add_test(tc, test_error_settings);
   tcase_add_test(tc, test_hostile_id);
   tcase_add_test(tc, test_stop_mid_download);
+  tcase_add_test(tc, test_properties_locked_while_running);
   tcase_add_test(tc, test_playbin_uri);
   tcase_add_test(tc, test_uri_handler);
   tcase_add_test(tc, test_stats);

@@ -319,6 +319,16 @@ static gboolean gst_seg_dl_src_query(GstBaseSrc *bsrc, GstQuery *query) noexcept
 static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GValue *value,
                                         GParamSpec *pspec) noexcept {
   GstSegDlSrc *self = GST_SEG_DL_SRC(object);
+  // Properties are GST_PARAM_MUTABLE_READY: they are copied at start(), so a
+  // change while running would silently do nothing. Refuse it, and say so.
+  GST_OBJECT_LOCK(self);
+  bool running = GST_STATE(self) > GST_STATE_READY || GST_STATE_PENDING(self) > GST_STATE_READY;
+  GST_OBJECT_UNLOCK(self);
+  if (running) {
+    GST_WARNING_OBJECT(self, "property '%s' can be changed only in the NULL or READY state; "
+                       "the change is ignored", pspec->name);
+    return;
+  }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   Settings &s = self->priv->settings;
   switch (prop_id) {
