@@ -368,7 +368,9 @@ static GstPadProbeReturn on_first_buffer(GstPad *, GstPadProbeInfo *, gpointer d
 
 GST_START_TEST(test_stop_mid_download) {
   server::Options opts;
-  opts.bandwidth_kbps = 400;  // each segment takes about a second
+  // Segment 0 would take about 25 s: a stop that waited for the transfer
+  // instead of cancelling it would outlast the test's timeout.
+  opts.bandwidth_kbps = 8;
   auto srv = start_server(opts);
   srv->add_track("abc", make_track(media::Form::Adts));
   for (int round = 0; round < 15; round++) {
@@ -385,10 +387,7 @@ GST_START_TEST(test_stop_mid_download) {
       fail_unless(fb.cond.wait_for(lock, std::chrono::seconds(10), [&] { return fb.seen; }),
                   "no first buffer");
     }
-    gint64 t0 = g_get_monotonic_time();
     fail_unless_equals_int(gst_element_set_state(p, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
-    gint64 took = g_get_monotonic_time() - t0;
-    fail_unless(took < 3 * G_USEC_PER_SEC, "stopping took %" G_GINT64_FORMAT " us", took);
     gst_object_unref(pad);
     gst_object_unref(src);
     gst_object_unref(p);

@@ -556,15 +556,15 @@ GST_END_TEST;
 
 GST_START_TEST(test_stop_with_pending) {
   Options o;
-  o.latency_ms = 60000;  // the request is still waiting when stop() comes
+  // The request is still waiting when stop() comes; a stop() that waited
+  // for it would outlast the test's timeout.
+  o.latency_ms = 3600 * 1000;
   auto s = start(o);
   Reply r;
   std::thread client([&s, &r] { r = get(*s, "/stream?v=abc&segment=0"); });
   fail_unless(s->wait_requests(1, kWaitMs));
-  const gint64 t0 = g_get_monotonic_time();
   s->stop();
   client.join();
-  fail_unless(g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC);
   fail_if(r.status == 200);
   const std::vector<RequestRecord> log = s->requests();
   fail_unless_equals_int(log.size(), 1);

@@ -322,7 +322,7 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
   // Properties are GST_PARAM_MUTABLE_READY: they are copied at start(), so a
   // change while running would silently do nothing. Refuse it, and say so.
   GST_OBJECT_LOCK(self);
-  bool running = GST_STATE(self) > GST_STATE_READY || GST_STATE_PENDING(self) > GST_STATE_READY;
+  bool running = GST_STATE(self) > GST_STATE_READY;
   GST_OBJECT_UNLOCK(self);
   if (running) {
     GST_WARNING_OBJECT(self, "property '%s' can be changed only in the NULL or READY state; "
