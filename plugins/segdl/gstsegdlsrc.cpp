@@ -1,3 +1,4 @@
+// clang-format off
 /**
  * SECTION:element-segdlsrc
  * @title: segdlsrc
@@ -6,8 +7,11 @@
  * segments while it is still producing them (docs/protocol.md). It polls
  * `GET {backend-url}/status?v={video-id}`, downloads the segments
  * (segment 0 at once, then up to #GstSegDlSrc:max-concurrent at a time) and
- * pushes their bytes, in order, as one stream: no need to wait for the whole
- * track, and no joining step afterwards.
+ * pushes them, in order, as one stream: no need to wait for the whole
+ * track, and no joining step afterwards. With the default join=timeline the
+ * output is one parsed, timestamped audio stream whatever the segments are
+ * (continuous byte ranges or self-contained files); join=bytes outputs the
+ * segments' bytes joined, for continuous forms.
  *
  * It answers segdl:// (HTTP) and segdls:// (HTTPS) URIs:
  * `segdl://host[:port][/base/path]/VIDEO_ID`.
@@ -17,12 +21,21 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! decodebin !
- * audioconvert ! autoaudiosink gst-launch-1.0 playbin uri=segdl://127.0.0.1:8080/demo
- * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! filesink
- * location=demo.aac
+ * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! decodebin ! audioconvert ! autoaudiosink
+ * ]|
+ * |[
+ * gst-launch-1.0 playbin uri=segdl://127.0.0.1:8080/demo
+ * ]|
+ * Save the joined track without re-encoding:
+ * |[
+ * gst-launch-1.0 -e segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo ! mp4mux ! filesink location=demo.m4a
+ * ]|
+ * The original container bytes of a continuous form (ADTS here):
+ * |[
+ * gst-launch-1.0 segdlsrc backend-url=http://127.0.0.1:8080 video-id=demo join=bytes ! filesink location=demo.aac
  * ]|
  */
+// clang-format on
 #include "config.h"
 
 #include "gstsegdlsrc-private.h"
