@@ -7,7 +7,9 @@ in README.md's "Properties" table, every row names a real property, and the
 default the row states equals the default the code declares (read through
 GObject introspection of the built plugin). Prints "N passed, N failed".
 Run with the system Python (Debian's python3-gst-1.0):
-    test_docs.py README.md
+    test_docs.py README.md VERSION
+It also checks what gst-inspect-1.0 shows of the plugin: licence LGPL (the
+COPYING file) and the project's version.
 """
 import re
 import sys
@@ -86,6 +88,11 @@ def main(argv):
         else:
             failed += 1
 
+    plugin = Gst.Registry.get().find_plugin("segdl")
+    check(plugin is not None and plugin.get_license() == "LGPL",
+          "plugin licence is LGPL (COPYING: LGPL-2.1-or-later)")
+    check(plugin is not None and plugin.get_version() == argv[2],
+          f"plugin version is the project's ({argv[2]})")
     specs = {p.name: p for p in element.list_properties() if p.name not in INHERITED}
     check(len(rows) > 0, f"the README has a property table ({len(rows)} rows)")
     for name in sorted(set(specs) | set(rows)):

@@ -10,4 +10,4 @@ static gboolean plugin_init(GstPlugin *plugin) noexcept {
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, segdl,
                   "Plays audio that a backend publishes as numbered segments while it is still "
                   "producing them",
-                  plugin_init, VERSION, "LGPL", PACKAGE_NAME, GST_PACKAGE_ORIGIN)
+                  plugin_init, VERSION, "LGPL", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
