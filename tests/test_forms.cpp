@@ -149,9 +149,10 @@ GST_START_TEST(test_frames_identical) {
   }
   // Length: the unsegmented file's, within one frame. For Vorbis the
   // demuxers' packet durations disagree between containers (Ogg from
-  // granules, Matroska from rounded block times): the decoded length is the
+  // granules, Matroska from rounded block times), and Opus frames carry
+  // pre-skip and end trims the timeline applies: the decoded length is the
   // truth there.
-  if (fc.codec == Codec::Vorbis) {
+  if (fc.codec == Codec::Vorbis || fc.codec == Codec::Opus) {
     Bytes pcm;
     int rate = 0, channels = 0;
     fail_unless(media::decode_pcm(fx.whole, pcm, rate, channels, error), "%s", error.c_str());
@@ -273,8 +274,8 @@ GST_START_TEST(test_bytes_refuses_files) {
 }
 GST_END_TEST;
 
-// Seeks into self-contained forms: the first buffer holds the position and
-// the frames from it on are the unsegmented file's.
+// Seeks into self-contained forms: the first sample out is the position's
+// and the frames from the decoder's pre-roll on are the unsegmented file's.
 const size_t kSeekForms[] = {0, 7, 9, 11};  // aac/m4a, opus/ogg, vorbis/ogg, mp3/mkv
 const double kSeekTargets[] = {0.0, 0.7, 1.5, 4.5, 6.9};
 
@@ -307,14 +308,18 @@ GST_START_TEST(test_seek_forms) {
   for (size_t i = 0; i < run.frames.size(); i++)
     if (!run.header[i]) frames.push_back(i);
   fail_unless(!frames.empty());
-  // A Vorbis packet after a restart yields no samples (the decoder restarts
-  // too): it is kept, with no duration, and the next one holds the target.
-  size_t f0 = frames.front();
-  for (size_t k = 0; k + 1 < frames.size() && run.durations[frames[k]] == 0; k++)
-    f0 = frames[k + 1];
-  fail_unless(run.pts[f0] <= target && target < run.pts[f0] + run.durations[f0],
-              "%s @%.1f: first frame at %" GST_TIME_FORMAT, fc.name, target_s,
-              GST_TIME_ARGS(run.pts[f0]));
+  // The output lands on the target: the decoder's pre-roll first (fully
+  // clipped, no duration, at the target; a Vorbis packet after a restart
+  // yields no samples either), then the first frame with samples, clipped
+  // to start exactly at the target.
+  size_t k0 = 0;
+  for (; k0 < frames.size() && run.durations[frames[k0]] == 0; k0++)
+    fail_unless(run.pts[frames[k0]] == target, "%s @%.1f: pre-roll at %" GST_TIME_FORMAT, fc.name,
+                target_s, GST_TIME_ARGS(run.pts[frames[k0]]));
+  fail_unless(k0 < frames.size());
+  size_t f0 = frames[k0];
+  fail_unless(run.pts[f0] == target, "%s @%.1f: first frame at %" GST_TIME_FORMAT, fc.name,
+              target_s, GST_TIME_ARGS(run.pts[f0]));
   fail_unless(run.discont[0], "%s: no DISCONT after the seek", fc.name);
   // Which reference frame is it? The one with the same bytes whose index
   // fits the count of frames that follow.
@@ -323,15 +328,15 @@ GST_START_TEST(test_seek_forms) {
   for (size_t k = 0; k < frames.size(); k++)
     fail_unless(run.frames[frames[k]] == ref.frames[from + k].data,
                 "%s @%.1f: frame %zu differs from reference %zu", fc.name, target_s, k, from + k);
-  // And it holds the target on the reference timeline too, within a frame.
+  // And the first with samples holds the target on the reference timeline
+  // too, within a frame (segment starts not seen yet are nominal).
   GstClockTime ref_start = 0;
-  for (size_t k = 0; k < from; k++) ref_start += ref.frames[k].duration_ns;
-  GstClockTimeDiff d = GST_CLOCK_DIFF(ref_start, run.pts[f0]);
-  GstClockTimeDiff frame = GstClockTimeDiff(run.durations[f0]);
-  fail_unless(d >= -frame && d <= frame,
-              "%s @%.1f: frame starts at %" GST_TIME_FORMAT " in the file, %" GST_TIME_FORMAT
-              " here",
-              fc.name, target_s, GST_TIME_ARGS(ref_start), GST_TIME_ARGS(run.pts[f0]));
+  for (size_t k = 0; k < from + k0; k++) ref_start += ref.frames[k].duration_ns;
+  GstClockTime ref_end = ref_start + ref.frames[from + k0].duration_ns;
+  GstClockTime frame = ref.frames[from + k0].duration_ns;
+  fail_unless(ref_start <= target + frame && target < ref_end + frame,
+              "%s @%.1f: the frame at the target is at %" GST_TIME_FORMAT " in the file", fc.name,
+              target_s, GST_TIME_ARGS(ref_start));
 }
 GST_END_TEST;
 

@@ -10,6 +10,7 @@
 
 #include "gstsegdljoin.h"
 #include "segdl/downloader.h"
+#include "segdl/timeline.h"
 #include "segdl/vorbis.h"
 
 #include <atomic>
@@ -125,18 +126,29 @@ struct GstSegDlSrcPrivate {
   int64_t probe_segment = -1;
   bool track_done = false;      // the engine said EOS and the joiner is drained
   GstCaps *out_caps = nullptr;  // caps set on the src pad (timeline)
-  int out_rate = 0;             // their sample rate, 0 if none
-  uint64_t out_samples = 0;     // timeline position in samples (out_rate > 0)
-  GstClockTime out_time = 0;    // timeline position in ns
-  GstClockTime last_frame_duration = GST_CLOCK_TIME_NONE;
-  segdl::VorbisBlocks vorbis;  // Vorbis durations across joins (when the caps are Vorbis)
+  int out_rate = 0;             // sample rate of the frames entering the timeline, 0 if none
+  // The timeline: every frame's time, trims and seeks (see segdl/timeline.h).
+  segdl::Timeline timeline;
+  struct Frame {
+    GstBuffer *buffer;
+    GstCaps *caps;  // caps in force for it (owned, may be null)
+  };
+  std::deque<Frame> pending;  // handed to the timeline, waiting for its decision
+  std::deque<Frame> ready;    // stamped, out next, in order
+  uint64_t next_token = 0;
+  GstCaps *in_caps = nullptr;    // caps of the frames entering the timeline
+  int codec = 0;                 // what the frames are (FrameCodec in the stream code)
+  int aac_frame = 1024;          // AAC samples per frame at out_rate
+  int64_t tl_segment = -1;       // the segment (demuxer instance) of the frames entering
+  int64_t last_samples = -1;     // the previous frame's sample count
+  uint64_t instance_frames = 0;  // frames the current demuxer instance gave
+  bool self_contained = false;   // segment 0 began a file of its own: every segment must
+  segdl::VorbisBlocks vorbis;    // Vorbis durations across joins (when the caps are Vorbis)
   bool caps_set = false;
   // Seeking (streaming thread, or do_seek() with the stream lock held).
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the
   gdouble segment_duration = kDefaultSegmentDuration;             // status does not say
-  std::map<int64_t, GstClockTime> segment_starts;  // learned: where each file's frames began
-  GstClockTime seek_target = GST_CLOCK_TIME_NONE;  // drop frames that end before this
-  bool discont = false;                            // mark the next buffer DISCONT
+  bool discont = false;                                           // mark the next buffer DISCONT
   // Fallback (the whole file at fallback-uri took over).
   GBytes *fallback_first = nullptr;  // its first chunk, held until the frames before it are out
   bool fallback_skipping = false;    // dropping the fallback's frames already played
@@ -170,3 +182,5 @@ GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s);
 // The streaming thread (gstsegdlsrc-stream.cpp).
 GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept;
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept;
+// The timeline join's state back to a fresh start (start()), or freed (stop()).
+void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self);

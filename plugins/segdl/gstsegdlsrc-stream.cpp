@@ -8,6 +8,8 @@
 #include <gst/audio/audio.h>
 #include <gst/base/gsttypefindhelper.h>
 
+#include "segdl/codec.h"
+
 #include <cmath>
 
 #define GST_CAT_DEFAULT gst_seg_dl_src_debug
@@ -294,6 +296,11 @@ static bool feed_probe(GstSegDlSrc *self) {
   return ok;
 }
 
+/* ---- frames onto the timeline ------------------------------------------- */
+
+// What the frames are, for counting their samples from the codec.
+enum FrameCodec { CODEC_OTHER, CODEC_AAC, CODEC_OPUS, CODEC_MP3, CODEC_VORBIS };
+
 // Vorbis: count each packet's samples across joins from the stream headers
 // (a parser restarted per segment gets the first packet of each one wrong).
 static void init_vorbis(GstSegDlSrc *self, const GstStructure *st) {
@@ -311,137 +318,264 @@ static void init_vorbis(GstSegDlSrc *self, const GstStructure *st) {
   gst_buffer_unmap(id, &a);
 }
 
-// A frame's duration on the timeline: Vorbis counted across joins, else the
-// parser's, else the previous frame's. Advances the Vorbis state.
-static GstClockTime frame_duration(GstSegDlSrc *self, GstBuffer *frame) {
-  GstSegDlSrcPrivate *priv = self->priv;
-  GstClockTime dur = GST_BUFFER_DURATION(frame);
-  if (priv->vorbis.ready() && priv->out_rate) {
-    GstMapInfo map;
-    if (gst_buffer_map(frame, &map, GST_MAP_READ)) {
-      int64_t samples = priv->vorbis.next(map.data, map.size);
-      gst_buffer_unmap(frame, &map);
-      if (samples >= 0) dur = gst_util_uint64_scale_round(samples, GST_SECOND, priv->out_rate);
-    }
-  }
-  if (!GST_CLOCK_TIME_IS_VALID(dur)) dur = priv->last_frame_duration;
-  priv->last_frame_duration = dur;
-  return dur;
+// AAC samples per frame at the caps rate, from codec_data (1024 or 960,
+// doubled when the caps rate is SBR's).
+static int aac_frame_samples(const GstStructure *st, int rate) {
+  const GValue *v = gst_structure_get_value(st, "codec_data");
+  GstBuffer *cd = v && GST_VALUE_HOLDS_BUFFER(v) ? gst_value_get_buffer(v) : nullptr;
+  GstMapInfo map;
+  if (!cd || !gst_buffer_map(cd, &map, GST_MAP_READ)) return 1024;
+  segdl::AacConfig cfg;
+  int n = 1024;
+  if (segdl::parse_aac_config(map.data, map.size, cfg) && cfg.sample_rate > 0)
+    n = int(uint64_t(cfg.frame_length) * uint64_t(rate) / cfg.sample_rate);
+  gst_buffer_unmap(cd, &map);
+  return n > 0 ? n : 1024;
 }
 
-// Puts a parsed frame on the timeline: pts = the end of the previous frame,
-// counted in samples so that no rounding accumulates.
-static GstFlowReturn stamp_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
-                                 GstBuffer **outbuf,
-                                 GstClockTime known_duration = GST_CLOCK_TIME_NONE) {
+// New caps for the frames entering the timeline: what the codec is, its
+// rate (Opus counts at 48 kHz whatever the caps say), the samples per frame
+// and the pre-roll a decoder needs before a seek target.
+static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
   GstSegDlSrcPrivate *priv = self->priv;
-  if (caps && !same_format(priv->out_caps, caps)) {
-    if (priv->out_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
-    if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps)) {
-      gst_buffer_unref(frame);
-      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
-                        ("downstream refused %" GST_PTR_FORMAT, caps));
-      return GST_FLOW_NOT_NEGOTIATED;
+  const GstStructure *st = gst_caps_get_structure(caps, 0);
+  int rate = 0;
+  gst_structure_get_int(st, "rate", &rate);
+  int version = 0;
+  priv->vorbis = segdl::VorbisBlocks();
+  priv->codec = CODEC_OTHER;
+  uint64_t preroll = 0;
+  if (gst_structure_has_name(st, "audio/x-opus")) {
+    priv->codec = CODEC_OPUS;
+    rate = 48000;
+    preroll = 3840;  // 80 ms, what RFC 7845 asks for after a seek
+  } else if (gst_structure_has_name(st, "audio/x-vorbis")) {
+    priv->codec = CODEC_VORBIS;
+    init_vorbis(self, st);
+    preroll = 4096;  // the previous packet's overlap, long blocks included
+  } else if (gst_structure_has_name(st, "audio/mpeg") &&
+             gst_structure_get_int(st, "mpegversion", &version)) {
+    if (version == 1) {
+      priv->codec = CODEC_MP3;
+      preroll = 3 * 1152;  // bit reservoir (up to 511 bytes back) and overlap
+    } else {
+      priv->codec = CODEC_AAC;
+      priv->aac_frame = aac_frame_samples(st, rate);
+      preroll = uint64_t(priv->aac_frame);  // the previous frame's overlap
     }
-    gst_caps_replace(&priv->out_caps, caps);
-    int rate = 0;
-    const GstStructure *st = gst_caps_get_structure(caps, 0);
-    gst_structure_get_int(st, "rate", &rate);
-    priv->vorbis = segdl::VorbisBlocks();
-    if (gst_structure_has_name(st, "audio/x-vorbis")) init_vorbis(self, st);
-    priv->out_rate = rate > 0 ? rate : 0;
-    if (priv->out_rate)
-      priv->out_samples = gst_util_uint64_scale_round(priv->out_time, priv->out_rate, GST_SECOND);
+  }
+  priv->out_rate = rate > 0 ? rate : 0;
+  priv->last_samples = -1;
+  priv->timeline.set_rate(priv->out_rate);
+  priv->timeline.set_preroll(preroll);
+  gst_caps_replace(&priv->in_caps, caps);
+}
+
+// Samples in a frame, from the codec itself (Opus TOC, MP3 header, AAC
+// frame length, Vorbis block sizes); else from its duration, else the
+// previous frame's. `info` is set for an MP3 information frame (no audio).
+static int64_t frame_samples(GstSegDlSrc *self, GstBuffer *frame, bool *info) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  *info = false;
+  int64_t n = -1;
+  GstMapInfo map;
+  if (priv->codec != CODEC_OTHER && gst_buffer_map(frame, &map, GST_MAP_READ)) {
+    switch (priv->codec) {
+      case CODEC_OPUS:
+        n = segdl::opus_packet_samples(map.data, map.size);
+        break;
+      case CODEC_AAC:
+        n = priv->aac_frame;
+        break;
+      case CODEC_VORBIS:
+        if (priv->vorbis.ready()) n = priv->vorbis.next(map.data, map.size);
+        break;
+      case CODEC_MP3: {
+        segdl::MpegAudioHeader h;
+        segdl::MpegInfoFrame fi;
+        if (segdl::parse_mpeg_audio_header(map.data, map.size, h)) {
+          n = h.samples;
+          *info = segdl::parse_mpeg_info_frame(map.data, map.size, h, fi) &&
+                  fi.kind != segdl::MpegInfoFrame::Kind::None;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    gst_buffer_unmap(frame, &map);
+  }
+  if (n < 0 && GST_BUFFER_DURATION_IS_VALID(frame) && priv->out_rate)
+    n = int64_t(segdl::ns_to_samples(GST_BUFFER_DURATION(frame), priv->out_rate));
+  if (n < 0) n = priv->last_samples;
+  if (n < 0) {
+    GST_WARNING_OBJECT(self, "a frame of unknown length: counted as empty");
+    n = 0;
+  }
+  priv->last_samples = n;
+  return n;
+}
+
+// The clipping a demuxer put on a frame, in samples at the timeline's
+// rate; the meta is removed (the timeline's own replaces it).
+static void take_clipping(GstSegDlSrc *self, GstBuffer *frame, uint64_t &start, uint64_t &end) {
+  start = end = 0;
+  GstAudioClippingMeta *clip = gst_buffer_get_audio_clipping_meta(frame);
+  if (!clip) return;
+  int rate = self->priv->out_rate;
+  if (clip->format == GST_FORMAT_DEFAULT) {
+    start = clip->start;
+    end = clip->end;
+  } else if (clip->format == GST_FORMAT_TIME) {
+    start = segdl::ns_to_samples(clip->start, rate);
+    end = segdl::ns_to_samples(clip->end, rate);
+  }
+  gst_buffer_remove_meta(frame, reinterpret_cast<GstMeta *>(clip));
+}
+
+static void free_frames(std::deque<GstSegDlSrcPrivate::Frame> &q) {
+  for (auto &f : q) {
+    gst_buffer_unref(f.buffer);
+    if (f.caps) gst_caps_unref(f.caps);
+  }
+  q.clear();
+}
+
+// Applies the timeline's decisions to the frames waiting for them, in order.
+static void apply_decisions(GstSegDlSrc *self, const segdl::Timeline::Decisions &ds) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  for (const segdl::FrameDecision &d : ds) {
+    if (priv->pending.empty()) break;
+    GstSegDlSrcPrivate::Frame f = priv->pending.front();
+    priv->pending.pop_front();
+    if (d.drop) {
+      gst_buffer_unref(f.buffer);
+      if (f.caps) gst_caps_unref(f.caps);
+      continue;
+    }
+    GstBuffer *b = gst_buffer_make_writable(f.buffer);
+    GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = d.pts_ns;
+    GST_BUFFER_DURATION(b) = d.duration_ns;
+    GST_BUFFER_OFFSET(b) = GST_BUFFER_OFFSET_END(b) = GST_BUFFER_OFFSET_NONE;
+    if (d.clip_start || d.clip_end)
+      gst_buffer_add_audio_clipping_meta(b, GST_FORMAT_DEFAULT, d.clip_start, d.clip_end);
+    if (d.discont || priv->discont)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+    else
+      GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DISCONT);
+    priv->discont = false;
+    f.buffer = b;
+    priv->ready.push_back(f);
+  }
+}
+
+// The frames of the segment that entered last are all in: its end trims
+// apply and the frames held back are decided.
+static void end_timeline_segment(GstSegDlSrc *self) {
+  segdl::Timeline::Decisions ds;
+  self->priv->timeline.end_segment(ds);
+  apply_decisions(self, ds);
+}
+
+// A parsed frame into the timeline (codec headers straight out: no time of
+// their own). `segment` is the segment whose file the frame begins, -1 if
+// it continues the one before.
+static void enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int64_t segment,
+                        int64_t known_samples = -1) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (caps && !same_format(priv->in_caps, caps)) {
+    end_timeline_segment(self);  // the frames before go out with their caps
+    if (priv->in_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
+    enter_caps(self, caps);
   }
   if (GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
-    // Codec headers (once, at the start): no time of their own.
+    end_timeline_segment(self);
     frame = gst_buffer_make_writable(frame);
-    GST_BUFFER_PTS(frame) = GST_BUFFER_DTS(frame) = priv->out_time;
+    GST_BUFFER_PTS(frame) = GST_BUFFER_DTS(frame) = priv->timeline.position_ns();
     GST_BUFFER_DURATION(frame) = GST_CLOCK_TIME_NONE;
-    *outbuf = frame;
-    return GST_FLOW_OK;
+    priv->ready.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
+    return;
   }
-  GstClockTime dur =
-      GST_CLOCK_TIME_IS_VALID(known_duration) ? known_duration : frame_duration(self, frame);
-
-  frame = gst_buffer_make_writable(frame);
-  GstClockTime pts = priv->out_time;
-  GstClockTime end = pts;
-  if (GST_CLOCK_TIME_IS_VALID(dur)) {
-    if (priv->out_rate) {
-      priv->out_samples += gst_util_uint64_scale_round(dur, priv->out_rate, GST_SECOND);
-      end = gst_util_uint64_scale_round(priv->out_samples, GST_SECOND, priv->out_rate);
-    } else {
-      end = pts + dur;
-    }
+  if (segment >= 0) priv->tl_segment = segment;
+  bool info = false;
+  int64_t samples = known_samples >= 0 ? known_samples : frame_samples(self, frame, &info);
+  if (info) {
+    GST_DEBUG_OBJECT(self, "an MP3 information frame in segment %" G_GINT64_FORMAT ": not audio",
+                     priv->tl_segment);
+    gst_buffer_unref(frame);
+    return;
   }
-  priv->out_time = end;
+  uint64_t clip_start = 0, clip_end = 0;
+  take_clipping(self, frame, clip_start, clip_end);
   priv->frames_out++;
-  GST_BUFFER_PTS(frame) = pts;
-  GST_BUFFER_DTS(frame) = pts;
-  GST_BUFFER_DURATION(frame) = GST_CLOCK_TIME_IS_VALID(dur) ? end - pts : GST_CLOCK_TIME_NONE;
-  GST_BUFFER_OFFSET(frame) = GST_BUFFER_OFFSET_NONE;
-  GST_BUFFER_OFFSET_END(frame) = GST_BUFFER_OFFSET_NONE;
-  if (priv->caps_set)
-    GST_BUFFER_FLAG_UNSET(frame, GST_BUFFER_FLAG_DISCONT);
-  else
-    GST_BUFFER_FLAG_SET(frame, GST_BUFFER_FLAG_DISCONT);
+  priv->instance_frames++;
+  priv->pending.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
+  segdl::Timeline::Decisions ds;
+  priv->timeline.push(priv->tl_segment, uint64_t(samples), priv->next_token++, ds, clip_start,
+                      clip_end);
+  apply_decisions(self, ds);
+}
+
+// The next stamped buffer, caps set first when they change.
+static GstFlowReturn take_ready(GstSegDlSrc *self, GstBuffer **outbuf) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  GstSegDlSrcPrivate::Frame f = priv->ready.front();
+  priv->ready.pop_front();
+  if (f.caps && !same_format(priv->out_caps, f.caps)) {
+    if (!gst_base_src_set_caps(GST_BASE_SRC(self), f.caps)) {
+      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
+                        ("downstream refused %" GST_PTR_FORMAT, f.caps));
+      gst_buffer_unref(f.buffer);
+      gst_caps_unref(f.caps);
+      return GST_FLOW_NOT_NEGOTIATED;
+    }
+    gst_caps_replace(&priv->out_caps, f.caps);
+  }
+  if (f.caps) gst_caps_unref(f.caps);
+  if (!priv->caps_set) GST_BUFFER_FLAG_SET(f.buffer, GST_BUFFER_FLAG_DISCONT);
   priv->caps_set = true;
-  *outbuf = frame;
+  *outbuf = f.buffer;
   return GST_FLOW_OK;
 }
 
-// Segment timing: nominal durations from the status, else the properties.
-struct SegmentTimes {
-  double first = kDefaultFirstSegmentDuration;  // seconds
-  double rest = kDefaultSegmentDuration;
-  int64_t total = -1;
-};
+void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  free_frames(priv->pending);
+  free_frames(priv->ready);
+  priv->timeline = segdl::Timeline();
+  priv->next_token = 0;
+  gst_caps_replace(&priv->in_caps, nullptr);
+  priv->codec = CODEC_OTHER;
+  priv->out_rate = 0;
+  priv->tl_segment = -1;
+  priv->last_samples = -1;
+  priv->instance_frames = 0;
+  priv->self_contained = false;
+}
 
-static SegmentTimes segment_times(GstSegDlSrc *self) {
+/* ---- seeking -------------------------------------------------------------- */
+
+// Nominal segment lengths: from the status, else the properties.
+static segdl::NominalSegments nominal_segments(GstSegDlSrc *self) {
   GstSegDlSrcPrivate *priv = self->priv;
   segdl::EngineStats st;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
     if (priv->downloader) st = priv->downloader->stats();
   }
-  SegmentTimes t;
-  t.first =
+  segdl::NominalSegments n;
+  n.first_s =
       st.first_segment_duration_s > 0 ? st.first_segment_duration_s : priv->first_segment_duration;
-  t.rest = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
-  t.total = st.segments_total;
-  return t;
+  n.rest_s = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
+  n.total = st.segments_total;
+  return n;
 }
 
-// Where segment k begins on the timeline: where its frames really began when
-// that was seen (self-contained files), else from the nominal durations.
-static GstClockTime segment_start(GstSegDlSrc *self, const SegmentTimes &t, int64_t k) {
-  auto it = self->priv->segment_starts.find(k);
-  if (it != self->priv->segment_starts.end()) return it->second;
-  if (k <= 0) return 0;
-  return GstClockTime((t.first + double(k - 1) * t.rest) * GST_SECOND);
-}
-
-// Maps a time on the track to the segment holding it and that segment's
-// start time.
-static int64_t segment_for_time(GstSegDlSrc *self, GstClockTime t, GstClockTime *start) {
-  GstSegDlSrcPrivate *priv = self->priv;
-  SegmentTimes times = segment_times(self);
-  double secs = double(t) / GST_SECOND;
-  int64_t k = secs < times.first ? 0 : 1 + int64_t(std::floor((secs - times.first) / times.rest));
-  if (times.total > 0 && k >= times.total) k = times.total - 1;
-  // Correct the estimate with what the frames showed (bounded steps).
-  for (int i = 0; i < 64 && k > 0 && segment_start(self, times, k) > t; i++) k--;
-  for (int i = 0; i < 64 && priv->segment_starts.count(k + 1) && priv->segment_starts[k + 1] <= t;
-       i++)
-    k++;
-  *start = segment_start(self, times, k);
-  return k;
-}
-
-// A flushing TIME seek (basesrc has stopped the streaming thread): restart
-// the downloads at the segment holding the position, and the timeline at
-// that segment's start; frames before the position are dropped in create().
+// A flushing TIME seek (basesrc has stopped the streaming thread): the
+// timeline picks the segment to restart from (real starts where seen, the
+// pre-roll the decoder needs included); frames before the target are then
+// dropped or given as clipped pre-roll, so the first sample out is the
+// target's.
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept {
   GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
   GstSegDlSrcPrivate *priv = self->priv;
@@ -459,121 +593,200 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
     return FALSE;
   }
   GstClockTime target = segment->start;
-  if (target == 0 && !priv->caps_set && priv->out_time == 0) return TRUE;  // already there
-  GstClockTime seg_start = 0;
-  int64_t k = segment_for_time(self, target, &seg_start);
+  if (target == 0 && !priv->caps_set && priv->timeline.position_ns() == 0 &&
+      priv->pending.empty() && priv->ready.empty())
+    return TRUE;  // already there
+  segdl::SeekPlan plan = priv->timeline.seek(target, nominal_segments(self));
   GST_INFO_OBJECT(self,
                   "seek to %" GST_TIME_FORMAT ": segment %" G_GINT64_FORMAT
                   " starting at %" GST_TIME_FORMAT,
-                  GST_TIME_ARGS(target), k, GST_TIME_ARGS(seg_start));
-  dl->seek(k);
+                  GST_TIME_ARGS(target), plan.segment, GST_TIME_ARGS(plan.start_ns));
+  dl->seek(plan.segment);
   priv->joiner->reset();
+  free_frames(priv->pending);
+  free_frames(priv->ready);
   if (priv->probe) g_byte_array_unref(priv->probe);
   priv->probe = nullptr;
   priv->probe_segment = -1;
   priv->track_done = false;
-  priv->out_time = seg_start;
-  priv->out_samples =
-      priv->out_rate ? gst_util_uint64_scale_round(seg_start, priv->out_rate, GST_SECOND) : 0;
-  priv->last_frame_duration = GST_CLOCK_TIME_NONE;
-  priv->vorbis.reset();
+  priv->tl_segment = -1;
+  priv->last_samples = -1;
+  if (priv->vorbis.ready()) priv->vorbis.reset();
   priv->frames_out_valid = false;
-  priv->seek_target = target;
   priv->discont = true;
   return TRUE;
 }
 
-// Segment bytes into the joiner, parsed frames out, laid end to end.
+/* ---- the timeline join's loop --------------------------------------------- */
+
+// The fallback file from its start: drops what was already played. True
+// when the frame was dropped; else `samples` is its count.
+static bool skip_fallback_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
+                                int64_t &samples) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (caps && !same_format(priv->in_caps, caps)) {
+    end_timeline_segment(self);
+    enter_caps(self, caps);
+  }
+  bool info = false;
+  samples = frame_samples(self, frame, &info);
+  uint64_t n = priv->fallback_by_frames ? 1 : uint64_t(samples);
+  if (info || (priv->fallback_seen + n <= priv->fallback_skip && n > 0)) {
+    if (!info) priv->fallback_seen += n;
+    gst_buffer_unref(frame);
+    return true;
+  }
+  priv->fallback_skipping = false;
+  if (priv->fallback_seen != priv->fallback_skip)
+    GST_WARNING_OBJECT(self,
+                       "fallback frames do not align: %" G_GUINT64_FORMAT " vs %" G_GUINT64_FORMAT,
+                       priv->fallback_seen, priv->fallback_skip);
+  return false;
+}
+
+// A frame out of the joiner, into the timeline.
+static void on_joined_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
+                            int64_t instance_start) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (priv->fallback_skipping && !GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
+    int64_t samples = -1;
+    if (skip_fallback_frame(self, frame, caps, samples)) return;
+    // The first frame of the fallback file played: a segment of its own.
+    enter_frame(self, frame, caps, segdl::kFallbackSegment, samples);
+    return;
+  }
+  if (instance_start == segdl::kFallbackSegment) instance_start = -1;  // handled above
+  if (instance_start >= 0) priv->instance_frames = 0;
+  enter_frame(self, frame, caps, instance_start);
+}
+
+// The next item from the engine into the joiner: segment bytes (probed at
+// each segment's start), the end, a gap or the fallback's first bytes.
+static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::Downloader::Item item;
+  GstFlowReturn ret = next_item(self, dl, item);
+  if (ret != GST_FLOW_OK) return ret;
+  using K = segdl::Downloader::Item::Kind;
+  if (item.kind == K::Eos) {
+    std::string error;
+    if (!feed_probe(self)) return GST_FLOW_ERROR;
+    if (!priv->joiner->finish(error)) {
+      demux_error(self, priv->joiner->instance_segment(), error);
+      return GST_FLOW_ERROR;
+    }
+    priv->track_done = true;
+    return GST_FLOW_OK;
+  }
+  if (item.kind == K::Gap) {
+    // The frames of what came before go out first; the gap follows.
+    std::string error;
+    if (!feed_probe(self)) return GST_FLOW_ERROR;
+    if (!priv->joiner->finish(error))
+      GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
+    priv->gap_segment = item.segment;
+    priv->gap_error = item.error;
+    return GST_FLOW_OK;
+  }
+  if (item.segment == segdl::kFallbackSegment && item.segment_offset == 0) {
+    // The fallback URL takes over: finish what the segments gave (their
+    // frames come out first), then start the file.
+    std::string error;
+    if (!feed_probe(self)) {
+      g_bytes_unref(item.bytes);
+      return GST_FLOW_ERROR;
+    }
+    // The segment that failed may be cut short: what it gave is played, a
+    // demuxer error about its missing rest is expected.
+    if (!priv->joiner->finish(error))
+      GST_INFO_OBJECT(self, "the broken segment ends: %s", error.c_str());
+    priv->fallback_first = item.bytes;
+    priv->discont = true;
+    return GST_FLOW_OK;
+  }
+  if (item.segment_offset == 0) {
+    // A new segment: decide about the previous one's probe first.
+    if (!feed_probe(self)) {
+      g_bytes_unref(item.bytes);
+      return GST_FLOW_ERROR;
+    }
+    priv->probe = g_byte_array_new();
+    priv->probe_segment = item.segment;
+  }
+  if (priv->probe) {
+    gsize size = 0;
+    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &size));
+    g_byte_array_append(priv->probe, data, guint(size));
+    g_bytes_unref(item.bytes);
+    if (priv->probe->len >= kHeaderProbeBytes && !feed_probe(self)) return GST_FLOW_ERROR;
+    return GST_FLOW_OK;
+  }
+  std::string error;
+  bool ok = priv->joiner->push(item.bytes, error);
+  g_bytes_unref(item.bytes);
+  if (!ok) {
+    demux_error(self, item.segment, error);
+    return GST_FLOW_ERROR;
+  }
+  return GST_FLOW_OK;
+}
+
+// Segment bytes into the joiner, parsed frames through the timeline, out in
+// order.
 static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, GstBuffer **outbuf) {
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
-    GstCaps *caps = nullptr;
-    int64_t instance_start = -1;
-    GstClockTime known_duration = GST_CLOCK_TIME_NONE;
-    if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
-      if (priv->fallback_skipping && !GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
-        // The fallback file from its start: drop what was already played.
-        GstClockTime dur = frame_duration(self, frame);
-        uint64_t n = priv->fallback_by_frames        ? 1
-                     : !GST_CLOCK_TIME_IS_VALID(dur) ? 0
-                     : priv->out_rate ? gst_util_uint64_scale_round(dur, priv->out_rate, GST_SECOND)
-                                      : dur;
-        if (priv->fallback_seen + n <= priv->fallback_skip && n > 0) {
-          priv->fallback_seen += n;
-          gst_buffer_unref(frame);
-          continue;
-        }
-        priv->fallback_skipping = false;
-        if (priv->fallback_seen != priv->fallback_skip)
-          GST_WARNING_OBJECT(
-              self, "fallback frames do not align: %" G_GUINT64_FORMAT " vs %" G_GUINT64_FORMAT,
-              priv->fallback_seen, priv->fallback_skip);
-        // This frame's duration is counted already: stamp it with it.
-        known_duration = dur;
-      } else if (instance_start >= 0 && instance_start != segdl::kFallbackSegment) {
-        priv->segment_starts[instance_start] = priv->out_time;
-      }
-      GstFlowReturn ret = stamp_frame(self, frame, caps, outbuf, known_duration);
+    if (!priv->ready.empty()) {
+      GstFlowReturn ret = take_ready(self, outbuf);
       if (ret != GST_FLOW_OK) return ret;
-      GstClockTime pts = GST_BUFFER_PTS(*outbuf);
-      GstClockTime end =
-          pts + (GST_BUFFER_DURATION_IS_VALID(*outbuf) ? GST_BUFFER_DURATION(*outbuf) : 0);
-      bool lead_in = false;  // a frame without samples before the position (decoder priming)
-      if (GST_CLOCK_TIME_IS_VALID(priv->seek_target)) {
-        if (end <= priv->seek_target && end > pts) {  // before the seek position
-          gst_buffer_replace(outbuf, nullptr);
-          continue;
-        }
-        lead_in = end == pts && end <= priv->seek_target;
-        if (!lead_in) priv->seek_target = GST_CLOCK_TIME_NONE;
-      }
-      if (priv->discont) {
-        // Also on the first frame with samples: sinks drop lead-in frames
-        // that lie before the segment.
-        GST_BUFFER_FLAG_SET(*outbuf, GST_BUFFER_FLAG_DISCONT);
-        priv->discont = lead_in;
-      }
       GstClockTime stop = GST_BASE_SRC(self)->segment.stop;
-      if (GST_CLOCK_TIME_IS_VALID(stop) && pts >= stop) {
+      if (GST_CLOCK_TIME_IS_VALID(stop) && GST_BUFFER_PTS(*outbuf) >= stop &&
+          GST_BUFFER_DURATION(*outbuf) > 0) {
         gst_buffer_replace(outbuf, nullptr);
         return GST_FLOW_EOS;  // basesrc turns this into SEGMENT_DONE for segment seeks
       }
       return GST_FLOW_OK;
     }
+    GstCaps *caps = nullptr;
+    int64_t instance_start = -1;
+    if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
+      on_joined_frame(self, frame, caps, instance_start);
+      continue;
+    }
     if (priv->gap_segment >= 0) {
-      // Silence up to where the next segment begins.
+      // The frames before it go out first; then silence up to where the
+      // next segment begins.
+      end_timeline_segment(self);
+      if (!priv->ready.empty()) continue;
       int64_t n = priv->gap_segment;
       priv->gap_segment = -1;
-      GstClockTime next = segment_start(self, segment_times(self), n + 1);
-      GstClockTime dur = next > priv->out_time ? next - priv->out_time : 0;
+      uint64_t start = 0, dur = 0;
+      priv->timeline.skip_segment(n, nominal_segments(self), start, dur);
       post_gap_warning(self, priv->gap_error, dur);
-      if (dur > 0) {
-        if (priv->caps_set)
-          gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_gap(priv->out_time, dur));
-        priv->out_time = next;
-        if (priv->out_rate)
-          priv->out_samples = gst_util_uint64_scale_round(next, priv->out_rate, GST_SECOND);
-      }
+      if (dur > 0 && priv->caps_set)
+        gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_gap(start, dur));
       priv->frames_out_valid = false;  // a fallback later can no longer count frames
-      priv->vorbis.reset();
+      if (priv->vorbis.ready()) priv->vorbis.reset();
+      priv->tl_segment = -1;
       priv->discont = true;
       continue;
     }
     if (priv->fallback_first) {
       // Everything before the switch is out: the fallback file starts now,
       // from its beginning, skipping what was played.
+      end_timeline_segment(self);
+      if (!priv->ready.empty()) continue;
       GBytes *first = priv->fallback_first;
       priv->fallback_first = nullptr;
       bool fresh = !priv->caps_set;
       // The same encode has the same frames: count them when the count is
       // from the track start, else measure the time played.
       priv->fallback_by_frames = priv->frames_out_valid;
-      priv->fallback_skip = priv->fallback_by_frames ? priv->frames_out
-                            : priv->out_rate         ? priv->out_samples
-                                                     : priv->out_time;
+      priv->fallback_skip =
+          priv->fallback_by_frames ? priv->frames_out : priv->timeline.position_samples();
       priv->fallback_seen = 0;
       priv->fallback_skipping = priv->fallback_skip > 0;
-      priv->vorbis.reset();
+      if (priv->vorbis.ready()) priv->vorbis.reset();
       // Nothing played yet: the file is the track start (headers, pre-skip).
       priv->joiner->new_instance(fresh ? 0 : segdl::kFallbackSegment);
       std::string error;
@@ -586,79 +799,21 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
       continue;
     }
     if (priv->track_done) {
+      end_timeline_segment(self);
+      if (!priv->ready.empty()) continue;
       if (!priv->caps_set) {
         GST_ELEMENT_ERROR(self, STREAM, DEMUX, ("The track has no audio."),
                           ("no frame came out of %" G_GINT64_FORMAT " demuxer instance(s)",
                            priv->joiner->instance_count()));
         return GST_FLOW_ERROR;
       }
-      GST_INFO_OBJECT(self, "end of track at %" GST_TIME_FORMAT, GST_TIME_ARGS(priv->out_time));
+      GST_INFO_OBJECT(self, "end of track at %" GST_TIME_FORMAT,
+                      GST_TIME_ARGS(priv->timeline.position_ns()));
       post_final_stats(self, dl);
       return GST_FLOW_EOS;
     }
-    segdl::Downloader::Item item;
-    GstFlowReturn ret = next_item(self, dl, item);
+    GstFlowReturn ret = feed_next_item(self, dl);
     if (ret != GST_FLOW_OK) return ret;
-    if (item.kind == segdl::Downloader::Item::Kind::Eos) {
-      std::string error;
-      if (!feed_probe(self)) return GST_FLOW_ERROR;
-      if (!priv->joiner->finish(error)) {
-        demux_error(self, priv->joiner->instance_segment(), error);
-        return GST_FLOW_ERROR;
-      }
-      priv->track_done = true;
-      continue;
-    }
-    if (item.kind == segdl::Downloader::Item::Kind::Gap) {
-      // The frames of what came before go out first; the gap follows (above).
-      std::string error;
-      if (!feed_probe(self)) return GST_FLOW_ERROR;
-      if (!priv->joiner->finish(error))
-        GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
-      priv->gap_segment = item.segment;
-      priv->gap_error = item.error;
-      continue;
-    }
-    if (item.segment == segdl::kFallbackSegment && item.segment_offset == 0) {
-      // The fallback URL takes over: finish what the segments gave (their
-      // frames come out first), then start the file (above).
-      std::string error;
-      if (!feed_probe(self)) {
-        g_bytes_unref(item.bytes);
-        return GST_FLOW_ERROR;
-      }
-      // The segment that failed may be cut short: what it gave is played, a
-      // demuxer error about its missing rest is expected.
-      if (!priv->joiner->finish(error))
-        GST_INFO_OBJECT(self, "the broken segment ends: %s", error.c_str());
-      priv->fallback_first = item.bytes;
-      priv->discont = true;
-      continue;
-    }
-    if (item.segment_offset == 0) {
-      // A new segment: decide about the previous one's probe first.
-      if (!feed_probe(self)) {
-        g_bytes_unref(item.bytes);
-        return GST_FLOW_ERROR;
-      }
-      priv->probe = g_byte_array_new();
-      priv->probe_segment = item.segment;
-    }
-    if (priv->probe) {
-      gsize size = 0;
-      const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &size));
-      g_byte_array_append(priv->probe, data, guint(size));
-      g_bytes_unref(item.bytes);
-      if (priv->probe->len >= kHeaderProbeBytes && !feed_probe(self)) return GST_FLOW_ERROR;
-      continue;
-    }
-    std::string error;
-    bool ok = priv->joiner->push(item.bytes, error);
-    g_bytes_unref(item.bytes);
-    if (!ok) {
-      demux_error(self, item.segment, error);
-      return GST_FLOW_ERROR;
-    }
   }
 }
 

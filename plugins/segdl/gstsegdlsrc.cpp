@@ -211,8 +211,6 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   priv->join = s.join;
   priv->first_segment_duration = s.first_segment_duration;
   priv->segment_duration = s.segment_duration;
-  priv->segment_starts.clear();
-  priv->seek_target = GST_CLOCK_TIME_NONE;
   priv->discont = false;
   priv->frames_out = 0;
   priv->frames_out_valid = true;
@@ -220,10 +218,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   gst_base_src_set_format(bsrc, s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
   priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
   priv->track_done = false;
-  priv->out_rate = 0;
-  priv->out_samples = 0;
-  priv->out_time = 0;
-  priv->last_frame_duration = GST_CLOCK_TIME_NONE;
+  gst_seg_dl_src_reset_timeline(self);
   priv->duration_ns = -1;
   priv->buffer_size = s.buffer_size;
   priv->caps_set = false;
@@ -254,6 +249,7 @@ static gboolean gst_seg_dl_src_stop(GstBaseSrc *bsrc) noexcept {
   priv->probe = nullptr;
   priv->probe_segment = -1;
   gst_caps_replace(&priv->out_caps, nullptr);
+  gst_seg_dl_src_reset_timeline(self);
   if (priv->fallback_first) g_bytes_unref(priv->fallback_first);
   priv->fallback_first = nullptr;
   priv->fallback_skipping = false;

@@ -1,0 +1,152 @@
+/* segdl — the timeline: where every frame of a segmented track plays.
+ *
+ * Pure arithmetic, no GStreamer: frames go in with their sample count (from
+ * the codec: AAC frame length, Opus TOC, Vorbis block sizes, MP3 header) and
+ * the segment (demuxer instance) they come from; decisions come out, in the
+ * same order: drop the frame, or play it at pts for duration, with so many
+ * samples clipped at its start and end (GstAudioClippingMeta downstream).
+ *
+ * Time is counted in samples of the current rate, so nothing accumulates
+ * rounding: pts = samples presented so far / rate. The trims a player of the
+ * unsegmented file would apply come in two ways:
+ *  - per segment (SegmentTrim): samples not presented at the segment's start
+ *    (MP4 edit media time, Opus pre-skip, LAME delay), how many are
+ *    presented after that (MP4 edit duration), and samples cut from its end
+ *    once the segment is complete (Vorbis end granule, LAME padding);
+ *  - per frame: clipping the demuxer already put on the frame.
+ * A frame wholly before the presented part of its segment is kept, fully
+ * clipped (the decoder needs it to prime, see docs/design.md); one wholly
+ * after it is dropped. Frames of a segment near its end are held back (at
+ * most hold_samples) until the segment ends, so an end trim known only then
+ * still applies.
+ *
+ * It remembers where each segment's frames really began, and maps a seek
+ * target to the segment to restart from: frames before the target are
+ * dropped, except the last `preroll` samples' worth, which are given to the
+ * decoder fully clipped; the frame holding the target is clipped at its
+ * start, so the first presented sample is the target's.
+ */
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <vector>
+
+namespace segdl {
+
+// Samples of one segment that the container says are not presented.
+struct SegmentTrim {
+  uint64_t start = 0;   // at the segment's start
+  int64_t length = -1;  // presented after `start`; -1 = all
+  uint64_t end = 0;     // at the segment's end (applied when it ends)
+};
+
+// What to do with one frame that went in.
+struct FrameDecision {
+  uint64_t token = 0;  // the caller's, from push()
+  bool drop = false;
+  int64_t segment = -1;
+  uint64_t samples = 0;      // in the frame
+  uint64_t clip_start = 0;   // not presented, at the frame's start
+  uint64_t clip_end = 0;     // not presented, at its end
+  uint64_t pts_ns = 0;       // where its first presented sample plays
+  uint64_t duration_ns = 0;  // of its presented samples (0 when fully clipped)
+  bool discont = false;      // first frame after a start, seek or gap
+};
+
+// Nominal segment lengths (from the status or the properties), for
+// segments not seen yet.
+struct NominalSegments {
+  double first_s = 15.0;
+  double rest_s = 30.0;
+  int64_t total = -1;  // -1 = unknown
+  uint64_t start_ns(int64_t k) const;
+  int64_t segment_at(uint64_t t_ns) const;
+};
+
+// Where a seek restarts.
+struct SeekPlan {
+  int64_t segment = 0;     // download and demux from this segment
+  uint64_t target_ns = 0;  // first presented sample (the seek position)
+  uint64_t start_ns = 0;   // where that segment's frames begin
+};
+
+uint64_t samples_to_ns(uint64_t samples, int rate);
+uint64_t ns_to_samples(uint64_t ns, int rate);
+
+class Timeline {
+ public:
+  using Decisions = std::vector<FrameDecision>;
+
+  // The sample rate of the frames from now on (the position is kept).
+  void set_rate(int rate);
+  int rate() const { return rate_; }
+  // Samples given to the decoder, fully clipped, before a seek target.
+  void set_preroll(uint64_t samples) { preroll_ = samples; }
+  // Frames held back near a segment's end, for end trims known late.
+  void set_hold(uint64_t samples) { hold_ = samples; }
+  // The trims of `segment`, before or while its frames go in (the end trim
+  // until end_segment()).
+  void set_trim(int64_t segment, const SegmentTrim &trim);
+
+  // A frame of `segment` with `samples` samples, of which the demuxer said
+  // `clip_start`/`clip_end` are not presented. Appends the decisions now
+  // ready to `out`, in push order.
+  void push(int64_t segment, uint64_t samples, uint64_t token, Decisions &out,
+            uint64_t clip_start = 0, uint64_t clip_end = 0);
+  // The current segment has all its frames: its end trim applies, and the
+  // frames held back are decided.
+  void end_segment(Decisions &out);
+
+  // Nothing of `segment` will come (a gap): the position moves to where the
+  // next segment begins. Returns the gap's start and duration in ns.
+  void skip_segment(int64_t segment, const NominalSegments &nominal, uint64_t &start_ns,
+                    uint64_t &duration_ns);
+
+  // Restart for a seek to `target_ns`: frames held are forgotten.
+  SeekPlan seek(uint64_t target_ns, const NominalSegments &nominal);
+  // Back to the start (a seek to 0 without frames, or a fresh start).
+  void reset();
+
+  // Where `segment`'s frames began, if seen.
+  bool segment_start(int64_t segment, uint64_t &ns) const;
+  uint64_t segment_start_or_nominal(int64_t segment, const NominalSegments &nominal) const;
+  uint64_t position_ns() const { return ns_at(pos_); }
+  // Samples presented since the track start (exact while no seek or gap
+  // happened; else from the restart point).
+  uint64_t position_samples() const;
+  bool seeking() const { return seeking_; }
+
+ private:
+  struct Held {
+    FrameDecision d;
+    uint64_t presented;  // samples after the container's clipping
+  };
+  uint64_t ns_at(uint64_t pos) const;
+  void begin_segment(int64_t segment);
+  void decide(Held &h, Decisions &out);
+  void release(Decisions &out, bool all);
+
+  int rate_ = 0;
+  uint64_t base_ns_ = 0;  // time at pos_ == 0 (changes with the rate or a seek)
+  uint64_t pos_ = 0;      // samples presented since base_ns_
+  uint64_t preroll_ = 0;
+  uint64_t hold_ = 8192;
+  bool discont_ = true;
+
+  // The segment whose frames are coming in.
+  int64_t current_ = -1;
+  uint64_t in_segment_ = 0;        // samples of it pushed so far (before clipping)
+  uint64_t presented_in_seg_ = 0;  // of them, presented after the segment trim
+  std::map<int64_t, SegmentTrim> trims_;
+  std::deque<Held> held_;
+  uint64_t held_samples_ = 0;
+
+  std::map<int64_t, uint64_t> starts_;  // segment -> ns where its frames began
+
+  bool seeking_ = false;
+  uint64_t target_ns_ = 0;
+};
+
+}  // namespace segdl

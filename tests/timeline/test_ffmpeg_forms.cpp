@@ -1,0 +1,206 @@
+/* segdl tests — join=timeline on segments made by ffmpeg (`-f segment`, the
+ * way real backends cut), every form: each buffer has a pts and a duration,
+ * continuous to 1 us; the decoded PCM equals the decode of the unsegmented
+ * file of the same encode (sample for sample where the decoder is
+ * deterministic and the segments keep the file's trims); the output muxes
+ * into a file of the right duration.
+ */
+#include "ffmpeg.h"
+
+#include <gst/pbutils/pbutils.h>
+
+#include <cstdlib>
+
+using namespace segdl;
+using namespace segdl::test;
+using namespace segdl::test::ff;
+
+namespace {
+
+const Form kForms[] = {
+    {"opus/webm",
+     {"-c:a", "libopus", "-b:a", "48k"},
+     "webm",
+     "webm",
+     "audio/webm",
+     false,
+     7.5,
+     48000,
+     true},
+    {"opus/ogg",
+     {"-c:a", "libopus", "-b:a", "48k"},
+     "ogg",
+     "ogg",
+     "audio/ogg",
+     false,
+     7.5,
+     48000,
+     true},
+    {"vorbis/ogg",
+     {"-c:a", "libvorbis", "-q:a", "2"},
+     "ogg",
+     "ogg",
+     "audio/ogg",
+     false,
+     7.5,
+     44100,
+     true},
+    {"mp3 (ID3 + Info per segment)",
+     {"-c:a", "libmp3lame", "-b:a", "64k"},
+     "mp3",
+     "mp3",
+     "audio/mpeg",
+     false,
+     7.5,
+     44100,
+     true},
+    {"aac/adts",
+     {"-c:a", "aac", "-b:a", "64k"},
+     "adts",
+     "aac",
+     "audio/aac",
+     false,
+     7.5,
+     44100,
+     true},
+    {"aac/mpegts",
+     {"-c:a", "aac", "-b:a", "64k"},
+     "mpegts",
+     "ts",
+     "video/mp2t",
+     false,
+     7.5,
+     44100,
+     false},
+    {"aac/m4a reset",
+     {"-c:a", "aac", "-b:a", "64k"},
+     "mp4",
+     "m4a",
+     "audio/mp4",
+     true,
+     7.5,
+     44100,
+     false},
+    {"aac/m4a kept",
+     {"-c:a", "aac", "-b:a", "64k"},
+     "mp4",
+     "m4a",
+     "audio/mp4",
+     false,
+     7.5,
+     44100,
+     false},
+};
+
+// The forms whose decoded PCM is checked. Not yet: Ogg end trims (the last
+// page's granule; opus/ogg, vorbis/ogg give one packet too many) and MP4
+// edit lists (m4a: the end trim of the last segment), see docs/element.md.
+const size_t kPcmForms[] = {0, 3, 4, 5};
+
+// Every buffer but codec headers has a pts and a duration; each starts
+// where the previous ended (to 1 us), from 0.
+void check_stamps(const Run &run) {
+  fail_unless(run.eos, "no EOS (error: %s)", run.error ? run.error->message : "none");
+  fail_unless(!run.pts.empty());
+  GstClockTime end = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < run.pts.size(); i++) {
+    if (run.header[i]) continue;
+    fail_unless(GST_CLOCK_TIME_IS_VALID(run.pts[i]), "buffer %zu has no pts", i);
+    fail_unless(GST_CLOCK_TIME_IS_VALID(run.durations[i]), "buffer %zu has no duration", i);
+    GstClockTimeDiff d = GST_CLOCK_DIFF(end, run.pts[i]);
+    fail_unless(d >= -1000 && d <= 1000,
+                "buffer %zu at %" GST_TIME_FORMAT ", the previous ends at %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(run.pts[i]), GST_TIME_ARGS(end));
+    end = run.pts[i] + run.durations[i];
+    n++;
+  }
+  fail_unless(n > 10);
+}
+
+const char *kPcm =
+    "decodebin ! audioconvert ! audio/x-raw,format=S16LE,channels=1 ! "
+    "appsink name=sink sync=false";
+
+// The decoded PCM of the unsegmented file.
+void decode_file(const std::string &path, Run &run) {
+  std::string desc = "filesrc location=\"" + path + "\" ! " + kPcm;
+  GstElement *p = gst_parse_launch(desc.c_str(), nullptr);
+  fail_unless(p != nullptr);
+  run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos, "reference decode: %s", run.error ? run.error->message : "no EOS");
+}
+
+void serve_and_run(const Fixture &fx, const std::string &tail, Run &run,
+                   const std::string &props = "") {
+  auto srv = start_server();
+  srv->add_track("ff", fx.track());
+  GstElement *p = make_pipeline(srv->base_url(), "ff", props, tail);
+  run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  srv->stop();
+}
+
+// Index of the first sample where two PCM streams differ, or -1.
+int64_t first_difference(const Bytes &a, const Bytes &b) {
+  size_t n = std::min(a.size(), b.size()) / 2;
+  for (size_t i = 0; i < n; i++)
+    if (a[2 * i] != b[2 * i] || a[2 * i + 1] != b[2 * i + 1]) return int64_t(i);
+  return -1;
+}
+
+}  // namespace
+
+GST_START_TEST(test_stamps) {
+  const Form &f = kForms[__i__];
+  GST_INFO("form %s", f.name);
+  Fixture fx(f);
+  Run run;
+  serve_and_run(fx, "appsink name=sink sync=false", run);
+  check_stamps(run);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_pcm) {
+  const Form &f = kForms[kPcmForms[__i__]];
+  GST_INFO("form %s", f.name);
+  Fixture fx(f);
+  Run ref;
+  decode_file(fx.whole(), ref);
+  Run run;
+  serve_and_run(fx, kPcm, run);
+  fail_unless(run.eos, "%s: no EOS (%s)", f.name, run.error ? run.error->message : "none");
+  size_t got = run.bytes.size() / 2, want = ref.bytes.size() / 2;
+  if (f.pcm_exact) {
+    fail_unless(got == want, "%s: %zu samples decoded, the unsegmented file has %zu", f.name, got,
+                want);
+    int64_t at = first_difference(run.bytes, ref.bytes);
+    fail_unless(at < 0, "%s: decoded PCM differs from sample %" G_GINT64_FORMAT, f.name, at);
+  } else {
+    // Within one frame of the unsegmented file (see docs/element.md).
+    size_t diff = got > want ? got - want : want - got;
+    fail_unless(diff <= 1024, "%s: %zu samples decoded, the unsegmented file has %zu", f.name, got,
+                want);
+  }
+}
+GST_END_TEST;
+
+static Suite *ffmpeg_forms_suite() {
+  Suite *s = suite_create("ffmpeg-forms");
+  TCase *tc = tcase_create("forms");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_loop_test(tc, test_stamps, 0, G_N_ELEMENTS(kForms));
+  tcase_add_loop_test(tc, test_pcm, 0, G_N_ELEMENTS(kPcmForms));
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (!have_ffmpeg()) {
+    g_print("SKIP: ffmpeg is not installed (scripts/setup.sh installs it)\n");
+    return 77;
+  }
+  gst_check_init(&argc, &argv);
+  return gst_check_run_suite(ffmpeg_forms_suite(), "ffmpeg-forms", __FILE__);
+}
