@@ -201,11 +201,17 @@ void Downloader::thread_main(std::promise<std::string> *started) {
   g_main_context_unref(ctx);
 }
 
+// Removes a job, cancelling its transfer first: no callback may reach a
+// freed job. Returns the next position.
+std::map<int64_t, std::unique_ptr<Downloader::Job>>::iterator Downloader::drop_job(
+    std::map<int64_t, std::unique_ptr<Job>>::iterator it) {
+  if (it->second->phase == Job::Phase::Fetching) fetcher_->cancel(it->second->fetch_id);
+  return jobs_.erase(it);
+}
+
 // Cancels every transfer and timer of the segmented backend.
 void Downloader::cancel_everything() {
-  for (auto &entry : jobs_)
-    if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
-  jobs_.clear();
+  while (!jobs_.empty()) drop_job(jobs_.begin());
   if (status_job_) fetcher_->cancel(status_job_->fetch_id);
   status_job_.reset();
   clear_source(poll_timer_);
@@ -289,8 +295,9 @@ void Downloader::schedule() {
     consumer = consumer_;
     if (fatal_) return;
   }
-  // Segments behind the consumer are consumed: forget them.
-  while (!jobs_.empty() && jobs_.begin()->first < consumer) jobs_.erase(jobs_.begin());
+  // Segments behind the consumer are consumed (or skipped by a seek): stop
+  // and forget them.
+  while (!jobs_.empty() && jobs_.begin()->first < consumer) drop_job(jobs_.begin());
 
   int window = cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1;
   // Cache first: whatever the disk has is delivered without a request.
@@ -848,9 +855,7 @@ void Downloader::seek(int64_t segment) {
 // schedule from the new one.
 void Downloader::restart_jobs() {
   if (stopping_) return;
-  for (auto &entry : jobs_)
-    if (entry.second->phase == Job::Phase::Fetching) fetcher_->cancel(entry.second->fetch_id);
-  jobs_.clear();
+  while (!jobs_.empty()) drop_job(jobs_.begin());
   {
     // Data that old jobs delivered between seek() and now.
     std::lock_guard<std::mutex> lock(mu_);

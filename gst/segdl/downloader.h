@@ -220,6 +220,8 @@ class Downloader {
   void post(std::function<void()> fn);
   void teardown();
   void cancel_everything();
+  std::map<int64_t, std::unique_ptr<Job>>::iterator drop_job(
+      std::map<int64_t, std::unique_ptr<Job>>::iterator it);
   void restart_jobs();
   double jitter();
 

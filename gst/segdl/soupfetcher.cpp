@@ -118,10 +118,18 @@ class SoupFetcher final : public Fetcher {
         &expired, nullptr);
     g_source_attach(guard, context_);
     while (pending_ > 0 && !expired) g_main_context_iteration(context_, TRUE);
+    // Close every connection, then let libsoup's own pending operations
+    // (connecting, closing) finish on this context: they hold the session,
+    // its connections and their sockets until they are dispatched here.
+    soup_session_abort(session_);
+    SoupSession *alive = session_;
+    g_object_add_weak_pointer(G_OBJECT(alive), reinterpret_cast<gpointer *>(&alive));
+    g_object_unref(session_);
+    session_ = nullptr;
+    while (alive && !expired) g_main_context_iteration(context_, TRUE);
+    if (alive) g_object_remove_weak_pointer(G_OBJECT(alive), reinterpret_cast<gpointer *>(&alive));
     g_source_destroy(guard);
     g_source_unref(guard);
-    soup_session_abort(session_);
-    g_object_unref(session_);
     g_main_context_unref(context_);
   }
 
