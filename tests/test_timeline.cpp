@@ -200,6 +200,42 @@ GST_START_TEST(test_duration_query) {
 }
 GST_END_TEST;
 
+// The deployed backends send only `ready` and `totalSegments`: the
+// DURATION query estimates from the total and the nominal lengths at once,
+// and answers the length counted in samples once the end was parsed.
+GST_START_TEST(test_duration_estimate) {
+  auto srv = start_server();  // bare status
+  srv->add_track("b", make_track(media::Form::Adts));
+  GstElement *p =
+      make_pipeline(srv->base_url(), "b", "first-segment-duration=1.5 segment-duration=3.0",
+                    "fakesink sync=false");
+  GstBus *bus = gst_element_get_bus(p);
+  fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                         GST_STATE_CHANGE_SUCCESS);
+  gint64 dur = -1;
+  for (int i = 0; i < 50 && !gst_element_query_duration(p, GST_FORMAT_TIME, &dur); i++) {
+    GstMessage *m =
+        gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND, GST_MESSAGE_DURATION_CHANGED);
+    if (m) gst_message_unref(m);
+  }
+  fail_unless_equals_int64(dur, gint64(10.5 * GST_SECOND));  // 1.5 + 3 * 3
+  fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_timed_pop_filtered(bus, 30 * GST_SECOND,
+                                             GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  fail_unless(gst_element_query_duration(p, GST_FORMAT_TIME, &dur));
+  const media::Encoded &enc = fixture(media::Form::Adts);
+  uint64_t frames = enc.frames.size();
+  fail_unless_equals_int64(dur, gint64(gst_util_uint64_scale_round(frames * 1024, GST_SECOND,
+                                                                   guint64(enc.sample_rate))));
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
 // Seeks into every part of the track: the output lands on the position
 // (first sample out = the target's), DISCONT, and the frames from the
 // decoder's pre-roll on are the encode's.
@@ -329,6 +365,7 @@ static Suite *timeline_suite() {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_adts_frames);
   tcase_add_test(tc, test_duration_query);
+  tcase_add_test(tc, test_duration_estimate);
   tcase_add_test(tc, test_ts_frames);
   tcase_add_test(tc, test_seek_key_unit);
   tcase_add_loop_test(tc, test_seek_adts, 0, G_N_ELEMENTS(kSeekTargets));

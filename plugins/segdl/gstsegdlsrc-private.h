@@ -168,7 +168,8 @@ struct GstSegDlSrcPrivate {
 
   // Read by queries from any thread.
   std::atomic<int> percent{100};
-  std::atomic<int64_t> duration_ns{-1};  // track length, -1 while unknown
+  std::atomic<int64_t> duration_ns{-1};        // track length, -1 while unknown
+  std::atomic<int64_t> exact_duration_ns{-1};  // counted in samples once the end was parsed
 };
 
 struct _GstSegDlSrc {
@@ -179,8 +180,16 @@ struct _GstSegDlSrc {
 // The `stats` structure ("segdl-stats") for the property and the messages.
 GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s);
 
+// Posts the engine's queued events (WARNINGs, "segdl-segment" messages);
+// streaming thread (gstsegdlsrc.cpp).
+void gst_seg_dl_src_post_events(GstSegDlSrc *self, segdl::Downloader *dl);
+
 // The streaming thread (gstsegdlsrc-stream.cpp).
 GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept;
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept;
 // The timeline join's state back to a fresh start (start()), or freed (stop()).
 void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self);
+// The track length in ns: exact once the timeline has seen the end, else
+// the status's, else estimated from totalSegments and the nominal segment
+// lengths; -1 while unknown. Any thread (`dl` held alive by the caller).
+int64_t gst_seg_dl_src_track_duration(GstSegDlSrc *self, segdl::Downloader *dl);

@@ -109,9 +109,25 @@ static GstBuffer *take_held(GstSegDlSrcPrivate *priv) {
   return buf;
 }
 
+int64_t gst_seg_dl_src_track_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  int64_t exact = priv->exact_duration_ns.load();
+  if (exact >= 0) return exact;
+  int64_t d = dl->track_duration_ns();
+  if (d >= 0) return d;
+  // The deployed backends send only `ready` and `totalSegments`.
+  segdl::EngineStats st = dl->stats();
+  if (st.segments_total < 0) return -1;
+  segdl::NominalSegments n;
+  n.first_s =
+      st.first_segment_duration_s > 0 ? st.first_segment_duration_s : priv->first_segment_duration;
+  n.rest_s = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
+  return int64_t(n.start_ns(st.segments_total));
+}
+
 // Posts DURATION_CHANGED when the track length becomes known or changes.
 static void update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
-  int64_t d = dl->track_duration_ns();
+  int64_t d = gst_seg_dl_src_track_duration(self, dl);
   if (self->priv->duration_ns.exchange(d) == d) return;
   GST_INFO_OBJECT(self, "duration %" GST_STIME_FORMAT, GST_STIME_ARGS(d));
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_duration_changed(GST_OBJECT(self)));
@@ -125,6 +141,7 @@ static GstFlowReturn next_item(GstSegDlSrc *self, segdl::Downloader *dl,
                                segdl::Downloader::Item &item) {
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
+    gst_seg_dl_src_post_events(self, dl);  // WARNINGs and segment messages, from this thread
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
       int pct = lv.can_finish ? 100
@@ -136,7 +153,7 @@ static GstFlowReturn next_item(GstSegDlSrc *self, segdl::Downloader *dl,
         continue;
       }
       priv->buffering = false;
-      post_buffering(self, 100);
+      if (!lv.ends_in_error) post_buffering(self, 100);  // no 100 % just before an ERROR
     }
     item = dl->pop(kPopWait);
     using K = segdl::Downloader::Item::Kind;
@@ -551,6 +568,7 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   priv->last_samples = -1;
   priv->instance_frames = 0;
   priv->self_contained = false;
+  priv->exact_duration_ns = -1;
 }
 
 /* ---- seeking -------------------------------------------------------------- */
@@ -809,6 +827,9 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
       }
       GST_INFO_OBJECT(self, "end of track at %" GST_TIME_FORMAT,
                       GST_TIME_ARGS(priv->timeline.position_ns()));
+      // The length is now counted, not estimated.
+      priv->exact_duration_ns = int64_t(priv->timeline.position_ns());
+      update_duration(self, dl);
       post_final_stats(self, dl);
       return GST_FLOW_EOS;
     }
