@@ -1,0 +1,245 @@
+/* segdl-gateway tests — shared helpers: a synchronous HTTP client (one
+ * libsoup session per call, bounded by its timeout), JSON access, fixtures,
+ * and a gated upstream whose segment answers wait until the test opens the
+ * gate (so "two clients during one transfer" is a fact, not a race).
+ */
+#pragma once
+
+#include "gateway/gateway.h"
+#include "server/server.h"
+
+#include <gst/check/gstcheck.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace gwtest {
+
+using segdl::server::Bytes;
+
+constexpr int kWaitMs = 20000;
+
+#define assert_str_eq(a, b)                                                 \
+  do {                                                                      \
+    const std::string a_ = (a), b_ = (b);                                   \
+    fail_unless(a_ == b_, "'%s' != '%s' (%s)", a_.c_str(), b_.c_str(), #a); \
+  } while (0)
+
+inline Bytes pattern(int seg, size_t size) {
+  Bytes b(size);
+  for (size_t i = 0; i < size; i++)
+    b[i] = static_cast<uint8_t>((seg * 31 + i * 7 + i / 251) & 0xff);
+  return b;
+}
+
+inline std::string str(const Bytes &b) {
+  return std::string(b.begin(), b.end());
+}
+
+// `count` segments of 20, 30, 40 ... KB.
+inline segdl::server::Track make_track(int count = 3) {
+  segdl::server::Track t;
+  for (int k = 0; k < count; k++) t.segments.push_back(pattern(k, 20000 + 10000 * k));
+  t.mime_type = "audio/aac";
+  for (const Bytes &s : t.segments) t.full.insert(t.full.end(), s.begin(), s.end());
+  return t;
+}
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string error;                           // transport error, if any
+  std::string h(const std::string &name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+inline Reply request(const std::string &method, const std::string &url,
+                     const std::vector<std::pair<std::string, std::string>> &headers = {},
+                     const std::string &body = "", GCancellable *cancel = nullptr) {
+  Reply r;
+  SoupSession *session = soup_session_new_with_options("timeout", 30, "idle-timeout", 30, nullptr);
+  SoupMessage *msg = soup_message_new(method.c_str(), url.c_str());
+  fail_unless(msg != nullptr, "bad url %s", url.c_str());
+  SoupMessageHeaders *rh = soup_message_get_request_headers(msg);
+  for (const auto &kv : headers)
+    soup_message_headers_replace(rh, kv.first.c_str(), kv.second.c_str());
+  if (!body.empty()) {
+    GBytes *b = g_bytes_new(body.data(), body.size());
+    soup_message_set_request_body_from_bytes(msg, "application/json", b);
+    g_bytes_unref(b);
+  }
+  GError *err = nullptr;
+  GBytes *out = soup_session_send_and_read(session, msg, cancel, &err);
+  if (out) {
+    gsize size = 0;
+    const char *d = static_cast<const char *>(g_bytes_get_data(out, &size));
+    r.body.assign(d ? d : "", size);
+    g_bytes_unref(out);
+  }
+  if (err) r.error = err->message;
+  g_clear_error(&err);
+  r.status = static_cast<int>(soup_message_get_status(msg));
+  SoupMessageHeadersIter it;
+  soup_message_headers_iter_init(&it, soup_message_get_response_headers(msg));
+  const char *name, *value;
+  while (soup_message_headers_iter_next(&it, &name, &value)) {
+    g_autofree char *lower = g_ascii_strdown(name, -1);
+    r.headers[lower] = value;
+  }
+  g_object_unref(msg);
+  g_object_unref(session);
+  return r;
+}
+
+inline Reply get(const std::string &url,
+                 const std::vector<std::pair<std::string, std::string>> &headers = {}) {
+  return request("GET", url, headers);
+}
+
+// A parsed JSON body (owned); fails the test when it is not a JSON object.
+class Json {
+ public:
+  explicit Json(const std::string &text) : parser_(json_parser_new()) {
+    GError *err = nullptr;
+    const bool ok =
+        json_parser_load_from_data(parser_, text.c_str(), static_cast<gssize>(text.size()), &err);
+    fail_unless(ok, "not JSON (%s): %s", err ? err->message : "", text.c_str());
+    g_clear_error(&err);
+    JsonNode *root = json_parser_get_root(parser_);
+    fail_unless(root && JSON_NODE_HOLDS_OBJECT(root), "not a JSON object: %s", text.c_str());
+    obj_ = json_node_get_object(root);
+  }
+  ~Json() { g_object_unref(parser_); }
+  JsonObject *obj() const { return obj_; }
+  bool has(const char *k) const { return json_object_has_member(obj_, k); }
+  std::string s(const char *k) const {
+    fail_unless(has(k), "no member %s", k);
+    return json_object_get_string_member(obj_, k);
+  }
+  int64_t i(const char *k) const {
+    fail_unless(has(k), "no member %s", k);
+    return json_object_get_int_member(obj_, k);
+  }
+  bool b(const char *k) const {
+    fail_unless(has(k), "no member %s", k);
+    return json_object_get_boolean_member(obj_, k);
+  }
+  static std::vector<int64_t> ints(JsonObject *o, const char *k) {
+    std::vector<int64_t> out;
+    fail_unless(json_object_has_member(o, k), "no member %s", k);
+    JsonArray *a = json_object_get_array_member(o, k);
+    for (guint n = 0; n < json_array_get_length(a); n++)
+      out.push_back(json_array_get_int_element(a, n));
+    return out;
+  }
+  std::vector<int64_t> ints(const char *k) const { return ints(obj_, k); }
+
+ private:
+  JsonParser *parser_;
+  JsonObject *obj_ = nullptr;
+};
+
+// Checks a JSON error answer: status, {error: code, message: text}, no-store.
+inline void assert_json_error(const Reply &r, int status, const std::string &code) {
+  fail_unless_equals_int(r.status, status);
+  Json j(r.body);
+  assert_str_eq(j.s("error"), code);
+  fail_unless(!j.s("message").empty());
+  assert_str_eq(r.h("cache-control"), "no-store");
+  assert_str_eq(r.h("content-type"), "application/json");
+}
+
+inline std::unique_ptr<segdl::server::Server> start_server(
+    segdl::server::Options o = segdl::server::Options()) {
+  auto s = std::make_unique<segdl::server::Server>(o);
+  std::string error;
+  fail_unless(s->start(error), "server: %s", error.c_str());
+  return s;
+}
+
+// Segment requests (any id) the reference server received.
+inline size_t segment_requests(const segdl::server::Server &s, int64_t seg = -1) {
+  size_t n = 0;
+  for (const auto &r : s.requests())
+    if (r.segment >= 0 && (seg < 0 || r.segment == seg)) n++;
+  return n;
+}
+
+// A temporary folder, removed (with what it holds) at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    GError *err = nullptr;
+    char *p = g_dir_make_tmp("segdl-gw-XXXXXX", &err);
+    fail_unless(p != nullptr, "tmp dir: %s", err ? err->message : "");
+    path_ = p;
+    g_free(p);
+  }
+  ~TempDir() {
+    const std::string cmd = "rm -rf '" + path_ + "'";
+    if (system(cmd.c_str()) != 0) g_warning("cannot remove %s", path_.c_str());
+  }
+  const std::string &path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline segdl::gateway::Options gw_options(const std::string &upstream, const std::string &cache) {
+  segdl::gateway::Options o;
+  o.upstream = upstream;
+  o.cache_dir = cache;
+  o.port = 0;
+  o.retry_backoff_ms = 10;
+  o.timeout_s = 10;
+  return o;
+}
+
+inline std::unique_ptr<segdl::gateway::Gateway> start_gateway(const segdl::gateway::Options &o) {
+  auto g = std::make_unique<segdl::gateway::Gateway>(o);
+  std::string error;
+  fail_unless(g->start(error), "gateway: %s", error.c_str());
+  return g;
+}
+
+// An upstream whose segment answers are held until open() (status answers
+// at once). Runs on its own thread and context; counts segment requests.
+class GatedUpstream {
+ public:
+  GatedUpstream(std::string id, std::vector<Bytes> segments);
+  ~GatedUpstream();
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void open();                                 // answers the held requests, and all later ones
+  size_t segment_requests(int64_t seg) const;  // received so far
+  bool wait_segment_requests(size_t total, int timeout_ms) const;
+
+ private:
+  static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
+                         gpointer data) noexcept;
+  void answer(SoupServerMessage *msg, int64_t seg);
+  std::string id_;
+  std::vector<Bytes> segments_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::map<int64_t, size_t> counts_;                           // under mu_
+  bool open_ = false;                                          // server thread only
+  std::vector<std::pair<SoupServerMessage *, int64_t>> held_;  // server thread only
+  int port_ = 0;
+  GMainContext *ctx_ = nullptr;
+  GMainLoop *loop_ = nullptr;
+  SoupServer *soup_ = nullptr;
+  std::thread thread_;
+};
+
+}  // namespace gwtest

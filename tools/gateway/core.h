@@ -1,0 +1,159 @@
+/* segdl-gateway — the gateway's inside, shared by its source files.
+ *
+ * Threads: Gateway's public methods run on any thread and touch only what
+ * Impl::mu protects (the counters and the start/stop handshake). Everything
+ * else — the SoupServer, the Fetcher (libsoup 3, on the core's seam), the
+ * caches, the transfers and jobs below — lives on the gateway thread, which
+ * owns its own GMainContext, pushed as thread-default before anything is made.
+ */
+#pragma once
+
+#include "gateway/gateway.h"
+#include "gateway/reply.h"
+#include "segdl/cache.h"
+#include "segdl/fetcher.h"
+#include "segdl/status.h"
+
+#include <glib.h>
+#include <libsoup/soup.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace segdl::gateway {
+
+class Fill;
+class StatusFetch;
+class FullProxy;
+struct Preload;
+
+// How an upstream transfer ended, for the clients waiting on it.
+struct Outcome {
+  bool ok = false;
+  int http_status = 200;  // what to answer when !ok (404, 502, 503, 504)
+  std::string error;      // short code: "upstream_unreachable", ...
+  std::string message;    // a sentence naming the id, segment and cause
+  int retry_after_s = -1;
+};
+
+// What an upstream status said, remembered per id (gateway thread).
+struct KnownTrack {
+  Status status;
+  int64_t when_us = 0;  // monotonic
+};
+
+using StatusCallback = std::function<void(const Outcome &, const Status &)>;
+using FillCallback = std::function<void(const Outcome &, GBytes *bytes, const Entity &meta)>;
+
+struct Gateway::Impl {
+  explicit Impl(Options o) : opts(std::move(o)) {}
+
+  const Options opts;
+
+  // Protected by mu (any thread).
+  mutable std::mutex mu;
+  mutable std::condition_variable cv;  // start handshake; idle changes
+  Counters counters;
+  bool listen_done = false;
+  std::string listen_error;
+  int bound_port = 0;
+  // Set by start()/stop() on the caller's thread.
+  std::thread thread;
+  GMainContext *ctx = nullptr;
+  GMainLoop *loop = nullptr;
+
+  // Gateway thread only.
+  SoupServer *soup = nullptr;
+  std::unique_ptr<Fetcher> fetcher;
+  bool stopping = false;
+  std::map<std::pair<std::string, int64_t>, std::unique_ptr<Fill>> fills;
+  std::deque<Fill *> queue;  // fills waiting for a slot (max_concurrent)
+  int running = 0;
+  std::map<std::string, std::unique_ptr<StatusFetch>> status_fetches;
+  std::map<std::string, KnownTrack> known;
+  std::map<std::string, std::set<int64_t>> failed;  // segments whose last fill failed
+  std::map<std::string, std::unique_ptr<Preload>> preloads;
+  std::set<FullProxy *> proxies;
+  std::vector<std::unique_ptr<FetchListener>> graveyard;  // freed from an idle
+  guint graveyard_idle = 0;
+  int64_t last_evict_us = 0;
+
+  // ---- gateway.cpp: the server and its routes ----
+  void thread_main() noexcept;
+  bool listen(std::string &err, int &port);
+  void shutdown();
+  void count(uint64_t Counters::*field);
+  void route(SoupServerMessage *msg, const char *path, GHashTable *query);
+  bool check_id(SoupServerMessage *msg, const std::string &id);
+
+  // ---- api.cpp: the app's API and the plain protocol ----
+  void api_status(SoupServerMessage *msg, const std::string &id);
+  void api_preload(SoupServerMessage *msg);
+  void api_cache(SoupServerMessage *msg, const std::string *id);
+  void api_evict(SoupServerMessage *msg, GHashTable *query);
+  void plain_status(SoupServerMessage *msg, const std::string &id);
+  void get_segment(SoupServerMessage *msg, const std::string &id, const std::string &num);
+  void get_full(SoupServerMessage *msg, const std::string &id);
+
+  // ---- fill.cpp: upstream segments, status, whole tracks ----
+  // The running or queued fill of a segment, made (and queued) if needed;
+  // `urgent` puts a new or queued fill at the front of the queue.
+  Fill *ensure_fill(const std::string &id, int64_t n, bool urgent);
+  void fill_ended(Fill *f);
+  void pump_queue();
+  void fetch_status(const std::string &id, StatusCallback cb);
+  void status_ended(StatusFetch *s);
+  void start_full(SoupServerMessage *msg, const std::string &id);
+  void proxy_ended(FullProxy *p);
+  void abandon_proxies();
+  void bury(std::unique_ptr<FetchListener> l);
+  void maybe_evict();
+
+  // ---- preload.cpp ----
+  void preload(const std::string &id);
+  void preload_step(Preload *p);
+  void preload_ended(Preload *p);
+  void set_preload_count();
+
+  // ---- store.cpp: the cache, on the core's public API ----
+  bool cache_dir_of(const std::string &id, std::string &dir) const;  // false if no folder
+  std::unique_ptr<Cache> open_cache(const std::string &id, std::string &error);
+  std::vector<int64_t> local_segments(const std::string &id);
+  bool lookup(const std::string &id, int64_t n, GBytes **bytes, Entity &meta);
+  std::optional<int64_t> known_total(const std::string &id);
+  void note_total(const std::string &id, Cache &cache);
+};
+
+// A client answer deferred until an upstream result arrives: the message is
+// paused, and forgotten (msg() null) if the client goes away meanwhile.
+class Held {
+ public:
+  explicit Held(SoupServerMessage *msg);
+  ~Held();
+  Held(const Held &) = delete;
+  Held &operator=(const Held &) = delete;
+  SoupServerMessage *msg() const { return msg_; }
+  void resume();  // unpauses (the answer is set) and lets go
+
+ private:
+  static void on_gone(SoupServerMessage *, gpointer data) noexcept;
+  void release();
+  SoupServerMessage *msg_ = nullptr;  // strong ref; null once gone
+  gulong finished_id_ = 0, disconnected_id_ = 0;
+};
+using HeldPtr = std::shared_ptr<Held>;
+
+// Cache-Control values.
+std::string immutable_cc(const Options &o);
+constexpr const char *kNoStore = "no-store";
+
+}  // namespace segdl::gateway

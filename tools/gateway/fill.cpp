@@ -1,0 +1,415 @@
+/* segdl-gateway — upstream segment transfers: one per segment however many
+ * clients ask (see fill.h), a queue that keeps at most max_concurrent of them
+ * running, streaming to clients while the body goes into the cache.
+ */
+#include "gateway/fill.h"
+#include "segdl/urls.h"
+
+#include <gio/gio.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+namespace segdl::gateway {
+
+namespace {
+
+bool is_text_type(const std::string &type) {
+  return g_str_has_prefix(type.c_str(), "text/") ||
+         g_str_has_prefix(type.c_str(), "application/json");
+}
+
+// Takes the connection from libsoup and resets it: a client that already has
+// part of a body must see it cut, never a short body taken for a whole one.
+void abort_connection(SoupServerMessage *msg) {
+  GSocket *sock = soup_server_message_get_socket(msg);
+  if (sock) {
+    g_object_ref(sock);
+    struct linger lg = {};
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  GIOStream *stream = soup_server_message_steal_connection(msg);
+  if (stream) {
+    g_io_stream_close(stream, nullptr, nullptr);
+    g_object_unref(stream);
+  }
+  if (sock) {
+    g_socket_close(sock, nullptr);
+    g_object_unref(sock);
+  }
+}
+
+}  // namespace
+
+std::string immutable_cc(const Options &o) {
+  return "public, max-age=" + std::to_string(o.segment_max_age_s) + ", immutable";
+}
+
+Fill::Fill(Gateway::Impl &gw, std::string id, int64_t n)
+    : gw_(gw), id_(std::move(id)), n_(n), sum_(g_checksum_new(G_CHECKSUM_SHA256)) {}
+
+Fill::~Fill() {
+  abandon();
+  for (GBytes *b : chunks_) g_bytes_unref(b);
+  g_checksum_free(sum_);
+}
+
+void Fill::abandon() {
+  if (fetch_id_) gw_.fetcher->cancel(fetch_id_);
+  fetch_id_ = 0;
+  if (retry_timer_) {
+    g_source_destroy(retry_timer_);
+    g_source_unref(retry_timer_);
+    retry_timer_ = nullptr;
+  }
+  while (!subs_.empty()) detach(subs_.back());
+  waiters_.clear();
+  ended_ = true;
+}
+
+void Fill::start() {
+  started_ = true;
+  std::string error;
+  cache_ = gw_.open_cache(id_, error);
+  if (cache_) writer_ = cache_->begin(n_, error);
+  if (!writer_)
+    g_warning("segdl-gateway: %s segment %" G_GINT64_FORMAT " will not be cached: %s", id_.c_str(),
+              n_, error.c_str());
+  attempt();
+}
+
+void Fill::attempt() {
+  attempts_++;
+  bad_status_ = 0;
+  retry_after_s_ = -1;
+  skip_ = 0;
+  FetchRequest req;
+  req.url = segment_url(gw_.opts.upstream, id_, n_);
+  req.range_start = static_cast<int64_t>(received_);
+  gw_.count(&Counters::upstream_segments);
+  fetch_id_ = gw_.fetcher->start(req, this);
+}
+
+void Fill::subscribe(SoupServerMessage *msg) {
+  auto *s = new Sub();
+  s->fill = this;
+  s->msg = static_cast<SoupServerMessage *>(g_object_ref(msg));
+  s->finished_id = g_signal_connect(msg, "finished", G_CALLBACK(on_client_gone), s);
+  s->disconnected_id = g_signal_connect(msg, "disconnected", G_CALLBACK(on_client_gone), s);
+  soup_server_message_pause(msg);
+  subs_.push_back(s);
+  if (have_head_) send_head(s);
+}
+
+void Fill::on_finish(FillCallback cb) {
+  waiters_.push_back(std::move(cb));
+}
+
+void Fill::on_client_gone(SoupServerMessage *, gpointer data) noexcept {
+  auto *s = static_cast<Sub *>(data);
+  s->fill->detach(s);
+}
+
+void Fill::detach(Sub *s) {
+  subs_.erase(std::remove(subs_.begin(), subs_.end(), s), subs_.end());
+  g_signal_handler_disconnect(s->msg, s->finished_id);
+  g_signal_handler_disconnect(s->msg, s->disconnected_id);
+  g_object_unref(s->msg);
+  delete s;
+}
+
+// The head a streaming client gets: the upstream's type and date, a length
+// when the upstream gave one (then the answer is cacheable: a cut body is
+// detectable), and every byte held so far.
+void Fill::send_head(Sub *s) {
+  SoupMessageHeaders *h = soup_server_message_get_response_headers(s->msg);
+  soup_server_message_set_status(s->msg, SOUP_STATUS_OK, nullptr);
+  soup_message_headers_replace(h, "Content-Type", content_type_.c_str());
+  if (!last_modified_.empty())
+    soup_message_headers_replace(h, "Last-Modified", last_modified_.c_str());
+  if (total_ >= 0) {
+    soup_message_headers_set_content_length(h, total_);
+    soup_message_headers_replace(h, "Cache-Control", immutable_cc(gw_.opts).c_str());
+  } else {
+    soup_message_headers_set_encoding(h, SOUP_ENCODING_CHUNKED);
+    soup_message_headers_replace(h, "Cache-Control", kNoStore);
+  }
+  SoupMessageBody *body = soup_server_message_get_response_body(s->msg);
+  soup_message_body_set_accumulate(body, FALSE);
+  for (GBytes *b : chunks_) soup_message_body_append_bytes(body, b);
+  s->head_sent = true;
+  soup_server_message_unpause(s->msg);
+}
+
+bool Fill::accept_head(const FetchResponse &resp, std::string &why) {
+  if (resp.http_status == 206 && resp.range_start == static_cast<int64_t>(received_)) return true;
+  if (resp.http_status != 200) {
+    why = "upstream answered " + std::to_string(resp.http_status) + " to a resumed request";
+    return false;
+  }
+  skip_ = received_;  // a whole body again: drop what is already held
+  if (have_head_ && total_ >= 0 && resp.content_length >= 0 && resp.content_length != total_) {
+    why = "the segment changed size upstream during the transfer";
+    return false;
+  }
+  return true;
+}
+
+void Fill::on_response(const FetchResponse &resp) {
+  if (resp.http_status != 200 && resp.http_status != 206) {
+    bad_status_ = resp.http_status;
+    retry_after_s_ = resp.retry_after_s;
+    return;
+  }
+  std::string why;
+  if (have_head_ || received_ > 0) {
+    if (!accept_head(resp, why)) bad_status_ = 502;
+    return;
+  }
+  if (resp.http_status == 206 || is_text_type(resp.content_type)) {
+    bad_status_ = 502;  // not an answer to our request, or an error page
+    return;
+  }
+  have_head_ = true;
+  total_ = resp.content_length;
+  if (total_ > gw_.opts.max_segment_bytes) total_ = -1;  // refused in on_data
+  content_type_ = resp.content_type.empty() ? "application/octet-stream" : resp.content_type;
+  last_modified_ = resp.last_modified.empty() ? http_date_now() : resp.last_modified;
+  for (Sub *s : std::vector<Sub *>(subs_)) send_head(s);
+}
+
+void Fill::on_data(GBytes *chunk) {
+  if (bad_status_ || !have_head_) return;
+  gsize size = 0;
+  const auto *data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
+  if (skip_ > 0) {
+    const gsize drop = static_cast<gsize>(std::min<uint64_t>(skip_, size));
+    skip_ -= drop;
+    if (drop == size) return;
+    chunk = g_bytes_new_from_bytes(chunk, drop, size - drop);
+  } else {
+    g_bytes_ref(chunk);
+  }
+  data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
+  if (received_ + size > static_cast<uint64_t>(gw_.opts.max_segment_bytes)) {
+    g_bytes_unref(chunk);
+    gw_.fetcher->cancel(fetch_id_);
+    fetch_id_ = 0;
+    fail({false, 502, "segment_too_large",
+          "segment " + std::to_string(n_) + " of " + id_ + " is larger than " +
+              std::to_string(gw_.opts.max_segment_bytes) + " bytes"});
+    return;
+  }
+  chunks_.push_back(chunk);
+  received_ += size;
+  g_checksum_update(sum_, data, size);
+  std::string error;
+  if (writer_ && !writer_->append(data, size, error)) {
+    g_warning("segdl-gateway: not caching %s segment %" G_GINT64_FORMAT ": %s", id_.c_str(), n_,
+              error.c_str());
+    writer_.reset();
+  }
+  for (Sub *s : subs_) {
+    if (!s->head_sent) continue;
+    soup_message_body_append_bytes(soup_server_message_get_response_body(s->msg), chunk);
+    soup_server_message_unpause(s->msg);
+  }
+}
+
+void Fill::on_done(FetchError error, const std::string &message) {
+  fetch_id_ = 0;
+  const std::string what = "segment " + std::to_string(n_) + " of " + id_;
+  if (error == FetchError::None && !bad_status_) {
+    if (total_ >= 0 && received_ != static_cast<uint64_t>(total_))
+      return retry_or_fail({false, 502, "upstream_broken", what + ": body cut short"}, true);
+    return succeed();
+  }
+  if (bad_status_ == 404 || bad_status_ == 425 || bad_status_ == 503) {
+    const int status = bad_status_ == 404 ? 404 : 503;
+    return fail({false, status, status == 404 ? "not_found" : "not_ready",
+                 what + ": upstream answered " + std::to_string(bad_status_), retry_after_s_});
+  }
+  if (bad_status_ == 500 || bad_status_ == 502 || bad_status_ == 504)
+    return retry_or_fail(
+        {false, 502, "upstream_error", what + ": upstream answered " + std::to_string(bad_status_)},
+        true);
+  if (bad_status_)
+    return fail({false, 502, "upstream_error",
+                 what + ": upstream answered " + std::to_string(bad_status_)});
+  const bool timeout = error == FetchError::Timeout;
+  retry_or_fail({false, timeout ? 504 : 502,
+                 timeout                        ? "upstream_timeout"
+                 : error == FetchError::Connect ? "upstream_unreachable"
+                                                : "upstream_broken",
+                 what + ": " + fetch_error_name(error) + ": " + message},
+                error != FetchError::Tls && error != FetchError::Other);
+}
+
+void Fill::retry_or_fail(Outcome why, bool transient) {
+  if (!transient || attempts_ > gw_.opts.max_retries || gw_.stopping) return fail(why);
+  const int64_t delay_ms = static_cast<int64_t>(gw_.opts.retry_backoff_ms) << (attempts_ - 1);
+  g_message("segdl-gateway: %s; retry %d in %" G_GINT64_FORMAT " ms", why.message.c_str(),
+            attempts_, delay_ms);
+  retry_timer_ = g_timeout_source_new(static_cast<guint>(std::min<int64_t>(delay_ms, 30000)));
+  g_source_set_callback(retry_timer_, on_retry_timer, this, nullptr);
+  g_source_attach(retry_timer_, gw_.ctx);
+}
+
+gboolean Fill::on_retry_timer(gpointer data) noexcept {
+  auto *f = static_cast<Fill *>(data);
+  g_source_unref(f->retry_timer_);
+  f->retry_timer_ = nullptr;
+  f->attempt();
+  return G_SOURCE_REMOVE;
+}
+
+// A whole body: into the cache, to the streaming clients' ends, to the waiters.
+void Fill::succeed() {
+  Entity meta;
+  meta.etag = "\"" + std::string(g_checksum_get_string(sum_), 32) + "\"";
+  meta.last_modified = last_modified_;
+  meta.content_type = content_type_;
+  meta.cache_control = immutable_cc(gw_.opts);
+  if (writer_) {
+    SegmentInfo info;
+    info.size = static_cast<int64_t>(received_);
+    info.etag = meta.etag;
+    info.last_modified = meta.last_modified;
+    info.content_type = meta.content_type;
+    std::string error;
+    if (!writer_->commit(info, error))
+      g_warning("segdl-gateway: not caching %s segment %" G_GINT64_FORMAT ": %s", id_.c_str(), n_,
+                error.c_str());
+    writer_.reset();
+    gw_.note_total(id_, *cache_);
+  }
+  gw_.failed[id_].erase(n_);
+  for (Sub *s : std::vector<Sub *>(subs_)) {
+    soup_message_body_complete(soup_server_message_get_response_body(s->msg));
+    soup_server_message_unpause(s->msg);
+    detach(s);
+  }
+  GBytes *whole = nullptr;
+  if (!waiters_.empty()) {
+    GByteArray *all = g_byte_array_sized_new(static_cast<guint>(received_));
+    for (GBytes *b : chunks_) {
+      gsize size = 0;
+      const auto *d = static_cast<const guint8 *>(g_bytes_get_data(b, &size));
+      g_byte_array_append(all, d, static_cast<guint>(size));
+    }
+    whole = g_byte_array_free_to_bytes(all);
+  }
+  end({true}, whole, meta);
+  if (whole) g_bytes_unref(whole);
+}
+
+void Fill::fail(const Outcome &why) {
+  g_message("segdl-gateway: %s", why.message.c_str());
+  writer_.reset();  // removes the temporary file: nothing half-written stays
+  gw_.failed[id_].insert(n_);
+  for (Sub *s : std::vector<Sub *>(subs_)) {
+    if (s->head_sent) {
+      SoupServerMessage *msg = static_cast<SoupServerMessage *>(g_object_ref(s->msg));
+      detach(s);
+      abort_connection(msg);
+      g_object_unref(msg);
+    } else {
+      reply_error(s->msg, why.http_status, why.error, why.message, why.retry_after_s);
+      soup_server_message_unpause(s->msg);
+      detach(s);
+    }
+  }
+  end(why, nullptr, Entity());
+}
+
+void Fill::end(const Outcome &outcome, GBytes *bytes, const Entity &meta) {
+  ended_ = true;
+  std::vector<FillCallback> waiters;
+  waiters.swap(waiters_);
+  cache_.reset();        // releases the track
+  gw_.fill_ended(this);  // `this` now belongs to the graveyard
+  for (FillCallback &cb : waiters) cb(outcome, bytes, meta);
+}
+
+// ---- the queue -------------------------------------------------------------
+
+Fill *Gateway::Impl::ensure_fill(const std::string &id, int64_t n, bool urgent) {
+  const auto key = std::make_pair(id, n);
+  auto it = fills.find(key);
+  if (it != fills.end()) {
+    Fill *f = it->second.get();
+    if (urgent && !f->started()) {
+      queue.erase(std::remove(queue.begin(), queue.end(), f), queue.end());
+      queue.push_front(f);
+    }
+    return f;
+  }
+  auto owned = std::make_unique<Fill>(*this, id, n);
+  Fill *f = owned.get();
+  fills.emplace(key, std::move(owned));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    counters.fills_pending++;
+  }
+  cv.notify_all();
+  if (urgent)
+    queue.push_front(f);
+  else
+    queue.push_back(f);
+  pump_queue();
+  return f;
+}
+
+void Gateway::Impl::pump_queue() {
+  while (!stopping && running < opts.max_concurrent && !queue.empty()) {
+    Fill *f = queue.front();
+    queue.pop_front();
+    running++;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      counters.fills_running = running;
+    }
+    cv.notify_all();
+    f->start();
+  }
+}
+
+void Gateway::Impl::fill_ended(Fill *f) {
+  auto it = fills.find(std::make_pair(f->id(), f->segment()));
+  if (it == fills.end()) return;
+  if (f->started()) running--;
+  bury(std::move(it->second));
+  fills.erase(it);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    counters.fills_pending--;
+    counters.fills_running = running;
+  }
+  cv.notify_all();
+  maybe_evict();
+  pump_queue();
+}
+
+// Listeners are freed from an idle: a fetcher callback may still be on the
+// stack when their transfer ends.
+void Gateway::Impl::bury(std::unique_ptr<FetchListener> l) {
+  graveyard.push_back(std::move(l));
+  if (graveyard_idle) return;
+  GSource *idle = g_idle_source_new();
+  g_source_set_callback(
+      idle,
+      [](gpointer data) noexcept -> gboolean {
+        auto *self = static_cast<Gateway::Impl *>(data);
+        self->graveyard_idle = 0;
+        std::vector<std::unique_ptr<FetchListener>> dead;
+        dead.swap(self->graveyard);
+        return G_SOURCE_REMOVE;
+      },
+      this, nullptr);
+  graveyard_idle = g_source_attach(idle, ctx);
+  g_source_unref(idle);
+}
+
+}  // namespace segdl::gateway

@@ -1,0 +1,285 @@
+/* segdl-gateway — the server thread, routing and the public API (see
+ * gateway.h, core.h).
+ */
+#include "gateway/fill.h"
+#include "segdl/fetcher.h"
+#include "segdl/httpmodule.h"
+#include "segdl/urls.h"
+
+#include <gio/gio.h>
+
+#include <cstring>
+
+// The libsoup 3 Fetcher, built into this program (soupfetcher.cpp).
+extern "C" segdl::Fetcher *segdl_http_fetcher_new(int abi, const segdl::FetcherConfig *config,
+                                                  char **error);
+
+namespace segdl::gateway {
+
+namespace {
+
+// Path components after a prefix: "/api/segments/a/b" -> ["a", "b"]. The
+// path comes decoded from libsoup (so an id cannot hold '/' here; the ?v=
+// forms take any id the pattern allows).
+bool split_path(const char *path, const char *prefix, std::vector<std::string> &parts) {
+  if (!g_str_has_prefix(path, prefix)) return false;
+  g_auto(GStrv) pieces = g_strsplit(path + strlen(prefix), "/", -1);
+  for (char **p = pieces; *p; p++) parts.emplace_back(*p);
+  return true;
+}
+
+const char *query_value(GHashTable *query, const char *key) {
+  return query ? static_cast<const char *>(g_hash_table_lookup(query, key)) : nullptr;
+}
+
+}  // namespace
+
+bool valid_video_id(const std::string &id, const std::string &pattern) {
+  if (id.empty() || id.size() > 256 || id.find('\0') != std::string::npos) return false;
+  if (!g_utf8_validate(id.data(), static_cast<gssize>(id.size()), nullptr)) return false;
+  return g_regex_match_simple(pattern.c_str(), id.c_str(), G_REGEX_DOLLAR_ENDONLY,
+                              static_cast<GRegexMatchFlags>(0));
+}
+
+void Gateway::Impl::count(uint64_t Counters::*field) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    counters.*field += 1;
+  }
+  cv.notify_all();
+}
+
+bool Gateway::Impl::check_id(SoupServerMessage *msg, const std::string &id) {
+  if (valid_video_id(id, opts.id_pattern)) return true;
+  reply_error(msg, 400, "bad_video_id", "not a valid video id");
+  return false;
+}
+
+// Every request: GET/HEAD for reads, POST for preload, DELETE for eviction.
+// (A /listen/ID page would be one more branch here.)
+void Gateway::Impl::route(SoupServerMessage *msg, const char *path, GHashTable *query) {
+  count(&Counters::requests);
+  const std::string method = soup_server_message_get_method(msg);
+  const bool read = method == "GET" || method == "HEAD";
+  std::vector<std::string> p;
+  if (strcmp(path, "/status") == 0 || strcmp(path, "/stream") == 0) {
+    if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);
+    const char *v = query_value(query, "v");
+    if (!v) return reply_error(msg, 400, "bad_request", "missing v=VIDEO_ID");
+    if (strcmp(path, "/status") == 0) return plain_status(msg, v);
+    const char *seg = query_value(query, "segment");
+    return seg ? get_segment(msg, v, seg) : get_full(msg, v);
+  }
+  if (strcmp(path, "/api/segments/preload") == 0) {
+    if (method != "POST") return reply_error(msg, 405, "method_not_allowed", method + " " + path);
+    return api_preload(msg);
+  }
+  if (strcmp(path, "/api/segments/cache") == 0) {
+    if (method == "DELETE") return api_evict(msg, query);
+    if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);
+    return api_cache(msg, nullptr);
+  }
+  if (!split_path(path, "/api/segments/", p))
+    return reply_error(msg, 404, "not_found", std::string("no such endpoint: ") + path);
+  if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);
+  if (p.size() == 2 && p[0] == "status") return api_status(msg, p[1]);
+  if (p.size() == 2 && p[0] == "cache") return api_cache(msg, &p[1]);
+  if (p.size() == 2) return get_segment(msg, p[0], p[1]);
+  reply_error(msg, 404, "not_found", std::string("no such endpoint: ") + path);
+}
+
+void Gateway::Impl::thread_main() noexcept {
+  g_main_context_push_thread_default(ctx);
+  std::string err;
+  int port = 0;
+  FetcherConfig fc;
+  fc.max_connections = opts.max_concurrent + 16;  // status and whole tracks besides
+  fc.timeout_s = opts.timeout_s;
+  fc.user_agent = "segdl-gateway";
+  char *ferr = nullptr;
+  fetcher.reset(segdl_http_fetcher_new(SEGDL_HTTP_MODULE_ABI, &fc, &ferr));
+  soup = soup_server_new("server-header", "segdl-gateway ", nullptr);
+  soup_server_add_handler(
+      soup, nullptr,
+      [](SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
+         gpointer data) noexcept {
+        try {
+          static_cast<Impl *>(data)->route(msg, path, query);
+        } catch (const std::exception &e) {
+          reply_error(msg, 500, "internal_error", e.what());
+        }
+      },
+      this, nullptr);
+  const bool ok = fetcher && listen(err, port);
+  if (!fetcher) err = std::string("HTTP client: ") + (ferr ? ferr : "unknown error");
+  g_free(ferr);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    bound_port = port;
+    listen_error = ok ? "" : err;
+    listen_done = true;
+  }
+  cv.notify_all();
+  if (ok) g_main_loop_run(loop);
+  shutdown();
+  g_main_context_pop_thread_default(ctx);
+}
+
+bool Gateway::Impl::listen(std::string &err, int &port) {
+  GError *gerr = nullptr;
+  GSocketAddress *addr =
+      g_inet_socket_address_new_from_string(opts.host.c_str(), static_cast<guint>(opts.port));
+  if (!addr) {
+    err = "not an IP address: " + opts.host;
+    return false;
+  }
+  const gboolean ok =
+      soup_server_listen(soup, addr, static_cast<SoupServerListenOptions>(0), &gerr);
+  g_object_unref(addr);
+  if (!ok) {
+    err = "cannot listen on " + opts.host + ":" + std::to_string(opts.port) + ": " +
+          (gerr ? gerr->message : "unknown error");
+    g_clear_error(&gerr);
+    return false;
+  }
+  GSList *listeners = soup_server_get_listeners(soup);
+  port = 0;
+  if (listeners) {
+    GSocketAddress *local =
+        g_socket_get_local_address(static_cast<GSocket *>(listeners->data), nullptr);
+    if (local && G_IS_INET_SOCKET_ADDRESS(local))
+      port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
+    g_clear_object(&local);
+  }
+  g_slist_free(listeners);
+  return true;
+}
+
+// Cancels every transfer (answering no one), closes the connections, frees
+// everything on this thread.
+void Gateway::Impl::shutdown() {
+  stopping = true;
+  preloads.clear();
+  queue.clear();
+  for (auto &kv : fills) kv.second->abandon();
+  abandon_proxies();
+  if (soup) soup_server_disconnect(soup);
+  fills.clear();
+  status_fetches.clear();
+  graveyard.clear();
+  if (graveyard_idle) {
+    GSource *s = g_main_context_find_source_by_id(ctx, graveyard_idle);
+    if (s) g_source_destroy(s);
+    graveyard_idle = 0;
+  }
+  g_clear_object(&soup);
+  while (g_main_context_iteration(ctx, FALSE)) {
+  }
+  fetcher.reset();
+  while (g_main_context_iteration(ctx, FALSE)) {
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  counters.fills_pending = 0;
+  counters.fills_running = 0;
+  counters.preloads = 0;
+  cv.notify_all();
+}
+
+// ---- public API ----------------------------------------------------------------
+
+Gateway::Gateway(Options opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
+
+Gateway::~Gateway() {
+  stop();
+}
+
+bool Gateway::start(std::string &error) {
+  const Options &o = impl_->opts;
+  if (!is_http_url(o.upstream)) {
+    error = "--upstream must be an http:// or https:// URL";
+    return false;
+  }
+  if (!o.fallback_upstream.empty() && !is_http_url(o.fallback_upstream)) {
+    error = "--fallback-upstream must be an http:// or https:// URL";
+    return false;
+  }
+  if (o.cache_dir.empty() || g_mkdir_with_parents(o.cache_dir.c_str(), 0755) != 0) {
+    error = "--cache-dir: cannot use '" + o.cache_dir + "'";
+    return false;
+  }
+  GError *rerr = nullptr;
+  GRegex *re = g_regex_new(o.id_pattern.c_str(), static_cast<GRegexCompileFlags>(0),
+                           static_cast<GRegexMatchFlags>(0), &rerr);
+  if (!re) {
+    error = "--id-pattern: " + std::string(rerr ? rerr->message : "bad pattern");
+    g_clear_error(&rerr);
+    return false;
+  }
+  g_regex_unref(re);
+  if (o.max_concurrent < 1 || o.max_concurrent > 64) {
+    error = "--max-concurrent must be 1..64";
+    return false;
+  }
+  if (impl_->thread.joinable()) {
+    error = "already started";
+    return false;
+  }
+  impl_->ctx = g_main_context_new();
+  impl_->loop = g_main_loop_new(impl_->ctx, FALSE);
+  impl_->thread = std::thread([this] { impl_->thread_main(); });
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait(lock, [this] { return impl_->listen_done; });
+  if (!impl_->listen_error.empty()) {
+    error = impl_->listen_error;
+    lock.unlock();
+    stop();
+    return false;
+  }
+  return true;
+}
+
+void Gateway::stop() {
+  if (!impl_->thread.joinable()) return;
+  GSource *quit = g_idle_source_new();
+  g_source_set_callback(
+      quit,
+      [](gpointer data) noexcept -> gboolean {
+        g_main_loop_quit(static_cast<GMainLoop *>(data));
+        return G_SOURCE_REMOVE;
+      },
+      impl_->loop, nullptr);
+  g_source_attach(quit, impl_->ctx);
+  g_source_unref(quit);
+  impl_->thread.join();
+  g_main_loop_unref(impl_->loop);
+  g_main_context_unref(impl_->ctx);
+  impl_->loop = nullptr;
+  impl_->ctx = nullptr;
+}
+
+int Gateway::port() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->bound_port;
+}
+
+std::string Gateway::base_url() const {
+  return "http://" + impl_->opts.host + ":" + std::to_string(port());
+}
+
+Counters Gateway::counters() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->counters;
+}
+
+bool Gateway::wait_idle(int timeout_ms) const {
+  return wait_for([](const Counters &c) { return c.fills_pending == 0 && c.preloads == 0; },
+                  timeout_ms);
+}
+
+bool Gateway::wait_for(const std::function<bool(const Counters &)> &pred, int timeout_ms) const {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                            [&] { return pred(impl_->counters); });
+}
+
+}  // namespace segdl::gateway
