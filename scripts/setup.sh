@@ -24,6 +24,9 @@ PACKAGES=(
   python3-gi python3-gst-1.0
   # Only for the test proving segdlsrc refuses to run beside libsoup 2.
   libsoup2.4-1
+  # The gateway: nginx as a caching proxy in its test (run on a private
+  # config, never as the system service), wrk for bench/gateway.sh.
+  nginx-light wrk
 )
 
 missing=()
@@ -38,7 +41,18 @@ if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
+  # No service may start while installing (nginx would take port 80, or fail
+  # the install when it is taken): deny starts unless a policy exists already.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # ... nor be enabled for the next boot.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
