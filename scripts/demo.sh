@@ -3,8 +3,11 @@
 # generated 3-minute track with segdl-server on 127.0.0.1 (segments revealed
 # progressively, like a backend that is still producing them), downloads it
 # with segdlsrc (segments joined in the pipeline, no re-encoding) and saves
-# it as demo-out/demo.m4a, then checks its duration.
-#   scripts/demo.sh            save to demo-out/demo.m4a
+# it with the command line, `segdl demo --combine demo-out/demo-segdl.m4a`
+# (a progress bar on a terminal while the server reveals the segments; they
+# are kept in demo-out/downloads), then with a gst-launch pipeline as
+# demo-out/demo.m4a, and checks both durations.
+#   scripts/demo.sh            save to demo-out/demo.m4a and demo-out/demo-segdl.m4a
 #   scripts/demo.sh --play     also play it on the sound card (playbin segdl://...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,10 @@ done
 
 run() { meson devenv -C "$BUILD_DIR" -w "$ROOT" "$@"; }
 
+echo "demo: segdl demo --backend-url $URL --download-dir $OUT_DIR/downloads --combine $OUT_DIR/demo-segdl.m4a"
+run "$ROOT/$BUILD_DIR/tools/cli/segdl" demo --backend-url "$URL" \
+  --download-dir "$OUT_DIR/downloads" --combine "$OUT_DIR/demo-segdl.m4a"
+
 echo "demo: segdlsrc backend-url=$URL video-id=demo ! mp4mux ! filesink location=$OUT_DIR/demo.m4a"
 run gst-launch-1.0 -e segdlsrc backend-url="$URL" video-id=demo \
   ! mp4mux ! filesink location="$OUT_DIR/demo.m4a"
@@ -41,4 +48,5 @@ fi
 
 echo "demo: checking $OUT_DIR/demo.m4a"
 gst-discoverer-1.0 "$OUT_DIR/demo.m4a" | grep -E "Duration|audio" || true
-echo "demo: done: $OUT_DIR/demo.m4a"
+gst-discoverer-1.0 "$OUT_DIR/demo-segdl.m4a" | grep -E "Duration" || true
+echo "demo: done: $OUT_DIR/demo.m4a $OUT_DIR/demo-segdl.m4a"

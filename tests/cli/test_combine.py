@@ -1,0 +1,109 @@
+"""segdl --combine: every container that fits each segment form.
+
+The output must hold the packets of the original encode, byte for byte and
+in order (ffmpeg framemd5 of both, no decoding), and play to its duration.
+"""
+import os
+import unittest
+
+import clitest
+from clitest import CliTestCase
+
+# form -> containers it must go into (all the ones segdl writes that can hold the codec)
+FITS = {
+    "aac-m4a": ["m4a", "mp4", "mka", "aac"],
+    "aac-adts": ["m4a", "mka", "aac"],
+    "aac-ts": ["m4a", "mka", "aac"],
+    "mp3": ["mp3", "mka", "m4a"],
+    "opus-webm": ["opus", "ogg", "webm", "mka"],
+    "opus-ogg": ["opus", "ogg", "webm", "mka"],
+    "vorbis-ogg": ["ogg", "webm", "mka"],
+}
+# Extensions that cannot hold the codec: a usage error, no file left.
+IMPOSSIBLE = {"aac-m4a": ["opus", "mp3", "webm"], "mp3": ["aac", "ogg"],
+              "vorbis-ogg": ["m4a", "opus", "mp3"]}
+# Containers with a duration in their header (the others: packets only).
+HAS_DURATION = {"m4a", "mp4", "mka", "webm", "ogg", "opus"}
+
+
+class Combine(CliTestCase):
+    def setUp(self):
+        super().setUp()
+        clitest.need_tools(self, "ffmpeg", "ffprobe")
+        self.root = os.path.join(self.tmp, "srv")
+        self.whole = {}
+
+    def check_output(self, out, whole, label):
+        self.assertTrue(os.path.exists(out), f"{label}: no output")
+        self.assertFalse(os.path.exists(out + ".part"), f"{label}: .part left")
+        got, want = clitest.packet_hashes(out), clitest.packet_hashes(whole)
+        self.assertEqual(len(got), len(want), f"{label}: packet count")
+        self.assertEqual(got, want, f"{label}: packets differ from the original encode")
+        if os.path.splitext(out)[1][1:] in HAS_DURATION:
+            self.assertAlmostEqual(clitest.media_duration(out), clitest.media_duration(whole),
+                                   delta=0.1, msg=f"{label}: duration")
+
+    def test_every_container_of_every_form(self):
+        for form in FITS:
+            self.whole[form] = clitest.make_form(self.root, form, form)
+        srv = self.serve(self.root)
+        for form, exts in FITS.items():
+            for ext in exts:
+                with self.subTest(form=form, ext=ext):
+                    out = os.path.join(self.tmp, f"{form}.{ext}")
+                    r = self.segdl(form, "-b", srv.url, "-d", os.path.join(self.tmp, "dl"),
+                                   "--combine", out, "--quiet")
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.check_output(out, self.whole[form], f"{form} -> .{ext}")
+
+    def test_impossible_pairing_is_a_usage_error(self):
+        for form in IMPOSSIBLE:
+            clitest.make_form(self.root, form, form)
+        srv = self.serve(self.root)
+        for form, exts in IMPOSSIBLE.items():
+            for ext in exts:
+                with self.subTest(form=form, ext=ext):
+                    out = os.path.join(self.tmp, f"bad.{ext}")
+                    r = self.segdl(form, "-b", srv.url, "-d", os.path.join(self.tmp, "dl"),
+                                   "--combine", out)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertIn(f"cannot hold", r.stderr)
+                    errors = [l for l in r.stderr.splitlines() if l.startswith("segdl:")]
+                    self.assertEqual(len(errors), 1, r.stderr)
+                    self.assertFalse(os.path.exists(out))
+                    self.assertFalse(os.path.exists(out + ".part"))
+
+    def test_unknown_extension_fails_before_any_download(self):
+        clitest.make_form(self.root, "t", "aac-m4a")
+        srv = self.serve(self.root)
+        dl = os.path.join(self.tmp, "dl")
+        r = self.segdl("t", "-b", srv.url, "-d", dl, "--combine", os.path.join(self.tmp, "x.wav"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown output extension .wav", r.stderr)
+        self.assertEqual(clitest.cache_track_dirs(dl), [], "something was downloaded")
+
+    def test_auto_name_follows_the_codec(self):
+        want = {"aac-m4a": "m4a", "mp3": "mp3", "opus-webm": "opus", "vorbis-ogg": "ogg"}
+        for form in want:
+            self.whole[form] = clitest.make_form(self.root, form, form)
+        srv = self.serve(self.root)
+        ids = list(want)
+        r = self.segdl(*ids, "-b", srv.url, "-d", "dl", "--combine", "auto", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        outputs = [e for e in clitest.events(r.stdout) if e["event"] == "output"]
+        self.assertEqual([e["path"] for e in outputs], [f"{i}.{want[i]}" for i in ids])
+        for form, ext in want.items():
+            self.check_output(os.path.join(self.tmp, f"{form}.{ext}"), self.whole[form], form)
+
+    def test_play_and_combine_through_a_tee(self):
+        whole = clitest.make_form(self.root, "t", "aac-adts")
+        srv = self.serve(self.root)
+        env = dict(os.environ, SEGDL_AUDIO_SINK="fakesink sync=false")
+        out = os.path.join(self.tmp, "t.m4a")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--combine", out, "--play", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_output(out, whole, "--play --combine")
+
+
+if __name__ == "__main__":
+    clitest.main()

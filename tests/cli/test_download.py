@@ -1,0 +1,156 @@
+"""segdl downloads: with and without monitor, JSON events, the bar on a
+terminal, several ids."""
+import glob
+import os
+import pty
+import re
+import subprocess
+import threading
+
+import clitest
+from clitest import CliTestCase
+
+
+def served_segments(root, video_id):
+    files = glob.glob(os.path.join(root, video_id, "seg_*.*"))
+    return {int(re.search(r"seg_(\d+)\.", f).group(1)): clitest.read_bytes(f) for f in files}
+
+
+def cached_segments(download_dir):
+    (track,) = clitest.cache_track_dirs(download_dir)
+    out = {}
+    for f in glob.glob(os.path.join(track, "seg_*.bin")):
+        out[int(re.search(r"seg_(\d+)\.bin", f).group(1))] = clitest.read_bytes(f)
+    return out
+
+
+class Download(CliTestCase):
+    def setUp(self):
+        super().setUp()
+        clitest.need_tools(self, "ffmpeg")
+        self.root = os.path.join(self.tmp, "srv")
+        clitest.make_form(self.root, "t", "aac-m4a")
+
+    def test_monitor_waits_for_every_segment(self):
+        srv = self.serve(self.root, "--reveal-every", "0.5")
+        dl = os.path.join(self.tmp, "dl")
+        r = self.segdl("t", "-b", srv.url, "-d", dl, "--poll-interval", "0.2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cached_segments(dl), served_segments(self.root, "t"))
+        self.assertIn("complete: 4 segments", r.stderr)
+
+    def test_no_monitor_takes_only_what_is_ready(self):
+        # Segment k is ready k * 30 s after the first request: only segment 0 now.
+        srv = self.serve(self.root, "--reveal-every", "30")
+        dl = os.path.join(self.tmp, "dl")
+        r = self.segdl("t", "-b", srv.url, "-d", dl, "--no-monitor", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(cached_segments(dl), {0: served_segments(self.root, "t")[0]})
+        done = clitest.events(r.stdout)[-1]
+        self.assertEqual(done["event"], "done")
+        self.assertEqual(done["segments_done"], 1)
+
+    def test_json_events_in_order(self):
+        srv = self.serve(self.root, "--reveal-every", "0.3")
+        served = served_segments(self.root, "t")
+        out = os.path.join(self.tmp, "t.m4a")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--poll-interval", "0.2", "--json",
+                       "--combine", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = clitest.events(r.stdout)
+        names = [e["event"] for e in evs]
+        self.assertEqual(names[0], "start")
+        self.assertEqual(names[-1], "done")
+        self.assertIn("output", names)
+        self.assertEqual(evs[0]["id"], "t")
+        self.assertTrue(all(e["id"] == "t" for e in evs))
+        elapsed = [e["elapsed"] for e in evs]
+        self.assertEqual(elapsed, sorted(elapsed))
+        segs = [e for e in evs if e["event"] == "segment"]
+        self.assertEqual([e["segments_done"] for e in segs], [1, 2, 3, 4])
+        self.assertEqual(sum(e["bytes"] for e in segs), sum(len(b) for b in served.values()))
+        self.assertTrue(all(e["source"] == "network" for e in segs))
+        if all(e["index"] is not None for e in segs):  # per-segment messages from segdlsrc
+            self.assertEqual(sorted(e["index"] for e in segs), [0, 1, 2, 3])
+            for e in segs:
+                self.assertEqual(e["bytes"], len(served[e["index"]]))
+        done = evs[-1]
+        self.assertTrue(done["complete"])
+        self.assertEqual(done["segments_total"], 4)
+        self.assertEqual(done["segments_done"], 4)
+        self.assertEqual(done["bytes"], sum(len(b) for b in served.values()))
+        self.assertEqual(done["output"], out)
+        # A second run comes from the cache, with no request.
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--json", "--combine", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = clitest.events(r.stdout)
+        self.assertEqual(evs[-1]["cache_hits"], 4)
+        self.assertTrue(evs[-1]["offline"])
+        self.assertTrue(all(e["source"] == "cache" for e in evs if e["event"] == "segment"))
+
+    def test_bar_redraws_in_place_on_a_terminal(self):
+        srv = self.serve(self.root, "--reveal-every", "0.6")
+        master, slave = pty.openpty()
+        env = dict(os.environ, TERM="xterm")
+        p = subprocess.Popen([clitest.SEGDL, "t", "-b", srv.url, "-d", "dl", "--poll-interval",
+                              "0.2"], cwd=self.tmp, env=env, stdout=subprocess.DEVNULL,
+                             stderr=slave)
+        os.close(slave)
+        chunks = []
+
+        def read():
+            while True:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        rc = p.wait(timeout=clitest.WAIT)
+        t.join(timeout=clitest.WAIT)
+        os.close(master)
+        self.assertEqual(rc, 0)
+        text = b"".join(chunks).decode()
+        redraws = text.count("\r\x1b[K")
+        self.assertGreaterEqual(redraws, 5, text)
+        # Every redraw rewrites the same line: no line feed before the last
+        # one, which clears the bar and prints the result.
+        parts = text.split("\r\x1b[K")
+        self.assertTrue(all("\n" not in p for p in parts[:-1]), text)
+        self.assertIn("complete: 4 segments", parts[-1])
+        self.assertRegex(text, r"\[#+-*\] [0-4]/4")
+        self.assertIn("waiting for the backend", text)
+        self.assertRegex(text, r"t: complete: 4 segments")
+
+    def test_plain_lines_when_not_a_terminal(self):
+        srv = self.serve(self.root)
+        r = self.segdl("t", "-b", srv.url, "-d", "dl")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertEqual(len(re.findall(r"segment( \d+)? done \(\d/4", r.stderr)), 4, r.stderr)
+
+    def test_several_ids_and_batch(self):
+        clitest.make_form(self.root, "u", "mp3")
+        clitest.make_form(self.root, "v", "opus-webm")
+        srv = self.serve(self.root)
+        with open(os.path.join(self.tmp, "ids.txt"), "w") as f:
+            f.write("# more\nv\n\n")
+        r = self.segdl("t", "u", "--batch", "ids.txt", "-b", srv.url, "-d", "dl", "--json",
+                       "--combine", "auto")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        starts = [e for e in clitest.events(r.stdout) if e["event"] == "start"]
+        self.assertEqual([(e["id"], e["position"], e["count"]) for e in starts],
+                         [("t", 1, 3), ("u", 2, 3), ("v", 3, 3)])
+        dones = [e for e in clitest.events(r.stdout) if e["event"] == "done"]
+        self.assertEqual([e["complete"] for e in dones], [True, True, True])
+        for name in ("t.m4a", "u.mp3", "v.opus"):
+            self.assertTrue(os.path.getsize(os.path.join(self.tmp, name)) > 1000, name)
+        self.assertEqual(len(clitest.cache_track_dirs(os.path.join(self.tmp, "dl"))), 3)
+
+
+if __name__ == "__main__":
+    clitest.main()

@@ -1,0 +1,137 @@
+"""segdl's exit codes, one per cause, and Ctrl-C then a rerun from the cache."""
+import glob
+import os
+import signal
+
+import clitest
+from clitest import CliTestCase, Segdl
+
+
+def temp_files(download_dir):
+    """Files a killed writer could leave: anything starting with '.' but .lock."""
+    out = []
+    for track in clitest.cache_track_dirs(download_dir):
+        out += [n for n in os.listdir(track) if n.startswith(".") and n != ".lock"]
+    return out
+
+
+class ExitCodes(CliTestCase):
+    def setUp(self):
+        super().setUp()
+        clitest.need_tools(self, "ffmpeg")
+        self.root = os.path.join(self.tmp, "srv")
+        clitest.make_form(self.root, "t", "aac-m4a")
+
+    def one_line_error(self, r, code, text):
+        self.assertEqual(r.returncode, code, r.stderr)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("segdl:")]
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(text, lines[0])
+
+    def test_usage_errors_are_2(self):
+        env = dict(os.environ)
+        env.pop("SEGDL_BACKEND_URL", None)
+        r = self.segdl("t", env=env)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no backend", r.stderr)
+        self.assertEqual(self.segdl("--concurrent", "0", "t", "-b", "http://x").returncode, 2)
+        self.assertEqual(self.segdl("--no-such-option").returncode, 2)
+        self.assertEqual(self.segdl("-b", "http://127.0.0.1:9").returncode, 2)  # no id
+        self.assertEqual(self.segdl("a", "b", "-b", "http://x", "--combine", "o.m4a").returncode, 2)
+        self.assertEqual(self.segdl("cache", "clean", "--older-than", "soon").returncode, 2)
+        r = self.segdl("t", "-b", "ftp://127.0.0.1/", "-d", "dl")
+        self.assertEqual(r.returncode, 2, r.stderr)
+
+    def test_backend_unreachable_is_3(self):
+        srv = self.serve(self.root)
+        url = srv.url
+        srv.stop()  # nothing listens there any more
+        r = self.segdl("t", "-b", url, "-d", "dl", "--max-retries", "0")
+        self.one_line_error(r, 3, "t: ")
+
+    def test_unknown_track_is_3(self):
+        srv = self.serve(self.root)
+        r = self.segdl("nosuchtrack", "-b", srv.url, "-d", "dl", "--max-retries", "0")
+        self.one_line_error(r, 3, "nosuchtrack: ")
+
+    def test_max_wait_is_4(self):
+        srv = self.serve(self.root, "--reveal-every", "60")
+        out = os.path.join(self.tmp, "t.m4a")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--max-wait", "1", "--combine", out)
+        self.one_line_error(r, 4, "max-wait")
+        self.assertFalse(os.path.exists(out))
+        self.assertFalse(os.path.exists(out + ".part"))
+
+    def test_segment_gone_for_good_is_4(self):
+        srv = self.serve(self.root, "--fault", "http500:t:2:-1")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--max-retries", "0")
+        self.one_line_error(r, 4, "segment 2")
+
+    def test_gap_is_4(self):
+        srv = self.serve(self.root, "--fault", "http500:t:2:-1")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--max-retries", "0", "--missing-segment",
+                       "gap", "--json")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        done = [e for e in clitest.events(r.stdout) if e["event"] == "done"][0]
+        self.assertEqual(done["gaps"], 1)
+        self.assertFalse(done["complete"])
+
+    def test_unwritable_output_is_5(self):
+        blocker = os.path.join(self.tmp, "file")
+        open(blocker, "w").close()
+        srv = self.serve(self.root)
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--combine", os.path.join(blocker, "o.m4a"))
+        self.one_line_error(r, 5, "cannot write")
+        r = self.segdl("t", "-b", srv.url, "-d", os.path.join(blocker, "dl"))
+        self.one_line_error(r, 5, "download dir")
+
+    def test_not_audio_is_6(self):
+        track = os.path.join(self.tmp, "bad", "junk")
+        os.makedirs(track)
+        for n in range(2):
+            with open(os.path.join(track, f"seg_{n}.m4a"), "wb") as f:
+                f.write(bytes((i * 7919 + n) % 251 for i in range(50000)))
+        srv = self.serve(os.path.join(self.tmp, "bad"))
+        r = self.segdl("junk", "-b", srv.url, "-d", "dl", "--combine", "auto")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertEqual(glob.glob(os.path.join(self.tmp, "junk*")), [])
+
+    def test_ctrl_c_then_rerun_from_the_cache(self):
+        srv = self.serve(self.root, "--reveal-every", "1.5")
+        out = os.path.join(self.tmp, "t.m4a")
+        dl = os.path.join(self.tmp, "dl")
+        args = ["t", "-b", srv.url, "-d", dl, "--json", "--poll-interval", "0.2", "--combine", out]
+        p = Segdl(args, cwd=self.tmp)
+        p.wait_event("segment")
+        p.proc.send_signal(signal.SIGINT)
+        rc, err = p.finish()
+        self.assertEqual(rc, 130, err)
+        self.assertIn("interrupted", err)
+        evs = clitest.events("".join(p.out))
+        self.assertEqual(evs[-1]["event"], "interrupted")
+        self.assertFalse(os.path.exists(out))
+        self.assertFalse(os.path.exists(out + ".part"))
+        self.assertEqual(temp_files(dl), [])
+        (track,) = clitest.cache_track_dirs(dl)
+        held = len(glob.glob(os.path.join(track, "seg_*.bin")))
+        self.assertGreaterEqual(held, 1)
+        self.assertLess(held, 4)
+        r = self.segdl(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        done = clitest.events(r.stdout)[-1]
+        self.assertTrue(done["complete"])
+        self.assertGreaterEqual(done["cache_hits"], held)
+        self.assertEqual(clitest.packet_hashes(out),
+                         clitest.packet_hashes(os.path.join(self.root, ".src-t", "whole.m4a")))
+
+    def test_sigterm_is_143(self):
+        srv = self.serve(self.root, "--reveal-every", "60")
+        p = Segdl(["t", "-b", srv.url, "-d", "dl", "--json"], cwd=self.tmp)
+        p.wait_event("state")
+        p.proc.send_signal(signal.SIGTERM)
+        rc, err = p.finish()
+        self.assertEqual(rc, 143, err)
+
+
+if __name__ == "__main__":
+    clitest.main()

@@ -1,0 +1,25 @@
+/* segdl — the subcommands that are not downloads: status, cache info,
+ * cache clean. */
+#pragma once
+
+#include "cli.h"
+
+#include <cstdint>
+#include <string>
+
+namespace segdl::cli {
+
+// segdl status ID: what the backend says, pretty or as one JSON object.
+int cmd_status(const Options &opts, const std::string &id);
+// segdl cache info [ID]: the tracks in the download dir.
+int cmd_cache_info(const Options &opts, const std::string &id, bool have_id);
+// segdl cache clean: removes tracks older than max_age_s and/or least
+// recently used ones above max_size (both 0: every track not in use).
+int cmd_cache_clean(const Options &opts, int64_t max_age_s, uint64_t max_size);
+
+// "30d", "12h", "90m", "45s", "2w", "600" (seconds). False if malformed.
+bool parse_duration(const std::string &text, int64_t &seconds);
+// "500M", "2G", "64k", "1048576", "1.5GiB" (K/M/G/T are powers of 1024).
+bool parse_size(const std::string &text, uint64_t &bytes);
+
+}  // namespace segdl::cli

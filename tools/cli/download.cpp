@@ -1,0 +1,535 @@
+/* segdl — one track through segdlsrc (see download.h). */
+#include "download.h"
+
+#include "migrate.h"
+#include "output.h"
+
+#include <glib/gstdio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace segdl::cli {
+
+namespace {
+
+constexpr guint kTickMs = 200;
+
+int64_t get_i64(const GstStructure *s, const char *field) {
+  gint64 v = 0;
+  return s && gst_structure_get_int64(s, field, &v) ? v : 0;
+}
+
+bool get_bool(const GstStructure *s, const char *field) {
+  gboolean v = FALSE;
+  return s && gst_structure_get_boolean(s, field, &v) && v;
+}
+
+Snapshot snapshot_from(const GstStructure *s) {
+  Snapshot out;
+  gint64 total = -1;
+  if (s && gst_structure_get_int64(s, "segments-total", &total)) out.total = total;
+  out.available = get_i64(s, "segments-available");
+  out.done = get_i64(s, "segments-downloaded");
+  out.bytes = get_i64(s, "bytes-downloaded");
+  out.retries = get_i64(s, "retries");
+  out.cache_hits = get_i64(s, "cache-hits");
+  out.gaps = get_i64(s, "gaps");
+  out.complete = get_bool(s, "complete");
+  out.offline = get_bool(s, "offline");
+  out.fallback = get_bool(s, "fallback");
+  return out;
+}
+
+// Exit code for an ERROR posted by segdlsrc (docs/element.md, Messages).
+int classify_source_error(const GError *err, const GstStructure *details, int64_t segments_done) {
+  gint64 segment = -1;
+  guint http = 0;
+  if (details) {
+    gst_structure_get_int64(details, "segment", &segment);
+    gst_structure_get_uint(details, "http-status-code", &http);
+    // A status failure (its details may carry the consumer's segment).
+    const char *uri = gst_structure_get_string(details, "uri");
+    if (uri && strstr(uri, "/status?")) segment = -1;
+  }
+  if (err->domain == GST_RESOURCE_ERROR) {
+    switch (err->code) {
+      case GST_RESOURCE_ERROR_SETTINGS:
+        return kExitUsage;
+      case GST_RESOURCE_ERROR_NOT_AUTHORIZED:
+      case GST_RESOURCE_ERROR_FAILED:
+        return kExitBackend;
+      case GST_RESOURCE_ERROR_NOT_FOUND:
+        return segment < 0 ? kExitBackend : kExitIncomplete;
+      case GST_RESOURCE_ERROR_OPEN_READ:
+      case GST_RESOURCE_ERROR_READ:
+        // No answer at all before anything arrived: the backend is unreachable.
+        if (segment < 0 || (http == 0 && segments_done == 0)) return kExitBackend;
+        return kExitIncomplete;
+      case GST_RESOURCE_ERROR_NO_SPACE_LEFT:
+      case GST_RESOURCE_ERROR_WRITE:
+      case GST_RESOURCE_ERROR_OPEN_WRITE:
+        return kExitLocalIo;
+      default:
+        return kExitFailed;
+    }
+  }
+  if (err->domain == GST_STREAM_ERROR || err->domain == GST_CORE_ERROR) return kExitMedia;
+  return kExitFailed;
+}
+
+// Exit code for an ERROR posted by another element (muxer, filesink, sink).
+int classify_other_error(const GError *err) {
+  if (err->domain == GST_RESOURCE_ERROR) return kExitLocalIo;
+  if (err->domain == GST_STREAM_ERROR || err->domain == GST_CORE_ERROR) return kExitMedia;
+  return kExitFailed;
+}
+
+}  // namespace
+
+Download::Download(const Options &opts, const std::string &id, size_t position, size_t count,
+                   Progress &progress)
+    : opts_(opts), id_(id), position_(position), count_(count), progress_(progress) {}
+
+Download::~Download() {
+  if (tick_source_) g_source_remove(tick_source_);
+  if (bus_watch_) g_source_remove(bus_watch_);
+  if (pipeline_) {
+    gst_element_set_state(pipeline_, GST_STATE_NULL);
+    gst_object_unref(pipeline_);
+  }
+  if (loop_) g_main_loop_unref(loop_);
+}
+
+int Download::run() {
+  start_us_ = g_get_monotonic_time();
+  progress_.start(id_, position_, count_, opts_.backend_url);
+  if (g_mkdir_with_parents(opts_.download_dir.c_str(), 0755) != 0) {
+    const int e = errno;
+    progress_.error(kExitLocalIo,
+                    "cannot create the download dir " + opts_.download_dir + ": " + g_strerror(e),
+                    "");
+    return kExitLocalIo;
+  }
+  if (opts_.migrate) migrate_old_download_dir(opts_.download_dir, id_, progress_);
+  std::string error;
+  if (!build(error)) {
+    progress_.error(kExitFailed, error, "");
+    return kExitFailed;
+  }
+  loop_ = g_main_loop_new(nullptr, FALSE);
+  GstBus *bus = gst_pipeline_get_bus(GST_PIPELINE(pipeline_));
+  bus_watch_ = gst_bus_add_watch(bus, bus_cb, this);
+  gst_object_unref(bus);
+  tick_source_ = g_timeout_add(kTickMs, tick_cb, this);
+  progress_.state("waiting");
+  // A failure to start is also posted as an ERROR on the bus, handled there.
+  gst_element_set_state(pipeline_, GST_STATE_PLAYING);
+  if (exit_code_ < 0) g_main_loop_run(loop_);
+  return exit_code_;
+}
+
+bool Download::build(std::string &error) {
+  pipeline_ = gst_pipeline_new("segdl");
+  src_ = gst_element_factory_make("segdlsrc", "src");
+  tee_ = gst_element_factory_make("tee", "tee");
+  if (!src_ || !tee_) {
+    error = src_ ? "GStreamer's tee element is missing"
+                 : "the segdlsrc element is not installed (see GST_PLUGIN_PATH)";
+    if (src_) gst_object_unref(src_);
+    if (tee_) gst_object_unref(tee_);
+    src_ = tee_ = nullptr;
+    return false;
+  }
+  g_object_set(src_, "backend-url", opts_.backend_url.c_str(), "video-id", id_.c_str(), "cache-dir",
+               opts_.download_dir.c_str(), "max-concurrent", guint(opts_.concurrent),
+               "poll-interval", opts_.poll_interval, "max-retries", guint(opts_.max_retries),
+               "max-wait", opts_.max_wait, "monitor", gboolean(opts_.monitor), nullptr);
+  if (!opts_.user_agent.empty())
+    g_object_set(src_, "user-agent", opts_.user_agent.c_str(), nullptr);
+  if (!opts_.fallback_url.empty())
+    g_object_set(src_, "fallback-uri", opts_.fallback_url.c_str(), nullptr);
+  if (!opts_.missing_segment.empty())
+    gst_util_set_object_arg(G_OBJECT(src_), "missing-segment", opts_.missing_segment.c_str());
+  gst_bin_add_many(GST_BIN(pipeline_), src_, tee_, nullptr);
+  if (!gst_element_link(src_, tee_)) {
+    error = "could not link segdlsrc to tee";
+    return false;
+  }
+  if (opts_.play && !add_play_branch(error)) return false;
+  if (!opts_.combine.empty()) {
+    GstPad *pad = gst_element_get_static_pad(src_, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, caps_probe_cb, this, nullptr);
+    gst_object_unref(pad);
+  } else if (!opts_.play) {
+    // Only filling the download dir: the frames go nowhere, as fast as they come.
+    GstElement *sink = gst_element_factory_make("fakesink", "sink");
+    g_object_set(sink, "sync", FALSE, nullptr);
+    gst_bin_add(GST_BIN(pipeline_), sink);
+    if (!gst_element_link(tee_, sink)) {
+      error = "could not link the fakesink";
+      return false;
+    }
+  }
+  return true;
+}
+
+// decodebin's audio pad goes to audioconvert (the element in user_data).
+static void on_decoded_pad(GstElement *, GstPad *pad, gpointer convert) noexcept {
+  GstPad *sink = gst_element_get_static_pad(GST_ELEMENT(convert), "sink");
+  if (!gst_pad_is_linked(sink)) gst_pad_link(pad, sink);
+  gst_object_unref(sink);
+}
+
+// tee ! queue ! decodebin ! audioconvert ! audioresample ! SINK, where SINK
+// is autoaudiosink or $SEGDL_AUDIO_SINK (a gst-launch description).
+bool Download::add_play_branch(std::string &error) {
+  const char *desc = g_getenv("SEGDL_AUDIO_SINK");
+  GError *err = nullptr;
+  GstElement *sink = desc && *desc ? gst_parse_bin_from_description(desc, TRUE, &err)
+                                   : gst_element_factory_make("autoaudiosink", nullptr);
+  if (!sink) {
+    error = std::string("cannot make the audio sink: ") + (err ? err->message : "no autoaudiosink");
+    g_clear_error(&err);
+    return false;
+  }
+  GstElement *queue = gst_element_factory_make("queue", nullptr);
+  GstElement *decode = gst_element_factory_make("decodebin", nullptr);
+  GstElement *convert = gst_element_factory_make("audioconvert", nullptr);
+  GstElement *resample = gst_element_factory_make("audioresample", nullptr);
+  GstElement *all[] = {queue, decode, convert, resample, sink};
+  for (GstElement *e : all)
+    if (!e) {
+      for (GstElement *o : all)
+        if (o) gst_object_unref(o);
+      error = "cannot play: queue, decodebin, audioconvert or audioresample is missing";
+      return false;
+    }
+  for (GstElement *e : all) gst_bin_add(GST_BIN(pipeline_), e);
+  g_signal_connect(decode, "pad-added", G_CALLBACK(on_decoded_pad), convert);
+  if (!gst_element_link_many(tee_, queue, decode, nullptr) ||
+      !gst_element_link_many(convert, resample, sink, nullptr)) {
+    error = "could not link the playback branch";
+    return false;
+  }
+  return true;
+}
+
+GstPadProbeReturn Download::caps_probe_cb(GstPad *, GstPadProbeInfo *info, gpointer data) noexcept {
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(ev) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+  GstCaps *caps = nullptr;
+  gst_event_parse_caps(ev, &caps);
+  static_cast<Download *>(data)->attach_output(caps);
+  return GST_PAD_PROBE_REMOVE;  // the caps event goes on, to the new branch
+}
+
+// Streaming thread, before the caps reach the tee: picks the muxer for the
+// codec and the extension, adds [queue !] MUXER ! filesink location=OUT.part.
+void Download::attach_output(GstCaps *caps) {
+  std::string out = opts_.combine;
+  if (out == "auto") out = file_name_for_id(id_) + "." + natural_extension(caps);
+  const std::string part = out + ".part";
+  std::string error;
+  if (!link_output_chain(path_extension(out), caps, part, error)) {
+    post_app("segdl-combine-error", error);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    out_path_ = out;
+    part_path_ = part;
+  }
+  post_app("segdl-output", out, codec_name(caps));
+}
+
+// Links `from` (a src pad) to `to`, choosing the sink pad (a muxer's request
+// pad) that takes `caps`.
+static bool link_pad_to(GstPad *from, GstElement *to, GstCaps *caps) {
+  GstPad *sink = gst_element_get_compatible_pad(to, from, caps);
+  if (!sink) return false;
+  const bool ok = gst_pad_link(from, sink) == GST_PAD_LINK_OK;
+  gst_object_unref(sink);
+  return ok;
+}
+
+bool Download::link_output_chain(const std::string &ext, GstCaps *caps, const std::string &part,
+                                 std::string &error) {
+  OutputChain chain;
+  if (!plan_output(ext, caps, chain, error)) return false;
+  std::vector<GstElement *> elems;
+  if (opts_.play) elems.push_back(gst_element_factory_make("queue", nullptr));
+  for (const std::string &f : chain.factories)
+    elems.push_back(gst_element_factory_make(f.c_str(), nullptr));
+  if (!chain.caps_after.empty()) {
+    GstElement *filter = gst_element_factory_make("capsfilter", nullptr);
+    GstCaps *c = gst_caps_from_string(chain.caps_after.c_str());
+    if (filter) g_object_set(filter, "caps", c, nullptr);
+    gst_caps_unref(c);
+    elems.push_back(filter);
+  }
+  GstElement *sink = gst_element_factory_make("filesink", nullptr);
+  if (sink) g_object_set(sink, "location", part.c_str(), "async", FALSE, nullptr);
+  elems.push_back(sink);
+  if (std::find(elems.begin(), elems.end(), nullptr) != elems.end()) {
+    for (GstElement *o : elems)
+      if (o) gst_object_unref(o);
+    error = "a GStreamer element needed for ." + ext + " is missing";
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    part_path_ = part;  // from now on a failure removes it
+  }
+  for (GstElement *e : elems) gst_bin_add(GST_BIN(pipeline_), e);
+  GstPad *teepad = gst_element_request_pad_simple(tee_, "src_%u");
+  bool ok = link_pad_to(teepad, elems.front(), caps);
+  gst_object_unref(teepad);
+  for (size_t i = 0; ok && i + 1 < elems.size(); i++) {
+    GstPad *src = gst_element_get_static_pad(elems[i], "src");
+    ok = src && link_pad_to(src, elems[i + 1], caps);
+    if (src) gst_object_unref(src);
+    if (!ok) ok = gst_element_link(elems[i], elems[i + 1]);
+  }
+  for (auto it = elems.rbegin(); it != elems.rend(); ++it) gst_element_sync_state_with_parent(*it);
+  if (!ok) error = "could not link the muxer for ." + ext;
+  return ok;
+}
+
+void Download::post_app(const char *name, const std::string &message, const std::string &extra) {
+  GstStructure *s = gst_structure_new(name, "message", G_TYPE_STRING, message.c_str(), "extra",
+                                      G_TYPE_STRING, extra.c_str(), nullptr);
+  gst_element_post_message(pipeline_, gst_message_new_application(GST_OBJECT(pipeline_), s));
+}
+
+gboolean Download::bus_cb(GstBus *, GstMessage *msg, gpointer data) noexcept {
+  static_cast<Download *>(data)->on_message(msg);
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean Download::tick_cb(gpointer data) noexcept {
+  static_cast<Download *>(data)->tick();
+  return G_SOURCE_CONTINUE;
+}
+
+void Download::on_message(GstMessage *msg) {
+  if (exit_code_ >= 0) return;  // finished: what follows is teardown noise
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ERROR:
+      on_error(msg);
+      break;
+    case GST_MESSAGE_WARNING:
+      on_warning(msg);
+      break;
+    case GST_MESSAGE_ELEMENT:
+      on_element(msg);
+      break;
+    case GST_MESSAGE_BUFFERING:
+      on_buffering(msg);
+      break;
+    case GST_MESSAGE_EOS:
+      on_eos();
+      break;
+    case GST_MESSAGE_APPLICATION: {
+      const GstStructure *s = gst_message_get_structure(msg);
+      const char *text = gst_structure_get_string(s, "message");
+      if (gst_structure_has_name(s, "segdl-combine-error")) {
+        progress_.error(kExitUsage, text ? text : "", "");
+        finish(kExitUsage);
+      } else if (gst_structure_has_name(s, "segdl-output")) {
+        progress_.output(text ? text : "", gst_structure_get_string(s, "extra"));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Download::on_error(GstMessage *msg) {
+  GError *err = nullptr;
+  gchar *debug = nullptr;
+  gst_message_parse_error(msg, &err, &debug);
+  const GstStructure *details = nullptr;
+  gst_message_parse_error_details(msg, &details);
+  const bool from_src = GST_MESSAGE_SRC(msg) == GST_OBJECT(src_);
+  const int code =
+      from_src ? classify_source_error(err, details, read_stats().done) : classify_other_error(err);
+  std::string text = err->message;
+  if (!from_src) text = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + text;
+  std::string more = debug ? debug : "";
+  if (details) {
+    gchar *d = gst_structure_to_string(details);
+    more += std::string(" [") + g_quark_to_string(err->domain) + " " + std::to_string(err->code) +
+            "; " + d + "]";
+    g_free(d);
+  }
+  progress_.error(code, text, more);
+  g_clear_error(&err);
+  g_free(debug);
+  finish(code);
+}
+
+void Download::on_warning(GstMessage *msg) {
+  GError *err = nullptr;
+  gst_message_parse_warning(msg, &err, nullptr);
+  const GstStructure *details = nullptr;
+  gst_message_parse_warning_details(msg, &details);
+  gint attempt = 0;
+  if (details && gst_structure_get_int(details, "attempt", &attempt)) {
+    gint64 segment = -1;
+    guint http = 0;
+    gst_structure_get_int64(details, "segment", &segment);
+    gst_structure_get_uint(details, "http-status-code", &http);
+    progress_.retry(segment, attempt, http, err->message);
+  } else {
+    if (g_str_has_prefix(err->message, "Disk cache off")) cache_error_ = err->message;
+    progress_.warning(err->message);
+  }
+  g_clear_error(&err);
+}
+
+void Download::on_element(GstMessage *msg) {
+  const GstStructure *s = gst_message_get_structure(msg);
+  if (!s || GST_MESSAGE_SRC(msg) != GST_OBJECT(src_)) return;
+  if (gst_structure_has_name(s, "segdl-stats")) {
+    final_stats_ = snapshot_from(s);
+    have_final_stats_ = true;
+  } else if (gst_structure_has_name(s, "segdl-segment")) {
+    segment_messages_ = true;
+    SegmentEvent e;
+    gint64 v = 0;
+    guint64 bytes = 0;
+    if (gst_structure_get_int64(s, "index", &v)) e.index = v;
+    if (gst_structure_get_uint64(s, "bytes", &bytes)) e.bytes = bytes;
+    gst_structure_get_double(s, "seconds", &e.seconds);
+    const char *source = gst_structure_get_string(s, "source");
+    e.source = source ? source : "network";
+    gst_structure_get_int(s, "retries", &e.retries);
+    if (gst_structure_get_int64(s, "segments-total", &v)) e.total = v;
+    if (gst_structure_get_int64(s, "segments-done", &v)) e.done = v;
+    prev_.done = std::max(prev_.done, e.done);
+    progress_.segment(e);
+    progress_.state("downloading");
+  }
+}
+
+// BUFFERING from segdlsrc: the push loop ran dry. While playing, pause the
+// sound until it is back at 100 %, as players do.
+void Download::on_buffering(GstMessage *msg) {
+  gint percent = 100;
+  gst_message_parse_buffering(msg, &percent);
+  progress_.state(percent < 100 ? "waiting" : "downloading");
+  if (!opts_.play) return;
+  if (percent < 100 && !buffering_paused_) {
+    buffering_paused_ = true;
+    gst_element_set_state(pipeline_, GST_STATE_PAUSED);
+  } else if (percent >= 100 && buffering_paused_) {
+    buffering_paused_ = false;
+    gst_element_set_state(pipeline_, GST_STATE_PLAYING);
+  }
+}
+
+void Download::on_eos() {
+  const Snapshot s = have_final_stats_ ? final_stats_ : read_stats();
+  std::string out, part;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    out = out_path_;
+    part = part_path_;
+  }
+  gst_element_set_state(pipeline_, GST_STATE_NULL);  // closes the file
+  if (!part.empty() && g_rename(part.c_str(), out.c_str()) != 0) {
+    const int e = errno;
+    progress_.error(kExitLocalIo, "cannot rename " + part + " to " + out + ": " + g_strerror(e),
+                    "");
+    finish(kExitLocalIo);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    part_path_.clear();  // in place: nothing partial to remove any more
+  }
+  derive_segments(s);
+  prev_ = s;
+  progress_.done(s, out, double(g_get_monotonic_time() - start_us_) / 1e6);
+  if (!cache_error_.empty()) {
+    // The track was read, but the download dir does not hold it.
+    progress_.error(kExitLocalIo, "the download dir could not be written: " + cache_error_, "");
+    finish(kExitLocalIo);
+    return;
+  }
+  if (s.gaps > 0) {
+    progress_.error(kExitIncomplete,
+                    std::to_string(s.gaps) + " segment(s) missing, left as silence", "");
+    finish(kExitIncomplete);
+    return;
+  }
+  finish(kExitOk);
+}
+
+Snapshot Download::read_stats() {
+  GstStructure *st = nullptr;
+  g_object_get(src_, "stats", &st, nullptr);
+  Snapshot s = snapshot_from(st);
+  if (st) gst_structure_free(st);
+  return s;
+}
+
+// While segdlsrc posts no "segdl-segment" messages, one segment event per
+// segment the stats count as done since the last look (index unknown, the
+// bytes on the last one).
+void Download::derive_segments(const Snapshot &s) {
+  if (segment_messages_) return;
+  for (int64_t n = prev_.done + 1; n <= s.done; n++) {
+    SegmentEvent e;
+    e.done = n;
+    e.total = s.total;
+    if (n == s.done) e.bytes = uint64_t(std::max<int64_t>(0, s.bytes - prev_.bytes));
+    e.source = s.cache_hits > prev_.cache_hits ? "cache" : "network";
+    progress_.segment(e);
+  }
+}
+
+// Every kTickMs: the stats for the bar, the state, and segment events
+// derived from the stats while segdlsrc posts no "segdl-segment" messages.
+void Download::tick() {
+  if (exit_code_ >= 0) return;
+  const Snapshot s = read_stats();
+  derive_segments(s);
+  const bool moving = s.done > prev_.done || s.bytes > prev_.bytes;
+  if (s.total >= 0 && s.done >= s.total && !opts_.combine.empty())
+    progress_.state("joining");
+  else if (moving)
+    progress_.state("downloading");
+  else if (s.available <= s.done)
+    progress_.state("waiting");
+  prev_ = s;
+  progress_.update(s);
+}
+
+void Download::finish(int code) {
+  if (exit_code_ >= 0) return;
+  exit_code_ = code;
+  gst_element_set_state(pipeline_, GST_STATE_NULL);
+  if (code != kExitOk) remove_partial();
+  if (loop_) g_main_loop_quit(loop_);
+}
+
+void Download::interrupt(int signo) {
+  if (exit_code_ >= 0) return;
+  progress_.interrupted(signo);
+  finish(128 + signo);
+}
+
+void Download::remove_partial() {
+  std::string part;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    part.swap(part_path_);
+  }
+  if (!part.empty()) g_unlink(part.c_str());
+}
+
+}  // namespace segdl::cli

@@ -1,0 +1,162 @@
+/* segdl — --combine: container by extension, muxer by codec. */
+#include "output.h"
+
+#include <glib.h>
+
+#include <cstring>
+
+namespace segdl::cli {
+
+namespace {
+
+enum class Kind { Mp4, Matroska, WebM, Ogg, OggOpus, Mp3, Adts };
+
+struct Container {
+  const char *ext;
+  Kind kind;
+};
+
+constexpr Container kContainers[] = {
+    {"m4a", Kind::Mp4},      {"mp4", Kind::Mp4},   {"m4b", Kind::Mp4},  {"mka", Kind::Matroska},
+    {"mkv", Kind::Matroska}, {"webm", Kind::WebM}, {"ogg", Kind::Ogg},  {"oga", Kind::Ogg},
+    {"opus", Kind::OggOpus}, {"mp3", Kind::Mp3},   {"aac", Kind::Adts},
+};
+
+const Container *find_container(const std::string &ext) {
+  for (const Container &c : kContainers)
+    if (ext == c.ext) return &c;
+  return nullptr;
+}
+
+bool caps_is(const GstCaps *caps, const char *media) {
+  return caps && gst_caps_get_size(caps) > 0 &&
+         gst_structure_has_name(gst_caps_get_structure(caps, 0), media);
+}
+
+int mpeg_version(const GstCaps *caps) {
+  int v = 0;
+  if (caps_is(caps, "audio/mpeg"))
+    gst_structure_get_int(gst_caps_get_structure(caps, 0), "mpegversion", &v);
+  return v;
+}
+
+bool is_aac(const GstCaps *caps) {
+  return mpeg_version(caps) == 2 || mpeg_version(caps) == 4;
+}
+bool is_mpeg_audio(const GstCaps *caps) {
+  return mpeg_version(caps) == 1;
+}
+
+// True when the muxer's element factory exists and one of its sink pad
+// templates accepts the caps.
+bool muxer_takes(const char *factory_name, const GstCaps *caps) {
+  GstElementFactory *f = gst_element_factory_find(factory_name);
+  if (!f) return false;
+  const gboolean ok = gst_element_factory_can_sink_any_caps(f, caps);
+  gst_object_unref(f);
+  return ok;
+}
+
+// The chain for one container kind, or false when it cannot hold the caps.
+bool chain_for(Kind kind, const GstCaps *caps, OutputChain &chain) {
+  chain = OutputChain();
+  switch (kind) {
+    case Kind::Mp4:
+      chain.factories = {"mp4mux"};
+      return muxer_takes("mp4mux", caps);
+    case Kind::Matroska:
+      chain.factories = {"matroskamux"};
+      return muxer_takes("matroskamux", caps);
+    case Kind::WebM:
+      chain.factories = {"webmmux"};
+      return muxer_takes("webmmux", caps);
+    case Kind::Ogg:
+      chain.factories = {"oggmux"};
+      return muxer_takes("oggmux", caps);
+    case Kind::OggOpus:
+      chain.factories = {"oggmux"};
+      return caps_is(caps, "audio/x-opus") && muxer_takes("oggmux", caps);
+    case Kind::Mp3:
+      return is_mpeg_audio(caps);
+    case Kind::Adts:
+      // segdlsrc gives raw AAC with codec_data; aacparse writes the ADTS headers.
+      chain.factories = {"aacparse"};
+      chain.caps_after = "audio/mpeg,stream-format=adts";
+      return is_aac(caps);
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string path_extension(const std::string &path) {
+  const char *base = strrchr(path.c_str(), '/');
+  base = base ? base + 1 : path.c_str();
+  const char *dot = strrchr(base, '.');
+  if (!dot || dot == base) return "";
+  gchar *lower = g_ascii_strdown(dot + 1, -1);
+  std::string ext = lower;
+  g_free(lower);
+  return ext;
+}
+
+bool known_extension(const std::string &ext, std::string &error) {
+  if (find_container(ext)) return true;
+  std::string list;
+  for (const Container &c : kContainers) list += std::string(list.empty() ? "" : " ") + "." + c.ext;
+  error = (ext.empty() ? std::string("the output name has no extension")
+                       : "unknown output extension ." + ext) +
+          " (segdl writes " + list + ", or use --combine auto)";
+  return false;
+}
+
+std::string codec_name(const GstCaps *caps) {
+  if (is_aac(caps)) return "AAC";
+  if (is_mpeg_audio(caps)) {
+    int layer = 3;
+    gst_structure_get_int(gst_caps_get_structure(caps, 0), "layer", &layer);
+    return layer == 3 ? "MP3" : "MPEG-1 layer " + std::to_string(layer);
+  }
+  if (caps_is(caps, "audio/x-opus")) return "Opus";
+  if (caps_is(caps, "audio/x-vorbis")) return "Vorbis";
+  if (caps_is(caps, "audio/x-flac")) return "FLAC";
+  if (!caps || gst_caps_get_size(caps) == 0) return "unknown";
+  return gst_structure_get_name(gst_caps_get_structure(caps, 0));
+}
+
+std::string natural_extension(const GstCaps *caps) {
+  if (is_aac(caps)) return "m4a";
+  if (is_mpeg_audio(caps)) return "mp3";
+  if (caps_is(caps, "audio/x-opus")) return "opus";
+  if (caps_is(caps, "audio/x-vorbis")) return "ogg";
+  return "mka";
+}
+
+bool plan_output(const std::string &ext, const GstCaps *caps, OutputChain &chain,
+                 std::string &error) {
+  const Container *c = find_container(ext);
+  if (!c) return known_extension(ext, error);
+  if (chain_for(c->kind, caps, chain)) return true;
+  std::string fits;
+  for (const Container &other : kContainers) {
+    OutputChain unused;
+    if (chain_for(other.kind, caps, unused))
+      fits += std::string(fits.empty() ? "" : ", ") + "." + other.ext;
+  }
+  error = "a ." + ext + " file cannot hold " + codec_name(caps) + " audio without re-encoding" +
+          (fits.empty() ? std::string(" (no container segdl writes can)")
+                        : " (it fits in " + fits + ")");
+  return false;
+}
+
+std::string file_name_for_id(const std::string &id) {
+  std::string name;
+  for (char ch : id) {
+    const bool safe = g_ascii_isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+    name += safe ? ch : '_';
+  }
+  if (name.empty() || name[0] == '.') name.insert(0, "track");
+  return name.substr(0, 200);
+}
+
+}  // namespace segdl::cli

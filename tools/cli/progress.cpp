@@ -1,0 +1,325 @@
+/* segdl — progress display (bar, lines, JSON events). */
+#include "progress.h"
+
+#include "cli.h"
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+
+namespace segdl::cli {
+
+namespace {
+
+// One JSON event object, written as one line on stdout.
+class JsonEvent {
+ public:
+  JsonEvent(const char *event, const std::string &id, double elapsed) : b_(json_builder_new()) {
+    json_builder_begin_object(b_);
+    str("event", event);
+    if (!id.empty()) str("id", id);
+    real("elapsed", std::round(elapsed * 1000) / 1000);
+  }
+  ~JsonEvent() { g_object_unref(b_); }
+  JsonEvent(const JsonEvent &) = delete;
+  JsonEvent &operator=(const JsonEvent &) = delete;
+  JsonEvent &str(const char *key, const std::string &v) {
+    json_builder_set_member_name(b_, key);
+    json_builder_add_string_value(b_, v.c_str());
+    return *this;
+  }
+  JsonEvent &num(const char *key, int64_t v) {
+    json_builder_set_member_name(b_, key);
+    json_builder_add_int_value(b_, v);
+    return *this;
+  }
+  JsonEvent &real(const char *key, double v) {
+    json_builder_set_member_name(b_, key);
+    if (v < 0)
+      json_builder_add_null_value(b_);
+    else
+      json_builder_add_double_value(b_, v);
+    return *this;
+  }
+  JsonEvent &flag(const char *key, bool v) {
+    json_builder_set_member_name(b_, key);
+    json_builder_add_boolean_value(b_, v);
+    return *this;
+  }
+  // -1 is written as null (unknown).
+  JsonEvent &count(const char *key, int64_t v) {
+    json_builder_set_member_name(b_, key);
+    if (v < 0)
+      json_builder_add_null_value(b_);
+    else
+      json_builder_add_int_value(b_, v);
+    return *this;
+  }
+  void emit() {
+    json_builder_end_object(b_);
+    JsonNode *root = json_builder_get_root(b_);
+    JsonGenerator *gen = json_generator_new();
+    json_generator_set_root(gen, root);
+    gchar *text = json_generator_to_data(gen, nullptr);
+    fprintf(stdout, "%s\n", text);
+    fflush(stdout);
+    g_free(text);
+    g_object_unref(gen);
+    json_node_unref(root);
+  }
+
+ private:
+  JsonBuilder *b_;
+};
+
+void add_snapshot(JsonEvent &e, const Snapshot &s) {
+  e.count("segments_total", s.total)
+      .num("segments_done", s.done)
+      .num("bytes", s.bytes)
+      .num("retries", s.retries)
+      .num("cache_hits", s.cache_hits)
+      .num("gaps", s.gaps)
+      .flag("complete", s.complete)
+      .flag("offline", s.offline)
+      .flag("fallback", s.fallback);
+}
+
+int terminal_columns() {
+  struct winsize ws = {};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10) return ws.ws_col;
+  return 80;
+}
+
+std::string state_text(const std::string &state) {
+  if (state == "waiting") return "waiting for the backend";
+  return state;
+}
+
+}  // namespace
+
+Progress::Progress(Mode mode, bool verbose) : mode_(mode), verbose_(verbose) {}
+
+Progress::~Progress() {
+  clear_bar();
+}
+
+double Progress::elapsed() const {
+  return double(g_get_monotonic_time() - start_us_) / 1e6;
+}
+
+void Progress::start(const std::string &id, size_t position, size_t count,
+                     const std::string &backend) {
+  clear_bar();
+  id_ = id;
+  position_ = position;
+  count_ = count;
+  start_us_ = g_get_monotonic_time();
+  state_ = "starting";
+  last_ = Snapshot();
+  if (mode_ == Mode::Json)
+    JsonEvent("start", id_, 0)
+        .str("backend", backend)
+        .num("position", int64_t(position))
+        .num("count", int64_t(count))
+        .emit();
+  else if (mode_ == Mode::Lines)
+    line(id_ + ": downloading from " + backend);
+  else if (mode_ == Mode::Bar)
+    draw_bar();
+}
+
+void Progress::info(const std::string &text) {
+  if (mode_ == Mode::Json)
+    JsonEvent("info", id_, elapsed()).str("message", text).emit();
+  else if (mode_ == Mode::Bar || mode_ == Mode::Lines)
+    line(id_ + ": " + text);
+}
+
+void Progress::output(const std::string &path, const std::string &codec) {
+  if (mode_ == Mode::Json)
+    JsonEvent("output", id_, elapsed()).str("path", path).str("codec", codec).emit();
+  else if (mode_ == Mode::Lines || (mode_ == Mode::Bar && verbose_))
+    line(id_ + ": " + codec + " audio, writing " + path);
+}
+
+void Progress::segment(const SegmentEvent &e) {
+  last_.done = std::max(last_.done, e.done);
+  if (e.total >= 0) last_.total = e.total;
+  if (mode_ == Mode::Json) {
+    JsonEvent j("segment", id_, elapsed());
+    j.count("index", e.index).num("bytes", int64_t(e.bytes)).real("seconds", e.seconds);
+    j.str("source", e.source).num("retries", e.retries);
+    j.count("segments_total", e.total).num("segments_done", e.done).emit();
+  } else if (mode_ == Mode::Lines) {
+    const std::string total = e.total >= 0 ? std::to_string(e.total) : "?";
+    char secs[32] = "";
+    if (e.seconds >= 0) g_snprintf(secs, sizeof secs, ", %.2f s", e.seconds);
+    const std::string which = e.index >= 0 ? " " + std::to_string(e.index) : "";
+    line(id_ + ": segment" + which + " done (" + std::to_string(e.done) + "/" + total + ", " +
+         human_bytes(double(e.bytes)) + ", " + e.source + secs + ")");
+  } else if (mode_ == Mode::Bar) {
+    draw_bar();
+  }
+}
+
+void Progress::retry(int64_t segment, int attempt, unsigned http_status,
+                     const std::string &message) {
+  last_.retries++;
+  if (mode_ == Mode::Json)
+    JsonEvent("retry", id_, elapsed())
+        .num("segment", segment)
+        .num("attempt", attempt)
+        .num("http_status", http_status)
+        .str("message", message)
+        .emit();
+  else if (mode_ == Mode::Lines || (mode_ == Mode::Bar && verbose_))
+    line(id_ + ": " + message);
+  else if (mode_ == Mode::Bar)
+    draw_bar();
+}
+
+void Progress::warning(const std::string &message) {
+  if (mode_ == Mode::Json)
+    JsonEvent("warning", id_, elapsed()).str("message", message).emit();
+  else if (mode_ != Mode::Quiet)
+    line(id_ + ": warning: " + message);
+}
+
+void Progress::state(const std::string &state) {
+  if (state == state_) return;
+  state_ = state;
+  if (mode_ == Mode::Json)
+    JsonEvent("state", id_, elapsed()).str("state", state).emit();
+  else if (mode_ == Mode::Lines)
+    line(id_ + ": " + state_text(state));
+  else if (mode_ == Mode::Bar)
+    draw_bar();
+}
+
+void Progress::update(const Snapshot &s) {
+  last_ = s;
+  if (mode_ == Mode::Bar) draw_bar();
+}
+
+void Progress::done(const Snapshot &s, const std::string &output, double elapsed_s) {
+  last_ = s;
+  if (mode_ == Mode::Json) {
+    JsonEvent j("done", id_, elapsed_s);
+    add_snapshot(j, s);
+    if (!output.empty()) j.str("output", output);
+    j.emit();
+    return;
+  }
+  if (mode_ == Mode::Quiet) return;
+  state_ = "done";
+  if (mode_ == Mode::Bar) draw_bar();
+  clear_bar();
+  char secs[32];
+  g_snprintf(secs, sizeof secs, "%.1f s", elapsed_s);
+  std::string text = id_ + ": " + (s.complete ? "complete" : "done (not complete)") + ": " +
+                     std::to_string(s.done) + " segments, " + human_bytes(double(s.bytes)) +
+                     " in " + secs;
+  if (s.cache_hits > 0) text += ", " + std::to_string(s.cache_hits) + " from the cache";
+  if (s.retries > 0) text += ", " + std::to_string(s.retries) + " retries";
+  if (!output.empty()) text += " -> " + output;
+  line(text);
+}
+
+void Progress::error(int exit_code, const std::string &message, const std::string &debug) {
+  clear_bar();
+  if (mode_ == Mode::Json) {
+    JsonEvent j("error", id_, elapsed());
+    j.num("exit_code", exit_code).str("message", message);
+    if (!debug.empty()) j.str("debug", debug);
+    j.emit();
+  }
+  fprintf(stderr, "segdl: %s%s\n", id_.empty() ? "" : (id_ + ": ").c_str(), message.c_str());
+  if (verbose_ && !debug.empty()) fprintf(stderr, "segdl:   %s\n", debug.c_str());
+  fflush(stderr);
+}
+
+void Progress::interrupted(int signo) {
+  clear_bar();
+  if (mode_ == Mode::Json) JsonEvent("interrupted", id_, elapsed()).num("signal", signo).emit();
+  if (mode_ != Mode::Quiet)
+    fprintf(stderr, "segdl: %s%s\n", id_.empty() ? "" : (id_ + ": ").c_str(),
+            signo == 2 ? "interrupted" : "terminated");
+}
+
+// Prints a line; on a terminal the bar is cleared first and drawn again
+// below it, so messages scroll above the bar.
+void Progress::line(const std::string &text) {
+  const bool redraw = bar_shown_;
+  clear_bar();
+  fprintf(stderr, "%s\n", text.c_str());
+  if (redraw) draw_bar();
+  fflush(stderr);
+}
+
+void Progress::clear_bar() {
+  if (!bar_shown_) return;
+  fputs("\r\033[K", stderr);
+  fflush(stderr);
+  bar_shown_ = false;
+}
+
+// [2/3] ID [#######-------] 3/8 1.2 MB 350 kB/s ETA 0:12 retries 1 downloading
+// redrawn in place: carriage return, erase the line, the new text.
+void Progress::draw_bar() {
+  if (mode_ != Mode::Bar) return;
+  const Snapshot &s = last_;
+  const double secs = elapsed();
+  std::string text;
+  if (count_ > 1) text += "[" + std::to_string(position_) + "/" + std::to_string(count_) + "] ";
+  text += id_ + " ";
+  if (s.total > 0) {
+    const int width = 20;
+    const int filled = int(std::min<int64_t>(s.done, s.total) * width / s.total);
+    text +=
+        "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '-') + "] ";
+    text += std::to_string(s.done) + "/" + std::to_string(s.total);
+  } else {
+    text += std::to_string(s.done) + "/?";
+  }
+  text += "  " + human_bytes(double(s.bytes));
+  if (secs > 0.5 && s.bytes > 0) text += "  " + human_bytes(double(s.bytes) / secs) + "/s";
+  if (s.total > 0 && s.done > 0 && s.done < s.total && state_ == "downloading")
+    text += "  ETA " + human_duration(secs / double(s.done) * double(s.total - s.done));
+  if (s.retries > 0) text += "  retries " + std::to_string(s.retries);
+  text += "  " + state_text(state_);
+  const size_t columns = size_t(terminal_columns() - 1);
+  if (text.size() > columns) text.resize(columns);
+  fprintf(stderr, "\r\033[K%s", text.c_str());
+  fflush(stderr);
+  bar_shown_ = true;
+}
+
+std::string human_bytes(double bytes) {
+  const char *units[] = {"B", "kB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1000 && u < 4) {
+    bytes /= 1000;
+    u++;
+  }
+  char buf[32];
+  g_snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+std::string human_duration(double seconds) {
+  const int64_t t = int64_t(std::max(0.0, std::round(seconds)));
+  char buf[32];
+  if (t >= 3600)
+    g_snprintf(buf, sizeof buf, "%" PRId64 ":%02d:%02d", t / 3600, int(t / 60 % 60), int(t % 60));
+  else
+    g_snprintf(buf, sizeof buf, "%d:%02d", int(t / 60), int(t % 60));
+  return buf;
+}
+
+}  // namespace segdl::cli
