@@ -378,10 +378,24 @@ bool parse_opus_dops(const uint8_t *data, size_t size, OpusHead &out, std::strin
   if (data[0] != 0) return fail(error, "dOps version is not 0");
   out.version = 1;
   out.channels = data[1];
-  out.pre_skip = uint16_t(data[2] << 8 | data[3]);
-  out.input_rate = uint32_t(data[4]) << 24 | uint32_t(data[5]) << 16 | uint32_t(data[6]) << 8 |
-                   uint32_t(data[7]);
-  out.output_gain = int16_t(uint16_t(data[8] << 8 | data[9]));
+  uint32_t be_rate = uint32_t(data[4]) << 24 | uint32_t(data[5]) << 16 | uint32_t(data[6]) << 8 |
+                     uint32_t(data[7]);
+  uint32_t le_rate = uint32_t(data[7]) << 24 | uint32_t(data[6]) << 16 | uint32_t(data[5]) << 8 |
+                     uint32_t(data[4]);
+  // Some writers copy OpusHead's little-endian fields verbatim (GStreamer
+  // 1.22's mp4mux): an impossible big-endian rate that reads as a real one
+  // little-endian tells them apart.
+  const uint32_t kMaxRate = 768000;
+  out.byte_swapped = be_rate > kMaxRate && le_rate != 0 && le_rate <= kMaxRate;
+  if (out.byte_swapped) {
+    out.pre_skip = uint16_t(data[2] | data[3] << 8);
+    out.input_rate = le_rate;
+    out.output_gain = int16_t(uint16_t(data[8] | data[9] << 8));
+  } else {
+    out.pre_skip = uint16_t(data[2] << 8 | data[3]);
+    out.input_rate = be_rate;
+    out.output_gain = int16_t(uint16_t(data[8] << 8 | data[9]));
+  }
   out.mapping_family = data[10];
   if (out.mapping_family != 0) {
     if (size < 13 + size_t(out.channels)) return fail(error, "dOps channel mapping truncated");
@@ -503,8 +517,16 @@ bool parse_lame_tag(const uint8_t *frame, size_t size, size_t at, MpegInfoFrame 
   for (int i = 0; i < 9 && tag[i] >= 0x20 && tag[i] < 0x7f; i++) out.encoder += char(tag[i]);
   out.encoder_delay = tag[21] << 4 | tag[22] >> 4;
   out.encoder_padding = (tag[22] & 0x0f) << 8 | tag[23];
+  // LAME covers the bytes before the CRC (190 in an MPEG-1 stereo frame);
+  // ffmpeg always 190 bytes, with the CRC field still zero.
   uint16_t stored = uint16_t(tag[34] << 8 | tag[35]);
   out.lame_crc_ok = lame_crc16(frame, at + 34) == stored;
+  if (!out.lame_crc_ok && size >= 190 && at + 36 <= 190) {
+    uint8_t copy[190];
+    memcpy(copy, frame, 190);
+    copy[at + 34] = copy[at + 35] = 0;
+    out.lame_crc_ok = lame_crc16(copy, 190) == stored;
+  }
   return true;
 }
 

@@ -100,6 +100,9 @@ struct OpusHead {
   int stream_count = 1;
   int coupled_count = 0;         // family 0: channels - 1
   std::vector<uint8_t> mapping;  // one entry a channel (family != 0)
+  // parse_opus_dops only: the box was written little-endian (as OpusHead is)
+  // and was read as such.
+  bool byte_swapped = false;
 };
 
 bool parse_opus_head(const uint8_t *data, size_t size, OpusHead &out, std::string *error = nullptr);
@@ -150,12 +153,14 @@ struct MpegInfoFrame {
   uint32_t frames = 0;  // audio frames in the stream (the info frame excluded)
   bool has_bytes = false;
   uint32_t bytes = 0;
-  bool has_lame = false;     // a LAME (or Lavc/Lavf) extension follows
-  std::string encoder;       // its 9-byte version string, printable characters only
-  int encoder_delay = 0;     // samples to drop at the start (12 bits)
-  int encoder_padding = 0;   // samples to drop at the end (12 bits)
-  bool lame_crc_ok = false;  // the tag's CRC-16 over the frame's first 190 bytes matches
-  int vbri_delay = 0;        // VBRI's own delay field
+  bool has_lame = false;    // a LAME (or Lavc/Lavf) extension follows
+  std::string encoder;      // its 9-byte version string, printable characters only
+  int encoder_delay = 0;    // samples to drop at the start (12 bits)
+  int encoder_padding = 0;  // samples to drop at the end (12 bits)
+  // The tag's CRC-16 matches: over the bytes before it (LAME), or over 190
+  // bytes with it zeroed (ffmpeg, which a frame under 190 bytes defeats).
+  bool lame_crc_ok = false;
+  int vbri_delay = 0;  // VBRI's own delay field
 };
 
 // Looks for an information frame in the frame at data[0] (whose header is

@@ -67,8 +67,8 @@ struct Mp4Layout {
   bool moov_before_mdat = false;
   bool fragmented = false;  // a moof (or mvex) was seen
   // Bytes from the start that must be present to read the moov: its end
-  // once its header was seen, else the end of the last box scanned (the
-  // moov comes later; 0 if nothing could be scanned).
+  // once its header was seen, else the end of the last box whose header was
+  // seen (the moov comes after it; 0 if nothing could be scanned).
   uint64_t need_bytes = 0;
   bool complete = false;  // the data ends exactly at the end of its last box
 };
@@ -157,7 +157,9 @@ struct Mp4Presentation {
   bool has_edits = false;    // an edit list with a non-empty edit
   bool extra_edits = false;  // more non-empty edits after the first (not applied)
   bool rate_ok = true;       // the edit's media_rate is 1.0
-  bool consistent = true;    // every sample lies inside an mdat present in the data
+  bool has_roll = false;     // a 'roll' group maps samples (the first such group sbgp names)
+  int16_t roll_distance = 0;  // its distance in samples (AAC: -1; negative = pre-roll)
+  bool consistent = true;     // every sample lies inside an mdat present in the data
   std::string inconsistency;  // why not
   uint64_t mdat_end = 0;      // end of the bytes the samples use
 };

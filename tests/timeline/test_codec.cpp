@@ -349,6 +349,18 @@ GST_START_TEST(opus_headers) {
   ck_assert_int_eq(h.pre_skip, 312);
   ck_assert_int_eq(h.input_rate, 48000);
   ck_assert_int_eq(h.output_gain, -256);
+  fail_if(h.byte_swapped);
+  // The same written little-endian, as GStreamer 1.22's mp4mux does.
+  Bytes swapped = {0, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0x00, 0xff, 0};
+  fail_unless(parse_opus_dops(swapped.data(), swapped.size(), h, &err), "%s", err.c_str());
+  fail_unless(h.byte_swapped);
+  ck_assert_int_eq(h.pre_skip, 312);
+  ck_assert_int_eq(h.input_rate, 48000);
+  ck_assert_int_eq(h.output_gain, -256);
+  // A rate of 0 ("unknown") stays big-endian.
+  Bytes zero_rate = {0, 1, 0x01, 0x38, 0, 0, 0, 0, 0, 0, 0};
+  fail_unless(parse_opus_dops(zero_rate.data(), zero_rate.size(), h, &err));
+  fail_unless(!h.byte_swapped && h.pre_skip == 312);
   fail_if(parse_opus_dops(dops.data(), 10, h, &err));
   dops[0] = 1;
   fail_if(parse_opus_dops(dops.data(), dops.size(), h, &err));
