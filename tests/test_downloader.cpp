@@ -527,6 +527,7 @@ struct Drained {
   EngineError error;
   std::string problem;  // the first chunk out of order, if any
   Clock::time_point ended_at;
+  std::vector<EngineEvent> events;  // taken while popping, as the element does
 };
 
 // Pops until Eos, Error or Flushing, for at most `overall`.
@@ -536,6 +537,7 @@ Drained drain(Downloader &dl, std::chrono::milliseconds overall = 5000ms) {
   auto deadline = Clock::now() + overall;
   while (Clock::now() < deadline) {
     Downloader::Item item = dl.pop(100ms);
+    for (EngineEvent &ev : dl.take_events()) d.events.push_back(std::move(ev));
     if (item.kind == Kind::Timeout) continue;
     if (item.kind != Kind::Data) {
       d.end = item.kind;

@@ -6,6 +6,8 @@
  */
 #include "harness.h"
 
+#include <set>
+
 using namespace segdl;
 using namespace segdl::test;
 
@@ -162,6 +164,100 @@ GST_START_TEST(test_status_faults) {
 }
 GST_END_TEST;
 
+namespace {
+
+// Messages of segdlsrc seen by a sync handler, with the thread that posted
+// them; and the thread that pushed the buffers.
+struct Posted {
+  std::mutex lock;
+  std::vector<GstStructure *> segments;  // "segdl-segment" structures, in order
+  std::vector<GThread *> warning_threads;
+  GThread *streaming = nullptr;
+  ~Posted() {
+    for (GstStructure *st : segments) gst_structure_free(st);
+  }
+};
+
+GstBusSyncReply record_message(GstBus *, GstMessage *msg, gpointer data) noexcept {
+  auto *posted = static_cast<Posted *>(data);
+  std::lock_guard<std::mutex> guard(posted->lock);
+  const GstStructure *st = gst_message_get_structure(msg);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ELEMENT && st &&
+      gst_structure_has_name(st, "segdl-segment"))
+    posted->segments.push_back(gst_structure_copy(st));
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING)
+    posted->warning_threads.push_back(g_thread_self());
+  return GST_BUS_PASS;
+}
+
+GstPadProbeReturn note_streaming_thread(GstPad *, GstPadProbeInfo *, gpointer data) noexcept {
+  auto *posted = static_cast<Posted *>(data);
+  std::lock_guard<std::mutex> guard(posted->lock);
+  posted->streaming = g_thread_self();
+  return GST_PAD_PROBE_OK;
+}
+
+}  // namespace
+
+// Every segment is announced once as it comes whole ("segdl-segment", the
+// contract in docs/element.md), and WARNINGs come from the streaming
+// thread, never from the HTTP thread.
+GST_START_TEST(test_segment_messages) {
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  const int64_t n = int64_t(track.segments.size());
+  srv->add_track("m", track);
+  srv->add_fault(fault("http500", "m", 2, 1));
+  GstElement *p = make_pipeline(srv->base_url(), "m", "join=bytes max-retries=3",
+                                "appsink name=sink sync=false");
+  Posted posted;
+  GstBus *bus = gst_element_get_bus(p);
+  gst_bus_set_sync_handler(bus, record_message, &posted, nullptr);
+  gst_object_unref(bus);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstPad *pad = gst_element_get_static_pad(src, "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, note_streaming_thread, &posted, nullptr);
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(pad);
+  gst_object_unref(src);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  fail_unless(run.bytes == expected_output("bytes"));
+
+  std::lock_guard<std::mutex> guard(posted.lock);
+  fail_unless_equals_int(int(posted.segments.size()), int(n));
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < posted.segments.size(); i++) {
+    const GstStructure *st = posted.segments[i];
+    gint64 index = -2, total = -2, done = -2;
+    guint64 bytes = 0;
+    gdouble seconds = -1;
+    gint retries = -1;
+    fail_unless(gst_structure_get_int64(st, "index", &index));
+    fail_unless(gst_structure_get_uint64(st, "bytes", &bytes));
+    fail_unless(gst_structure_get_double(st, "seconds", &seconds));
+    fail_unless(gst_structure_get_int(st, "retries", &retries));
+    fail_unless(gst_structure_get_int64(st, "segments-total", &total));
+    fail_unless(gst_structure_get_int64(st, "segments-done", &done));
+    fail_unless(index >= 0 && index < n, "index %" G_GINT64_FORMAT, index);
+    fail_unless(seen.insert(index).second, "segment %" G_GINT64_FORMAT " twice", index);
+    fail_unless_equals_uint64(bytes, track.segments[size_t(index)].size());
+    fail_unless_equals_string(gst_structure_get_string(st, "source"), "network");
+    fail_unless(seconds > 0, "seconds %f", seconds);
+    fail_unless_equals_int(retries, index == 2 ? 1 : 0);
+    fail_unless(total == -1 || total == n, "segments-total %" G_GINT64_FORMAT, total);
+    fail_unless_equals_int64(done, int64_t(i) + 1);
+  }
+  gint64 last_total = 0;
+  gst_structure_get_int64(posted.segments.back(), "segments-total", &last_total);
+  fail_unless_equals_int64(last_total, n);
+  fail_unless(!posted.warning_threads.empty(), "no WARNING for the retry");
+  for (GThread *t : posted.warning_threads)
+    fail_unless(t == posted.streaming, "a WARNING was posted from another thread");
+}
+GST_END_TEST;
+
 static Suite *faults_suite() {
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("general");
@@ -171,6 +267,7 @@ static Suite *faults_suite() {
                       G_N_ELEMENTS(kFaults) * G_N_ELEMENTS(kSegments) * G_N_ELEMENTS(kJoins));
   tcase_add_loop_test(tc, test_permanent_faults, 0, G_N_ELEMENTS(kPermanent));
   tcase_add_loop_test(tc, test_status_faults, 0, G_N_ELEMENTS(kStatusFaults));
+  tcase_add_test(tc, test_segment_messages);
   return s;
 }
 

@@ -45,11 +45,12 @@ struct Downloader::Job final : FetchListener {
   int64_t n = 0;
   Phase phase = Phase::Idle;
   uint64_t fetch_id = 0;
-  int failures = 0;         // failed attempts so far
-  int64_t received = 0;     // bytes of the segment handed to the buffer
-  int64_t expected = -1;    // size of the whole segment, once known
-  int64_t skip = 0;         // bytes to drop from the current response (resume answered 200)
-  uint64_t generation = 0;  // Downloader::generation_ when the job was made
+  int failures = 0;             // failed attempts so far
+  int64_t first_start_us = -1;  // when its first attempt started
+  int64_t received = 0;         // bytes of the segment handed to the buffer
+  int64_t expected = -1;        // size of the whole segment, once known
+  int64_t skip = 0;             // bytes to drop from the current response (resume answered 200)
+  uint64_t generation = 0;      // Downloader::generation_ when the job was made
   std::unique_ptr<SegmentWriter> writer;  // the segment going to the disk cache
   SegmentInfo info;                       // what the response said, for the cache
   GSource *timer = nullptr;
@@ -335,6 +336,7 @@ void Downloader::schedule() {
 
 void Downloader::start_job(Job &job) {
   job.phase = Job::Phase::Fetching;
+  if (job.first_start_us < 0) job.first_start_us = now_us();
   if (cache_ && !job.writer && job.received == 0 && job.n != kFallbackSegment) {
     std::string error;
     job.writer = cache_->begin(job.n, error);
@@ -476,7 +478,14 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
     std::lock_guard<std::mutex> lock(mu_);
     if (job.generation != generation_) return;
     buf_[job.n].complete = true;
-    stats_.segments_downloaded++;
+    SegmentDone done;
+    done.index = job.n == kFallbackSegment ? -1 : job.n;
+    done.bytes = uint64_t(job.received);
+    done.seconds = double(now_us() - job.first_start_us) / 1e6;
+    done.source =
+        job.n == kFallbackSegment ? SegmentDone::Source::Fallback : SegmentDone::Source::Network;
+    done.retries = job.failures;
+    segment_done(done);
   }
   cond_.notify_all();
   schedule();
@@ -500,16 +509,14 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
     }
     g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n, cause.c_str(),
             job.failures, cfg_.max_retries + 1);
-    if (cfg_.on_warning) {
-      EngineWarning w;
-      w.segment = job.n;
-      w.uri = job.url;
-      w.http_status = http_status;
-      w.cause = cause;
-      w.attempt = job.failures;
-      w.max_attempts = cfg_.max_retries + 1;
-      cfg_.on_warning(w);
-    }
+    EngineWarning w;
+    w.segment = job.n;
+    w.uri = job.url;
+    w.http_status = http_status;
+    w.cause = cause;
+    w.attempt = job.failures;
+    w.max_attempts = cfg_.max_retries + 1;
+    warn(std::move(w));
     wait_then_retry(job,
                     backoff_delay_us(cfg_.retry_backoff_s, job.failures, jitter(), retry_after_s));
     return;
@@ -618,15 +625,13 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
     stats_.faults++;
   }
   g_debug("status: %s, retrying", why.c_str());
-  if (cfg_.on_warning) {
-    EngineWarning w;
-    w.uri = url;
-    w.http_status = http_status;
-    w.cause = why;
-    w.attempt = status_failures_;
-    w.max_attempts = cfg_.max_retries + 1;
-    cfg_.on_warning(w);
-  }
+  EngineWarning w;
+  w.uri = url;
+  w.http_status = http_status;
+  w.cause = why;
+  w.attempt = status_failures_;
+  w.max_attempts = cfg_.max_retries + 1;
+  warn(std::move(w));
   int64_t delay = backoff_delay_us(cfg_.retry_backoff_s, status_failures_, jitter());
   poll_timer_ = add_timer(delay, [this] {
     g_source_unref(poll_timer_);
@@ -715,7 +720,11 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
       item.kind = Item::Kind::Flushing;
       return item;
     }
+    // The end of the stream comes after every event before it is posted:
+    // the caller takes the events, then pops again.
+    const bool events_pending = !events_.empty();
     if (end_ && consumer_ >= *end_) {
+      if (events_pending) return item;  // Timeout
       item.kind = Item::Kind::Eos;
       stats_.complete = stats_.gaps == 0;
       return item;
@@ -762,6 +771,7 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
         }
         if (cfg_.missing_segment == MissingSegment::Fallback && switch_to_fallback(lock, *b.error))
           continue;
+        if (events_pending) return item;  // Timeout
         item.kind = Item::Kind::Error;
         item.error = *b.error;
         return item;
@@ -769,6 +779,7 @@ Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
     }
     if (fatal_) {
       if (switch_to_fallback(lock, *fatal_)) continue;
+      if (events_pending) return item;  // Timeout
       item.kind = Item::Kind::Error;
       item.error = *fatal_;
       if (item.error.segment < 0) item.error.segment = consumer_;
@@ -811,7 +822,12 @@ bool Downloader::wait_change(std::chrono::milliseconds max_wait) {
 Downloader::Level Downloader::level() {
   std::lock_guard<std::mutex> lock(mu_);
   Level lv;
-  if (fatal_ || flushing_) lv.can_finish = true;
+  const bool can_fall_back = !cfg_.fallback_uri.empty() && !fallback_started_;
+  if (flushing_) lv.can_finish = true;
+  if (fatal_) {
+    lv.can_finish = true;
+    lv.ends_in_error = !can_fall_back;
+  }
   for (int64_t n = consumer_;; n++) {
     if (end_ && n >= *end_) {
       lv.can_finish = true;
@@ -822,6 +838,8 @@ Downloader::Level Downloader::level() {
     for (GBytes *b : it->second.chunks) lv.bytes_ahead += g_bytes_get_size(b);
     if (it->second.error) {
       lv.can_finish = true;
+      lv.ends_in_error = cfg_.missing_segment == MissingSegment::Error ||
+                         (cfg_.missing_segment == MissingSegment::Fallback && !can_fall_back);
       break;
     }
     if (!it->second.complete) break;
@@ -918,7 +936,11 @@ bool Downloader::deliver_cached(int64_t n) {
       b.chunks.push_back(g_bytes_new_from_bytes(bytes, off, std::min(piece, size - off)));
     b.complete = true;
     stats_.cache_hits++;
-    stats_.segments_downloaded++;
+    SegmentDone done;
+    done.index = n;
+    done.bytes = size;
+    done.source = SegmentDone::Source::Cache;
+    segment_done(done);
     if (n == 0 && stats_.time_to_first_byte_us < 0)
       stats_.time_to_first_byte_us = now_us() - start_us_;
   }
@@ -936,13 +958,11 @@ void Downloader::cache_failed(const std::string &why) {
   }
   for (auto &entry : jobs_) entry.second->writer.reset();
   g_debug("cache off: %s", why.c_str());
-  if (cfg_.on_warning) {
-    EngineWarning w;
-    w.kind = EngineWarning::Kind::Cache;
-    w.uri = cfg_.cache.dir;
-    w.cause = why;
-    cfg_.on_warning(w);
-  }
+  EngineWarning w;
+  w.kind = EngineWarning::Kind::Cache;
+  w.uri = cfg_.cache.dir;
+  w.cause = why;
+  warn(std::move(w));
 }
 
 // Once the track is fully known, the cache remembers it: a later run with
@@ -970,15 +990,13 @@ void Downloader::start_fallback(EngineError reason) {
   if (stopping_) return;
   fallback_mode_ = true;
   cancel_everything();
-  if (cfg_.on_warning) {
-    EngineWarning w;
-    w.kind = EngineWarning::Kind::Fallback;
-    w.segment = reason.segment;
-    w.uri = cfg_.fallback_uri;
-    w.http_status = reason.http_status;
-    w.cause = reason.message;
-    cfg_.on_warning(w);
-  }
+  EngineWarning w;
+  w.kind = EngineWarning::Kind::Fallback;
+  w.segment = reason.segment;
+  w.uri = cfg_.fallback_uri;
+  w.http_status = reason.http_status;
+  w.cause = reason.message;
+  warn(std::move(w));
   auto job = std::make_unique<Job>();
   job->dl = this;
   job->n = kFallbackSegment;
@@ -990,6 +1008,38 @@ void Downloader::start_fallback(EngineError reason) {
   Job &ref = *job;
   jobs_[kFallbackSegment] = std::move(job);
   start_job(ref);
+}
+
+// Queues a WARNING for the application (posted from its streaming thread).
+void Downloader::warn(EngineWarning w) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    EngineEvent ev;
+    ev.kind = EngineEvent::Kind::Warning;
+    ev.warning = std::move(w);
+    events_.push_back(std::move(ev));
+  }
+  cond_.notify_all();
+}
+
+// A segment is whole in the buffer: count it once (a segment fetched again
+// after a seek is not a new one) and queue its event. mu_ held.
+void Downloader::segment_done(const SegmentDone &done) {
+  if (done.index >= 0) segments_whole_.insert(done.index);
+  stats_.segments_downloaded = int64_t(segments_whole_.size());
+  EngineEvent ev;
+  ev.kind = EngineEvent::Kind::Segment;
+  ev.segment = done;
+  ev.segments_total = end_ && !fallback_started_ ? *end_ : stats_.segments_total;
+  ev.segments_done = stats_.segments_downloaded;
+  events_.push_back(std::move(ev));
+}
+
+std::deque<EngineEvent> Downloader::take_events() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::deque<EngineEvent> out;
+  out.swap(events_);
+  return out;
 }
 
 int64_t Downloader::track_duration_ns() {

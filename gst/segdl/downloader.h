@@ -30,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -48,6 +49,29 @@ struct EngineWarning {
   std::string cause;
   int attempt = 0;       // the attempt that failed, from 1
   int max_attempts = 0;  // max-retries + 1
+};
+
+// A segment now whole in the buffer, for the application's progress.
+struct SegmentDone {
+  enum class Source { Network, Cache, Fallback };
+  int64_t index = -1;  // -1 for the fallback URL's full file
+  uint64_t bytes = 0;  // its size
+  double seconds = 0;  // from its first request to its last byte; 0 from the cache
+  Source source = Source::Network;
+  int retries = 0;  // failed attempts before it came whole
+};
+
+// What the engine has to tell the application. The engine queues events
+// (under its lock, never calling out); the element takes them with
+// Downloader::take_events() and posts them from its streaming thread, so no
+// application code runs on the HTTP thread.
+struct EngineEvent {
+  enum class Kind { Warning, Segment };
+  Kind kind = Kind::Warning;
+  EngineWarning warning;        // Warning
+  SegmentDone segment;          // Segment
+  int64_t segments_total = -1;  // Segment: the track's segments, -1 while unknown
+  int64_t segments_done = 0;    // Segment: distinct segments whole so far
 };
 
 // Items of the fallback full-file URL carry this segment number.
@@ -82,8 +106,6 @@ struct DownloaderConfig {
   // reached, when the segmented backend fails for good. Empty = none.
   std::string fallback_uri;
   MissingSegment missing_segment = MissingSegment::Fallback;
-  // Called on the HTTP thread, no lock held, for every fault that is retried.
-  std::function<void(const EngineWarning &)> on_warning;
 };
 
 // Why the engine gave up. The element maps `kind` to a GStreamer error code.
@@ -148,8 +170,9 @@ class Downloader {
   };
 
   struct Level {
-    uint64_t bytes_ahead = 0;  // contiguous bytes ready for the consumer
-    bool can_finish = false;   // the consumer can run to the end (or to an error) without waiting
+    uint64_t bytes_ahead = 0;    // contiguous bytes ready for the consumer
+    bool can_finish = false;     // the consumer can run to the end (or to an error) without waiting
+    bool ends_in_error = false;  // ...and that end is an ERROR (no fallback, no gap to take)
   };
 
   Downloader(DownloaderConfig cfg, FetcherFactory factory);
@@ -178,6 +201,8 @@ class Downloader {
   // not produced it yet).
   void seek(int64_t segment);
   EngineStats stats();
+  // The events queued since the last call, oldest first (any thread).
+  std::deque<EngineEvent> take_events();
   // EngineStats::track_duration_ns() without copying the stats.
   int64_t track_duration_ns();
 
@@ -218,6 +243,8 @@ class Downloader {
   void check_max_wait();
   GSource *add_timer(int64_t delay_us, std::function<void()> fn);
   void post(std::function<void()> fn);
+  void warn(EngineWarning w);
+  void segment_done(const SegmentDone &done);
   void teardown();
   void cancel_everything();
   std::map<int64_t, std::unique_ptr<Job>>::iterator drop_job(
@@ -261,6 +288,8 @@ class Downloader {
   bool flushing_ = false;
   bool fallback_started_ = false;  // the switch happened (at most once)
   EngineStats stats_;
+  std::deque<EngineEvent> events_;    // for take_events()
+  std::set<int64_t> segments_whole_;  // distinct segments completed (stats, events)
 
   std::atomic<bool> wake_pending_{false};  // a reschedule is already posted
 };

@@ -180,6 +180,10 @@ struct _GstSegDlSrc {
 // The `stats` structure ("segdl-stats") for the property and the messages.
 GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s);
 
+// Posts the engine's queued events (WARNINGs, "segdl-segment" messages);
+// streaming thread (gstsegdlsrc.cpp).
+void gst_seg_dl_src_post_events(GstSegDlSrc *self, segdl::Downloader *dl);
+
 // The streaming thread (gstsegdlsrc-stream.cpp).
 GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept;
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept;

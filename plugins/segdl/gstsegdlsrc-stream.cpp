@@ -141,6 +141,7 @@ static GstFlowReturn next_item(GstSegDlSrc *self, segdl::Downloader *dl,
                                segdl::Downloader::Item &item) {
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
+    gst_seg_dl_src_post_events(self, dl);  // WARNINGs and segment messages, from this thread
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
       int pct = lv.can_finish ? 100
@@ -152,7 +153,7 @@ static GstFlowReturn next_item(GstSegDlSrc *self, segdl::Downloader *dl,
         continue;
       }
       priv->buffering = false;
-      post_buffering(self, 100);
+      if (!lv.ends_in_error) post_buffering(self, 100);  // no 100 % just before an ERROR
     }
     item = dl->pop(kPopWait);
     using K = segdl::Downloader::Item::Kind;

@@ -116,6 +116,52 @@ GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s) {
       "faults", G_TYPE_INT64, s.faults, "complete", G_TYPE_BOOLEAN, gboolean(s.complete), nullptr);
 }
 
+// A fault being worked around, as a WARNING message.
+static void post_engine_warning(GstSegDlSrc *self, const segdl::EngineWarning &w) {
+  std::string what = w.segment >= 0 ? "segment " + std::to_string(w.segment) : "status";
+  gchar *text =
+      w.kind == segdl::EngineWarning::Kind::Fallback
+          ? g_strdup_printf("Switching to the fallback URL: %s", w.cause.c_str())
+      : w.kind == segdl::EngineWarning::Kind::Cache
+          ? g_strdup_printf("Disk cache off, playback goes on without it: %s", w.cause.c_str())
+          : g_strdup_printf("%s: %s (attempt %d of %d), retrying", what.c_str(), w.cause.c_str(),
+                            w.attempt, w.max_attempts);
+  gchar *debug = g_strdup_printf("GET %s", w.uri.c_str());
+  GstStructure *details =
+      gst_structure_new("details", "segment", G_TYPE_INT64, w.segment, "uri", G_TYPE_STRING,
+                        w.uri.c_str(), "http-status-code", G_TYPE_UINT, guint(w.http_status),
+                        "attempt", G_TYPE_INT, w.attempt, nullptr);
+  gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_WARNING, GST_RESOURCE_ERROR,
+                                        GST_RESOURCE_ERROR_READ, text, debug, __FILE__,
+                                        GST_FUNCTION, __LINE__, details);
+}
+
+// A segment whole in the buffer, as a "segdl-segment" element message
+// (docs/element.md).
+static void post_segment_message(GstSegDlSrc *self, const segdl::EngineEvent &ev) {
+  const segdl::SegmentDone &d = ev.segment;
+  const char *source = d.source == segdl::SegmentDone::Source::Cache      ? "cache"
+                       : d.source == segdl::SegmentDone::Source::Fallback ? "fallback"
+                                                                          : "network";
+  GstStructure *st = gst_structure_new("segdl-segment", "index", G_TYPE_INT64, d.index, "bytes",
+                                       G_TYPE_UINT64, d.bytes, "seconds", G_TYPE_DOUBLE, d.seconds,
+                                       "source", G_TYPE_STRING, source, "retries", G_TYPE_INT,
+                                       d.retries, "segments-total", G_TYPE_INT64, ev.segments_total,
+                                       "segments-done", G_TYPE_INT64, ev.segments_done, nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
+}
+
+// Posts what the engine queued (WARNINGs, finished segments). Called by the
+// streaming thread: no application code ever runs on the HTTP thread.
+void gst_seg_dl_src_post_events(GstSegDlSrc *self, segdl::Downloader *dl) {
+  for (const segdl::EngineEvent &ev : dl->take_events()) {
+    if (ev.kind == segdl::EngineEvent::Kind::Warning)
+      post_engine_warning(self, ev.warning);
+    else
+      post_segment_message(self, ev);
+  }
+}
+
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
 
 static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
@@ -174,26 +220,6 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.missing_segment = s.missing_segment;
   cfg.cache.max_size_bytes = s.cache_max_size;
   cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
-  // Faults being retried reach the application as WARNING messages (posted
-  // from the HTTP thread; posting is thread-safe and takes no lock of ours).
-  cfg.on_warning = [self](const segdl::EngineWarning &w) {
-    std::string what = w.segment >= 0 ? "segment " + std::to_string(w.segment) : "status";
-    gchar *text =
-        w.kind == segdl::EngineWarning::Kind::Fallback
-            ? g_strdup_printf("Switching to the fallback URL: %s", w.cause.c_str())
-        : w.kind == segdl::EngineWarning::Kind::Cache
-            ? g_strdup_printf("Disk cache off, playback goes on without it: %s", w.cause.c_str())
-            : g_strdup_printf("%s: %s (attempt %d of %d), retrying", what.c_str(), w.cause.c_str(),
-                              w.attempt, w.max_attempts);
-    gchar *debug = g_strdup_printf("GET %s", w.uri.c_str());
-    GstStructure *details =
-        gst_structure_new("details", "segment", G_TYPE_INT64, w.segment, "uri", G_TYPE_STRING,
-                          w.uri.c_str(), "http-status-code", G_TYPE_UINT, guint(w.http_status),
-                          "attempt", G_TYPE_INT, w.attempt, nullptr);
-    gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_WARNING,
-                                          GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, text, debug,
-                                          __FILE__, GST_FUNCTION, __LINE__, details);
-  };
   auto factory = [entry](const segdl::FetcherConfig &fc,
                          std::string &err) -> std::unique_ptr<segdl::Fetcher> {
     char *msg = nullptr;
