@@ -176,6 +176,10 @@ GST_START_TEST(test_hostile) {
   assert_json_error(get(base + "/api/segments/a/b/c"), 404, "not_found");
   assert_json_error(request("PUT", seg_url(*gw, 0)), 405, "method_not_allowed");
   fail_unless_equals_int(segment_requests(*srv), 0);
+  // A valid id the upstream does not know: 404, and no folder for it.
+  assert_json_error(get(seg_url(*gw, 0, "AAAAAAAAAAA")), 404, "not_found");
+  assert_json_error(get(base + "/status?v=AAAAAAAAAAA"), 404, "not_found");
+  fail_unless(gw->wait_idle(kWaitMs));
   std::vector<std::string> files;
   list_files(cache.path(), "", files);
   fail_unless(files.empty(), "cache not empty: %s", files.empty() ? "" : files[0].c_str());
@@ -491,6 +495,55 @@ GST_START_TEST(test_admin_token) {
 }
 GST_END_TEST;
 
+// HEAD: the GET's head and length, no body, on a miss and on a hit.
+GST_START_TEST(test_head) {
+  TempDir cache;
+  auto srv = start_server();
+  auto track = make_track();
+  srv->add_track(kId, track);
+  auto gw = start_gateway(gw_options(srv->base_url(), cache.path()));
+  for (int round = 0; round < 2; round++) {
+    Reply h = request("HEAD", seg_url(*gw, 1));
+    fail_unless_equals_int(h.status, 200);
+    fail_unless(h.body.empty());
+    assert_str_eq(h.h("content-length"), "30000");
+    assert_str_eq(h.h("cache-control"), "public, max-age=31536000, immutable");
+    fail_unless(!h.h("etag").empty());
+  }
+  fail_unless_equals_int(segment_requests(*srv), 1);
+}
+GST_END_TEST;
+
+// A preload whose segment keeps failing: the others are cached, the failed
+// one shows in the status, and the job ends.
+GST_START_TEST(test_preload_failed) {
+  TempDir cache;
+  auto srv = start_server();
+  srv->add_track(kId, make_track());
+  segdl::server::Fault f;
+  f.kind = "http500";
+  f.video_id = kId;
+  f.segment = 1;
+  f.count = -1;
+  srv->add_fault(f);
+  auto o = gw_options(srv->base_url(), cache.path());
+  o.max_retries = 1;
+  o.preload_poll_ms = 10;
+  o.preload_max_idle_polls = 2;
+  auto gw = start_gateway(o);
+  const std::string body = std::string("{\"videoId\":\"") + kId + "\"}";
+  fail_unless_equals_int(request("POST", gw->base_url() + "/api/segments/preload", {}, body).status,
+                         200);
+  fail_unless(gw->wait_idle(kWaitMs));
+  Json j(get(gw->base_url() + "/api/segments/status/" + kId).body);
+  fail_unless(j.ints("local") == std::vector<int64_t>({0, 2}));
+  JsonObject *remote = json_object_get_object_member(j.obj(), "remote");
+  fail_unless(Json::ints(remote, "failed") == std::vector<int64_t>({1}));
+  fail_unless(Json::ints(remote, "downloading").empty());
+  fail_unless_equals_int(segment_requests(*srv, 1), 2);  // one try and one retry, not more
+}
+GST_END_TEST;
+
 static Suite *gateway_api_suite() {
   Suite *s = suite_create("gateway-api");
   TCase *tc = tcase_create("api");
@@ -508,6 +561,8 @@ static Suite *gateway_api_suite() {
   tcase_add_test(tc, test_preload);
   tcase_add_test(tc, test_cache_listing);
   tcase_add_test(tc, test_admin_token);
+  tcase_add_test(tc, test_head);
+  tcase_add_test(tc, test_preload_failed);
   return s;
 }
 

@@ -14,6 +14,8 @@ namespace segdl::gateway {
 
 namespace {
 
+constexpr size_t kMaxFailedTracks = 10000;
+
 bool is_text_type(const std::string &type) {
   return g_str_has_prefix(type.c_str(), "text/") ||
          g_str_has_prefix(type.c_str(), "application/json");
@@ -71,13 +73,18 @@ void Fill::abandon() {
 
 void Fill::start() {
   started_ = true;
+  attempt();
+}
+
+// The cache entry is opened only once the upstream serves the segment: an id
+// the upstream does not know leaves no folder behind.
+void Fill::open_writer() {
   std::string error;
   cache_ = gw_.open_cache(id_, error);
   if (cache_) writer_ = cache_->begin(n_, error);
   if (!writer_)
     g_warning("segdl-gateway: %s segment %" G_GINT64_FORMAT " will not be cached: %s", id_.c_str(),
               n_, error.c_str());
-  attempt();
 }
 
 void Fill::attempt() {
@@ -173,6 +180,7 @@ void Fill::on_response(const FetchResponse &resp) {
     return;
   }
   have_head_ = true;
+  open_writer();
   total_ = resp.content_length;
   if (total_ > gw_.opts.max_segment_bytes) total_ = -1;  // refused in on_data
   content_type_ = resp.content_type.empty() ? "application/octet-stream" : resp.content_type;
@@ -283,8 +291,8 @@ void Fill::succeed() {
       g_warning("segdl-gateway: not caching %s segment %" G_GINT64_FORMAT ": %s", id_.c_str(), n_,
                 error.c_str());
     writer_.reset();
-    gw_.note_total(id_, *cache_);
   }
+  if (cache_) gw_.note_total(id_, *cache_);
   gw_.failed[id_].erase(n_);
   for (Sub *s : std::vector<Sub *>(subs_)) {
     soup_message_body_complete(soup_server_message_get_response_body(s->msg));
@@ -308,6 +316,7 @@ void Fill::succeed() {
 void Fill::fail(const Outcome &why) {
   g_message("segdl-gateway: %s", why.message.c_str());
   writer_.reset();  // removes the temporary file: nothing half-written stays
+  if (gw_.failed.size() > kMaxFailedTracks) gw_.failed.clear();  // ids are the clients' choice
   gw_.failed[id_].insert(n_);
   for (Sub *s : std::vector<Sub *>(subs_)) {
     if (s->head_sent) {

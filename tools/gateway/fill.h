@@ -41,6 +41,7 @@ class Fill : public FetchListener {
   };
 
   void attempt();
+  void open_writer();
   void send_head(Sub *s);
   void detach(Sub *s);
   static void on_client_gone(SoupServerMessage *msg, gpointer data) noexcept;
