@@ -111,6 +111,7 @@ GstFlowReturn FrameJoiner::on_chain(GstPad *pad, GstObject *, GstBuffer *buf) no
         gst_buffer_remove_meta(buf, reinterpret_cast<GstMeta *>(clip));
     }
   }
+  if (!GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_HEADER)) self->instance_frames_++;
   Frame f;
   f.buffer = buf;
   f.caps = self->caps_ ? gst_caps_ref(self->caps_) : nullptr;
@@ -146,6 +147,7 @@ void FrameJoiner::new_instance(int64_t first_segment) {
   instances_++;
   instance_segment_ = first_segment;
   instance_first_ = true;
+  instance_frames_ = 0;
   linked_ = false;
   accepting_ = true;
   gst_caps_replace(&caps_, nullptr);
@@ -223,6 +225,9 @@ bool FrameJoiner::finish(std::string &error) {
   bool ok = check_bus(error);
   if (ok && !linked_) {
     error = "no audio stream found";
+    ok = false;
+  } else if (ok && instance_frames_ == 0) {
+    error = "its audio stream has no frame";
     ok = false;
   }
   teardown();

@@ -42,7 +42,8 @@ class FrameJoiner {
   // Feeds bytes to the current instance (one is started if none). Returns
   // false with `error` set when the data cannot be demuxed.
   bool push(GBytes *bytes, std::string &error);
-  // Drains the current instance (EOS through it) and drops it.
+  // Drains the current instance (EOS through it) and drops it. False with
+  // `error` set when it failed, found no audio stream or gave no frame.
   bool finish(std::string &error);
 
   // The next frame in order (caller owns it), or nullptr. `caps` is set to
@@ -80,6 +81,7 @@ class FrameJoiner {
   bool instance_first_ = true;
   int64_t instance_segment_ = -1;
   int64_t instances_ = 0;
+  uint64_t instance_frames_ = 0;  // audio frames (not headers) the instance gave
   std::deque<Frame> frames_;
   GstCaps *popped_caps_ = nullptr;
 };

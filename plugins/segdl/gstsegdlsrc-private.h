@@ -130,20 +130,23 @@ struct GstSegDlSrcPrivate {
   // The timeline: every frame's time, trims and seeks (see segdl/timeline.h).
   segdl::Timeline timeline;
   struct Frame {
-    GstBuffer *buffer;
-    GstCaps *caps;  // caps in force for it (owned, may be null)
+    GstBuffer *buffer;          // null for an event
+    GstCaps *caps;              // caps in force for it (owned, may be null)
+    GstEvent *event = nullptr;  // a GAP, in order with the buffers (owned)
   };
   std::deque<Frame> pending;  // handed to the timeline, waiting for its decision
   std::deque<Frame> ready;    // stamped, out next, in order
   uint64_t next_token = 0;
-  GstCaps *in_caps = nullptr;    // caps of the frames entering the timeline
-  int codec = 0;                 // what the frames are (FrameCodec in the stream code)
-  int aac_frame = 1024;          // AAC samples per frame at out_rate
-  int64_t tl_segment = -1;       // the segment (demuxer instance) of the frames entering
-  int64_t last_samples = -1;     // the previous frame's sample count
-  uint64_t instance_frames = 0;  // frames the current demuxer instance gave
-  bool self_contained = false;   // segment 0 began a file of its own: every segment must
-  segdl::VorbisBlocks vorbis;    // Vorbis durations across joins (when the caps are Vorbis)
+  GstCaps *in_caps = nullptr;   // caps of the frames entering the timeline
+  int codec = 0;                // what the frames are (FrameCodec in the stream code)
+  int aac_frame = 1024;         // AAC samples per frame at out_rate
+  int64_t tl_segment = -1;      // the segment (demuxer instance) of the frames entering
+  int64_t last_samples = -1;    // the previous frame's sample count
+  bool self_contained = false;  // the segments are files of their own: every one must be
+  bool iso_form = false;        // ... ISO BMFF ones (or fragments after an init)
+  int64_t last_segment = -1;    // the last segment whose bytes (or gap) arrived
+  int64_t reject_segment = -1;  // a segment refused: the rest of its bytes are dropped
+  segdl::VorbisBlocks vorbis;   // Vorbis durations across joins (when the caps are Vorbis)
   bool caps_set = false;
   // Seeking (streaming thread, or do_seek() with the stream lock held).
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the

@@ -11,6 +11,7 @@
 #include "segdl/codec.h"
 
 #include <cmath>
+#include <cstring>
 
 #define GST_CAT_DEFAULT gst_seg_dl_src_debug
 
@@ -286,8 +287,28 @@ static void demux_error(GstSegDlSrc *self, int64_t segment, const std::string &w
                     ("%s", why.c_str()));
 }
 
+static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &why);
+
+// What the first bytes of a segment look like, for an error text.
+static std::string describe_start(const guint8 *data, gsize size) {
+  if (size == 0) return "no bytes";
+  std::string text;
+  for (gsize i = 0; i < size && i < 8; i++) text += g_ascii_isprint(data[i]) ? char(data[i]) : '.';
+  return std::to_string(size) + "+ bytes beginning \"" + text + "\"";
+}
+
+// True when the bytes begin a box that continues a fragmented MP4.
+static bool iso_fragment(const guint8 *data, gsize size) {
+  if (size < 8) return false;
+  for (const char *box : {"moof", "styp", "sidx", "emsg", "prft"})
+    if (memcmp(data + 4, box, 4) == 0) return true;
+  return false;
+}
+
 // Hands the probed first bytes of a segment to the joiner, starting a new
-// demuxer instance when they begin a file of their own.
+// demuxer instance when they begin a file of their own. When the track's
+// segments are files of their own, a segment that is not one (garbage, an
+// HTML page) and a file that gave no frame are bad segments (bad_segment()).
 static bool feed_probe(GstSegDlSrc *self) {
   GstSegDlSrcPrivate *priv = self->priv;
   if (!priv->probe) return true;
@@ -298,16 +319,31 @@ static bool feed_probe(GstSegDlSrc *self) {
   gsize size = 0;
   const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(bytes, &size));
   const char *container = nullptr;
+  bool file = segdl::starts_container(data, size, &container);
   std::string error;
-  bool ok = true;
-  if (!priv->joiner->has_instance() || segdl::starts_container(data, size, &container)) {
-    if (priv->joiner->has_instance()) {
-      GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT " is a %s file", segment, container);
-      ok = priv->joiner->finish(error);
+  if (!priv->joiner->has_instance()) {
+    // WebM/Matroska and Ogg segments are files of their own, m4a ones too
+    // (or the init of fragments); MP3 ones once a second one is tagged too.
+    priv->self_contained = file && strcmp(container, "ID3-tagged") != 0;
+    priv->iso_form = file && strcmp(container, "ISO BMFF") == 0;
+    priv->joiner->new_instance(segment);
+  } else if (file) {
+    priv->self_contained = true;
+    GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT " is a %s file", segment, container);
+    int64_t previous = priv->joiner->instance_segment();
+    if (!priv->joiner->finish(error) && !bad_segment(self, previous, error)) {
+      g_bytes_unref(bytes);
+      return false;
     }
-    if (ok) priv->joiner->new_instance(segment);
+    priv->joiner->new_instance(segment);
+  } else if (priv->self_contained && segment != segdl::kFallbackSegment &&
+             !(priv->iso_form && iso_fragment(data, size))) {
+    std::string why = "it is not a file of the track's form: " + describe_start(data, size);
+    g_bytes_unref(bytes);
+    priv->reject_segment = segment;  // the rest of its bytes are dropped
+    return bad_segment(self, segment, why);
   }
-  if (ok) ok = priv->joiner->push(bytes, error);
+  bool ok = priv->joiner->push(bytes, error);
   g_bytes_unref(bytes);
   if (!ok) demux_error(self, segment, error);
   return ok;
@@ -452,8 +488,9 @@ static void take_clipping(GstSegDlSrc *self, GstBuffer *frame, uint64_t &start, 
 
 static void free_frames(std::deque<GstSegDlSrcPrivate::Frame> &q) {
   for (auto &f : q) {
-    gst_buffer_unref(f.buffer);
+    if (f.buffer) gst_buffer_unref(f.buffer);
     if (f.caps) gst_caps_unref(f.caps);
+    if (f.event) gst_event_unref(f.event);
   }
   q.clear();
 }
@@ -525,7 +562,6 @@ static void enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int6
   uint64_t clip_start = 0, clip_end = 0;
   take_clipping(self, frame, clip_start, clip_end);
   priv->frames_out++;
-  priv->instance_frames++;
   priv->pending.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
   segdl::Timeline::Decisions ds;
   priv->timeline.push(priv->tl_segment, uint64_t(samples), priv->next_token++, ds, clip_start,
@@ -538,6 +574,15 @@ static GstFlowReturn take_ready(GstSegDlSrc *self, GstBuffer **outbuf) {
   GstSegDlSrcPrivate *priv = self->priv;
   GstSegDlSrcPrivate::Frame f = priv->ready.front();
   priv->ready.pop_front();
+  *outbuf = nullptr;
+  if (f.event) {
+    // Events go out only once the stream has begun (caps set).
+    if (priv->caps_set)
+      gst_pad_push_event(GST_BASE_SRC_PAD(self), f.event);
+    else
+      gst_event_unref(f.event);
+    return GST_FLOW_OK;
+  }
   if (f.caps && !same_format(priv->out_caps, f.caps)) {
     if (!gst_base_src_set_caps(GST_BASE_SRC(self), f.caps)) {
       GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
@@ -566,8 +611,10 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   priv->out_rate = 0;
   priv->tl_segment = -1;
   priv->last_samples = -1;
-  priv->instance_frames = 0;
   priv->self_contained = false;
+  priv->iso_form = false;
+  priv->last_segment = -1;
+  priv->reject_segment = -1;
   priv->exact_duration_ns = -1;
 }
 
@@ -620,6 +667,8 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
                   " starting at %" GST_TIME_FORMAT,
                   GST_TIME_ARGS(target), plan.segment, GST_TIME_ARGS(plan.start_ns));
   dl->seek(plan.segment);
+  priv->last_segment = plan.segment - 1;
+  priv->reject_segment = -1;
   priv->joiner->reset();
   free_frames(priv->pending);
   free_frames(priv->ready);
@@ -674,8 +723,57 @@ static void on_joined_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
     return;
   }
   if (instance_start == segdl::kFallbackSegment) instance_start = -1;  // handled above
-  if (instance_start >= 0) priv->instance_frames = 0;
   enter_frame(self, frame, caps, instance_start);
+}
+
+// Segment `segment` will give nothing: the frames held back go out, then a
+// GAP (in order with them) up to where the next segment begins, with a
+// WARNING.
+static void place_gap(GstSegDlSrc *self, int64_t segment, const segdl::EngineError &e) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  end_timeline_segment(self);
+  uint64_t start = 0, dur = 0;
+  priv->timeline.skip_segment(segment, nominal_segments(self), start, dur);
+  post_gap_warning(self, e, dur);
+  if (dur > 0) priv->ready.push_back({nullptr, nullptr, gst_event_new_gap(start, dur)});
+  priv->frames_out_valid = false;  // a fallback later can no longer count frames
+  if (priv->vorbis.ready()) priv->vorbis.reset();
+  priv->tl_segment = -1;
+  priv->discont = true;
+}
+
+// A segment that gives no audio (not a file of the track's form, no audio
+// stream, no frame, an empty body): never skipped silently.
+// missing-segment=gap leaves a gap with a WARNING; any other policy stops
+// with STREAM/DEMUX naming the segment. False when the stream must stop.
+static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &why) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::MissingSegment policy;
+  {
+    std::lock_guard<std::mutex> lock(priv->settings_lock);
+    policy = priv->settings.missing_segment;
+  }
+  GST_WARNING_OBJECT(self, "segment %" G_GINT64_FORMAT " gives no audio: %s", segment, why.c_str());
+  if (policy != segdl::MissingSegment::Gap) {
+    demux_error(self, segment, why);
+    return false;
+  }
+  segdl::EngineError e;
+  e.kind = segdl::EngineError::Kind::Read;
+  e.segment = segment;
+  e.message = "it gives no audio";
+  e.debug = why;
+  place_gap(self, segment, e);
+  return true;
+}
+
+// Segments between the last one seen and `segment` gave no bytes at all.
+static bool check_skipped(GstSegDlSrc *self, int64_t segment) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  for (int64_t k = priv->last_segment + 1; k < segment; k++)
+    if (!bad_segment(self, k, "its body is empty")) return false;
+  priv->last_segment = segment;
+  return true;
 }
 
 // The next item from the engine into the joiner: segment bytes (probed at
@@ -689,10 +787,8 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
   if (item.kind == K::Eos) {
     std::string error;
     if (!feed_probe(self)) return GST_FLOW_ERROR;
-    if (!priv->joiner->finish(error)) {
-      demux_error(self, priv->joiner->instance_segment(), error);
-      return GST_FLOW_ERROR;
-    }
+    int64_t last = priv->joiner->instance_segment();
+    if (!priv->joiner->finish(error) && !bad_segment(self, last, error)) return GST_FLOW_ERROR;
     priv->track_done = true;
     return GST_FLOW_OK;
   }
@@ -702,6 +798,7 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
     if (!feed_probe(self)) return GST_FLOW_ERROR;
     if (!priv->joiner->finish(error))
       GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
+    if (!check_skipped(self, item.segment)) return GST_FLOW_ERROR;
     priv->gap_segment = item.segment;
     priv->gap_error = item.error;
     return GST_FLOW_OK;
@@ -722,9 +819,13 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
     priv->discont = true;
     return GST_FLOW_OK;
   }
+  if (item.segment == priv->reject_segment) {
+    g_bytes_unref(item.bytes);  // a segment refused as a whole
+    return GST_FLOW_OK;
+  }
   if (item.segment_offset == 0) {
     // A new segment: decide about the previous one's probe first.
-    if (!feed_probe(self)) {
+    if (!feed_probe(self) || !check_skipped(self, item.segment)) {
       g_bytes_unref(item.bytes);
       return GST_FLOW_ERROR;
     }
@@ -757,6 +858,7 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
     if (!priv->ready.empty()) {
       GstFlowReturn ret = take_ready(self, outbuf);
       if (ret != GST_FLOW_OK) return ret;
+      if (!*outbuf) continue;  // an event
       GstClockTime stop = GST_BASE_SRC(self)->segment.stop;
       if (GST_CLOCK_TIME_IS_VALID(stop) && GST_BUFFER_PTS(*outbuf) >= stop &&
           GST_BUFFER_DURATION(*outbuf) > 0) {
@@ -772,21 +874,10 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
       continue;
     }
     if (priv->gap_segment >= 0) {
-      // The frames before it go out first; then silence up to where the
-      // next segment begins.
-      end_timeline_segment(self);
-      if (!priv->ready.empty()) continue;
+      // The frames before it are out of the joiner: the gap follows them.
       int64_t n = priv->gap_segment;
       priv->gap_segment = -1;
-      uint64_t start = 0, dur = 0;
-      priv->timeline.skip_segment(n, nominal_segments(self), start, dur);
-      post_gap_warning(self, priv->gap_error, dur);
-      if (dur > 0 && priv->caps_set)
-        gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_gap(start, dur));
-      priv->frames_out_valid = false;  // a fallback later can no longer count frames
-      if (priv->vorbis.ready()) priv->vorbis.reset();
-      priv->tl_segment = -1;
-      priv->discont = true;
+      place_gap(self, n, priv->gap_error);
       continue;
     }
     if (priv->fallback_first) {

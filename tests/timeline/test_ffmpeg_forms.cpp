@@ -10,6 +10,7 @@
 #include <gst/pbutils/pbutils.h>
 
 #include <cstdlib>
+#include <cstring>
 
 using namespace segdl;
 using namespace segdl::test;
@@ -186,6 +187,85 @@ GST_START_TEST(test_pcm) {
 }
 GST_END_TEST;
 
+// A middle segment that gives no audio: garbage, an HTML page served with
+// the audio Content-Type, an empty body.
+Bytes hostile_body(int kind) {
+  if (kind == 0) {
+    Bytes b(20000);
+    guint32 x = 12345;
+    for (auto &c : b) c = uint8_t((x = x * 1103515245u + 12345u) >> 24);
+    return b;
+  }
+  if (kind == 1) {
+    std::string html = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>\n";
+    return Bytes(html.begin(), html.end());
+  }
+  return Bytes();
+}
+const char *const kHostile[] = {"garbage", "html", "empty"};
+
+// missing-segment=error (and fallback without a fallback URL): an error
+// that names the segment, never an EOS with the audio shifted.
+GST_START_TEST(test_bad_segment_error) {
+  Fixture fx(kForms[0]);
+  server::Track t = fx.track();
+  t.segments[1] = hostile_body(__i__);
+  auto srv = start_server();
+  srv->add_track("h", t);
+  for (const char *policy : {"error", "fallback"}) {
+    GstElement *p = make_pipeline(srv->base_url(), "h", std::string("missing-segment=") + policy,
+                                  "appsink name=sink sync=false");
+    Run run;
+    run_pipeline(p, run, 60);
+    gst_object_unref(p);
+    fail_if(run.eos, "%s, %s: EOS", kHostile[__i__], policy);
+    fail_unless(run.error != nullptr, "%s, %s: no error", kHostile[__i__], policy);
+    fail_unless(g_error_matches(run.error, GST_STREAM_ERROR, GST_STREAM_ERROR_DEMUX), "%s: %s",
+                kHostile[__i__], run.error->message);
+    fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s: '%s'", kHostile[__i__],
+                run.error->message);
+    // Segment 0 played before.
+    fail_unless(!run.pts.empty() && run.pts.back() < GST_SECOND * 3 / 2);
+  }
+  srv->stop();
+}
+GST_END_TEST;
+
+// missing-segment=gap: a WARNING, a gap up to where segment 2 begins, and
+// segment 2's audio at its place.
+GST_START_TEST(test_bad_segment_gap) {
+  Fixture fx(kForms[0]);
+  server::Track t = fx.track();
+  t.segments[1] = hostile_body(__i__);
+  Run run;
+  {
+    auto srv = start_server();
+    srv->add_track("h", t);
+    GstElement *p = make_pipeline(
+        srv->base_url(), "h", "missing-segment=gap first-segment-duration=1.5 segment-duration=3.0",
+        "appsink name=sink sync=false");
+    run_pipeline(p, run, 60);
+    gst_object_unref(p);
+    srv->stop();
+  }
+  fail_unless(run.eos && !run.error, "%s: %s", kHostile[__i__],
+              run.error ? run.error->message : "no EOS");
+  bool warned = false;
+  for (const std::string &w : run.warnings)
+    if (w.find("Segment 1 is missing") != std::string::npos) warned = true;
+  fail_unless(warned, "%s: no WARNING about segment 1", kHostile[__i__]);
+  size_t jump = 0;
+  for (size_t i = 1; i < run.pts.size(); i++)
+    if (run.pts[i] != run.pts[i - 1] + run.durations[i - 1]) {
+      fail_unless(jump == 0, "%s: more than one jump", kHostile[__i__]);
+      jump = i;
+    }
+  fail_unless(jump > 0, "%s: no gap", kHostile[__i__]);
+  fail_unless_equals_uint64(run.pts[jump], 4500 * GST_MSECOND);
+  fail_unless(run.discont[jump]);
+}
+GST_END_TEST;
+
 static Suite *ffmpeg_forms_suite() {
   Suite *s = suite_create("ffmpeg-forms");
   TCase *tc = tcase_create("forms");
@@ -193,6 +273,8 @@ static Suite *ffmpeg_forms_suite() {
   suite_add_tcase(s, tc);
   tcase_add_loop_test(tc, test_stamps, 0, G_N_ELEMENTS(kForms));
   tcase_add_loop_test(tc, test_pcm, 0, G_N_ELEMENTS(kPcmForms));
+  tcase_add_loop_test(tc, test_bad_segment_error, 0, G_N_ELEMENTS(kHostile));
+  tcase_add_loop_test(tc, test_bad_segment_gap, 0, G_N_ELEMENTS(kHostile));
   return s;
 }
 
