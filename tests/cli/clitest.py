@@ -29,6 +29,7 @@ FORMS = {
     "aac-m4a": (["-c:a", "aac", "-b:a", "96k"], "m4a", "ipod", "m4a"),
     "aac-adts": (["-c:a", "aac", "-b:a", "96k"], "aac", "adts", "aac"),
     "aac-ts": (["-c:a", "aac", "-b:a", "96k"], "ts", "mpegts", "ts"),
+    "aac-mka": (["-c:a", "aac", "-b:a", "96k"], "mka", "matroska", "mka"),
     "mp3": (["-c:a", "libmp3lame", "-b:a", "128k"], "mp3", "mp3", "mp3"),
     "opus-webm": (["-c:a", "libopus", "-b:a", "64k"], "webm", "webm", "webm"),
     "opus-ogg": (["-c:a", "libopus", "-b:a", "64k"], "opus", "ogg", "ogg"),

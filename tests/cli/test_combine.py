@@ -14,6 +14,7 @@ FITS = {
     "aac-m4a": ["m4a", "mp4", "mka", "aac"],
     "aac-adts": ["m4a", "mka", "aac"],
     "aac-ts": ["m4a", "mka", "aac"],
+    "aac-mka": ["m4a", "mka", "aac"],
     "mp3": ["mp3", "mka", "m4a"],
     "opus-webm": ["opus", "ogg", "webm", "mka"],
     "opus-ogg": ["opus", "ogg", "webm", "mka"],

@@ -71,7 +71,7 @@ bool fetch_status(const Options &opts, const std::string &id, Status &status, st
   FetchRequest req;
   req.url = status_url(opts.backend_url, id);
   const uint64_t fid = fetcher->start(req, &fetch);
-  if (!fetch.done_) g_main_loop_run(loop);  // SIGINT also quits it
+  if (!fetch.done_) g_main_loop_run(loop);  // SIGINT ends the process (main.cpp)
   if (!fetch.done_) fetcher->cancel(fid);
   g_main_loop_unref(loop);
   if (!fetch.done_) {

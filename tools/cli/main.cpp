@@ -39,7 +39,13 @@ gboolean on_signal(gpointer data) noexcept {
   const int signo = GPOINTER_TO_INT(data);
   if (g_signals.signo != 0) _exit(128 + signo);  // a second Ctrl-C: no more waiting
   g_signals.signo = signo;
-  if (g_signals.current) g_signals.current->interrupt(signo);
+  if (g_signals.current) {
+    g_signals.current->interrupt(signo);
+  } else {
+    // No download to stop cleanly (segdl status): nothing is left behind.
+    fprintf(stderr, "segdl: %s\n", signo == SIGINT ? "interrupted" : "terminated");
+    _exit(128 + signo);
+  }
   return G_SOURCE_CONTINUE;
 }
 
