@@ -88,6 +88,23 @@ class Download(CliTestCase):
         self.assertTrue(evs[-1]["offline"])
         self.assertTrue(all(e["source"] == "cache" for e in evs if e["event"] == "segment"))
 
+    def test_retry_event_before_the_segment(self):
+        srv = self.serve(self.root, "--fault", "http500:t:1:1")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = clitest.events(r.stdout)
+        retries = [i for i, e in enumerate(evs) if e["event"] == "retry"]
+        self.assertEqual(len(retries), 1, evs)
+        retry = evs[retries[0]]
+        self.assertEqual((retry["segment"], retry["attempt"], retry["http_status"]), (1, 1, 500))
+        self.assertIn("retrying", retry["message"])
+        seg1 = [i for i, e in enumerate(evs) if e["event"] == "segment" and e["index"] == 1]
+        if seg1:  # per-segment messages from segdlsrc: the retry comes first, and is counted
+            self.assertLess(retries[0], seg1[0])
+            self.assertEqual(evs[seg1[0]]["retries"], 1)
+        self.assertEqual(evs[-1]["retries"], 1)
+        self.assertTrue(evs[-1]["complete"])
+
     def test_bar_redraws_in_place_on_a_terminal(self):
         srv = self.serve(self.root, "--reveal-every", "0.6")
         master, slave = pty.openpty()

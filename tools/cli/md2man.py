@@ -43,10 +43,10 @@ def convert(lines, version):
             section = line[3:].strip()
             out.append(f".SH {section}")
             continue
-        m = re.match(r"^\* (.*?):$", line) or re.match(r"^\* (`[^`]*`):\s*(.*)$", line)
+        m = re.match(r"^\* (.*?):(?:\s+(.*))?$", line)
         if m:
             out += [".TP", inline(m.group(1))]
-            if m.lastindex and m.lastindex > 1 and m.group(2):
+            if m.group(2):
                 out.append(inline(m.group(2)))
             continue
         if not line.strip():
