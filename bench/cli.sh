@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# segdl on a long track (default 20 minutes of the demo melody, ADTS AAC
+# segments of 15 s + 30 s) against two references, all over HTTP from
+# segdl-server on 127.0.0.1 with the same latency:
+#   floor  the segments fetched with curl, CONCURRENT at a time, nothing else
+#   old    the same, then `ffmpeg -f concat -c copy` into an .m4a (the old tools)
+#   segdl  `segdl demo --combine out.m4a` (wall time and peak RSS from
+#          /usr/bin/time), first run (network) and second run (cache)
+# Prints one line per measurement. Not a test: numbers depend on the machine.
+# The floor starts one curl process per segment, so on a busy machine it is
+# not a tight floor. `--play`'s time to first audio is not measured here.
+# A run on the shared 2-core build machine (load ~15), 20 min, 41 segments,
+# 20 ms latency: floor 6.4 s, old 7.8 s, segdl 3.6 s (24 MiB peak RSS),
+# segdl from the cache 3.3 s (18 MiB).
+#   BUILD_DIR=build TRACK_SECONDS=1200 LATENCY_MS=20 CONCURRENT=3 bench/cli.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build}
+TRACK_SECONDS=${TRACK_SECONDS:-1200}
+LATENCY_MS=${LATENCY_MS:-20}
+CONCURRENT=${CONCURRENT:-3}
+for tool in curl ffmpeg /usr/bin/time python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 1; }
+done
+[ -x "$BUILD_DIR/tools/cli/segdl" ] || { echo "bench: build first (scripts/setup.sh $BUILD_DIR)" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+coproc SERVER { exec "$BUILD_DIR/tools/segdl-server" --demo --demo-seconds "$TRACK_SECONDS" \
+  --port 0 --latency-ms "$LATENCY_MS" 2>&1; }
+trap 'kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+URL=""
+while IFS= read -r -t 600 line <&"${SERVER[0]}"; do
+  if [[ "$line" == *"listening on "* ]]; then URL=${line##*listening on }; break; fi
+done
+[ -n "$URL" ] || { echo "bench: segdl-server did not start" >&2; exit 1; }
+N=$(curl -sf "$URL/status?v=demo" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalSegments"])')
+echo "bench: ${TRACK_SECONDS} s track, $N segments, latency ${LATENCY_MS} ms, $CONCURRENT at a time"
+
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(now)"; }
+
+fetch_all() {  # DIR
+  mkdir -p "$1"
+  seq 0 $((N - 1)) | xargs -P "$CONCURRENT" -I{} \
+    curl -sf -o "$1/segment_{}.aac" "$URL/stream?v=demo&segment={}"
+}
+
+t0=$(now); fetch_all "$WORK/floor"; echo "floor  (curl, $CONCURRENT parallel):         $(since "$t0") s"
+
+t0=$(now)
+fetch_all "$WORK/old"
+for i in $(seq 0 $((N - 1))); do echo "file '$WORK/old/segment_$i.aac'"; done > "$WORK/old/list.txt"
+ffmpeg -v error -y -f concat -safe 0 -i "$WORK/old/list.txt" -c copy "$WORK/old.m4a"
+echo "old    (curl + ffmpeg concat):          $(since "$t0") s"
+
+run_segdl() {  # LABEL
+  local out
+  out=$( { meson devenv -C "$BUILD_DIR" -w "$ROOT" /usr/bin/time -f "%e %M" \
+    "$ROOT/$BUILD_DIR/tools/cli/segdl" demo -b "$URL" -d "$WORK/dl" -c "$CONCURRENT" \
+    --combine "$WORK/segdl.m4a" --quiet; } 2>&1 | tail -1)
+  read -r wall rss <<<"$out"
+  echo "segdl  ($1):$(printf '%*s' $((25 - ${#1})) '') $wall s, peak RSS $((rss / 1024)) MiB"
+}
+run_segdl "network"
+run_segdl "from the cache"
+gst-discoverer-1.0 "$WORK/segdl.m4a" | grep -m1 Duration || true
