@@ -183,6 +183,47 @@ GST_START_TEST(test_full_and_fallback) {
 }
 GST_END_TEST;
 
+// A continuous track held whole in the cache is served as one file from the
+// cache (upstream stopped): length, ranges across segments, ETag, 304. A
+// self-contained form (m4a) is not joined: it goes to the backends.
+GST_START_TEST(test_joined_from_cache) {
+  TempDir cache;
+  auto srv = start_server();
+  auto track = make_track();
+  srv->add_track(kId, track);
+  auto m4a = make_track();
+  m4a.mime_type = "audio/mp4";
+  srv->add_track("m4aTrack000", m4a);
+  auto gw = start_gateway(gw_options(srv->base_url(), cache.path()));
+  for (const char *id : {kId, "m4aTrack000"}) {
+    fail_unless_equals_int(get(gw->base_url() + "/status?v=" + id).status, 200);
+    for (int n = 0; n < 3; n++)
+      fail_unless_equals_int(
+          get(gw->base_url() + "/stream?v=" + id + "&segment=" + std::to_string(n)).status, 200);
+  }
+  fail_unless(gw->wait_idle(kWaitMs));
+  srv->stop();
+  const std::string url = gw->base_url() + "/stream?v=" + kId;
+  const std::string all = str(track.full);
+  Reply r = get(url);
+  fail_unless_equals_int(r.status, 200);
+  fail_unless(r.body == all);
+  assert_str_eq(r.h("content-length"), std::to_string(all.size()));
+  assert_str_eq(r.h("cache-control"), "public, max-age=31536000, immutable");
+  assert_str_eq(r.h("content-type"), "audio/aac");
+  fail_unless(r.h("etag").size() == 34);
+  Reply span = get(url, {{"Range", "bytes=19990-50009"}});  // the end of 0, all of 1, 2's start
+  fail_unless_equals_int(span.status, 206);
+  fail_unless(span.body == all.substr(19990, 30020));
+  assert_str_eq(span.h("content-range"), "bytes 19990-50009/90000");
+  Reply tail = get(url, {{"Range", "bytes=-5"}});
+  fail_unless(tail.body == all.substr(all.size() - 5));
+  assert_json_error(get(url, {{"Range", "bytes=90000-"}}), 416, "range_not_satisfiable");
+  fail_unless_equals_int(get(url, {{"If-None-Match", r.h("etag")}}).status, 304);
+  assert_json_error(get(gw->base_url() + "/stream?v=m4aTrack000"), 502, "upstream_unreachable");
+}
+GST_END_TEST;
+
 static Suite *gateway_faults_suite() {
   Suite *s = suite_create("gateway-faults");
   TCase *tc = tcase_create("faults");
@@ -192,6 +233,7 @@ static Suite *gateway_faults_suite() {
   tcase_add_test(tc, test_stall);
   tcase_add_test(tc, test_lasting_faults);
   tcase_add_test(tc, test_full_and_fallback);
+  tcase_add_test(tc, test_joined_from_cache);
   return s;
 }
 

@@ -103,6 +103,7 @@ struct Gateway::Impl {
   void plain_status(SoupServerMessage *msg, const std::string &id);
   void get_segment(SoupServerMessage *msg, const std::string &id, const std::string &num);
   void get_full(SoupServerMessage *msg, const std::string &id);
+  bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
 
   // ---- fill.cpp: upstream segments, status, whole tracks ----
   // The running or queued fill of a segment, made (and queued) if needed;

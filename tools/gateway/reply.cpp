@@ -2,6 +2,7 @@
 #include "gateway/reply.h"
 #include "server/util.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace segdl::gateway {
@@ -109,46 +110,63 @@ void reply_error(SoupServerMessage *msg, int status, const std::string &error,
              "{\"error\":" + json_str(error) + ",\"message\":" + json_str(message) + "}", kNoStore);
 }
 
+namespace {
+
+// Appends bytes [first, last] of the parts to the body (slices, no copy).
+void append_range(SoupMessageBody *body, const std::vector<GBytes *> &parts, uint64_t first,
+                  uint64_t last) {
+  uint64_t offset = 0;
+  for (GBytes *p : parts) {
+    const uint64_t size = g_bytes_get_size(p);
+    const uint64_t lo = std::max(first, offset), hi = std::min(last + 1, offset + size);
+    if (lo < hi) {
+      GBytes *slice = g_bytes_new_from_bytes(p, lo - offset, hi - lo);
+      soup_message_body_append_bytes(body, slice);
+      g_bytes_unref(slice);
+    }
+    offset += size;
+  }
+}
+
+}  // namespace
+
 void reply_entity(SoupServerMessage *msg, const Entity &e) {
   SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
   soup_message_headers_replace(h, "Accept-Ranges", "bytes");
   if (answer_not_modified(msg, e)) return;
-  const gsize size = g_bytes_get_size(e.bytes);
+  const std::vector<GBytes *> parts = e.more.empty() ? std::vector<GBytes *>{e.bytes} : e.more;
+  uint64_t size = 0;
+  for (GBytes *p : parts) size += g_bytes_get_size(p);
   const char *range =
       soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Range");
   bool satisfiable = false;
-  uint64_t first = 0, last = 0;
+  uint64_t first = 0, last = size ? size - 1 : 0;
   const bool ranged = range && if_range_allows(msg, e) &&
                       server::detail::parse_range(range, size, satisfiable, first, last);
   if (ranged && !satisfiable) {
     const std::string cr = "bytes */" + std::to_string(size);
     reply_error(msg, SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE, "range_not_satisfiable",
-                "the segment has " + std::to_string(size) + " bytes; asked: " + range);
+                "the body has " + std::to_string(size) + " bytes; asked: " + range);
     soup_message_headers_replace(h, "Content-Range", cr.c_str());
     return;
   }
   set_validators(h, e);
   const char *type = e.content_type.empty() ? "application/octet-stream" : e.content_type.c_str();
-  if (!ranged) {
-    soup_server_message_set_status(msg, SOUP_STATUS_OK, nullptr);
-    soup_message_headers_replace(h, "Content-Type", type);
-    SoupMessageBody *body = soup_server_message_get_response_body(msg);
-    // Not accumulated: libsoup would otherwise apply a Range we chose to
-    // ignore (If-Range) to this 200 itself.
-    soup_message_body_set_accumulate(body, FALSE);
-    soup_message_headers_set_content_length(h, static_cast<goffset>(size));
-    soup_message_body_append_bytes(body, e.bytes);
-    soup_message_body_complete(body);
-    return;
-  }
-  const std::string cr =
-      "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size);
-  soup_message_headers_replace(h, "Content-Range", cr.c_str());
-  soup_server_message_set_status(msg, SOUP_STATUS_PARTIAL_CONTENT, nullptr);
   soup_message_headers_replace(h, "Content-Type", type);
-  GBytes *part = g_bytes_new_from_bytes(e.bytes, first, last - first + 1);
-  soup_message_body_append_bytes(soup_server_message_get_response_body(msg), part);
-  g_bytes_unref(part);
+  if (ranged) {
+    const std::string cr =
+        "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size);
+    soup_message_headers_replace(h, "Content-Range", cr.c_str());
+  }
+  soup_server_message_set_status(msg, ranged ? SOUP_STATUS_PARTIAL_CONTENT : SOUP_STATUS_OK,
+                                 nullptr);
+  SoupMessageBody *body = soup_server_message_get_response_body(msg);
+  // Not accumulated: libsoup would otherwise apply a Range we chose to
+  // ignore (If-Range) to a 200 itself.
+  soup_message_body_set_accumulate(body, FALSE);
+  soup_message_headers_set_content_length(h, static_cast<goffset>(size ? last - first + 1 : 0));
+  if (size) append_range(body, parts, first, last);
+  soup_message_body_complete(body);
 }
 
 std::string http_date(int64_t unix_seconds) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace segdl::gateway {
 
@@ -27,8 +28,9 @@ void reply_error(SoupServerMessage *msg, int status, const std::string &error,
 
 // A segment (or any immutable body) and its validators.
 struct Entity {
-  GBytes *bytes = nullptr;  // borrowed
-  std::string etag;         // strong, with quotes; empty = none
+  GBytes *bytes = nullptr;     // borrowed
+  std::vector<GBytes *> more;  // borrowed; when set, the body is these parts in order instead
+  std::string etag;            // strong, with quotes; empty = none
   std::string last_modified;
   std::string content_type;
   std::string cache_control;

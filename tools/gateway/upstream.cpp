@@ -110,7 +110,7 @@ class FullProxy : public FetchListener {
     }
     why_ = error != FetchError::None ? std::string(fetch_error_name(error)) + ": " + message
                                      : "answered " + std::to_string(status_);
-    timeout_ = error == FetchError::Timeout;
+    last_error_ = error;
     next_source();
   }
 
@@ -118,8 +118,13 @@ class FullProxy : public FetchListener {
   void next_source() {
     if (sources_.empty() || gw_.stopping) {
       const bool not_found = status_ == 404;
-      reply_error(msg_, not_found ? 404 : (timeout_ ? 504 : 502),
-                  not_found ? "not_found" : (timeout_ ? "upstream_timeout" : "upstream_error"),
+      const bool timeout = last_error_ == FetchError::Timeout;
+      const char *code = not_found                            ? "not_found"
+                         : timeout                            ? "upstream_timeout"
+                         : last_error_ == FetchError::Connect ? "upstream_unreachable"
+                         : last_error_ != FetchError::None    ? "upstream_broken"
+                                                              : "upstream_error";
+      reply_error(msg_, not_found ? 404 : (timeout ? 504 : 502), code,
                   "whole track " + id_ + ": every backend failed (last: " + why_ + ")");
       soup_server_message_unpause(msg_);
       release();
@@ -167,7 +172,8 @@ class FullProxy : public FetchListener {
   std::vector<std::string> sources_;
   uint64_t fetch_id_ = 0;
   int status_ = 0;
-  bool head_sent_ = false, timeout_ = false;
+  bool head_sent_ = false;
+  FetchError last_error_ = FetchError::None;  // of the last backend tried
   std::string why_ = "no backend";
 };
 
