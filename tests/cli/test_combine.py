@@ -96,6 +96,21 @@ class Combine(CliTestCase):
         for form, ext in want.items():
             self.check_output(os.path.join(self.tmp, f"{form}.{ext}"), self.whole[form], form)
 
+    def test_play_starts_before_the_download_ends(self):
+        clitest.make_form(self.root, "t", "aac-adts")
+        # Segment k is ready 1.5 k s after the first request: 4.5 s for all.
+        srv = self.serve(self.root, "--reveal-every", "1.5")
+        env = dict(os.environ, SEGDL_AUDIO_SINK="fakesink sync=true")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--play", "--json", "--poll-interval",
+                       "0.2", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = clitest.events(r.stdout)
+        names = [e["event"] for e in evs]
+        self.assertEqual(names.count("playing"), 1, names)
+        last_segment = max(i for i, e in enumerate(evs) if e["event"] == "segment")
+        self.assertLess(names.index("playing"), last_segment, names)
+        self.assertTrue(evs[-1]["complete"])
+
     def test_play_and_combine_through_a_tee(self):
         whole = clitest.make_form(self.root, "t", "aac-adts")
         srv = self.serve(self.root)

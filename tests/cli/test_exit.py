@@ -42,6 +42,12 @@ class ExitCodes(CliTestCase):
         r = self.segdl("t", "-b", "ftp://127.0.0.1/", "-d", "dl")
         self.assertEqual(r.returncode, 2, r.stderr)
 
+    def test_missing_element_is_1(self):
+        env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(self.tmp, "none"),
+                   GST_REGISTRY=os.path.join(self.tmp, "registry.bin"))
+        r = self.segdl("t", "-b", "http://127.0.0.1:9", "-d", "dl", env=env)
+        self.one_line_error(r, 1, "segdlsrc element is not installed")
+
     def test_backend_unreachable_is_3(self):
         srv = self.serve(self.root)
         url = srv.url

@@ -208,12 +208,21 @@ bool Download::add_play_branch(std::string &error) {
     }
   for (GstElement *e : all) gst_bin_add(GST_BIN(pipeline_), e);
   g_signal_connect(decode, "pad-added", G_CALLBACK(on_decoded_pad), convert);
+  // The first decoded buffer: playback has started ("playing" event).
+  GstPad *pad = gst_element_get_static_pad(convert, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, first_audio_cb, this, nullptr);
+  gst_object_unref(pad);
   if (!gst_element_link_many(tee_, queue, decode, nullptr) ||
       !gst_element_link_many(convert, resample, sink, nullptr)) {
     error = "could not link the playback branch";
     return false;
   }
   return true;
+}
+
+GstPadProbeReturn Download::first_audio_cb(GstPad *, GstPadProbeInfo *, gpointer data) noexcept {
+  static_cast<Download *>(data)->post_app("segdl-playing", "");
+  return GST_PAD_PROBE_REMOVE;
 }
 
 GstPadProbeReturn Download::caps_probe_cb(GstPad *, GstPadProbeInfo *info, gpointer data) noexcept {
@@ -337,6 +346,8 @@ void Download::on_message(GstMessage *msg) {
       if (gst_structure_has_name(s, "segdl-combine-error")) {
         progress_.error(kExitUsage, text ? text : "", "");
         finish(kExitUsage);
+      } else if (gst_structure_has_name(s, "segdl-playing")) {
+        progress_.playing();
       } else if (gst_structure_has_name(s, "segdl-output")) {
         progress_.output(text ? text : "", gst_structure_get_string(s, "extra"));
       }

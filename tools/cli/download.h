@@ -53,6 +53,8 @@ class Download {
 
   static gboolean bus_cb(GstBus *bus, GstMessage *msg, gpointer data) noexcept;
   static gboolean tick_cb(gpointer data) noexcept;
+  static GstPadProbeReturn first_audio_cb(GstPad *pad, GstPadProbeInfo *info,
+                                          gpointer data) noexcept;
   static GstPadProbeReturn caps_probe_cb(GstPad *pad, GstPadProbeInfo *info,
                                          gpointer data) noexcept;
 

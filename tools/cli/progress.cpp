@@ -148,6 +148,13 @@ void Progress::output(const std::string &path, const std::string &codec) {
     line(id_ + ": " + codec + " audio, writing " + path);
 }
 
+void Progress::playing() {
+  if (mode_ == Mode::Json)
+    JsonEvent("playing", id_, elapsed()).emit();
+  else if (mode_ == Mode::Lines || (mode_ == Mode::Bar && verbose_))
+    line(id_ + ": playing");
+}
+
 void Progress::segment(const SegmentEvent &e) {
   last_.done = std::max(last_.done, e.done);
   if (e.total >= 0) last_.total = e.total;

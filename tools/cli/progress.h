@@ -40,6 +40,7 @@ class Progress {
   void start(const std::string &id, size_t position, size_t count, const std::string &backend);
   void info(const std::string &text);  // a remark (migration, output name)
   void output(const std::string &path, const std::string &codec);
+  void playing();  // --play: the first audio reached the sound card's branch
   void segment(const SegmentEvent &e);
   void retry(int64_t segment, int attempt, unsigned http_status, const std::string &message);
   void warning(const std::string &message);
