@@ -544,6 +544,22 @@ GST_START_TEST(test_preload_failed) {
 }
 GST_END_TEST;
 
+// An upstream that accepts and never answers: 504 upstream_timeout after
+// the retries, the second attempt counted upstream.
+GST_START_TEST(test_timeout) {
+  TempDir cache;
+  auto track = make_track();
+  GatedUpstream up(kId, track.segments);
+  auto o = gw_options(up.base_url(), cache.path());
+  o.timeout_s = 1;
+  o.max_retries = 1;
+  auto gw = start_gateway(o);
+  assert_json_error(get(seg_url(*gw, 0)), 504, "upstream_timeout");
+  fail_unless_equals_int(up.segment_requests(0), 2);
+  up.open();
+}
+GST_END_TEST;
+
 static Suite *gateway_api_suite() {
   Suite *s = suite_create("gateway-api");
   TCase *tc = tcase_create("api");
@@ -563,6 +579,7 @@ static Suite *gateway_api_suite() {
   tcase_add_test(tc, test_admin_token);
   tcase_add_test(tc, test_head);
   tcase_add_test(tc, test_preload_failed);
+  tcase_add_test(tc, test_timeout);
   return s;
 }
 
