@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of backend data with libFuzzer (clang), under
 # AddressSanitizer and UndefinedBehaviorSanitizer.
-#   bench/fuzz.sh [TARGET] [SECONDS]     TARGET: status (default) | vorbis
+#   bench/fuzz.sh [TARGET] [SECONDS]     TARGET: status (default) | vorbis | mp4 | codec
 # New inputs go to a scratch corpus (bench/fuzz-out/TARGET); crashes are
 # written there as crash-*. Replay one with
 #   build/tests/fuzz_TARGET_replay bench/fuzz-out/TARGET/crash-...
@@ -24,6 +24,7 @@ BIN="$OUT/fuzz_$TARGET"
 clang++-14 -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74 -DGLIB_VERSION_MAX_ALLOWED=GLIB_VERSION_2_74 \
   -Igst tests/fuzz/fuzz_"$TARGET".cpp gst/segdl/status.cpp gst/segdl/urls.cpp gst/segdl/vorbis.cpp \
+  gst/segdl/codec.cpp gst/segdl/mp4.cpp \
   $(pkg-config --cflags --libs json-glib-1.0 glib-2.0) -o "$BIN"
 "$BIN" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix="$OUT/" -print_final_stats=1 "$OUT/corpus" 2>&1 | tee "$OUT/last-run.log" | tail -20

@@ -670,8 +670,8 @@ void check_samples(const Mp4Track &track, const uint8_t *data, size_t size, Mp4P
   for (size_t i = 0; i < track.samples.size(); i++) {
     const Mp4Sample &s = track.samples[i];
     auto it = std::upper_bound(mdats.begin(), mdats.end(), std::make_pair(s.offset, UINT64_MAX));
-    bool inside =
-        it != mdats.begin() && s.offset >= (it - 1)->first && s.size <= (it - 1)->second - s.offset;
+    bool inside = it != mdats.begin() && s.offset >= (it - 1)->first &&
+                  s.offset <= (it - 1)->second && s.size <= (it - 1)->second - s.offset;
     out.mdat_end = std::max(out.mdat_end, s.offset + s.size);
     if (!inside && out.consistent) {
       out.consistent = false;

@@ -300,6 +300,16 @@ GST_START_TEST(samples_against_mdat) {
   fail_unless(!p.consistent && p.inconsistency.find("outside every mdat") != std::string::npos,
               "%s", p.inconsistency.c_str());
 
+  // With the moov last, a chunk offset past the mdat's end, into the moov.
+  s.moov_first = false;
+  lying = make_m4a(s);
+  put32(lying, find_box(lying, "stco") + 16, uint32_t(find_box(lying, "moov") + 8));
+  f = parse_ok(lying);
+  fail_unless(mp4_presentation(f, f.tracks[0], lying.data(), lying.size(), p));
+  fail_unless(!p.consistent && p.inconsistency.find("outside every mdat") != std::string::npos,
+              "%s", p.inconsistency.c_str());
+  s.moov_first = true;
+
   // Without data, the check is skipped.
   fail_unless(mp4_presentation(f, f.tracks[0], nullptr, 0, p) && p.consistent);
   ck_assert_int_eq(p.mdat_end, 0);
