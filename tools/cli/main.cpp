@@ -75,106 +75,122 @@ struct Parsed {
   Options opts;
   std::vector<std::string> args;
   std::string older_than, max_size;
-  gchar *batch = nullptr;
+  gchar *batch = nullptr;  // --batch, freed with the struct
+  Parsed() = default;
+  Parsed(const Parsed &) = delete;
+  Parsed &operator=(const Parsed &) = delete;
+  ~Parsed() { g_free(batch); }
 };
-
-void free_strings(std::vector<gchar *> &v) {
-  for (gchar *s : v) g_free(s);
-}
 
 int usage(const std::string &msg) {
   fprintf(stderr, "segdl: %s\nTry 'segdl --help'.\n", msg.c_str());
   return kExitUsage;
 }
 
-// Parses every option; the remaining words land in p.args.
-int parse_options(int argc, char **argv, Parsed &p) {
+// What GOption writes; the strings are freed with it.
+struct RawOptions {
   gchar *backend = nullptr, *dir = nullptr, *combine = nullptr, *fallback = nullptr,
         *agent = nullptr, *missing = nullptr, *older = nullptr, *maxsize = nullptr;
   gint concurrent = 3, retries = 3;
   gdouble poll = 2, max_wait = 600;
   gboolean no_monitor = FALSE, verbose = FALSE, quiet = FALSE, play = FALSE, json = FALSE,
            no_migrate = FALSE, version = FALSE;
-  const GOptionEntry entries[] = {
-      {"backend-url", 'b', 0, G_OPTION_ARG_STRING, &backend,
+  RawOptions() = default;
+  RawOptions(const RawOptions &) = delete;
+  RawOptions &operator=(const RawOptions &) = delete;
+  ~RawOptions() {
+    for (gchar *s : {backend, dir, combine, fallback, agent, missing, older, maxsize}) g_free(s);
+  }
+};
+
+// Every option of every command (one table: `segdl --help` lists them all).
+std::vector<GOptionEntry> option_entries(RawOptions &r, Parsed &p) {
+  return {
+      {"backend-url", 'b', 0, G_OPTION_ARG_STRING, &r.backend,
        "Backend base URL (default $SEGDL_BACKEND_URL)", "URL"},
-      {"download-dir", 'd', 0, G_OPTION_ARG_FILENAME, &dir,
+      {"download-dir", 'd', 0, G_OPTION_ARG_FILENAME, &r.dir,
        "Where segments are kept: segdlsrc's cache (default ./downloads)", "DIR"},
-      {"combine", 'o', 0, G_OPTION_ARG_FILENAME, &combine,
+      {"combine", 'o', 0, G_OPTION_ARG_FILENAME, &r.combine,
        "Join the track into OUT (.m4a .mp4 .mka .webm .ogg .opus .mp3 .aac), or 'auto' for "
        "ID.<natural extension>",
        "OUT"},
-      {"play", 'p', 0, G_OPTION_ARG_NONE, &play, "Play while downloading", nullptr},
-      {"concurrent", 'c', 0, G_OPTION_ARG_INT, &concurrent, "Parallel downloads, 1-16 (default 3)",
-       "N"},
-      {"poll-interval", 0, 0, G_OPTION_ARG_DOUBLE, &poll,
+      {"play", 'p', 0, G_OPTION_ARG_NONE, &r.play, "Play while downloading", nullptr},
+      {"concurrent", 'c', 0, G_OPTION_ARG_INT, &r.concurrent,
+       "Parallel downloads, 1-16 (default 3)", "N"},
+      {"poll-interval", 0, 0, G_OPTION_ARG_DOUBLE, &r.poll,
        "Seconds between status polls (default 2)", "S"},
-      {"max-retries", 0, 0, G_OPTION_ARG_INT, &retries,
+      {"max-retries", 0, 0, G_OPTION_ARG_INT, &r.retries,
        "Retries of a failing request, 0-100 (default 3)", "N"},
-      {"max-wait", 0, 0, G_OPTION_ARG_DOUBLE, &max_wait,
+      {"max-wait", 0, 0, G_OPTION_ARG_DOUBLE, &r.max_wait,
        "Seconds the backend may take to produce the whole track, 0 = no limit (default 600)", "S"},
-      {"no-monitor", 0, 0, G_OPTION_ARG_NONE, &no_monitor,
+      {"no-monitor", 0, 0, G_OPTION_ARG_NONE, &r.no_monitor,
        "Only the segments ready now, do not wait for more", nullptr},
-      {"fallback-url", 0, 0, G_OPTION_ARG_STRING, &fallback,
+      {"fallback-url", 0, 0, G_OPTION_ARG_STRING, &r.fallback,
        "The whole track at one URL, used if the segmented backend fails", "URL"},
-      {"missing-segment", 0, 0, G_OPTION_ARG_STRING, &missing,
+      {"missing-segment", 0, 0, G_OPTION_ARG_STRING, &r.missing,
        "A segment gone for good: fallback (default), error or gap", "POLICY"},
-      {"user-agent", 0, 0, G_OPTION_ARG_STRING, &agent, "User-Agent header", "TEXT"},
+      {"user-agent", 0, 0, G_OPTION_ARG_STRING, &r.agent, "User-Agent header", "TEXT"},
       {"batch", 0, 0, G_OPTION_ARG_FILENAME, &p.batch,
        "Read more ids from FILE, one a line ('-' = stdin)", "FILE"},
-      {"json", 'j', 0, G_OPTION_ARG_NONE, &json, "Progress as JSON events, one a line, on stdout",
+      {"json", 'j', 0, G_OPTION_ARG_NONE, &r.json, "Progress as JSON events, one a line, on stdout",
        nullptr},
-      {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Every retry, and error details", nullptr},
-      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress, only errors", nullptr},
-      {"no-migrate", 0, 0, G_OPTION_ARG_NONE, &no_migrate,
+      {"verbose", 'v', 0, G_OPTION_ARG_NONE, &r.verbose, "Every retry, and error details", nullptr},
+      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &r.quiet, "No progress, only errors", nullptr},
+      {"no-migrate", 0, 0, G_OPTION_ARG_NONE, &r.no_migrate,
        "Do not reuse an old tools' DIR/ID/segment_N files", nullptr},
-      {"older-than", 0, 0, G_OPTION_ARG_STRING, &older,
+      {"older-than", 0, 0, G_OPTION_ARG_STRING, &r.older,
        "cache clean: tracks unused this long (30d, 12h, 90m, 45s)", "D"},
-      {"max-size", 0, 0, G_OPTION_ARG_STRING, &maxsize,
+      {"max-size", 0, 0, G_OPTION_ARG_STRING, &r.maxsize,
        "cache clean: least recently used tracks until under SIZE (500M, 2G)", "SIZE"},
-      {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", nullptr},
+      {"version", 0, 0, G_OPTION_ARG_NONE, &r.version, "Print the version", nullptr},
       {nullptr}};
+}
+
+void apply_options(const RawOptions &r, Parsed &p) {
+  Options &o = p.opts;
+  const char *env = g_getenv("SEGDL_BACKEND_URL");
+  o.backend_url = r.backend ? r.backend : (env ? env : "");
+  if (r.dir) o.download_dir = r.dir;
+  if (r.combine) o.combine = r.combine;
+  if (r.fallback) o.fallback_url = r.fallback;
+  if (r.agent) o.user_agent = r.agent;
+  if (r.missing) o.missing_segment = r.missing;
+  if (r.older) p.older_than = r.older;
+  if (r.maxsize) p.max_size = r.maxsize;
+  o.concurrent = r.concurrent;
+  o.max_retries = r.retries;
+  o.poll_interval = r.poll;
+  o.max_wait = r.max_wait;
+  o.monitor = !r.no_monitor;
+  o.verbose = r.verbose;
+  o.quiet = r.quiet;
+  o.play = r.play;
+  o.json = r.json;
+  o.migrate = !r.no_migrate;
+}
+
+// Parses every option; the remaining words land in p.args.
+int parse_options(int argc, char **argv, Parsed &p) {
+  RawOptions raw;
+  const std::vector<GOptionEntry> entries = option_entries(raw, p);
   GOptionContext *ctx = g_option_context_new("VIDEO_ID... | COMMAND [ARGS]");
   g_option_context_set_summary(ctx, kSummary);
   g_option_context_set_description(ctx, kDescription);
-  g_option_context_add_main_entries(ctx, entries, nullptr);
+  g_option_context_add_main_entries(ctx, entries.data(), nullptr);
   g_option_context_add_group(ctx, gst_init_get_option_group());
   GError *err = nullptr;
   const bool ok = g_option_context_parse(ctx, &argc, &argv, &err);
   g_option_context_free(ctx);
-  std::vector<gchar *> strs = {backend, dir, combine, fallback, agent, missing, older, maxsize};
   if (!ok) {
     const std::string msg = err ? err->message : "bad options";
     g_clear_error(&err);
-    free_strings(strs);
     return usage(msg);
   }
-  if (version) {
-    printf("segdl %s (GStreamer %s)\n", VERSION, gst_version_string());
-    free_strings(strs);
-    exit(kExitOk);
+  if (raw.version) {
+    printf("segdl %s (%s)\n", VERSION, gst_version_string());
+    return -1;
   }
-  Options &o = p.opts;
-  const char *env = g_getenv("SEGDL_BACKEND_URL");
-  o.backend_url = backend ? backend : (env ? env : "");
-  if (dir) o.download_dir = dir;
-  if (combine) o.combine = combine;
-  if (fallback) o.fallback_url = fallback;
-  if (agent) o.user_agent = agent;
-  if (missing) o.missing_segment = missing;
-  if (older) p.older_than = older;
-  if (maxsize) p.max_size = maxsize;
-  free_strings(strs);
-  o.concurrent = concurrent;
-  o.max_retries = retries;
-  o.poll_interval = poll;
-  o.max_wait = max_wait;
-  o.monitor = !no_monitor;
-  o.verbose = verbose;
-  o.quiet = quiet;
-  o.play = play;
-  o.json = json;
-  o.migrate = !no_migrate;
+  apply_options(raw, p);
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--") != 0) p.args.push_back(argv[i]);
   return kExitOk;
@@ -243,6 +259,7 @@ int main_impl(int argc, char **argv) {
   for (int i = 1; i < argc; i++) dashdash = dashdash || strcmp(argv[i], "--") == 0;
   Parsed p;
   const int rc = parse_options(argc, argv, p);
+  if (rc < 0) return kExitOk;  // --version
   if (rc != kExitOk) return rc;
   Options &o = p.opts;
   const char *cmd = p.args.empty() ? "" : p.args[0].c_str();
@@ -273,9 +290,7 @@ int main_impl(int argc, char **argv) {
   std::vector<std::string> ids(p.args.begin() + (preload ? 1 : 0), p.args.end());
   if (p.batch) {
     std::string error;
-    const bool ok = read_batch_file(p.batch, ids, error);
-    g_free(p.batch);
-    if (!ok) return usage("--batch: " + error);
+    if (!read_batch_file(p.batch, ids, error)) return usage("--batch: " + error);
   }
   if (ids.empty()) return usage("no VIDEO_ID given");
   if (preload && (!o.combine.empty() || o.play))
