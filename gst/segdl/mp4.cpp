@@ -166,6 +166,9 @@ class MoovParser {
   bool sgpd(const Mp4Box &box, Mp4Track &t);
   bool sbgp(const Mp4Box &box, Mp4Track &t);
   bool build_samples(Mp4Track &t);
+  void read_sizes(Mp4Track &t);
+  bool read_durations(Mp4Track &t);
+  bool place_samples(Mp4Track &t);
   static Mp4SampleGroup &group(Mp4Track &t, uint32_t type) {
     for (auto &g : t.groups)
       if (g.grouping_type == type) return g;
@@ -521,6 +524,17 @@ bool MoovParser::build_samples(Mp4Track &t) {
   if (count == 0) return true;
   if (!tb.stts || !tb.stsc || !tb.stco) return err(sz, "sample table without stts/stsc/stco");
   t.samples.assign(count, Mp4Sample());
+  read_sizes(t);
+  return read_durations(t) && place_samples(t);
+}
+
+// Sample sizes from stsz (constant or 32 bits each) or stz2 (4, 8, 16 bits).
+void MoovParser::read_sizes(Mp4Track &t) {
+  const Mp4Box &sz = tables_.stsz_box;
+  bool compact = sz.type == fourcc("stz2");
+  uint32_t constant = compact ? 0 : rd32(payload(sz, 4));
+  int field = compact ? payload(sz, 4)[3] : 32;
+  uint32_t count = uint32_t(t.samples.size());
   const uint8_t *p = payload(sz, 12);
   for (uint32_t i = 0; i < count; i++) {
     uint32_t size = constant;
@@ -530,12 +544,16 @@ bool MoovParser::build_samples(Mp4Track &t) {
     if (field == 4) size = (p[i / 2] >> (i % 2 ? 0 : 4)) & 0x0f;
     t.samples[i].size = size;
   }
-  // Durations.
-  uint32_t n = 0;
+}
+
+bool MoovParser::read_durations(Mp4Track &t) {
+  const Tables &tb = tables_;
+  int v = 0;
+  uint32_t n = 0, count = uint32_t(t.samples.size());
   if (!full_box(tb.stts_box, 0, v) || !table(tb.stts_box, 4, 8, n)) return false;
   uint64_t idx = 0;
   t.samples_duration = 0;
-  p = payload(tb.stts_box, 8);
+  const uint8_t *p = payload(tb.stts_box, 8);
   for (uint32_t e = 0; e < n; e++, p += 8) {
     uint32_t c = rd32(p), d = rd32(p + 4);
     if (c > count - idx) return err(tb.stts_box, "describes more samples than stsz has");
@@ -545,13 +563,19 @@ bool MoovParser::build_samples(Mp4Track &t) {
   if (idx != count)
     return err(tb.stts_box, "gives " + std::to_string(idx) + " durations for " +
                                 std::to_string(count) + " samples");
-  // Offsets: chunks from stco/co64, samples per chunk from stsc.
-  uint32_t chunks = 0, runs = 0;
+  return true;
+}
+
+// Offsets: chunks from stco/co64, samples per chunk from stsc.
+bool MoovParser::place_samples(Mp4Track &t) {
+  const Tables &tb = tables_;
+  int v = 0;
+  uint32_t chunks = 0, runs = 0, count = uint32_t(t.samples.size());
   uint64_t esize = tb.co64 ? 8 : 4;
   if (!full_box(tb.stco_box, 0, v) || !table(tb.stco_box, 4, esize, chunks)) return false;
   if (!full_box(tb.stsc_box, 0, v) || !table(tb.stsc_box, 4, 12, runs)) return false;
   const uint8_t *sc = payload(tb.stsc_box, 8), *co = payload(tb.stco_box, 8);
-  idx = 0;
+  uint64_t idx = 0;
   for (uint32_t r = 0; r < runs; r++) {
     uint64_t first = rd32(sc + 12 * size_t(r)), per_chunk = rd32(sc + 12 * size_t(r) + 4);
     uint64_t next = r + 1 < runs ? rd32(sc + 12 * size_t(r + 1)) : uint64_t(chunks) + 1;

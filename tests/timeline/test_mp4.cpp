@@ -56,6 +56,7 @@ struct Spec {
   Bytes asc = {0x12, 0x10};
   bool roll = true;
   int wave_depth = 0;  // esds inside this many 'wave' boxes
+  int stz2_field = 0;  // sizes in an stz2 of 4, 8 or 16 bits instead of stsz
 };
 
 Bytes esds(const Bytes &asc) {
@@ -78,6 +79,19 @@ Bytes stbl(const Spec &s, uint64_t data_offset) {
   uint32_t n = uint32_t(s.sizes.size());
   Bytes stsz = cat({be(0, 4), be(n, 4)});
   for (uint32_t sz : s.sizes) stsz = cat({stsz, be(sz, 4)});
+  Bytes sizes = full("stsz", 0, stsz);
+  if (s.stz2_field) {
+    Bytes packed;
+    for (uint32_t i = 0; i < n; i++) {
+      if (s.stz2_field == 4 && i % 2)
+        packed.back() |= uint8_t(s.sizes[i]);
+      else if (s.stz2_field == 4)
+        packed.push_back(uint8_t(s.sizes[i] << 4));
+      else
+        packed = cat({packed, be(s.sizes[i], s.stz2_field / 8)});
+    }
+    sizes = full("stz2", 0, cat({be(uint8_t(s.stz2_field), 4), be(n, 4), packed}));
+  }
   uint32_t chunks = (n + s.per_chunk - 1) / s.per_chunk;
   Bytes stco = be(chunks, 4);
   uint64_t off = data_offset;
@@ -92,7 +106,7 @@ Bytes stbl(const Spec &s, uint64_t data_offset) {
                 be(n % s.per_chunk, 4), be(1, 4)});
   Bytes table = cat({full("stsd", 0, cat({be(1, 4), mp4a(s.asc, s.wave_depth)})),
                      full("stts", 0, cat({be(1, 4), be(n, 4), be(1024, 4)})), full("stsc", 0, stsc),
-                     full("stsz", 0, stsz), full("stco", 0, stco)});
+                     sizes, full("stco", 0, stco)});
   if (s.roll) {
     table = cat({table, full("sgpd", 1, cat({str("roll"), be(2, 4), be(1, 4), be(0xffff, 2)})),
                  full("sbgp", 0, cat({str("roll"), be(1, 4), be(n, 4), be(1, 4)}))});
@@ -214,6 +228,31 @@ GST_START_TEST(handmade_values) {
       ck_assert_int_eq(p.end_trim, 0);
       ck_assert_int_eq(p.tolerance, 45);
     }
+  }
+}
+GST_END_TEST;
+
+GST_START_TEST(handmade_compact_sizes) {
+  for (int field : {4, 8, 16}) {
+    Spec s;
+    s.stz2_field = field;
+    s.sizes = field == 4 ? std::vector<uint32_t>{1, 15, 7, 2, 9}
+                         : std::vector<uint32_t>{200, 3, 17, 255, 1};
+    if (field == 16) s.sizes[1] = 40000;
+    Bytes b = make_m4a(s);
+    Mp4File f = parse_ok(b);
+    const Mp4Track &t = f.tracks[0];
+    ck_assert_int_eq(t.samples.size(), 5);
+    uint64_t off = t.samples[0].offset;
+    for (size_t i = 0; i < 5; i++) {
+      ck_assert_int_eq(t.samples[i].size, s.sizes[i]);
+      ck_assert_int_eq(t.samples[i].offset, off);
+      off += s.sizes[i];
+    }
+    Mp4Presentation p;
+    fail_unless(mp4_presentation(f, t, b.data(), b.size(), p) && p.consistent);
+    put32(b, find_box(b, "stz2") + 12, field == 4 ? 0x00000003 : 0x00000005);  // field size 3/5
+    parse_refused(b, "field size");
   }
 }
 GST_END_TEST;
@@ -386,9 +425,14 @@ GST_START_TEST(hostile_boxes) {
   Mp4File zf = parse_ok(b);
   Mp4Presentation zp;
   fail_unless(mp4_presentation(zf, zf.tracks[0], b.data(), b.size(), zp) && zp.consistent);
+}
+GST_END_TEST;
 
+GST_START_TEST(hostile_tables) {
+  Spec s;
+  Bytes good = make_m4a(s);
   // Table counts beyond what the box holds or beyond the limits.
-  b = good;
+  Bytes b = good;
   put32(b, find_box(b, "stsz") + 16, 6);  // 6 sizes, 5 stored
   parse_refused(b, "room");
   b = good;
@@ -416,7 +460,12 @@ GST_START_TEST(hostile_boxes) {
   b = good;
   put32(b, find_box(b, "esds") + 12, 0x03ffffff);  // descriptor length past the box
   parse_refused(b, "descriptor");
+}
+GST_END_TEST;
 
+GST_START_TEST(hostile_nesting_and_noise) {
+  Spec s;
+  Bytes good = make_m4a(s);
   // Nesting: 'wave' boxes inside one another past the depth limit.
   s.wave_depth = 40;
   parse_refused(make_m4a(s), "nested too deep");
@@ -887,10 +936,13 @@ static Suite *mp4_suite(bool real_files) {
   TCase *tc = tcase_create("handmade");
   suite_add_tcase(s, tc);
   tcase_add_test(tc, handmade_values);
+  tcase_add_test(tc, handmade_compact_sizes);
   tcase_add_test(tc, handmade_edit_lists);
   tcase_add_test(tc, samples_against_mdat);
   tcase_add_test(tc, layout_of_heads);
   tcase_add_test(tc, hostile_boxes);
+  tcase_add_test(tc, hostile_tables);
+  tcase_add_test(tc, hostile_nesting_and_noise);
   if (real_files) {
     TCase *real = tcase_create("real-files");
     tcase_set_timeout(real, 240);
