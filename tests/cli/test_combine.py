@@ -83,6 +83,19 @@ class Combine(CliTestCase):
         self.assertIn("unknown output extension .wav", r.stderr)
         self.assertEqual(clitest.cache_track_dirs(dl), [], "something was downloaded")
 
+    def test_impossible_pairing_refused_before_any_download_with_a_rich_status(self):
+        # The rich status gives mime_type (audio/aac for ADTS segments).
+        clitest.make_form(self.root, "t", "aac-adts")
+        srv = self.serve(self.root, "--status-style", "rich")
+        dl = os.path.join(self.tmp, "dl")
+        out = os.path.join(self.tmp, "t.opus")
+        r = self.segdl("t", "-b", srv.url, "-d", dl, "--combine", out, "--json")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("cannot hold AAC audio", r.stderr)
+        self.assertEqual(clitest.cache_track_dirs(dl), [], "a segment was downloaded")
+        self.assertNotIn("segment", [e["event"] for e in clitest.events(r.stdout)])
+        self.assertFalse(os.path.exists(out) or os.path.exists(out + ".part"))
+
     def test_auto_name_follows_the_codec(self):
         want = {"aac-m4a": "m4a", "mp3": "mp3", "opus-webm": "opus", "vorbis-ogg": "ogg"}
         for form in want:

@@ -49,6 +49,15 @@ class BodyFetch : public FetchListener {
   bool done_ = false;
 };
 
+}  // namespace
+
+// The loop of the status request in flight (main thread), for Ctrl-C.
+static GMainLoop *g_status_loop = nullptr;
+
+void cancel_status_fetch() {
+  if (g_status_loop) g_main_loop_quit(g_status_loop);
+}
+
 bool fetch_status(const Options &opts, const std::string &id, Status &status, std::string &error) {
   if (libsoup2_loaded()) {
     error = "libsoup 2 is loaded in this process; segdl needs libsoup 3";
@@ -71,7 +80,9 @@ bool fetch_status(const Options &opts, const std::string &id, Status &status, st
   FetchRequest req;
   req.url = status_url(opts.backend_url, id);
   const uint64_t fid = fetcher->start(req, &fetch);
-  if (!fetch.done_) g_main_loop_run(loop);  // SIGINT ends the process (main.cpp)
+  g_status_loop = loop;
+  if (!fetch.done_) g_main_loop_run(loop);  // until done, or cancel_status_fetch()
+  g_status_loop = nullptr;
   if (!fetch.done_) fetcher->cancel(fid);
   g_main_loop_unref(loop);
   if (!fetch.done_) {
@@ -94,6 +105,8 @@ bool fetch_status(const Options &opts, const std::string &id, Status &status, st
   }
   return true;
 }
+
+namespace {
 
 // "0-5, 7, 9-10"
 std::string ranges(const std::vector<int64_t> &v) {

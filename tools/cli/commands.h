@@ -3,11 +3,17 @@
 #pragma once
 
 #include "cli.h"
+#include "segdl/status.h"
 
 #include <cstdint>
 #include <string>
 
 namespace segdl::cli {
+
+// One status request (30 s at most). False with `error` ("interrupted"
+// after cancel_status_fetch()).
+bool fetch_status(const Options &opts, const std::string &id, Status &status, std::string &error);
+void cancel_status_fetch();
 
 // segdl status ID: what the backend says, pretty or as one JSON object.
 int cmd_status(const Options &opts, const std::string &id);

@@ -1,6 +1,7 @@
 /* segdl — one track through segdlsrc (see download.h). */
 #include "download.h"
 
+#include "commands.h"
 #include "migrate.h"
 #include "output.h"
 
@@ -112,6 +113,7 @@ int Download::run() {
                     "");
     return kExitLocalIo;
   }
+  if (!codec_fits_output()) return exit_code_;
   if (opts_.migrate) migrate_old_download_dir(opts_.download_dir, id_, progress_);
   std::string error;
   if (!build(error)) {
@@ -128,6 +130,29 @@ int Download::run() {
   gst_element_set_state(pipeline_, GST_STATE_PLAYING);
   if (exit_code_ < 0) g_main_loop_run(loop_);
   return exit_code_;
+}
+
+// --combine OUT: when the backend's status names the codec (mime_type), an
+// OUT that cannot hold it is refused before any segment is downloaded. With
+// a status that does not say, the check comes with segment 0's caps.
+bool Download::codec_fits_output() {
+  if (opts_.combine.empty() || opts_.combine == "auto") return true;
+  Status status;
+  std::string error;
+  if (!fetch_status(opts_, id_, status, error)) {
+    if (exit_code_ >= 0) return false;  // interrupted
+    return true;                        // segdlsrc reports a backend failure itself
+  }
+  GstCaps *caps = caps_for_mime_type(status.mime_type);
+  if (!caps) return true;
+  OutputChain chain;
+  const bool ok = plan_output(path_extension(opts_.combine), caps, chain, error);
+  gst_caps_unref(caps);
+  if (!ok) {
+    progress_.error(kExitUsage, error, "the backend's status says " + status.mime_type);
+    exit_code_ = kExitUsage;
+  }
+  return ok;
 }
 
 bool Download::build(std::string &error) {
@@ -523,7 +548,8 @@ void Download::tick() {
 void Download::finish(int code) {
   if (exit_code_ >= 0) return;
   exit_code_ = code;
-  gst_element_set_state(pipeline_, GST_STATE_NULL);
+  cancel_status_fetch();
+  if (pipeline_) gst_element_set_state(pipeline_, GST_STATE_NULL);
   if (code != kExitOk) remove_partial();
   if (loop_) g_main_loop_quit(loop_);
 }

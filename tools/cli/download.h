@@ -32,6 +32,7 @@ class Download {
   void interrupt(int signo);
 
  private:
+  bool codec_fits_output();
   bool build(std::string &error);
   bool add_play_branch(std::string &error);
   // Streaming thread: the caps are known, so the muxer can be chosen.

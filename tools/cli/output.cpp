@@ -149,6 +149,25 @@ bool plan_output(const std::string &ext, const GstCaps *caps, OutputChain &chain
   return false;
 }
 
+GstCaps *caps_for_mime_type(const std::string &mime) {
+  gchar *lower = g_ascii_strdown(mime.c_str(), -1);
+  const std::string m = lower;
+  g_free(lower);
+  const std::string type = m.substr(0, m.find(';'));
+  const char *caps = nullptr;
+  if (m.find("codecs=opus") != std::string::npos ||
+      m.find("codecs=\"opus\"") != std::string::npos || type == "audio/opus")
+    caps = "audio/x-opus";
+  else if (m.find("codecs=vorbis") != std::string::npos ||
+           m.find("codecs=\"vorbis\"") != std::string::npos)
+    caps = "audio/x-vorbis";
+  else if (type == "audio/aac" || type == "audio/x-aac" || type == "audio/aacp")
+    caps = "audio/mpeg, mpegversion=(int)4, stream-format=(string)raw";
+  else if (type == "audio/mpeg" || type == "audio/mp3" || type == "audio/x-mp3")
+    caps = "audio/mpeg, mpegversion=(int)1, layer=(int)3";
+  return caps ? gst_caps_from_string(caps) : nullptr;
+}
+
 std::string file_name_for_id(const std::string &id) {
   std::string name;
   for (char ch : id) {

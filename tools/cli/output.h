@@ -32,6 +32,9 @@ std::string natural_extension(const GstCaps *caps);
 // the extensions that would hold it.
 bool plan_output(const std::string &ext, const GstCaps *caps, OutputChain &chain,
                  std::string &error);
+// Caps for a status mime_type that names the codec ("audio/aac",
+// "audio/mpeg", "audio/ogg; codecs=opus", ...); nullptr when it does not.
+GstCaps *caps_for_mime_type(const std::string &mime);
 // A file name made of the id's safe characters ([A-Za-z0-9._-], others
 // become '_', no leading '.'), for --combine auto.
 std::string file_name_for_id(const std::string &id);
