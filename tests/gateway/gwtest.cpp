@@ -5,8 +5,8 @@
 
 namespace gwtest {
 
-GatedUpstream::GatedUpstream(std::string id, std::vector<Bytes> segments)
-    : id_(std::move(id)), segments_(std::move(segments)) {
+GatedUpstream::GatedUpstream(std::string id, std::vector<Bytes> segments, bool half_first)
+    : id_(std::move(id)), segments_(std::move(segments)), half_first_(half_first) {
   ctx_ = g_main_context_new();
   loop_ = g_main_loop_new(ctx_, FALSE);
   std::mutex started_mu;
@@ -96,6 +96,22 @@ bool GatedUpstream::wait_segment_requests(size_t total, int timeout_ms) const {
 
 void GatedUpstream::answer(SoupServerMessage *msg, int64_t seg) {
   const Bytes &b = segments_[static_cast<size_t>(seg)];
+  SoupMessageBody *body = soup_server_message_get_response_body(msg);
+  if (half_first_ && !open_) {  // head and half now, the rest at open()
+    soup_server_message_set_status(msg, 200, nullptr);
+    SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+    soup_message_headers_replace(h, "Content-Type", "audio/aac");
+    soup_message_headers_set_content_length(h, static_cast<goffset>(b.size()));
+    soup_message_body_set_accumulate(body, FALSE);
+    soup_message_body_append(body, SOUP_MEMORY_COPY, b.data(), b.size() / 2);
+    return;
+  }
+  if (half_first_ && soup_server_message_get_status(msg) == 200) {  // the rest
+    soup_message_body_append(body, SOUP_MEMORY_COPY, b.data() + b.size() / 2,
+                             b.size() - b.size() / 2);
+    soup_message_body_complete(body);
+    return;
+  }
   soup_server_message_set_status(msg, 200, nullptr);
   soup_server_message_set_response(msg, "audio/aac", SOUP_MEMORY_COPY,
                                    reinterpret_cast<const char *>(b.data()), b.size());
@@ -130,6 +146,11 @@ void GatedUpstream::on_request(SoupServer *, SoupServerMessage *msg, const char 
   }
   self->cv_.notify_all();
   if (self->open_) return self->answer(msg, seg);
+  if (self->half_first_) {
+    self->answer(msg, seg);
+    self->held_.emplace_back(static_cast<SoupServerMessage *>(g_object_ref(msg)), seg);
+    return;  // not paused: the head and half go now; the rest waits for open()
+  }
   soup_server_message_pause(msg);
   self->held_.emplace_back(static_cast<SoupServerMessage *>(g_object_ref(msg)), seg);
 }

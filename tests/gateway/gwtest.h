@@ -217,7 +217,9 @@ inline std::unique_ptr<segdl::gateway::Gateway> start_gateway(const segdl::gatew
 // at once). Runs on its own thread and context; counts segment requests.
 class GatedUpstream {
  public:
-  GatedUpstream(std::string id, std::vector<Bytes> segments);
+  // With `half_first`, held answers send their head and the first half of
+  // the body at once, and the rest at open().
+  GatedUpstream(std::string id, std::vector<Bytes> segments, bool half_first = false);
   ~GatedUpstream();
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   void open();                                 // answers the held requests, and all later ones
@@ -234,6 +236,7 @@ class GatedUpstream {
   mutable std::condition_variable cv_;
   std::map<int64_t, size_t> counts_;                           // under mu_
   bool open_ = false;                                          // server thread only
+  bool half_first_ = false;
   std::vector<std::pair<SoupServerMessage *, int64_t>> held_;  // server thread only
   int port_ = 0;
   GMainContext *ctx_ = nullptr;

@@ -560,6 +560,46 @@ GST_START_TEST(test_timeout) {
 }
 GST_END_TEST;
 
+// Eviction never removes a track a transfer is writing into, however old
+// its last use says it is; once the transfer is done, it can go.
+GST_START_TEST(test_evict_in_use) {
+  TempDir cache;
+  auto track = make_track();
+  GatedUpstream up(kId, track.segments, true);
+  auto o = gw_options(up.base_url(), cache.path());
+  o.admin_token = "t";
+  auto gw = start_gateway(o);
+  Reply a;
+  std::thread ta([&] { a = get(seg_url(*gw, 1)); });
+  fail_unless(gw->wait_for([](const Counters &c) { return c.fills_writing == 1; }, kWaitMs));
+  std::string dir;
+  {
+    std::vector<std::string> files;
+    list_files(cache.path(), "", files);
+    fail_unless(!files.empty());
+    dir = cache.path() + "/" + files[0].substr(0, files[0].find('/'));
+  }
+  const std::string lock = dir + "/.lock";
+  struct utimbuf old;
+  old.actime = old.modtime = time(nullptr) - 7200;
+  fail_unless_equals_int(utime(lock.c_str(), &old), 0);
+  const std::string url = gw->base_url() + "/api/segments/cache?maxAge=1";
+  Reply busy = request("DELETE", url, {{"Authorization", "Bearer t"}});
+  fail_unless_equals_int(busy.status, 200);
+  fail_unless_equals_int(Json(busy.body).i("removedTracks"), 0);
+  fail_unless(g_file_test(dir.c_str(), G_FILE_TEST_IS_DIR));
+  up.open();
+  ta.join();
+  fail_unless_equals_int(a.status, 200);
+  fail_unless(a.body == str(track.segments[1]));
+  fail_unless(gw->wait_idle(kWaitMs));
+  fail_unless_equals_int(utime(lock.c_str(), &old), 0);
+  Reply done = request("DELETE", url, {{"Authorization", "Bearer t"}});
+  fail_unless_equals_int(Json(done.body).i("removedTracks"), 1);
+  fail_unless(!g_file_test(dir.c_str(), G_FILE_TEST_EXISTS));
+}
+GST_END_TEST;
+
 static Suite *gateway_api_suite() {
   Suite *s = suite_create("gateway-api");
   TCase *tc = tcase_create("api");
@@ -580,6 +620,7 @@ static Suite *gateway_api_suite() {
   tcase_add_test(tc, test_head);
   tcase_add_test(tc, test_preload_failed);
   tcase_add_test(tc, test_timeout);
+  tcase_add_test(tc, test_evict_in_use);
   return s;
 }
 

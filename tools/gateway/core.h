@@ -92,6 +92,7 @@ struct Gateway::Impl {
   bool listen(std::string &err, int &port);
   void shutdown();
   void count(uint64_t Counters::*field);
+  void add(int Counters::*field, int delta);
   void route(SoupServerMessage *msg, const char *path, GHashTable *query);
   bool check_id(SoupServerMessage *msg, const std::string &id);
 
@@ -104,6 +105,12 @@ struct Gateway::Impl {
   void get_segment(SoupServerMessage *msg, const std::string &id, const std::string &num);
   void get_full(SoupServerMessage *msg, const std::string &id);
   bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
+
+  // ---- web.cpp, listen.cpp: CORS, the web player page, /listen/ID ----
+  // Adds the CORS headers; answers OPTIONS, "/" and "/listen/ID" (true), else false.
+  bool web_route(SoupServerMessage *msg, const char *path, const std::string &method);
+  void listen_track(SoupServerMessage *msg, const std::string &id);
+  bool serve_listen_file(SoupServerMessage *msg, const std::string &id);
 
   // ---- fill.cpp: upstream segments, status, whole tracks ----
   // The running or queued fill of a segment, made (and queued) if needed;

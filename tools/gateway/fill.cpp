@@ -54,6 +54,7 @@ Fill::Fill(Gateway::Impl &gw, std::string id, int64_t n)
 
 Fill::~Fill() {
   abandon();
+  if (writing_) gw_.add(&Counters::fills_writing, -1);
   for (GBytes *b : chunks_) g_bytes_unref(b);
   g_checksum_free(sum_);
 }
@@ -82,6 +83,10 @@ void Fill::open_writer() {
   std::string error;
   cache_ = gw_.open_cache(id_, error);
   if (cache_) writer_ = cache_->begin(n_, error);
+  if (writer_) {
+    writing_ = true;
+    gw_.add(&Counters::fills_writing, 1);
+  }
   if (!writer_)
     g_warning("segdl-gateway: %s segment %" G_GINT64_FORMAT " will not be cached: %s", id_.c_str(),
               n_, error.c_str());

@@ -56,6 +56,7 @@ class Fill : public FetchListener {
   const std::string id_;
   const int64_t n_;
   bool started_ = false, ended_ = false;
+  bool writing_ = false;   // counted in Counters::fills_writing
   uint64_t fetch_id_ = 0;  // 0 when no transfer is running
   int attempts_ = 0;
   GSource *retry_timer_ = nullptr;

@@ -49,6 +49,14 @@ void Gateway::Impl::count(uint64_t Counters::*field) {
   cv.notify_all();
 }
 
+void Gateway::Impl::add(int Counters::*field, int delta) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    counters.*field += delta;
+  }
+  cv.notify_all();
+}
+
 bool Gateway::Impl::check_id(SoupServerMessage *msg, const std::string &id) {
   if (valid_video_id(id, opts.id_pattern)) return true;
   reply_error(msg, 400, "bad_video_id", "not a valid video id");
@@ -61,6 +69,7 @@ void Gateway::Impl::route(SoupServerMessage *msg, const char *path, GHashTable *
   count(&Counters::requests);
   const std::string method = soup_server_message_get_method(msg);
   const bool read = method == "GET" || method == "HEAD";
+  if (web_route(msg, path, method)) return;  // CORS, OPTIONS, the page, /listen/ID (web.cpp)
   std::vector<std::string> p;
   if (strcmp(path, "/status") == 0 || strcmp(path, "/stream") == 0) {
     if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);

@@ -49,6 +49,7 @@ struct Counters {
   uint64_t joined_fills = 0;       // clients attached to a transfer already running
   int fills_running = 0;           // upstream segment transfers in flight now
   int fills_pending = 0;           // queued or running
+  int fills_writing = 0;           // transfers writing into the cache (their track locked)
   int preloads = 0;                // preload jobs not finished
 };
 

@@ -1,0 +1,260 @@
+/* segdl-gateway — GET /listen/ID, the web player's stream, without a browser:
+ * its bytes are the frames `segdlsrc ! <parser>` gives (the same bytes, and
+ * ffprobe reads the codec and every frame); it starts while the backend is
+ * still producing (segments revealed progressively); a track held whole in
+ * the cache is one file with a length and Range; errors before the first
+ * byte are JSON; CORS headers and the page at /.
+ */
+#include "../harness.h"
+#include "gwtest.h"
+
+#include <glib/gstdio.h>
+
+#include <functional>
+#include <future>
+
+namespace {
+
+using gwtest::Reply;
+using segdl::media::Form;
+
+const char *const kId = "listenTrack";
+
+// What a streaming client saw of one GET: its head, its first chunk, its body.
+struct Streamed {
+  int status = 0;
+  std::string content_type, encoding, acao;
+  std::string body;
+  size_t first_chunk = 0;
+  std::vector<segdl::server::RequestRecord> at_first_bytes;  // upstream requests by then
+  std::string error;
+};
+
+// GETs `url` reading the body as it comes; when the first bytes arrive, notes
+// what the upstream server had been asked by then.
+// `on_first` runs then, on this thread.
+Streamed stream(const std::string &url, const segdl::server::Server &upstream,
+                const std::function<void()> &on_first = {}) {
+  Streamed s;
+  SoupSession *session = soup_session_new_with_options("timeout", 30, nullptr);
+  SoupMessage *msg = soup_message_new("GET", url.c_str());
+  GError *err = nullptr;
+  GInputStream *in = soup_session_send(session, msg, nullptr, &err);
+  s.status = static_cast<int>(soup_message_get_status(msg));
+  SoupMessageHeaders *h = soup_message_get_response_headers(msg);
+  const char *ct = soup_message_headers_get_content_type(h, nullptr);
+  s.content_type = ct ? ct : "";
+  s.encoding = soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED ? "chunked" : "";
+  const char *acao = soup_message_headers_get_one(h, "Access-Control-Allow-Origin");
+  s.acao = acao ? acao : "";
+  char buf[65536];
+  while (in) {
+    const gssize n = g_input_stream_read(in, buf, sizeof buf, nullptr, &err);
+    if (n <= 0) break;
+    if (s.body.empty()) {
+      s.first_chunk = static_cast<size_t>(n);
+      s.at_first_bytes = upstream.requests();
+      if (on_first) on_first();
+    }
+    s.body.append(buf, static_cast<size_t>(n));
+  }
+  if (err) s.error = err->message;
+  g_clear_error(&err);
+  if (in) g_object_unref(in);
+  g_object_unref(msg);
+  g_object_unref(session);
+  return s;
+}
+
+// The reference: segdlsrc straight on the backend, then `tail` (a parser).
+segdl::test::Bytes reference(const std::string &backend, const std::string &tail,
+                             size_t &frames) {
+  segdl::test::Run run;
+  GstElement *p =
+      segdl::test::make_pipeline(backend, kId, "", tail + " ! appsink name=sink sync=false");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos, "reference: no EOS: %s", run.error ? run.error->message : "timeout");
+  frames = run.frames.size();
+  return run.bytes;
+}
+
+// ffprobe's codec name and packet count of a file ("aac,215").
+std::string ffprobe(const std::string &path) {
+  const std::string cmd =
+      "ffprobe -v error -select_streams a:0 -count_packets -show_entries "
+      "stream=codec_name,nb_read_packets -of csv=p=0 '" +
+      path + "'";
+  gchar *out = nullptr;
+  gint status = 0;
+  GError *err = nullptr;
+  const bool ran = g_spawn_command_line_sync(cmd.c_str(), &out, nullptr, &status, &err);
+  fail_unless(ran && g_spawn_check_wait_status(status, nullptr), "ffprobe failed: %s",
+              err ? err->message : cmd.c_str());
+  std::string s = out ? out : "";
+  g_free(out);
+  g_clear_error(&err);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// Streams /listen/ID of a `form` track revealed one segment a second, and
+// checks it against `segdlsrc ! tail`.
+void check_form(Form form, const std::string &tail, const std::string &type,
+                const std::string &codec) {
+  gwtest::TempDir cache;
+  segdl::server::Options so;
+  so.reveal_every = 1.0;
+  auto srv = gwtest::start_server(so);
+  segdl::server::Track track = segdl::test::make_track(form, 10.5);
+  const int64_t last = static_cast<int64_t>(track.segments.size()) - 1;
+  fail_unless(last >= 2);
+  srv->add_track(kId, track);
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+
+  Streamed s = stream(gw->base_url() + "/listen/" + kId, *srv);
+  fail_unless_equals_int(s.status, 200);
+  fail_unless(s.error.empty(), "%s", s.error.c_str());
+  assert_str_eq(s.content_type, type);
+  assert_str_eq(s.encoding, "chunked");
+  assert_str_eq(s.acao, "*");
+  // The first bytes came before the last segment was revealed (and so asked for).
+  for (const auto &r : s.at_first_bytes)
+    fail_unless(r.segment != last, "segment %d was asked for before the first bytes", int(last));
+
+  size_t frames = 0;
+  const segdl::test::Bytes ref = reference(srv->base_url(), tail, frames);
+  fail_unless(s.body == std::string(ref.begin(), ref.end()), "/listen gave %zu bytes, %zu expected",
+              s.body.size(), ref.size());
+  const std::string file = cache.path() + "/listen.out";
+  fail_unless(g_file_set_contents(file.c_str(), s.body.data(), gssize(s.body.size()), nullptr));
+  assert_str_eq(ffprobe(file), codec + "," + std::to_string(frames));
+  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+}
+
+}  // namespace
+
+GST_START_TEST(test_listen_adts) {
+  check_form(Form::Adts, "aacparse ! audio/mpeg,stream-format=adts", "audio/aac", "aac");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_listen_mp3) {
+  check_form(Form::Mp3, "mpegaudioparse", "audio/mpeg", "mp3");
+}
+GST_END_TEST;
+
+// MPEG-TS segments (AAC inside) come out as ADTS: a form browsers play.
+GST_START_TEST(test_listen_ts) {
+  check_form(Form::MpegTs, "aacparse ! audio/mpeg,stream-format=adts", "audio/aac", "aac");
+}
+GST_END_TEST;
+
+// Once the track is whole in the cache: one file, its length, Range.
+GST_START_TEST(test_listen_complete) {
+  gwtest::TempDir cache;
+  auto srv = gwtest::start_server();
+  segdl::server::Track track = segdl::test::make_track(Form::Adts, 10.5);
+  const segdl::test::Bytes whole = segdl::test::concat(track.segments);
+  srv->add_track(kId, track);
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  const std::string url = gw->base_url() + "/listen/" + kId;
+  Streamed first = stream(url, *srv);
+  fail_unless_equals_int(first.status, 200);
+  assert_str_eq(first.encoding, "chunked");
+  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+
+  Reply all = gwtest::get(url);
+  fail_unless_equals_int(all.status, 200);
+  assert_str_eq(all.h("content-length"), std::to_string(whole.size()));
+  assert_str_eq(all.h("accept-ranges"), "bytes");
+  assert_str_eq(all.h("content-type"), "audio/aac");
+  assert_str_eq(all.h("access-control-allow-origin"), "*");
+  fail_unless(all.body == std::string(whole.begin(), whole.end()));
+  Reply part = gwtest::get(url, {{"Range", "bytes=1000-2999"}});
+  fail_unless_equals_int(part.status, 206);
+  assert_str_eq(part.h("content-range"), "bytes 1000-2999/" + std::to_string(whole.size()));
+  fail_unless(part.body == std::string(whole.begin() + 1000, whole.begin() + 3000));
+}
+GST_END_TEST;
+
+// An id the backend does not know: a JSON 404 before any byte; a bad id: 400.
+GST_START_TEST(test_listen_errors) {
+  gwtest::TempDir cache;
+  auto srv = gwtest::start_server();
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  Reply r = gwtest::get(gw->base_url() + "/listen/unknownTrk1");
+  gwtest::assert_json_error(r, 404, "not_found");
+  assert_str_eq(r.h("access-control-allow-origin"), "*");
+  gwtest::assert_json_error(gwtest::get(gw->base_url() + "/listen/bad%20id"), 400, "bad_video_id");
+  gwtest::assert_json_error(gwtest::request("POST", gw->base_url() + "/listen/" + kId), 405,
+                            "method_not_allowed");
+}
+GST_END_TEST;
+
+// CORS: the preflight, and the header on the API's answers; the page at /.
+GST_START_TEST(test_cors_and_page) {
+  gwtest::TempDir cache;
+  auto srv = gwtest::start_server();
+  srv->add_track(kId, gwtest::make_track());
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  Reply pre = gwtest::request("OPTIONS", gw->base_url() + "/api/segments/status/" + kId,
+                              {{"Origin", "http://app.example"},
+                               {"Access-Control-Request-Method", "GET"},
+                               {"Access-Control-Request-Headers", "range"}});
+  fail_unless_equals_int(pre.status, 204);
+  assert_str_eq(pre.h("access-control-allow-origin"), "*");
+  fail_unless(pre.h("access-control-allow-methods").find("GET") != std::string::npos);
+  fail_unless(pre.h("access-control-allow-headers").find("Range") != std::string::npos);
+  Reply st = gwtest::get(gw->base_url() + "/api/segments/status/" + kId,
+                         {{"Origin", "http://app.example"}});
+  fail_unless_equals_int(st.status, 200);
+  assert_str_eq(st.h("access-control-allow-origin"), "*");
+  fail_unless(st.h("access-control-expose-headers").find("Content-Range") != std::string::npos);
+  Reply page = gwtest::get(gw->base_url() + "/");
+  fail_unless_equals_int(page.status, 200);
+  assert_str_eq(page.h("content-type"), "text/html; charset=utf-8");
+  fail_unless(page.body.find("<audio") != std::string::npos);
+  fail_unless(page.body.find("/listen/") != std::string::npos);
+}
+GST_END_TEST;
+
+// The gateway stops at once with a listener mid-stream (its pipeline stopped).
+GST_START_TEST(test_stop_while_listening) {
+  gwtest::TempDir cache;
+  segdl::server::Options so;
+  so.reveal_every = 30.0;  // segment 1 only after the test is over
+  auto srv = gwtest::start_server(so);
+  srv->add_track(kId, segdl::test::make_track(Form::Adts, 10.5));
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  Streamed s;
+  std::promise<void> first;
+  std::thread t([&] {
+    s = stream(gw->base_url() + "/listen/" + kId, *srv, [&] { first.set_value(); });
+  });
+  const bool got = first.get_future().wait_for(std::chrono::milliseconds(gwtest::kWaitMs)) ==
+                   std::future_status::ready;
+  gw->stop();
+  t.join();
+  fail_unless(got, "no bytes before the gateway stopped");
+  fail_unless_equals_int(s.status, 200);
+  fail_unless(s.first_chunk > 0);
+}
+GST_END_TEST;
+
+static Suite *gateway_listen_suite() {
+  Suite *s = suite_create("gateway-listen");
+  TCase *tc = tcase_create("listen");
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_listen_adts);
+  tcase_add_test(tc, test_listen_mp3);
+  tcase_add_test(tc, test_listen_ts);
+  tcase_add_test(tc, test_listen_complete);
+  tcase_add_test(tc, test_listen_errors);
+  tcase_add_test(tc, test_cors_and_page);
+  tcase_add_test(tc, test_stop_while_listening);
+  return s;
+}
+
+GST_CHECK_MAIN(gateway_listen);

@@ -1,0 +1,390 @@
+/* segdl-gateway — GET /listen/ID: the joined track as one progressive HTTP
+ * answer a browser's <audio> element plays natively, without re-encoding.
+ *
+ * One GStreamer pipeline per listener: segdlsrc reading from this gateway
+ * itself (so the cache, the shared transfers and the retries apply), and a
+ * tail chosen from the caps of segdlsrc's first CAPS event: AAC as ADTS
+ * (aacparse), MP3 as is (mpegaudioparse), Opus in WebM, Vorbis in Ogg, FLAC
+ * as is; then an appsink. Samples are handed to the gateway thread with an
+ * idle source on its GMainContext and appended there to the chunked body;
+ * libsoup is never called from a GStreamer thread. The Listen owns its
+ * pipeline and ends when the client goes (pipeline stopped) or the answer is
+ * complete. An error before the first byte is a JSON error; after it the
+ * body is ended and the cause logged.
+ *
+ * A track held whole in the cache in a continuous form a browser plays (ADTS
+ * AAC, MP3) is served as one file instead: length, Range, ETag (joined.cpp).
+ */
+#include "gateway/fill.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+
+#include <sys/socket.h>
+
+#include <cstring>
+#include <deque>
+
+namespace segdl::gateway {
+
+namespace {
+
+// The tail after segdlsrc for its caps, and the Content-Type of its bytes.
+bool tail_for(const GstCaps *caps, std::string &tail, std::string &type) {
+  if (!caps || gst_caps_is_empty(caps) || gst_caps_is_any(caps)) return false;
+  const GstStructure *s = gst_caps_get_structure(caps, 0);
+  const std::string name = gst_structure_get_name(s);
+  int version = 0;
+  if (name == "audio/mpeg" && gst_structure_get_int(s, "mpegversion", &version)) {
+    if (version == 1) {
+      tail = "mpegaudioparse";
+      type = "audio/mpeg";
+      return true;
+    }
+    if (version == 2 || version == 4) {
+      tail = "aacparse ! audio/mpeg,stream-format=adts";
+      type = "audio/aac";
+      return true;
+    }
+    return false;
+  }
+  if (name == "audio/x-opus") {
+    tail = "opusparse ! webmmux streamable=true";
+    type = "audio/webm";
+    return true;
+  }
+  if (name == "audio/x-vorbis") {
+    tail = "vorbisparse ! oggmux";
+    type = "audio/ogg";
+    return true;
+  }
+  if (name == "audio/x-flac") {
+    tail = "flacparse";
+    type = "audio/flac";
+    return true;
+  }
+  return false;
+}
+
+// This gateway's own address, as segdlsrc's backend.
+std::string self_url(const std::string &host, int port) {
+  std::string h = host;
+  if (h == "0.0.0.0") h = "127.0.0.1";
+  if (h == "::") h = "::1";
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return "http://" + h + ":" + std::to_string(port);
+}
+
+// The answer for an error segdlsrc posted before anything was sent.
+void error_reply(SoupServerMessage *msg, const std::string &id, const GError *e,
+                 const GstStructure *details) {
+  guint http = 0;
+  if (details) gst_structure_get_uint(details, "http-status-code", &http);
+  const std::string text = std::string(e ? e->message : "the pipeline failed") + " (" + id + ")";
+  if (http == 404) return reply_error(msg, 404, "not_found", text);
+  if (e && e->domain == GST_STREAM_ERROR && e->code == GST_STREAM_ERROR_CODEC_NOT_FOUND)
+    return reply_error(msg, 502, "unsupported_codec", text);
+  if (http == 504 || (e && strstr(e->message, "timed out")))
+    return reply_error(msg, 504, "upstream_timeout", text);
+  reply_error(msg, 502, "upstream_error", text);
+}
+
+// Resets the connection under a body already begun: the client sees the
+// stream cut, never a short one that looks whole.
+void cut(SoupServerMessage *msg) {
+  GSocket *sock = soup_server_message_get_socket(msg);
+  if (sock) {
+    g_object_ref(sock);
+    struct linger lg = {};
+    lg.l_onoff = 1;  // close sends RST
+    setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  GIOStream *stream = soup_server_message_steal_connection(msg);
+  if (stream) {
+    g_io_stream_close(stream, nullptr, nullptr);
+    g_object_unref(stream);
+  }
+  if (sock) {
+    g_socket_close(sock, nullptr);
+    g_object_unref(sock);
+  }
+}
+
+}  // namespace
+
+// One listener: its message and its pipeline. Deletes itself when it ends.
+class Listen {
+ public:
+  Listen(Gateway::Impl &gw, SoupServerMessage *msg, std::string id)
+      : gw_(gw), msg_(static_cast<SoupServerMessage *>(g_object_ref(msg))), id_(std::move(id)) {
+    finished_id_ = g_signal_connect(msg, "finished", G_CALLBACK(on_gone), this);
+    disconnected_id_ = g_signal_connect(msg, "disconnected", G_CALLBACK(on_gone), this);
+    soup_server_message_pause(msg);
+  }
+  ~Listen();
+  Listen(const Listen &) = delete;
+  Listen &operator=(const Listen &) = delete;
+
+  bool start(const std::string &backend, std::string &error);
+
+ private:
+  static void on_gone(SoupServerMessage *, gpointer data) noexcept {
+    delete static_cast<Listen *>(data);
+  }
+  static GstPadProbeReturn on_caps(GstPad *pad, GstPadProbeInfo *info, gpointer data) noexcept;
+  static GstFlowReturn on_sample(GstAppSink *sink, gpointer data) noexcept;
+  static gboolean on_bus(GstBus *, GstMessage *m, gpointer data) noexcept;
+  static gboolean on_idle(gpointer data) noexcept;
+  bool add_tail(GstPad *pad, GstCaps *caps);
+  void flush();
+  bool ended(GstMessage *m);  // true when this is deleted
+
+  Gateway::Impl &gw_;
+  SoupServerMessage *msg_;
+  const std::string id_;
+  gulong finished_id_ = 0, disconnected_id_ = 0;
+  GstElement *pipeline_ = nullptr;
+  GSource *bus_watch_ = nullptr;
+  bool head_sent_ = false, done_ = false;  // gateway thread
+  std::mutex mu_;                          // the fields below
+  std::deque<GBytes *> chunks_;
+  std::string type_;
+  GSource *idle_ = nullptr;
+};
+
+Listen::~Listen() {
+  if (finished_id_) g_signal_handler_disconnect(msg_, finished_id_);
+  if (disconnected_id_) g_signal_handler_disconnect(msg_, disconnected_id_);
+  if (pipeline_) {
+    gst_element_set_state(pipeline_, GST_STATE_NULL);  // joins the streaming threads
+    gst_object_unref(pipeline_);
+  }
+  if (bus_watch_) {
+    g_source_destroy(bus_watch_);
+    g_source_unref(bus_watch_);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (idle_) {
+    g_source_destroy(idle_);
+    g_source_unref(idle_);
+  }
+  for (GBytes *b : chunks_) g_bytes_unref(b);
+  g_object_unref(msg_);
+}
+
+bool Listen::start(const std::string &backend, std::string &error) {
+  GstElement *src = gst_element_factory_make("segdlsrc", nullptr);
+  if (!src) {
+    error = "the segdlsrc element is not installed";
+    return false;
+  }
+  g_object_set(src, "backend-url", backend.c_str(), "video-id", id_.c_str(), "poll-interval", 0.5,
+               nullptr);
+  pipeline_ = gst_pipeline_new(nullptr);
+  gst_bin_add(GST_BIN(pipeline_), src);
+  GstPad *pad = gst_element_get_static_pad(src, "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_caps, this, nullptr);
+  gst_object_unref(pad);
+  GstBus *bus = gst_element_get_bus(pipeline_);
+  bus_watch_ = gst_bus_create_watch(bus);
+  gst_object_unref(bus);
+  g_source_set_callback(bus_watch_, reinterpret_cast<GSourceFunc>(on_bus), this, nullptr);
+  g_source_attach(bus_watch_, g_main_context_get_thread_default());
+  if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    error = "the listening pipeline did not start";
+    return false;
+  }
+  return true;
+}
+
+// Streaming thread: on segdlsrc's first CAPS event, the tail for them.
+GstPadProbeReturn Listen::on_caps(GstPad *pad, GstPadProbeInfo *info, gpointer data) noexcept {
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(ev) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+  auto *self = static_cast<Listen *>(data);
+  GstCaps *caps = nullptr;
+  gst_event_parse_caps(ev, &caps);
+  if (!self->add_tail(pad, caps)) {
+    gchar *text = gst_caps_to_string(caps);
+    GError *e = g_error_new(GST_STREAM_ERROR, GST_STREAM_ERROR_CODEC_NOT_FOUND,
+                            "no browser format for %s", text);
+    g_free(text);
+    gst_element_post_message(self->pipeline_,
+                             gst_message_new_error(GST_OBJECT(self->pipeline_), e, nullptr));
+    g_error_free(e);
+  }
+  return GST_PAD_PROBE_REMOVE;
+}
+
+bool Listen::add_tail(GstPad *pad, GstCaps *caps) {
+  std::string tail, type;
+  if (!tail_for(caps, tail, type)) return false;
+  tail += " ! appsink name=sink sync=false";
+  GError *err = nullptr;
+  GstElement *bin = gst_parse_bin_from_description(tail.c_str(), TRUE, &err);
+  if (!bin) {
+    g_warning("segdl-gateway: /listen tail '%s': %s", tail.c_str(), err ? err->message : "?");
+    g_clear_error(&err);
+    return false;
+  }
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(bin), "sink");
+  GstAppSinkCallbacks cbs = {};
+  cbs.new_sample = on_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cbs, this, nullptr);
+  gst_object_unref(sink);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    type_ = type;
+  }
+  gst_bin_add(GST_BIN(pipeline_), bin);
+  GstPad *sinkpad = gst_element_get_static_pad(bin, "sink");
+  const bool linked = gst_pad_link(pad, sinkpad) == GST_PAD_LINK_OK;
+  gst_object_unref(sinkpad);
+  return linked && gst_element_sync_state_with_parent(bin);
+}
+
+// Streaming thread: queue the bytes, wake the gateway thread once.
+GstFlowReturn Listen::on_sample(GstAppSink *sink, gpointer data) noexcept {
+  auto *self = static_cast<Listen *>(data);
+  GstSample *sample = gst_app_sink_pull_sample(sink);
+  if (!sample) return GST_FLOW_EOS;
+  GstBuffer *buf = gst_sample_get_buffer(sample);
+  GstMapInfo map;
+  if (buf && gst_buffer_map(buf, &map, GST_MAP_READ)) {
+    GBytes *b = g_bytes_new(map.data, map.size);
+    gst_buffer_unmap(buf, &map);
+    std::lock_guard<std::mutex> lock(self->mu_);
+    self->chunks_.push_back(b);
+    if (!self->idle_) {
+      self->idle_ = g_idle_source_new();
+      g_source_set_callback(self->idle_, on_idle, self, nullptr);
+      g_source_attach(self->idle_, self->gw_.ctx);
+    }
+  }
+  gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+gboolean Listen::on_idle(gpointer data) noexcept {
+  auto *self = static_cast<Listen *>(data);
+  {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    g_source_unref(self->idle_);
+    self->idle_ = nullptr;
+  }
+  self->flush();
+  return G_SOURCE_REMOVE;
+}
+
+// Gateway thread: the head on the first bytes, then every queued chunk.
+void Listen::flush() {
+  std::deque<GBytes *> chunks;
+  std::string type;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    chunks.swap(chunks_);
+    type = type_;
+  }
+  if (done_ || chunks.empty()) {
+    for (GBytes *b : chunks) g_bytes_unref(b);
+    return;
+  }
+  SoupMessageBody *body = soup_server_message_get_response_body(msg_);
+  if (!head_sent_) {
+    SoupMessageHeaders *h = soup_server_message_get_response_headers(msg_);
+    soup_server_message_set_status(msg_, SOUP_STATUS_OK, nullptr);
+    soup_message_headers_replace(h, "Content-Type", type.c_str());
+    soup_message_headers_replace(h, "Cache-Control", kNoStore);
+    soup_message_headers_set_encoding(h, SOUP_ENCODING_CHUNKED);
+    soup_message_body_set_accumulate(body, FALSE);
+    head_sent_ = true;
+  }
+  for (GBytes *b : chunks) {
+    soup_message_body_append_bytes(body, b);
+    g_bytes_unref(b);
+  }
+  soup_server_message_unpause(msg_);
+}
+
+gboolean Listen::on_bus(GstBus *, GstMessage *m, gpointer data) noexcept {
+  auto *self = static_cast<Listen *>(data);
+  if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS || GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR)
+    if (self->ended(m)) return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE;
+}
+
+// EOS or the first ERROR: the answer is finished, and libsoup's "finished"
+// deletes this once it has gone out; or, after an error under a body already
+// begun, the connection is cut and this deleted at once.
+bool Listen::ended(GstMessage *m) {
+  if (done_) return false;
+  flush();
+  done_ = true;
+  GError *e = nullptr;
+  const GstStructure *details = nullptr;
+  if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+    gst_message_parse_error(m, &e, nullptr);
+    gst_message_parse_error_details(m, &details);
+  }
+  if (head_sent_ && e) {
+    g_warning("segdl-gateway: /listen/%s cut short: %s", id_.c_str(), e->message);
+    g_error_free(e);
+    g_signal_handler_disconnect(msg_, finished_id_);
+    g_signal_handler_disconnect(msg_, disconnected_id_);
+    finished_id_ = disconnected_id_ = 0;
+    cut(msg_);
+    delete this;
+    return true;
+  }
+  if (head_sent_) {
+    soup_message_body_complete(soup_server_message_get_response_body(msg_));
+  } else {
+    if (!e) e = g_error_new(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED, "the track has no audio");
+    error_reply(msg_, id_, e, details);
+  }
+  g_clear_error(&e);
+  soup_server_message_unpause(msg_);
+  return false;
+}
+
+void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) {
+  if (!check_id(msg, id)) return;
+  if (serve_listen_file(msg, id)) return;
+  GError *gerr = nullptr;
+  if (!gst_init_check(nullptr, nullptr, &gerr)) {
+    reply_error(msg, 500, "internal_error",
+                std::string("GStreamer: ") + (gerr ? gerr->message : "cannot initialise"));
+    g_clear_error(&gerr);
+    return;
+  }
+  int port = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    port = bound_port;
+  }
+  auto *l = new Listen(*this, msg, id);
+  std::string error;
+  if (!l->start(self_url(opts.host, port), error)) {
+    delete l;
+    reply_error(msg, 500, "internal_error", error);
+    soup_server_message_unpause(msg);
+  }
+}
+
+// A complete track in a continuous form a browser plays natively, as one
+// file with its length (Range and validators as for any cached entity).
+bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string &id) {
+  std::string dir, error;
+  if (!cache_dir_of(id, dir)) return false;
+  std::unique_ptr<Cache> cache = open_cache(id, error);
+  if (!cache) return false;
+  SegmentInfo info;
+  GBytes *first = cache->lookup(0, &info);
+  if (!first) return false;
+  g_bytes_unref(first);
+  const std::string &t = info.content_type;
+  if (t != "audio/aac" && t != "audio/aacp" && t != "audio/mpeg" && t != "audio/mp3") return false;
+  return serve_joined(msg, id);
+}
+
+}  // namespace segdl::gateway
