@@ -24,6 +24,8 @@ PACKAGES=(
   python3-gi python3-gst-1.0
   # Only for the test proving segdlsrc refuses to run beside libsoup 2.
   libsoup2.4-1
+  # bench/run.sh: curl is a contender, GNU time measures CPU and memory, gnuplot draws the plot.
+  curl time gnuplot-nox
   # The gateway: nginx as a caching proxy in its test (run on a private
   # config, never as the system service), wrk for bench/gateway.sh.
   nginx-light wrk
