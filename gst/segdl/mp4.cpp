@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "segdl/codec.h"
+#include <glib.h>
 
 namespace segdl {
 
@@ -156,6 +156,8 @@ class MoovParser {
 
   bool moov_child(const Mp4Box &box, void *ctx);
   bool trak_child(const Mp4Box &box, void *ctx);
+  bool meta_child(const Mp4Box &box, void *ctx);
+  bool freeform(const Mp4Box &box);
   bool stbl_child(const Mp4Box &box, void *ctx);
   bool entry_child(const Mp4Box &box, void *ctx);
   bool tkhd(const Mp4Box &box, Mp4Track &t);
@@ -230,6 +232,7 @@ bool MoovParser::table(const Mp4Box &box, uint64_t header, uint64_t entry_size, 
 
 bool MoovParser::moov(const Mp4Box &box, Mp4File &out) {
   file_ = &out;
+  out.gapless = Mp4Gapless();
   out.tracks.clear();
   out.audio_track = -1;
   if (!children(box, 0, 1, &MoovParser::moov_child, &out)) return false;
@@ -263,7 +266,58 @@ bool MoovParser::moov_child(const Mp4Box &box, void *) {
     if (!build_samples(t)) return false;
   } else if (box.type == fourcc("mvex")) {
     f.layout.fragmented = true;
+  } else if (box.type == fourcc("udta")) {
+    return children(box, 0, depth_, &MoovParser::meta_child, nullptr);
   }
+  return true;
+}
+
+// udta > meta > ilst > '----'. The ISO meta is a full box, QuickTime's is
+// not: a 'hdlr' right after the header tells.
+bool MoovParser::meta_child(const Mp4Box &box, void *ctx) {
+  if (box.type == fourcc("meta")) {
+    bool plain = payload_size(box) >= 8 && rd32(payload(box, 4)) == fourcc("hdlr");
+    return children(box, plain ? 0 : 4, depth_, &MoovParser::meta_child, ctx);
+  }
+  if (box.type == fourcc("ilst")) return children(box, 0, depth_, &MoovParser::meta_child, ctx);
+  if (box.type == fourcc("----")) return freeform(box);
+  return true;
+}
+
+// A freeform tag: 'mean', 'name', 'data' boxes. Only iTunSMPB is read:
+// " 00000000 00000840 000001CA 00000000003F31F6 ..." (hex: reserved,
+// priming, padding, original sample count). A malformed one is ignored.
+bool MoovParser::freeform(const Mp4Box &box) {
+  std::string name, text;
+  for (uint64_t pos = box.payload_offset(); pos < box.end();) {
+    Mp4Box child;
+    std::string why;
+    if (!read_mp4_box(data_, box.end(), pos, child, &why)) return err(box, why);
+    uint64_t skip = child.type == fourcc("data") ? 8 : 4;  // (type, locale) or version/flags
+    if (payload_size(child) > skip && payload_size(child) - skip <= 256) {
+      std::string value(reinterpret_cast<const char *>(payload(child, skip)),
+                        size_t(payload_size(child) - skip));
+      if (child.type == fourcc("name")) name = value;
+      if (child.type == fourcc("data")) text = value;
+    }
+    pos = child.end();
+  }
+  if (name != "iTunSMPB") return true;
+  uint64_t fields[4];
+  const char *p = text.c_str();
+  for (uint64_t &f : fields) {
+    while (*p == ' ') p++;
+    const char *start = p;
+    f = 0;
+    for (; g_ascii_isxdigit(*p) && p - start < 16; p++)
+      f = f << 4 | uint64_t(g_ascii_xdigit_value(*p));
+    if (p == start || (*p != ' ' && *p != '\0')) return true;
+  }
+  Mp4Gapless &g = file_->gapless;
+  g.present = fields[1] <= UINT32_MAX && fields[2] <= UINT32_MAX;
+  g.priming = uint32_t(fields[1]);
+  g.padding = uint32_t(fields[2]);
+  g.original_samples = fields[3];
   return true;
 }
 

@@ -121,8 +121,18 @@ struct Mp4Track {
   bool is_audio() const { return handler == fourcc("soun"); }
 };
 
+// iTunes' gapless information (moov/udta/meta/ilst '----' iTunSMPB), which
+// Apple's encoders write instead of (or beside) an edit list.
+struct Mp4Gapless {
+  bool present = false;
+  uint32_t priming = 0;           // samples to drop at the start (encoder delay)
+  uint32_t padding = 0;           // samples to drop at the end
+  uint64_t original_samples = 0;  // samples of the source
+};
+
 struct Mp4File {
   Mp4Layout layout;
+  Mp4Gapless gapless;            // present only when the file carries iTunSMPB
   uint32_t movie_timescale = 0;  // mvhd
   uint64_t movie_duration = 0;
   std::vector<Mp4Track> tracks;

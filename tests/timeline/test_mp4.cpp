@@ -55,8 +55,10 @@ struct Spec {
   uint32_t per_chunk = 2;
   Bytes asc = {0x12, 0x10};
   bool roll = true;
-  int wave_depth = 0;  // esds inside this many 'wave' boxes
-  int stz2_field = 0;  // sizes in an stz2 of 4, 8 or 16 bits instead of stsz
+  int wave_depth = 0;              // esds inside this many 'wave' boxes
+  int stz2_field = 0;              // sizes in an stz2 of 4, 8 or 16 bits instead of stsz
+  const char *itunsmpb = nullptr;  // an iTunes gapless tag with this text
+  bool qt_meta = false;            // QuickTime's meta (not a full box)
 };
 
 Bytes esds(const Bytes &asc) {
@@ -137,7 +139,17 @@ Bytes moov(const Spec &s, uint64_t data_offset) {
   }
   Bytes minf = box("minf", cat({full("smhd", 0, be(0, 4)), stbl(s, data_offset)}));
   trak = cat({trak, box("mdia", cat({mdhd, hdlr, minf}))});
-  return box("moov", cat({mvhd, box("trak", trak)}));
+  Bytes moov = cat({mvhd, box("trak", trak)});
+  if (s.itunsmpb) {
+    Bytes tag =
+        box("----", cat({full("mean", 0, str("com.apple.iTunes")), full("name", 0, str("iTunSMPB")),
+                         box("data", cat({be(1, 4), be(0, 4), str(s.itunsmpb)}))}));
+    Bytes meta_body =
+        cat({full("hdlr", 0, cat({be(0, 4), str("mdir"), be(0, 12), Bytes{0}})), box("ilst", tag)});
+    Bytes meta = s.qt_meta ? box("meta", meta_body) : full("meta", 0, meta_body);
+    moov = cat({moov, box("udta", meta)});
+  }
+  return box("moov", moov);
 }
 
 Bytes make_m4a(const Spec &s) {
@@ -254,6 +266,28 @@ GST_START_TEST(handmade_compact_sizes) {
     put32(b, find_box(b, "stz2") + 12, field == 4 ? 0x00000003 : 0x00000005);  // field size 3/5
     parse_refused(b, "field size");
   }
+}
+GST_END_TEST;
+
+GST_START_TEST(handmade_itunes_gapless) {
+  for (bool qt : {false, true}) {
+    Spec s;
+    s.qt_meta = qt;
+    s.itunsmpb = " 00000000 00000840 000001CA 00000000003F31F6 00000000 00000000";
+    Mp4File f = parse_ok(make_m4a(s));
+    fail_unless(f.gapless.present);
+    ck_assert_int_eq(f.gapless.priming, 2112);
+    ck_assert_int_eq(f.gapless.padding, 0x1ca);
+    ck_assert_int_eq(f.gapless.original_samples, 0x3f31f6);
+  }
+  // Malformed text is no tag (and no error); no tag at all neither.
+  for (const char *bad : {" 00000000 0000084G 000001CA 0", " 0 1", "",
+                          " 00000000 00000840 000001CA 00000000003F31F6000"}) {
+    Spec s;
+    s.itunsmpb = bad;
+    fail_if(parse_ok(make_m4a(s)).gapless.present, "accepted \"%s\"", bad);
+  }
+  fail_if(parse_ok(make_m4a(Spec())).gapless.present);
 }
 GST_END_TEST;
 
@@ -937,6 +971,7 @@ static Suite *mp4_suite(bool real_files) {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, handmade_values);
   tcase_add_test(tc, handmade_compact_sizes);
+  tcase_add_test(tc, handmade_itunes_gapless);
   tcase_add_test(tc, handmade_edit_lists);
   tcase_add_test(tc, samples_against_mdat);
   tcase_add_test(tc, layout_of_heads);
