@@ -142,6 +142,7 @@ FetchResponse parse_head(int status, const Headers &headers) {
   FetchResponse r;
   r.http_status = status;
   r.reason = reason_phrase(status);
+  r.length_known = true;  // a length, or chunked (the fake's bodies without one)
   for (const auto &[name, value] : headers) {
     if (g_ascii_strcasecmp(name.c_str(), "Content-Length") == 0) {
       r.content_length = g_ascii_strtoll(value.c_str(), nullptr, 10);
@@ -154,6 +155,10 @@ FetchResponse parse_head(int status, const Headers &headers) {
       r.retry_after_s = int(g_ascii_strtoll(value.c_str(), nullptr, 10));
     } else if (g_ascii_strcasecmp(name.c_str(), "Content-Type") == 0) {
       r.content_type = value;
+    } else if (g_ascii_strcasecmp(name.c_str(), "Content-Encoding") == 0) {
+      r.content_encoding = value;
+    } else if (g_ascii_strcasecmp(name.c_str(), "X-Fake-Eof-Delimited") == 0) {
+      r.length_known = false;  // a body that ends with the connection
     }
   }
   return r;

@@ -5,7 +5,13 @@
 
 #include "segdl/cache.h"
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
+
+#include <algorithm>
+#include <functional>
+#include <future>
+#include <thread>
 
 using namespace segdl;
 using namespace segdl::test;
@@ -247,6 +253,285 @@ GST_START_TEST(test_hostile_id_cache) {
 }
 GST_END_TEST;
 
+namespace {
+
+// A hostile backend written by hand on a raw socket, for what a
+// well-behaved HTTP server library will not send: cut chunked bodies,
+// Content-Length: 0, gzip nobody asked for, a status trickling a byte at a
+// time. Each connection gets one response and is closed. The script maps a
+// request ("status" or "segment N") to the pieces of the raw response, each
+// written after its delay (the server's own pacing, not synchronisation).
+struct Piece {
+  std::string bytes;
+  int delay_ms = 0;
+};
+using Script = std::function<std::vector<Piece>(const std::string &what)>;
+
+class RawServer {
+ public:
+  explicit RawServer(Script script) : script_(std::move(script)) {
+    std::promise<void> ready;
+    thread_ = std::thread([this, &ready] {
+      // The listener accepts from this thread's context.
+      context_ = g_main_context_new();
+      g_main_context_push_thread_default(context_);
+      loop_ = g_main_loop_new(context_, FALSE);
+      service_ = g_threaded_socket_service_new(8);
+      GError *err = nullptr;
+      port_ = g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(service_), nullptr, &err);
+      if (!port_) g_error("listen: %s", err->message);
+      g_signal_connect(service_, "run", G_CALLBACK(on_run), this);
+      g_socket_service_start(service_);
+      ready.set_value();
+      g_main_loop_run(loop_);
+      g_socket_service_stop(service_);
+      g_socket_listener_close(G_SOCKET_LISTENER(service_));
+      g_object_unref(service_);
+      g_main_loop_unref(loop_);
+      g_main_context_pop_thread_default(context_);
+      g_main_context_unref(context_);
+    });
+    ready.get_future().wait();
+  }
+  ~RawServer() {
+    GSource *quit = g_idle_source_new();
+    g_source_set_callback(
+        quit,
+        [](gpointer loop) -> gboolean {
+          g_main_loop_quit(static_cast<GMainLoop *>(loop));
+          return G_SOURCE_REMOVE;
+        },
+        loop_, nullptr);
+    g_source_attach(quit, context_);
+    g_source_unref(quit);
+    thread_.join();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests(const std::string &what) {
+    std::lock_guard<std::mutex> guard(lock_);
+    return int(std::count(seen_.begin(), seen_.end(), what));
+  }
+
+ private:
+  static gboolean on_run(GThreadedSocketService *, GSocketConnection *conn, GObject *,
+                         gpointer data) noexcept {
+    auto *self = static_cast<RawServer *>(data);
+    GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(conn));
+    GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    std::string head;
+    char c;
+    while (head.size() < 8192 && head.find("\r\n\r\n") == std::string::npos &&
+           g_input_stream_read(in, &c, 1, nullptr, nullptr) == 1)
+      head += c;
+    std::string what = "?";
+    if (head.find("GET /status") == 0) what = "status";
+    size_t at = head.find("&segment=");
+    if (head.find("GET /stream") == 0 && at != std::string::npos)
+      what = "segment " + std::to_string(atoi(head.c_str() + at + 9));
+    {
+      std::lock_guard<std::mutex> guard(self->lock_);
+      self->seen_.push_back(what);
+    }
+    for (const Piece &p : self->script_(what)) {
+      if (p.delay_ms > 0) g_usleep(gulong(p.delay_ms) * 1000);
+      if (!g_output_stream_write_all(out, p.bytes.data(), p.bytes.size(), nullptr, nullptr,
+                                     nullptr))
+        break;
+    }
+    g_io_stream_close(G_IO_STREAM(conn), nullptr, nullptr);
+    return TRUE;
+  }
+
+  Script script_;
+  std::thread thread_;
+  GMainContext *context_ = nullptr;
+  GMainLoop *loop_ = nullptr;
+  GSocketService *service_ = nullptr;
+  guint16 port_ = 0;
+  std::mutex lock_;
+  std::vector<std::string> seen_;
+};
+
+std::string bytes_of(const Bytes &b) {
+  return std::string(b.begin(), b.end());
+}
+
+// A complete response with a Content-Length.
+std::vector<Piece> whole(int status, const std::string &body, const std::string &extra = "") {
+  return {{"HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nConnection: close\r\n" + extra + "\r\n" + body}};
+}
+
+const char *kStatus4 = R"({"ready":[0,1,2,3],"totalSegments":4})";
+
+// Serves a 4-segment ADTS track; segment 1 answered by `bad` instead.
+Script track_with(const server::Track &t, std::function<std::vector<Piece>()> bad) {
+  return [t, bad](const std::string &what) -> std::vector<Piece> {
+    if (what == "status") return whole(200, kStatus4, "Content-Type: application/json\r\n");
+    if (what == "segment 1") return bad();
+    for (int i = 0; i < 4; i++)
+      if (what == "segment " + std::to_string(i)) return whole(200, bytes_of(t.segments[i]));
+    return whole(404, "no");
+  };
+}
+
+// Runs join=bytes against `srv` and expects an ERROR about segment 1 whose
+// text has `text`; nothing of segment 1 may be output.
+void expect_segment1_refused(RawServer &srv, const server::Track &t, const char *text,
+                             const std::string &props = "") {
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=1 " + props,
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "%s: no end in time", text);
+  fail_unless(run.error != nullptr, "%s: no ERROR", text);
+  fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+  fail_unless(strstr(run.error->message, text) != nullptr, "'%s' lacks '%s'", run.error->message,
+              text);
+  fail_unless(run.bytes == t.segments[0], "%s: %zu bytes out, segment 0 has %zu", text,
+              run.bytes.size(), t.segments[0].size());
+}
+
+}  // namespace
+
+// A chunked body cut off in the middle of a chunk is a broken transfer:
+// retried, never output as a whole segment.
+GST_START_TEST(test_cut_chunked) {
+  server::Track t = make_track(media::Form::Adts);
+  RawServer srv(track_with(t, [&] {
+    std::string body = bytes_of(t.segments[1]);
+    char size[32];
+    g_snprintf(size, sizeof size, "%zx\r\n", body.size());
+    return std::vector<Piece>{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                               std::string(size) + body.substr(0, body.size() / 2)}};
+  }));
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=1",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out);
+  fail_unless(run.error != nullptr, "a cut body taken as whole");
+  fail_unless(strstr(run.error->message, "segment 1 failed") != nullptr, "%s", run.error->message);
+  fail_unless_equals_int(srv.requests("segment 1"), 2);  // retried (resumed) once
+  // Bytes stream as they arrive: what was pushed is the start of the track,
+  // in order, and the ERROR follows it.
+  Bytes track = concat(t.segments);
+  fail_unless(run.bytes.size() < t.segments[0].size() + t.segments[1].size());
+  fail_unless(std::equal(run.bytes.begin(), run.bytes.end(), track.begin()));
+}
+GST_END_TEST;
+
+// 200 with Content-Length: 0 is no segment.
+GST_START_TEST(test_empty_body) {
+  server::Track t = make_track(media::Form::Adts);
+  RawServer srv(track_with(t, [] { return whole(200, ""); }));
+  expect_segment1_refused(srv, t, "empty body");
+}
+GST_END_TEST;
+
+// A body ending only with the connection (no length, not chunked) may be
+// cut anywhere: refused.
+GST_START_TEST(test_body_without_length) {
+  server::Track t = make_track(media::Form::Adts);
+  RawServer srv(track_with(t, [&] {
+    return std::vector<Piece>{
+        {"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + bytes_of(t.segments[1])}};
+  }));
+  expect_segment1_refused(srv, t, "without a length");
+}
+GST_END_TEST;
+
+// gzip nobody asked for is never output as audio.
+GST_START_TEST(test_unasked_gzip) {
+  server::Track t = make_track(media::Form::Adts);
+  RawServer srv(track_with(t, [&] {
+    return whole(200, "\x1f\x8b\x08\x00 not really gzip", "Content-Encoding: gzip\r\n");
+  }));
+  expect_segment1_refused(srv, t, "Content-Encoding gzip");
+  fail_unless_equals_int(srv.requests("segment 1"), 1);  // not worth a retry
+}
+GST_END_TEST;
+
+// A segment the status lists that answers 503 for ever: a bounded wait,
+// then failures with WARNINGs, then the ERROR (max-wait is far away).
+GST_START_TEST(test_endless_503) {
+  server::Track t = make_track(media::Form::Adts);
+  RawServer srv(track_with(t, [] { return whole(503, "busy", "Retry-After: 0\r\n"); }));
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=2 max-wait=600",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "an endless wait");
+  fail_unless(run.error != nullptr);
+  fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+  fail_unless(strstr(run.error->message, "503") != nullptr, "%s", run.error->message);
+  int warned = 0;
+  for (const std::string &w : run.warnings) warned += w.find("segment 1") != std::string::npos;
+  fail_unless_equals_int(warned, 2);  // one per retry
+  fail_unless(run.bytes == t.segments[0]);
+}
+GST_END_TEST;
+
+// An unknown id (status 404) fails at once, without retries.
+GST_START_TEST(test_status_404) {
+  RawServer srv([](const std::string &) { return whole(404, "unknown id"); });
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=5 retry-backoff=2",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  expect_error(run, GST_RESOURCE_ERROR_NOT_FOUND, "404", "status 404");
+  fail_unless_equals_int(srv.requests("status"), 1);
+  fail_unless(run.bytes.empty());
+}
+GST_END_TEST;
+
+// totalSegments: 0 ends cleanly with nothing output, although segment 0 was
+// asked for (and served) before the status came.
+GST_START_TEST(test_total_zero) {
+  server::Track t = make_track(media::Form::Adts);
+  RawServer srv([&](const std::string &what) -> std::vector<Piece> {
+    if (what == "status") return {{"", 200}, whole(200, R"({"ready":[],"totalSegments":0})")[0]};
+    return whole(200, bytes_of(t.segments[0]));
+  });
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes", "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out);
+  fail_unless(run.bytes.empty(), "%zu bytes output", run.bytes.size());
+  fail_unless(run.error != nullptr, "no ERROR for a track without data");
+  fail_unless(strstr(run.error->message, "no data") != nullptr, "%s", run.error->message);
+}
+GST_END_TEST;
+
+// A status trickling one byte every 300 ms never trips libsoup's I/O
+// timeout; stall-timeout bounds the whole status request.
+GST_START_TEST(test_trickling_status) {
+  RawServer srv([](const std::string &what) -> std::vector<Piece> {
+    std::vector<Piece> out;
+    if (what != "status") return whole(404, "no");
+    std::string body = kStatus4;
+    out.push_back({"HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                   "\r\nConnection: close\r\n\r\n"});
+    for (char c : body) out.push_back({std::string(1, c), 300});
+    return out;
+  });
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=1 stall-timeout=1",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "the trickle was never stopped");
+  fail_unless(run.error != nullptr);
+  fail_unless(strstr(run.error->message, "stall-timeout") != nullptr, "%s", run.error->message);
+  fail_unless_equals_int(srv.requests("status"), 2);
+}
+GST_END_TEST;
+
 static Suite *hostile_suite() {
   Suite *s = suite_create("hostile");
   TCase *tc = tcase_create("general");
@@ -258,6 +543,14 @@ static Suite *hostile_suite() {
   tcase_add_test(tc, test_request_timeout);
   tcase_add_loop_test(tc, test_redirects, 0, G_N_ELEMENTS(kRedirects));
   tcase_add_test(tc, test_ssl_strict);
+  tcase_add_test(tc, test_cut_chunked);
+  tcase_add_test(tc, test_empty_body);
+  tcase_add_test(tc, test_body_without_length);
+  tcase_add_test(tc, test_unasked_gzip);
+  tcase_add_test(tc, test_endless_503);
+  tcase_add_test(tc, test_status_404);
+  tcase_add_test(tc, test_total_zero);
+  tcase_add_test(tc, test_trickling_status);
   tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
   return s;
 }

@@ -19,10 +19,6 @@ namespace segdl {
 
 namespace {
 
-int64_t now_us() {
-  return g_get_monotonic_time();
-}
-
 // Destroys a timer we hold a ref on, if any.
 void clear_source(GSource *&src) {
   if (!src) return;
@@ -45,12 +41,13 @@ struct Downloader::Job final : FetchListener {
   int64_t n = 0;
   Phase phase = Phase::Idle;
   uint64_t fetch_id = 0;
-  int failures = 0;             // failed attempts so far
-  int64_t first_start_us = -1;  // when its first attempt started
-  int64_t received = 0;         // bytes of the segment handed to the buffer
-  int64_t expected = -1;        // size of the whole segment, once known
-  int64_t skip = 0;             // bytes to drop from the current response (resume answered 200)
-  uint64_t generation = 0;      // Downloader::generation_ when the job was made
+  int failures = 0;                 // failed attempts so far
+  int64_t first_start_us = -1;      // when its first attempt started
+  int64_t not_ready_since_us = -1;  // first "not yet" answer while listed
+  int64_t received = 0;             // bytes of the segment handed to the buffer
+  int64_t expected = -1;            // size of the whole segment, once known
+  int64_t skip = 0;                 // bytes to drop from the current response (resume answered 200)
+  uint64_t generation = 0;          // Downloader::generation_ when the job was made
   std::unique_ptr<SegmentWriter> writer;  // the segment going to the disk cache
   SegmentInfo info;                       // what the response said, for the cache
   GSource *timer = nullptr;
@@ -90,6 +87,11 @@ struct Downloader::StatusJob final : FetchListener {
   ~StatusJob() override { g_byte_array_unref(body); }
 };
 
+// The engine's clock: injected by tests, else GLib's monotonic time.
+int64_t Downloader::now_us() const {
+  return cfg_.clock ? cfg_.clock() : g_get_monotonic_time();
+}
+
 int64_t EngineStats::track_duration_ns() const {
   if (duration_s > 0) return int64_t(duration_s * 1e9 + 0.5);
   if (segments_total < 0) return -1;
@@ -103,7 +105,8 @@ int64_t EngineStats::track_duration_ns() const {
 Downloader::Downloader(DownloaderConfig cfg, FetcherFactory factory)
     : cfg_(std::move(cfg)),
       factory_(std::move(factory)),
-      progress_(TrackProgress::Config{int64_t(cfg_.idle_timeout_s * 1e6), cfg_.monitor}) {}
+      progress_(TrackProgress::Config{int64_t(cfg_.idle_timeout_s * 1e6), cfg_.monitor}),
+      wait_budget_(int64_t(cfg_.max_wait_s * 1e6)) {}
 
 Downloader::~Downloader() {
   stop();
@@ -178,12 +181,7 @@ void Downloader::thread_main(std::promise<std::string> *started) {
     schedule();
     poll_status();
   }
-  if (cfg_.max_wait_s > 0 && !progress_.fully_known())
-    max_wait_timer_ = add_timer(int64_t(cfg_.max_wait_s * 1e6), [this] {
-      g_source_unref(max_wait_timer_);
-      max_wait_timer_ = nullptr;
-      check_max_wait();
-    });
+  if (cfg_.max_wait_s > 0) arm_max_wait(int64_t(cfg_.max_wait_s * 1e6));
 
   g_main_loop_run(loop_);
   teardown();
@@ -215,6 +213,7 @@ void Downloader::cancel_everything() {
   while (!jobs_.empty()) drop_job(jobs_.begin());
   if (status_job_) fetcher_->cancel(status_job_->fetch_id);
   status_job_.reset();
+  clear_source(status_deadline_);
   clear_source(poll_timer_);
   clear_source(max_wait_timer_);
 }
@@ -355,55 +354,61 @@ void Downloader::start_job(Job &job) {
 
 void Downloader::job_response(Job &job, const FetchResponse &resp) {
   int s = resp.http_status;
-  const bool fallback = job.n == kFallbackSegment;  // a plain URL: no segment rules
-  if (s == 200 || s == 206) {
-    if (s == 206 && resp.range_start != job.received) {
+  const Target target = job.n == kFallbackSegment ? Target::File : Target::Segment;
+  const bool listed = progress_.is_ready(job.n);
+  Verdict v = classify_http(s, target, listed);
+  if (v.action == Verdict::Action::NotReady && listed) {
+    // The status says it is there: wait a bounded time, then count failures.
+    if (job.not_ready_since_us < 0) job.not_ready_since_us = now_us();
+    if (listed_not_ready_fails(job.not_ready_since_us, now_us(), not_ready_grace_us())) {
       fetcher_->cancel(job.fetch_id);
-      job_failed(job, EngineError::Kind::Read, s, "the server resumed at the wrong offset", -1,
-                 true);
+      job_failed(job, v.kind, s, http_cause(resp) + " although the status lists it as ready",
+                 resp.retry_after_s, true);
       return;
     }
-    // A 200 to a resume carries the whole segment again: drop what we have.
-    job.skip = s == 200 ? job.received : 0;
-    if (s == 200 && resp.content_length >= 0) job.expected = resp.content_length;
-    if (s == 206 && resp.range_total >= 0) job.expected = resp.range_total;
-    if (s == 206 && resp.range_total < 0 && resp.content_length >= 0)
-      job.expected = job.received + resp.content_length;
-    if (!fallback && job.expected > cfg_.max_segment_size) {
-      fetcher_->cancel(job.fetch_id);
-      job_failed(job, EngineError::Kind::Read, s,
-                 "announced " + std::to_string(job.expected) +
-                     " bytes, more than max-segment-size (" +
-                     std::to_string(cfg_.max_segment_size) + ")",
-                 -1, false);
-      return;
-    }
-    // An error page served with 200 is no audio.
-    if (!fallback && (g_str_has_prefix(resp.content_type.c_str(), "text/") ||
-                      resp.content_type == "application/json")) {
-      fetcher_->cancel(job.fetch_id);
-      job_failed(job, EngineError::Kind::Read, s, "unexpected Content-Type " + resp.content_type,
-                 -1, true);
-      return;
-    }
-    job.info.size = job.expected;
-    job.info.etag = resp.etag;
-    job.info.last_modified = resp.last_modified;
-    job.info.content_type = resp.content_type;
+  }
+  if (v.action == Verdict::Action::NotReady) {
+    fetcher_->cancel(job.fetch_id);
+    job_not_ready(job, resp.retry_after_s);  // not produced yet: no failure
     return;
   }
-  fetcher_->cancel(job.fetch_id);
-  bool listed = progress_.is_ready(job.n);
-  if (!fallback && (s == 425 || s == 503 || (s == 404 && !listed))) {
-    // Not produced yet: wait for it, this is no failure.
-    job_not_ready(job, resp.retry_after_s);
+  if (v.action != Verdict::Action::Accept) {
+    fetcher_->cancel(job.fetch_id);
+    job_failed(job, v.kind, s, http_cause(resp), resp.retry_after_s,
+               v.action == Verdict::Action::Retry);
     return;
   }
-  bool transient = s >= 500 || s == 404 || s == 408 || s == 429;
-  EngineError::Kind kind = EngineError::Kind::OpenRead;
-  if (s == 404 || s == 410) kind = EngineError::Kind::NotFound;
-  if (s == 401 || s == 403) kind = EngineError::Kind::NotAuthorized;
-  job_failed(job, kind, s, http_cause(resp), resp.retry_after_s, transient);
+  std::string cause;
+  Verdict head = check_head(resp, target, cause);
+  if (head.action != Verdict::Action::Accept) {
+    fetcher_->cancel(job.fetch_id);
+    job_failed(job, head.kind, s, cause, -1, head.action == Verdict::Action::Retry);
+    return;
+  }
+  if (s == 206 && resp.range_start != job.received) {
+    fetcher_->cancel(job.fetch_id);
+    job_failed(job, EngineError::Kind::Read, s, "the server resumed at the wrong offset", -1, true);
+    return;
+  }
+  // A 200 to a resume carries the whole segment again: drop what we have.
+  job.skip = s == 200 ? job.received : 0;
+  if (s == 200 && resp.content_length >= 0) job.expected = resp.content_length;
+  if (s == 206 && resp.range_total >= 0) job.expected = resp.range_total;
+  if (s == 206 && resp.range_total < 0 && resp.content_length >= 0)
+    job.expected = job.received + resp.content_length;
+  if (target == Target::Segment && job.expected > cfg_.max_segment_size) {
+    fetcher_->cancel(job.fetch_id);
+    job_failed(job, EngineError::Kind::Read, s,
+               "announced " + std::to_string(job.expected) +
+                   " bytes, more than max-segment-size (" + std::to_string(cfg_.max_segment_size) +
+                   ")",
+               -1, false);
+    return;
+  }
+  job.info.size = job.expected;
+  job.info.etag = resp.etag;
+  job.info.last_modified = resp.last_modified;
+  job.info.content_type = resp.content_type;
 }
 
 void Downloader::job_data(Job &job, GBytes *chunk) {
@@ -452,6 +457,7 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
 }
 
 void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
+  // Whole only when the length is known and met, and not empty.
   if (err == FetchError::None && job.expected >= 0 && job.received < job.expected) {
     job_failed(job, EngineError::Kind::Read, 0,
                "body ended after " + std::to_string(job.received) + " of " +
@@ -459,11 +465,14 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
                -1, true);
     return;
   }
+  if (err == FetchError::None && job.received == 0) {
+    job_failed(job, EngineError::Kind::Read, 0, "an empty body", -1, true);
+    return;
+  }
   if (err != FetchError::None) {
-    EngineError::Kind kind = job.received > 0 || err == FetchError::Io
-                                 ? EngineError::Kind::Read
-                                 : EngineError::Kind::OpenRead;
-    job_failed(job, kind, 0, std::string(fetch_error_name(err)) + ": " + msg, -1, true);
+    Verdict v = classify_transport(err, job.received > 0);
+    job_failed(job, v.kind, 0, std::string(fetch_error_name(err)) + ": " + msg, -1,
+               v.action == Verdict::Action::Retry);
     return;
   }
   job.phase = Job::Phase::Done;
@@ -489,6 +498,12 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
   }
   cond_.notify_all();
   schedule();
+}
+
+// How long a listed segment may answer "not yet" before that counts as a
+// failure: a few polls, at least a second.
+int64_t Downloader::not_ready_grace_us() const {
+  return std::max<int64_t>(1000000, int64_t(3 * cfg_.poll_interval_s * 1e6));
 }
 
 void Downloader::job_not_ready(Job &job, int retry_after_s) {
@@ -549,6 +564,19 @@ void Downloader::poll_status() {
   FetchRequest req;
   req.url = status_job_->url;
   status_job_->fetch_id = fetcher_->start(req, status_job_.get());
+  // A status is small: one that takes longer than stall-timeout in all (a
+  // body trickling a byte at a time never trips the I/O timeout) fails.
+  if (cfg_.stall_timeout_s > 0)
+    status_deadline_ = add_timer(int64_t(cfg_.stall_timeout_s) * 1000000, [this] {
+      g_source_unref(status_deadline_);
+      status_deadline_ = nullptr;
+      if (!status_job_) return;
+      fetcher_->cancel(status_job_->fetch_id);
+      status_job_.reset();
+      on_status_failure("the status took longer than stall-timeout (" +
+                            std::to_string(cfg_.stall_timeout_s) + " s)",
+                        "", 0, EngineError::Kind::OpenRead, true);
+    });
   std::lock_guard<std::mutex> lock(mu_);
   stats_.status_polls++;
 }
@@ -556,30 +584,36 @@ void Downloader::poll_status() {
 void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string &msg) {
   // Keep the job alive until this function returns.
   std::unique_ptr<StatusJob> done = std::move(status_job_);
+  clear_source(status_deadline_);
   if (sj.too_large) {
     on_status_failure("status body too large",
                       "more than " + std::to_string(cfg_.status_limits.max_body_bytes) + " bytes",
-                      sj.resp.http_status, EngineError::Kind::Read);
+                      sj.resp.http_status, EngineError::Kind::Read, true);
     return;
   }
   if (err != FetchError::None) {
+    Verdict v = classify_transport(err, false);
     on_status_failure(std::string("cannot reach the backend (") + fetch_error_name(err) + ")", msg,
-                      0, EngineError::Kind::OpenRead);
+                      0, EngineError::Kind::OpenRead, v.action == Verdict::Action::Retry);
     return;
   }
   int s = sj.resp.http_status;
-  if (s != 200) {
-    EngineError::Kind kind = s == 404               ? EngineError::Kind::NotFound
-                             : s == 401 || s == 403 ? EngineError::Kind::NotAuthorized
-                                                    : EngineError::Kind::OpenRead;
-    on_status_failure("status request failed: " + http_cause(sj.resp), "", s, kind);
+  Verdict v = classify_http(s, Target::Status, false);
+  if (v.action != Verdict::Action::Accept) {
+    on_status_failure("status request failed: " + http_cause(sj.resp), "", s, v.kind,
+                      v.action == Verdict::Action::Retry);
+    return;
+  }
+  std::string cause;
+  if (check_head(sj.resp, Target::Status, cause).action != Verdict::Action::Accept) {
+    on_status_failure("status request failed: " + cause, "", s, EngineError::Kind::Read, false);
     return;
   }
   Status st;
   std::string perr;
   if (!parse_status(reinterpret_cast<const char *>(sj.body->data), sj.body->len, st, perr,
                     cfg_.status_limits)) {
-    on_status_failure("malformed status: " + perr, "", s, EngineError::Kind::Read);
+    on_status_failure("malformed status: " + perr, "", s, EngineError::Kind::Read, true);
     return;
   }
   status_failures_ = 0;
@@ -605,10 +639,10 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
 // Retries a failed status poll with backoff; gives up after max_retries
 // consecutive failures.
 void Downloader::on_status_failure(const std::string &why, const std::string &debug,
-                                   int http_status, EngineError::Kind kind) {
+                                   int http_status, EngineError::Kind kind, bool retry) {
   status_failures_++;
   std::string url = status_url(cfg_.backend, cfg_.video_id);
-  if (status_failures_ > cfg_.max_retries) {
+  if (!retry || status_failures_ > cfg_.max_retries) {
     EngineError e;
     e.kind = kind;
     e.uri = url;
@@ -647,7 +681,6 @@ void Downloader::after_status() {
   schedule();
   clear_source(poll_timer_);
   if (progress_.fully_known()) {
-    clear_source(max_wait_timer_);
     remember_track();
     return;
   }
@@ -666,6 +699,7 @@ void Downloader::after_status() {
 void Downloader::publish_end() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    track_known_ = true;
     if (!fallback_started_) end_ = progress_.end();
     stats_.segments_total = end_ ? *end_ : -1;
     stats_.segments_available = progress_.ready_count();
@@ -677,19 +711,43 @@ void Downloader::publish_end() {
   cond_.notify_all();
 }
 
+void Downloader::arm_max_wait(int64_t delay_us) {
+  clear_source(max_wait_timer_);
+  max_wait_timer_ = add_timer(delay_us, [this] {
+    g_source_unref(max_wait_timer_);
+    max_wait_timer_ = nullptr;
+    check_max_wait();
+  });
+}
+
+// max-wait bounds the time the consumer spends waiting for the backend,
+// whatever the status says (a track "complete" whose segment never comes
+// included). Checked when the budget could have run out; re-armed for what
+// is left otherwise.
 void Downloader::check_max_wait() {
-  if (progress_.fully_known()) return;
-  int64_t missing = progress_.first_missing();
+  int64_t remaining, waited_for;
+  bool starving;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    remaining = wait_budget_.remaining(now_us());
+    starving = wait_budget_.starving();
+    waited_for = consumer_;
+  }
+  if (remaining > 0 || !starving) {
+    arm_max_wait(std::max<int64_t>(remaining, 100000));
+    return;
+  }
   EngineError e;
   e.kind = EngineError::Kind::NotFound;
-  e.segment = missing;
-  e.uri = segment_url(cfg_.backend, cfg_.video_id, missing);
+  e.segment = waited_for;
+  e.uri = segment_url(cfg_.backend, cfg_.video_id, waited_for);
   char secs[32];
   g_snprintf(secs, sizeof secs, "%g", cfg_.max_wait_s);
   e.message =
-      "segment " + std::to_string(missing) + " was not ready after " + secs + " s (max-wait)";
-  e.debug = "the track was not complete after max-wait; last status: " +
-            std::to_string(progress_.ready_count()) + " segments ready, total " +
+      "segment " + std::to_string(waited_for) + " was not ready after " + secs + " s (max-wait)";
+  e.debug = "waited " + std::string(secs) +
+            " s in all for the backend; last status: " + std::to_string(progress_.ready_count()) +
+            " segments ready, total " +
             (progress_.advertised_total() ? std::to_string(*progress_.advertised_total())
                                           : std::string("unknown"));
   set_fatal(e);
@@ -702,6 +760,9 @@ void Downloader::set_fatal(EngineError e) {
       fetcher_->cancel(entry.second->fetch_id);
       entry.second->phase = Job::Phase::Failed;
     }
+  if (status_job_) fetcher_->cancel(status_job_->fetch_id);
+  status_job_.reset();
+  clear_source(status_deadline_);
   clear_source(poll_timer_);
   clear_source(max_wait_timer_);
   {
@@ -714,11 +775,28 @@ void Downloader::set_fatal(EngineError e) {
 Downloader::Item Downloader::pop(std::chrono::milliseconds max_wait) {
   auto deadline = std::chrono::steady_clock::now() + max_wait;
   std::unique_lock<std::mutex> lock(mu_);
+  Item item = pop_locked(lock, deadline);
+  // Time spent waiting for the backend counts against max-wait.
+  if (item.kind == Item::Kind::Timeout)
+    wait_budget_.starve(now_us());
+  else
+    wait_budget_.feed(now_us());
+  return item;
+}
+
+Downloader::Item Downloader::pop_locked(std::unique_lock<std::mutex> &lock,
+                                        std::chrono::steady_clock::time_point deadline) {
   for (;;) {
     Item item;
     if (flushing_) {
       item.kind = Item::Kind::Flushing;
       return item;
+    }
+    // Nothing leaves before the first status says what the track is (a
+    // track of 0 segments must not output the start of segment 0).
+    if (!track_known_ && !fatal_ && !fallback_started_) {
+      if (cond_.wait_until(lock, deadline) == std::cv_status::timeout) return item;
+      continue;
     }
     // The end of the stream comes after every event before it is posted:
     // the caller takes the events, then pops again.

@@ -14,6 +14,7 @@
 
 #include "segdl/cache.h"
 #include "segdl/fetcher.h"
+#include "segdl/policy.h"
 #include "segdl/scheduler.h"
 #include "segdl/status.h"
 
@@ -106,18 +107,13 @@ struct DownloaderConfig {
   // reached, when the segmented backend fails for good. Empty = none.
   std::string fallback_uri;
   MissingSegment missing_segment = MissingSegment::Fallback;
+  // The time in microseconds (monotonic); empty = g_get_monotonic_time().
+  std::function<int64_t()> clock;
 };
 
 // Why the engine gave up. The element maps `kind` to a GStreamer error code.
 struct EngineError {
-  enum class Kind {
-    NotFound,       // 404/410, or a segment that never became ready
-    NotAuthorized,  // 401/403
-    OpenRead,       // cannot connect, other HTTP errors
-    Read,           // broken body, malformed status
-    Failed,         // the backend reports an error state
-    Settings,       // bad configuration
-  };
+  using Kind = FailKind;  // see policy.h
   Kind kind = Kind::Failed;
   int64_t segment = -1;  // -1: not about one segment
   std::string uri;
@@ -223,7 +219,7 @@ class Downloader {
   void poll_status();
   void on_status_done(StatusJob &sj, FetchError err, const std::string &msg);
   void on_status_failure(const std::string &why, const std::string &debug, int http_status,
-                         EngineError::Kind kind);
+                         EngineError::Kind kind, bool retry);
   void after_status();
   void job_response(Job &job, const FetchResponse &resp);
   void job_data(Job &job, GBytes *chunk);
@@ -231,6 +227,7 @@ class Downloader {
   void job_failed(Job &job, EngineError::Kind kind, int http_status, const std::string &cause,
                   int retry_after_s, bool transient);
   void job_not_ready(Job &job, int retry_after_s);
+  int64_t not_ready_grace_us() const;
   void wait_then_retry(Job &job, int64_t delay_us);
   void open_cache();
   bool deliver_cached(int64_t n);
@@ -241,6 +238,10 @@ class Downloader {
   void set_fatal(EngineError e);
   void publish_end();
   void check_max_wait();
+  void arm_max_wait(int64_t delay_us);
+  int64_t now_us() const;
+  Item pop_locked(std::unique_lock<std::mutex> &lock,
+                  std::chrono::steady_clock::time_point deadline);
   GSource *add_timer(int64_t delay_us, std::function<void()> fn);
   void post(std::function<void()> fn);
   void warn(EngineWarning w);
@@ -268,6 +269,7 @@ class Downloader {
   std::unique_ptr<StatusJob> status_job_;
   GSource *poll_timer_ = nullptr;
   GSource *max_wait_timer_ = nullptr;
+  GSource *status_deadline_ = nullptr;  // the status request's stall-timeout
   TrackProgress progress_;
   std::unique_ptr<Cache> cache_;  // null when off or failed
   bool track_remembered_ = false;
@@ -286,6 +288,8 @@ class Downloader {
   std::optional<int64_t> end_;       // segments in the track, once known
   std::optional<EngineError> fatal_;
   bool flushing_ = false;
+  bool track_known_ = false;       // a status (or the cache) said what the track is
+  WaitBudget wait_budget_;         // max-wait: the consumer's time waiting for the backend
   bool fallback_started_ = false;  // the switch happened (at most once)
   EngineStats stats_;
   std::deque<EngineEvent> events_;    // for take_events()

@@ -39,8 +39,10 @@ struct FetchResponse {
   int64_t range_total = -1;     // total size from Content-Range; -1 if unknown
   int retry_after_s = -1;       // Retry-After in seconds; -1 if absent
   std::string content_type;
-  std::string etag;           // ETag, empty if absent
-  std::string last_modified;  // Last-Modified, empty if absent
+  std::string content_encoding;  // Content-Encoding, empty if absent
+  bool length_known = false;     // Content-Length, or chunked: the body's end is known
+  std::string etag;              // ETag, empty if absent
+  std::string last_modified;     // Last-Modified, empty if absent
 };
 
 enum class FetchError {

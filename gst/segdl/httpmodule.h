@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#define SEGDL_HTTP_MODULE_ABI 1
+#define SEGDL_HTTP_MODULE_ABI 2
 
 extern "C" {
 // Entry point exported by libsegdl-http.so. Returns nullptr with *error set

@@ -284,8 +284,13 @@ class SoupFetcher final : public Fetcher {
     const char *reason = soup_message_get_reason_phrase(t->msg);
     resp.reason = reason ? reason : "";
     SoupMessageHeaders *hdrs = soup_message_get_response_headers(t->msg);
-    if (soup_message_headers_get_encoding(hdrs) == SOUP_ENCODING_CONTENT_LENGTH)
+    SoupEncoding encoding = soup_message_headers_get_encoding(hdrs);
+    if (encoding == SOUP_ENCODING_CONTENT_LENGTH)
       resp.content_length = soup_message_headers_get_content_length(hdrs);
+    resp.length_known = encoding == SOUP_ENCODING_CONTENT_LENGTH ||
+                        encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_NONE;
+    const char *coding = soup_message_headers_get_one(hdrs, "Content-Encoding");
+    resp.content_encoding = coding ? coding : "";
     goffset start = 0, end = 0, total = 0;
     if (resp.http_status == SOUP_STATUS_PARTIAL_CONTENT &&
         soup_message_headers_get_content_range(hdrs, &start, &end, &total)) {

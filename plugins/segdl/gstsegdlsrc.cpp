@@ -718,15 +718,15 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           G_MAXUINT64, kDefaultMaxSegmentSize, rw));
   /**
    * GstSegDlSrc:max-wait:
-   * Seconds after start within which the backend must have produced the
-   * whole track; then an error names the segment that never came (0 = no
-   * limit, default 600).
+   * Seconds the stream may spend in all waiting for the backend (the push
+   * loop starved for data, whatever the status says); then an error names
+   * the segment waited for (0 = no limit, default 600).
    */
   g_object_class_install_property(
       gobject_class, PROP_MAX_WAIT,
       g_param_spec_double("max-wait", "Max wait",
-                          "Seconds after start within which the track must be complete on the "
-                          "backend; after that, an error (0 = wait forever)",
+                          "Seconds the stream may spend in all waiting for the backend's data; "
+                          "after that, an error (0 = wait forever)",
                           0.0, G_MAXDOUBLE, kDefaultMaxWait, rw));
   /**
    * GstSegDlSrc:monitor:
