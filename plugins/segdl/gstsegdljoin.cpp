@@ -3,6 +3,9 @@
 
 #include <gst/audio/audio.h>
 
+#include "segdl/codec.h"
+#include "segdl/mp4.h"
+
 #include <cstring>
 
 GST_DEBUG_CATEGORY_EXTERN(gst_seg_dl_src_debug);
@@ -270,6 +273,92 @@ void FrameJoiner::reset() {
   frames_.clear();
   gst_caps_replace(&popped_caps_, nullptr);
   instance_segment_ = -1;
+}
+
+}  // namespace segdl
+
+/* ---- m4a segments read by our own code ----------------------------------- */
+
+namespace segdl {
+
+Mp4Segment::~Mp4Segment() {
+  for (GstBuffer *b : frames) gst_buffer_unref(b);
+  if (caps) gst_caps_unref(caps);
+}
+
+// Caps for the track's codec (AAC or MP3), else null.
+static GstCaps *mp4_track_caps(const Mp4Track &t, int &rate) {
+  bool aac = t.sample_entry == fourcc("mp4a") &&
+             (t.object_type_indication == 0x40 || t.object_type_indication == 0x66 ||
+              t.object_type_indication == 0x67 || t.object_type_indication == 0x68);
+  bool mp3 = (t.sample_entry == fourcc("mp4a") &&
+              (t.object_type_indication == 0x6b || t.object_type_indication == 0x69)) ||
+             t.sample_entry == fourcc(".mp3");
+  if (aac) {
+    AacConfig cfg;
+    if (t.codec_data.empty() || !parse_aac_config(t.codec_data.data(), t.codec_data.size(), cfg))
+      return nullptr;
+    rate = int(cfg.sample_rate);
+    int channels = cfg.channels > 0 ? cfg.channels : t.channels;
+    GstBuffer *cd = gst_buffer_new_memdup(t.codec_data.data(), t.codec_data.size());
+    GstCaps *caps = gst_caps_new_simple("audio/mpeg", "mpegversion", G_TYPE_INT, 4, "stream-format",
+                                        G_TYPE_STRING, "raw", "framed", G_TYPE_BOOLEAN, TRUE,
+                                        "rate", G_TYPE_INT, rate, "channels", G_TYPE_INT, channels,
+                                        "codec_data", GST_TYPE_BUFFER, cd, nullptr);
+    gst_buffer_unref(cd);
+    return caps;
+  }
+  if (mp3) {
+    rate = int(t.entry_sample_rate);
+    return gst_caps_new_simple("audio/mpeg", "mpegversion", G_TYPE_INT, 1, "layer", G_TYPE_INT, 3,
+                               "parsed", G_TYPE_BOOLEAN, TRUE, "rate", G_TYPE_INT, rate, "channels",
+                               G_TYPE_INT, t.channels, nullptr);
+  }
+  return nullptr;
+}
+
+Mp4Read read_mp4_segment(GBytes *bytes, Mp4Segment &out, std::string &error) {
+  gsize size = 0;
+  const auto *data = static_cast<const uint8_t *>(g_bytes_get_data(bytes, &size));
+  Mp4File file;
+  if (!parse_mp4(data, size, file, &error)) return Mp4Read::Error;
+  if (file.layout.fragmented) return Mp4Read::Fragmented;
+  if (file.audio_track < 0) {
+    error = "no audio track";
+    return Mp4Read::Error;
+  }
+  const Mp4Track &t = file.tracks[size_t(file.audio_track)];
+  Mp4Presentation pres;
+  if (!mp4_presentation(file, t, data, size, pres, &error)) return Mp4Read::Error;
+  if (!pres.consistent) {
+    error = pres.inconsistency;
+    return Mp4Read::Error;
+  }
+  int rate = 0;
+  out.caps = mp4_track_caps(t, rate);
+  if (!out.caps) return Mp4Read::OtherCodec;
+  if (rate <= 0 || pres.timescale == 0) {
+    error = "no sample rate";
+    return Mp4Read::Error;
+  }
+  out.rate = rate;
+  auto to_samples = [&](int64_t ticks) {
+    return int64_t(gst_util_uint64_scale_round(guint64(ticks), guint64(rate), pres.timescale));
+  };
+  if (pres.has_edits) {
+    out.trim_start = to_samples(pres.start_trim);
+    out.trim_length = to_samples(pres.duration);
+  }
+  for (const Mp4Sample &s : t.samples) {
+    GBytes *part = g_bytes_new_from_bytes(bytes, gsize(s.offset), s.size);  // no copy
+    out.frames.push_back(gst_buffer_new_wrapped_bytes(part));
+    g_bytes_unref(part);
+  }
+  if (out.frames.empty()) {
+    error = "its audio track has no sample";
+    return Mp4Read::Error;
+  }
+  return Mp4Read::Ok;
 }
 
 }  // namespace segdl

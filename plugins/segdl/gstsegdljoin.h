@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 namespace segdl {
 
@@ -85,5 +86,33 @@ class FrameJoiner {
   std::deque<Frame> frames_;
   GstCaps *popped_caps_ = nullptr;
 };
+
+}  // namespace segdl
+
+namespace segdl {
+
+// A self-contained m4a segment read by our own code (gst/segdl/mp4.*), not
+// by qtdemux: its audio frames, their caps and its edit list as samples at
+// the caps rate. So an edit list (the empty edit `ffmpeg -f segment` writes
+// at each segment's start) never makes a segment unplayable, and its trims
+// are applied by the timeline.
+struct Mp4Segment {
+  GstCaps *caps = nullptr;          // owned
+  std::vector<GstBuffer *> frames;  // owned, in decoding order, no copy of the data
+  int rate = 0;
+  int64_t trim_start = 0;    // samples not presented at the start
+  int64_t trim_length = -1;  // samples presented after them, -1 = all
+  Mp4Segment() = default;
+  Mp4Segment(const Mp4Segment &) = delete;
+  Mp4Segment &operator=(const Mp4Segment &) = delete;
+  ~Mp4Segment();
+};
+
+enum class Mp4Read { Ok, Fragmented, OtherCodec, Error };
+
+// Reads a whole m4a file. Fragmented (an init of fragments) and OtherCodec
+// (a track we leave to parsebin: not AAC or MP3) are not errors; Error sets
+// `error`.
+Mp4Read read_mp4_segment(GBytes *bytes, Mp4Segment &out, std::string &error);
 
 }  // namespace segdl

@@ -137,16 +137,19 @@ struct GstSegDlSrcPrivate {
   std::deque<Frame> pending;  // handed to the timeline, waiting for its decision
   std::deque<Frame> ready;    // stamped, out next, in order
   uint64_t next_token = 0;
-  GstCaps *in_caps = nullptr;   // caps of the frames entering the timeline
-  int codec = 0;                // what the frames are (FrameCodec in the stream code)
-  int aac_frame = 1024;         // AAC samples per frame at out_rate
-  int64_t tl_segment = -1;      // the segment (demuxer instance) of the frames entering
-  int64_t last_samples = -1;    // the previous frame's sample count
-  bool self_contained = false;  // the segments are files of their own: every one must be
-  bool iso_form = false;        // ... ISO BMFF ones (or fragments after an init)
-  int64_t last_segment = -1;    // the last segment whose bytes (or gap) arrived
-  int64_t reject_segment = -1;  // a segment refused: the rest of its bytes are dropped
-  segdl::VorbisBlocks vorbis;   // Vorbis durations across joins (when the caps are Vorbis)
+  GstCaps *in_caps = nullptr;       // caps of the frames entering the timeline
+  int codec = 0;                    // what the frames are (FrameCodec in the stream code)
+  int aac_frame = 1024;             // AAC samples per frame at out_rate
+  int64_t tl_segment = -1;          // the segment (demuxer instance) of the frames entering
+  int64_t last_samples = -1;        // the previous frame's sample count
+  bool self_contained = false;      // the segments are files of their own: every one must be
+  bool iso_form = false;            // ... ISO BMFF ones (or fragments after an init)
+  int64_t last_segment = -1;        // the last segment whose bytes (or gap) arrived
+  int64_t reject_segment = -1;      // a segment refused: the rest of its bytes are dropped
+  bool form_known = false;          // self_contained/iso_form were decided
+  GByteArray *iso_bytes = nullptr;  // an m4a segment collected whole, read by our own code
+  int64_t iso_segment = -1;         // its number
+  segdl::VorbisBlocks vorbis;       // Vorbis durations across joins (when the caps are Vorbis)
   bool caps_set = false;
   // Seeking (streaming thread, or do_seek() with the stream lock held).
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the

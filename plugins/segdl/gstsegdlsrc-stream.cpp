@@ -320,28 +320,42 @@ static bool feed_probe(GstSegDlSrc *self) {
   const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(bytes, &size));
   const char *container = nullptr;
   bool file = segdl::starts_container(data, size, &container);
+  bool iso = file && strcmp(container, "ISO BMFF") == 0;
   std::string error;
-  if (!priv->joiner->has_instance()) {
+  if (!priv->form_known) {
     // WebM/Matroska and Ogg segments are files of their own, m4a ones too
     // (or the init of fragments); MP3 ones once a second one is tagged too.
-    priv->self_contained = file && strcmp(container, "ID3-tagged") != 0;
-    priv->iso_form = file && strcmp(container, "ISO BMFF") == 0;
-    priv->joiner->new_instance(segment);
+    priv->form_known = true;
+    priv->self_contained = file && !g_str_has_prefix(container, "ID3");
+    priv->iso_form = iso;
   } else if (file) {
     priv->self_contained = true;
-    GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT " is a %s file", segment, container);
-    int64_t previous = priv->joiner->instance_segment();
-    if (!priv->joiner->finish(error) && !bad_segment(self, previous, error)) {
-      g_bytes_unref(bytes);
-      return false;
-    }
-    priv->joiner->new_instance(segment);
-  } else if (priv->self_contained && segment != segdl::kFallbackSegment &&
-             !(priv->iso_form && iso_fragment(data, size))) {
+  }
+  if (!file && priv->self_contained && segment != segdl::kFallbackSegment &&
+      !(priv->iso_form && iso_fragment(data, size))) {
     std::string why = "it is not a file of the track's form: " + describe_start(data, size);
     g_bytes_unref(bytes);
     priv->reject_segment = segment;  // the rest of its bytes are dropped
     return bad_segment(self, segment, why);
+  }
+  if (file || !priv->joiner->has_instance()) {
+    if (priv->joiner->has_instance()) {
+      GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT " is a %s file", segment, container);
+      int64_t previous = priv->joiner->instance_segment();
+      if (!priv->joiner->finish(error) && !bad_segment(self, previous, error)) {
+        g_bytes_unref(bytes);
+        return false;
+      }
+    }
+    if (iso && segment != segdl::kFallbackSegment) {
+      // Read whole by our own code once complete (flush_iso()).
+      priv->iso_segment = segment;
+      priv->iso_bytes = g_byte_array_new();
+      g_byte_array_append(priv->iso_bytes, data, guint(size));
+      g_bytes_unref(bytes);
+      return true;
+    }
+    priv->joiner->new_instance(segment);
   }
   bool ok = priv->joiner->push(bytes, error);
   g_bytes_unref(bytes);
@@ -615,6 +629,10 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   priv->iso_form = false;
   priv->last_segment = -1;
   priv->reject_segment = -1;
+  priv->form_known = false;
+  if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  priv->iso_segment = -1;
   priv->exact_duration_ns = -1;
 }
 
@@ -669,6 +687,10 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
   dl->seek(plan.segment);
   priv->last_segment = plan.segment - 1;
   priv->reject_segment = -1;
+  priv->form_known = false;
+  if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  priv->iso_segment = -1;
   priv->joiner->reset();
   free_frames(priv->pending);
   free_frames(priv->ready);
@@ -767,6 +789,49 @@ static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &w
   return true;
 }
 
+// The m4a segment collected whole: read by our own code (no qtdemux, so no
+// edit list can make it unplayable), its edit list a trim of the timeline,
+// its frames into it. An init of fragments, or a codec we do not read, goes
+// to parsebin instead.
+static bool flush_iso(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (!priv->iso_bytes) return true;
+  GBytes *bytes = g_byte_array_free_to_bytes(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  int64_t segment = priv->iso_segment;
+  priv->iso_segment = -1;
+  segdl::Mp4Segment m;
+  std::string error;
+  switch (segdl::read_mp4_segment(bytes, m, error)) {
+    case segdl::Mp4Read::Ok:
+      break;
+    case segdl::Mp4Read::Fragmented:
+    case segdl::Mp4Read::OtherCodec: {
+      priv->joiner->new_instance(segment);
+      bool ok = priv->joiner->push(bytes, error);
+      g_bytes_unref(bytes);
+      if (!ok) demux_error(self, segment, error);
+      return ok;
+    }
+    case segdl::Mp4Read::Error:
+      g_bytes_unref(bytes);
+      return bad_segment(self, segment, error);
+  }
+  segdl::SegmentTrim trim;
+  trim.start = uint64_t(m.trim_start);
+  trim.length = m.trim_length;
+  priv->timeline.set_trim(segment, trim);
+  GST_DEBUG_OBJECT(self,
+                   "segment %" G_GINT64_FORMAT ": %zu frames, edit from %" G_GINT64_FORMAT
+                   " for %" G_GINT64_FORMAT " samples",
+                   segment, m.frames.size(), m.trim_start, m.trim_length);
+  for (size_t i = 0; i < m.frames.size(); i++)
+    enter_frame(self, m.frames[i], m.caps, i == 0 ? segment : -1);
+  m.frames.clear();  // the timeline's now
+  g_bytes_unref(bytes);
+  return true;
+}
+
 // Segments between the last one seen and `segment` gave no bytes at all.
 static bool check_skipped(GstSegDlSrc *self, int64_t segment) {
   GstSegDlSrcPrivate *priv = self->priv;
@@ -786,7 +851,7 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
   using K = segdl::Downloader::Item::Kind;
   if (item.kind == K::Eos) {
     std::string error;
-    if (!feed_probe(self)) return GST_FLOW_ERROR;
+    if (!feed_probe(self) || !flush_iso(self)) return GST_FLOW_ERROR;
     int64_t last = priv->joiner->instance_segment();
     if (!priv->joiner->finish(error) && !bad_segment(self, last, error)) return GST_FLOW_ERROR;
     priv->track_done = true;
@@ -795,7 +860,7 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
   if (item.kind == K::Gap) {
     // The frames of what came before go out first; the gap follows.
     std::string error;
-    if (!feed_probe(self)) return GST_FLOW_ERROR;
+    if (!feed_probe(self) || !flush_iso(self)) return GST_FLOW_ERROR;
     if (!priv->joiner->finish(error))
       GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
     if (!check_skipped(self, item.segment)) return GST_FLOW_ERROR;
@@ -811,6 +876,10 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
       g_bytes_unref(item.bytes);
       return GST_FLOW_ERROR;
     }
+    // An m4a segment cut short gives nothing: the fallback covers it.
+    if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+    priv->iso_bytes = nullptr;
+    priv->iso_segment = -1;
     // The segment that failed may be cut short: what it gave is played, a
     // demuxer error about its missing rest is expected.
     if (!priv->joiner->finish(error))
@@ -823,9 +892,16 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
     g_bytes_unref(item.bytes);  // a segment refused as a whole
     return GST_FLOW_OK;
   }
+  if (item.segment == priv->iso_segment && item.segment_offset > 0) {
+    gsize n = 0;
+    const guint8 *d = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &n));
+    g_byte_array_append(priv->iso_bytes, d, guint(n));
+    g_bytes_unref(item.bytes);
+    return GST_FLOW_OK;
+  }
   if (item.segment_offset == 0) {
     // A new segment: decide about the previous one's probe first.
-    if (!feed_probe(self) || !check_skipped(self, item.segment)) {
+    if (!feed_probe(self) || !flush_iso(self) || !check_skipped(self, item.segment)) {
       g_bytes_unref(item.bytes);
       return GST_FLOW_ERROR;
     }

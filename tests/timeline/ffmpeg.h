@@ -84,6 +84,16 @@ class Fixture {
   const std::string &dir() const { return dir_; }
   std::string whole() const { return dir_ + "/whole." + form_.ext; }
   std::string source() const { return dir_ + "/source.wav"; }
+  // The same encode in another container (`ext`: "aac" for ADTS), made on
+  // demand.
+  std::string whole_as(const std::string &ext) const {
+    std::string path = dir_ + "/whole-as." + ext;
+    std::vector<std::string> args = {"-i", source()};
+    args.insert(args.end(), form_.codec.begin(), form_.codec.end());
+    args.push_back(path);
+    run_ffmpeg(args);
+    return path;
+  }
   const std::vector<Bytes> &segments() const { return segments_; }
 
   server::Track track() const {
