@@ -709,10 +709,13 @@ void apply_edits(const Mp4File &file, const Mp4Track &track, Mp4Presentation &ou
   for (size_t j = i + 1; j < edits.size(); j++)
     if (edits[j].media_time != -1) out.extra_edits = true;
   int64_t available = out.samples_duration - std::min(out.start_trim, out.samples_duration);
-  out.duration = available;
-  if (e.segment_duration != 0)
-    out.duration =
-        std::min(available, rescale(e.segment_duration, track.timescale, file.movie_timescale));
+  out.edit_duration = e.segment_duration == 0
+                          ? available
+                          : rescale(e.segment_duration, track.timescale, file.movie_timescale);
+  // An edit within a movie tick of the sample table's end means that end:
+  // writers compute it from the table and round it to the movie timescale.
+  bool to_table_end = std::abs(out.edit_duration - available) <= out.tolerance;
+  out.duration = to_table_end ? available : std::min(available, out.edit_duration);
   out.end_trim = available - out.duration;
 }
 

@@ -154,13 +154,18 @@ bool parse_mp4_moov(const uint8_t *moov, size_t size, Mp4File &out, std::string 
 // timescale. Edit lists as ISO/IEC 14496-12 8.6.6 define them: leading empty
 // edits shift the presentation; the first non-empty edit starts at
 // media_time and lasts segment_duration (movie timescale, converted here
-// with rounding to the nearest media tick: `tolerance` says how far that
-// rounding may be from the writer's intent).
+// with rounding to the nearest media tick). Writers compute that duration
+// from the sample table and round it to the movie timescale (1000 for
+// ffmpeg, 1800 for GStreamer): an edit that ends within `tolerance` ticks
+// of the table's end is taken to end there (exactly: a shorter last sample
+// in stts is how ffmpeg marks the real end), else where it says (clamped to
+// the table's end).
 struct Mp4Presentation {
   uint32_t timescale = 0;    // media
   int64_t empty_offset = 0;  // where the segment's presentation starts (sum of leading empty edits)
   int64_t start_trim = 0;    // media time of the first presented sample instant (edit media_time)
   int64_t duration = 0;      // presented length from start_trim
+  int64_t edit_duration = 0;  // the edit's segment_duration as converted, before that reading
   int64_t end_trim = 0;  // samples_duration - start_trim - duration (>= 0; 0 if the edit runs past)
   int64_t samples_duration = 0;  // sum of the sample durations
   int64_t tolerance = 0;     // ceil(media / movie timescale): the rounding of converted edit values

@@ -319,6 +319,21 @@ GST_START_TEST(handmade_edit_lists) {
   ck_assert_int_eq(p.duration, 5120 - 2048);
   ck_assert_int_eq(p.end_trim, 0);
 
+  // Within a movie tick (45 media ticks) of the table's end: the end.
+  s.edits = {{116, 0, 1, 0}};  // 116 ms = 5116 ticks, 4 short of 5120
+  b = make_m4a(s);
+  f = parse_ok(b);
+  fail_unless(mp4_presentation(f, f.tracks[0], b.data(), b.size(), p));
+  ck_assert_int_eq(p.edit_duration, 5116);
+  ck_assert_int_eq(p.duration, 5120);
+  ck_assert_int_eq(p.end_trim, 0);
+  s.edits = {{115, 0, 1, 0}};  // 5072: 48 short, a real trim
+  b = make_m4a(s);
+  f = parse_ok(b);
+  fail_unless(mp4_presentation(f, f.tracks[0], b.data(), b.size(), p));
+  ck_assert_int_eq(p.duration, 5072);
+  ck_assert_int_eq(p.end_trim, 48);
+
   s.edits = {{1000000, 0, 1, 0}};  // longer than the media: clamped, no end trim
   b = make_m4a(s);
   f = parse_ok(b);
@@ -798,6 +813,7 @@ GST_START_TEST(ffmpeg_segments) {
       ck_assert_int_eq(c.file.layout.need_bytes, c.data.size());
       ck_assert_int_eq(c.track.timescale, 44100);
       ck_assert_int_eq(c.pres.start_trim, 0);  // -f segment drops the priming edit
+      ck_assert_int_eq(c.pres.duration, c.pres.samples_duration);  // the edit ends with the table
       // The segment starts (as an empty edit) where the previous one ended,
       // to the millisecond the movie timescale holds; with reset, at 0.
       if (reset || k == 0) {
@@ -842,8 +858,10 @@ GST_START_TEST(ffmpeg_faststart_and_cut) {
   fail_unless(cut.pres.has_edits);
   fail_unless(cut.pres.start_trim > 0 && cut.pres.start_trim < 1024);
   // The edit, rounded to the movie's milliseconds, runs past the media by
-  // up to a tick: clamped to the media here, unclamped in ffprobe.
-  fail_unless(std::abs(cut.pres.duration - cut.probe.duration_ts) <= cut.pres.tolerance);
+  // a tick: ffprobe's duration is the edit's, ours the table's end.
+  ck_assert_int_eq(cut.pres.edit_duration, cut.probe.duration_ts);
+  ck_assert_int_eq(cut.pres.duration, cut.pres.samples_duration - cut.pres.start_trim);
+  ck_assert_int_eq(cut.pres.end_trim, 0);
   fail_unless(std::abs(cut.pres.duration - 30 * 44100) <= 1024, "cut lasts %" G_GINT64_FORMAT,
               cut.pres.duration);
 }
@@ -888,7 +906,10 @@ GST_START_TEST(gstreamer_muxers) {
     fail_unless(c.file.layout.complete);
     // GStreamer's movie timescale is 1800: edits convert with rounding.
     ck_assert_int_eq(c.file.movie_timescale, 1800);
-    fail_unless(c.pres.end_trim < c.pres.tolerance);
+    // ... which the reading of edits absorbs: no end trim, the table's end.
+    if (strcmp(k.file, "vo.m4a") == 0) ck_assert_int_eq(c.pres.edit_duration, 204796);
+    ck_assert_int_eq(c.pres.end_trim, 0);
+    ck_assert_int_eq(c.pres.duration, c.pres.samples_duration);
     if (c.track.sample_entry == fourcc("Opus")) {
       // mp4mux writes dOps little-endian and the pre-skip as a shorter
       // first sample, with no start trim in the edit.
