@@ -552,15 +552,17 @@ GBytes *Cache::lookup(int64_t segment, SegmentInfo *info) {
   SegmentInfo found;
   std::string path;
   if (!impl_->validate(segment, found, path)) return nullptr;
-  GMappedFile *mapped = g_mapped_file_new(path.c_str(), FALSE, nullptr);
-  if (!mapped) return nullptr;
-  // The file may have been replaced since it was checked: check the mapping.
-  if (g_mapped_file_get_length(mapped) != static_cast<gsize>(found.size)) {
-    g_mapped_file_unref(mapped);
+  // Read, not mapped: a file truncated by another program while it plays
+  // would kill the process with SIGBUS through a mapping.
+  gchar *contents = nullptr;
+  gsize length = 0;
+  if (!g_file_get_contents(path.c_str(), &contents, &length, nullptr)) return nullptr;
+  // The file may have been replaced since it was checked: check what was read.
+  if (length != static_cast<gsize>(found.size)) {
+    g_free(contents);
     return nullptr;
   }
-  GBytes *bytes = g_mapped_file_get_bytes(mapped);
-  g_mapped_file_unref(mapped);
+  GBytes *bytes = g_bytes_new_take(contents, length);
   impl_->touch();
   if (info) *info = std::move(found);
   return bytes;

@@ -74,7 +74,7 @@ class Cache {
   const std::string &track_dir() const;
 
   // The cached segment if present and valid (file size equals the recorded
-  // size), mapped, not copied; nullptr otherwise (an invalid entry is
+  // size), read into memory (never mapped: see lookup()); nullptr otherwise (an invalid entry is
   // removed). Caller owns the GBytes.
   GBytes *lookup(int64_t segment, SegmentInfo *info = nullptr);
   bool contains(int64_t segment);

@@ -1008,7 +1008,7 @@ bool Downloader::deliver_cached(int64_t n) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Buffered &b = buf_[n];
-    // Slices of the mapped file, so the push loop streams it like a download.
+    // Slices of the file read, so the push loop streams it like a download.
     const gsize piece = 64 * 1024;
     for (gsize off = 0; off < size; off += piece)
       b.chunks.push_back(g_bytes_new_from_bytes(bytes, off, std::min(piece, size - off)));
