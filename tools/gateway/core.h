@@ -55,7 +55,10 @@ using StatusCallback = std::function<void(const Outcome &, const Status &)>;
 using FillCallback = std::function<void(const Outcome &, GBytes *bytes, const Entity &meta)>;
 
 struct Gateway::Impl {
-  explicit Impl(Options o) : opts(std::move(o)) {}
+  // Out of line (gateway.cpp): the members' destructors need the complete
+  // transfer types (fill.h), which a file including only this header lacks.
+  explicit Impl(Options o);
+  ~Impl();
 
   const Options opts;
 

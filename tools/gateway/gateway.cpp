@@ -41,6 +41,10 @@ bool valid_video_id(const std::string &id, const std::string &pattern) {
                               static_cast<GRegexMatchFlags>(0));
 }
 
+Gateway::Impl::Impl(Options o) : opts(std::move(o)) {}
+
+Gateway::Impl::~Impl() = default;
+
 void Gateway::Impl::count(uint64_t Counters::*field) {
   {
     std::lock_guard<std::mutex> lock(mu);
