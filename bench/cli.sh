@@ -8,10 +8,12 @@
 #          /usr/bin/time), first run (network) and second run (cache)
 # Prints one line per measurement. Not a test: numbers depend on the machine.
 # The floor starts one curl process per segment, so on a busy machine it is
-# not a tight floor. `--play`'s time to first audio is not measured here.
+# not a tight floor. First audio: `segdl --play` against souphttpsrc !
+# decodebin reading segment 0 (both from process start).
 # A run on the shared 2-core build machine (load ~15), 20 min, 41 segments,
-# 20 ms latency: floor 6.4 s, old 7.8 s, segdl 3.6 s (24 MiB peak RSS),
-# segdl from the cache 3.3 s (18 MiB).
+# 20 ms latency: floor 5.8 s, old 6.5 s, segdl 3.8 s (24 MiB peak RSS),
+# segdl from the cache 3.1 s (20 MiB); first audio: floor 0.99 s, segdl
+# --play 1.20 s (1.21 x), medians of 5.
 #   BUILD_DIR=build TRACK_SECONDS=1200 LATENCY_MS=20 CONCURRENT=3 bench/cli.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,3 +67,35 @@ run_segdl() {  # LABEL
 run_segdl "network"
 run_segdl "from the cache"
 gst-discoverer-1.0 "$WORK/segdl.m4a" | grep -m1 Duration || true
+
+# First audio: the GStreamer floor (souphttpsrc reading segment 0 into
+# decodebin, until the first decoded buffer) against `segdl --play` (until
+# its "playing" event: the first decoded buffer on the sound card's branch),
+# both from process start, empty download dir, median of 5.
+first_audio() {
+  meson devenv -C "$BUILD_DIR" -w "$ROOT" python3 - "$URL" "$ROOT/$BUILD_DIR/tools/cli/segdl" "$WORK" <<'PY'
+import statistics, subprocess, sys, time
+url, segdl, work = sys.argv[1:4]
+def floor():
+    t0 = time.monotonic()
+    subprocess.run(["gst-launch-1.0", "-q", "souphttpsrc", f"location={url}/stream?v=demo&segment=0",
+                    "!", "decodebin", "!", "fakesink", "num-buffers=1"], check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)
+    return time.monotonic() - t0
+def segdl_play(n):
+    t0 = time.monotonic()
+    p = subprocess.Popen([segdl, "demo", "-b", url, "-d", f"{work}/fa{n}", "--play", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env={**__import__("os").environ, "SEGDL_AUDIO_SINK": "fakesink"})
+    for line in p.stdout:
+        if '"playing"' in line:
+            break
+    t = time.monotonic() - t0
+    p.terminate(); p.wait(timeout=60)
+    return t
+f = statistics.median(floor() for _ in range(5))
+s = statistics.median(segdl_play(n) for n in range(5))
+print(f"first audio: floor {f:.3f} s, segdl --play {s:.3f} s ({s / f:.2f} x)")
+PY
+}
+first_audio
