@@ -235,12 +235,63 @@ GST_START_TEST(test_eviction) {
 }
 GST_END_TEST;
 
+// A cached segment corrupted in place (same size): online it is re-fetched
+// and the output is the track; offline it is a clean ERROR naming it, and
+// its bytes are never output.
+GST_START_TEST(test_corrupted_entry) {
+  TempDir dir;
+  server::Track track = make_track(media::Form::Adts);
+  Bytes expected = concat(track.segments);
+  auto srv = start_server();
+  srv->add_track("bad", track);
+  const std::string props =
+      std::string("join=bytes max-retries=1 missing-segment=error cache-dir=") + dir.path;
+  auto play = [&](Run &run) {
+    GstElement *p = make_pipeline(srv->base_url(), "bad", props, "appsink name=sink sync=false");
+    run_pipeline(p, run, 30);
+    gst_object_unref(p);
+  };
+  auto corrupt = [&] {
+    std::string bin = dir.track("bad") + "/seg_1.bin";
+    Bytes b = read_file(bin);
+    fail_unless(b.size() == track.segments[1].size());
+    b[b.size() / 2] ^= 0x20;
+    fail_unless(g_file_set_contents(bin.c_str(), reinterpret_cast<const char *>(b.data()),
+                                    gssize(b.size()), nullptr));
+  };
+  {
+    Run run;
+    play(run);
+    fail_unless(run.eos && !run.error && run.bytes == expected);
+  }
+  corrupt();
+  {
+    Run run;  // online: re-fetched
+    play(run);
+    fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+    fail_unless(run.bytes == expected, "corrupted cache bytes output");
+  }
+  fail_unless(read_file(dir.track("bad") + "/seg_1.bin") == track.segments[1], "not re-cached");
+  corrupt();
+  srv->stop();  // offline
+  {
+    Run run;
+    play(run);
+    fail_if(run.timed_out);
+    fail_unless(run.error != nullptr, "no ERROR offline");
+    fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+    fail_unless(run.bytes == track.segments[0], "%zu bytes out", run.bytes.size());
+  }
+}
+GST_END_TEST;
+
 static Suite *cachesrc_suite() {
   Suite *s = suite_create("cachesrc");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_replay_offline);
+  tcase_add_test(tc, test_corrupted_entry);
   tcase_add_test(tc, test_killed_mid_segment);
   tcase_add_test(tc, test_two_pipelines_one_cache);
   tcase_add_test(tc, test_unusable_cache);

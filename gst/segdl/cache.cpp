@@ -5,8 +5,13 @@
  *
  *  - Every file is written under a temporary name starting with '.' (in the
  *    same folder, so rename() is atomic), fsync'ed, then renamed into place.
- *    Names starting with '.' are never read as segments; evict() deletes the
- *    ones older than kStaleTempAge (a writer that was killed).
+ *    Names starting with '.' are never read as segments. A writer holds its
+ *    temporary file locked (flock) for its life: open_track() removes the
+ *    ones nobody holds (a writer killed), evict() those older than
+ *    kStaleTempAge in other tracks.
+ *  - seg_N.meta holds the SHA-256 of seg_N.bin, computed while writing;
+ *    lookup() reads the file (read(), never mmap) and checks it: an entry
+ *    whose bytes changed is removed, never returned.
  *  - A segment's meta is renamed into place before its data. A reader only
  *    trusts seg_N.bin when its size equals the size in seg_N.meta, so a kill
  *    between the two renames leaves a meta without data: a miss. A seg_N.bin
@@ -154,6 +159,8 @@ void fsync_dir(const std::string &dir) {
   if (fd.valid()) fsync_retry(fd.get());
 }
 
+bool fd_is_path(int fd, const std::string &path);
+
 // Creates a temporary file `<dir>/<prefix>XXXXXX`; the path goes to `path`.
 UniqueFd make_temp(const std::string &dir, const std::string &prefix, std::string &path,
                    std::string &error) {
@@ -163,8 +170,39 @@ UniqueFd make_temp(const std::string &dir, const std::string &prefix, std::strin
     error = describe("cannot create a temporary file in", dir, errno);
     return UniqueFd();
   }
+  // Held for the file's life: a temporary file nobody holds locked belongs
+  // to a writer that is gone (killed), and the next open_track() removes it.
+  while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  }
   path = tmpl;
   return UniqueFd(fd);
+}
+
+// Removes the temporary files of `dir` whose writer is gone (no lock on
+// them): what a kill -9 left behind. A live writer's file stays.
+void remove_dead_temps(const std::string &dir) {
+  GDir *d = g_dir_open(dir.c_str(), 0, nullptr);
+  if (!d) return;
+  while (const char *entry = g_dir_read_name(d)) {
+    if (entry[0] != '.' || g_str_equal(entry, kLockName)) continue;
+    const std::string path = join(dir, entry);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    if (!fd.valid()) continue;
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0 && fd_is_path(fd.get(), path))
+      ::unlink(path.c_str());
+  }
+  g_dir_close(d);
+}
+
+// SHA-256 of `size` bytes, in hex.
+std::string sha256_hex(const void *data, size_t size) {
+  gchar *hex =
+      g_compute_checksum_for_data(G_CHECKSUM_SHA256, static_cast<const guchar *>(data), size);
+  std::string out = hex;
+  g_free(hex);
+  return out;
 }
 
 // Writes `contents` to `<dir>/<name>` atomically: a temporary file, fsync,
@@ -277,9 +315,12 @@ bool read_segment_meta(const std::string &path, SegmentInfo &info) {
       parsed.last_modified = kv.second;
     } else if (kv.first == "content-type") {
       parsed.content_type = kv.second;
+    } else if (kv.first == "sha256") {
+      parsed.sha256 = kv.second;
     }
   }
-  if (!have_size) return false;
+  // An entry without its checksum cannot be verified: not trusted.
+  if (!have_size || parsed.sha256.size() != 64) return false;
   info = std::move(parsed);
   return true;
 }
@@ -377,9 +418,13 @@ class FileSegmentWriter : public SegmentWriter {
       : dir_(std::move(dir)),
         segment_(segment),
         tmp_path_(std::move(tmp_path)),
-        fd_(std::move(fd)) {}
+        fd_(std::move(fd)),
+        sum_(g_checksum_new(G_CHECKSUM_SHA256)) {}
 
-  ~FileSegmentWriter() override { discard(); }
+  ~FileSegmentWriter() override {
+    discard();
+    g_checksum_free(sum_);
+  }
 
   bool append(const void *data, size_t size, std::string &error) override {
     if (!fd_.valid()) {
@@ -392,6 +437,7 @@ class FileSegmentWriter : public SegmentWriter {
       discard();
       return false;
     }
+    g_checksum_update(sum_, static_cast<const guchar *>(data), gssize(size));
     written_ += size;
     return true;
   }
@@ -420,6 +466,7 @@ class FileSegmentWriter : public SegmentWriter {
     meta += "etag=" + clean_value(info.etag) + "\n";
     meta += "last-modified=" + clean_value(info.last_modified) + "\n";
     meta += "content-type=" + clean_value(info.content_type) + "\n";
+    meta += std::string("sha256=") + g_checksum_get_string(sum_) + "\n";
     if (!write_file_atomic(dir_, segment_name(segment_, ".meta"), meta, error)) {
       discard();
       return false;
@@ -447,6 +494,7 @@ class FileSegmentWriter : public SegmentWriter {
   std::string tmp_path_;  // empty once renamed or removed
   UniqueFd fd_;           // invalid once closed (committed or failed)
   uint64_t written_ = 0;
+  GChecksum *sum_;  // SHA-256 of what was written, stored in the meta
 };
 
 }  // namespace
@@ -538,6 +586,7 @@ bool Cache::open_track(const std::string &video_id, std::string &error) {
     impl_->track_name = name;
     impl_->track_dir = dir;
     impl_->touch();
+    remove_dead_temps(dir);
     return true;
   }
   error = "cannot open cache folder " + dir + ": it keeps being removed";
@@ -558,8 +607,12 @@ GBytes *Cache::lookup(int64_t segment, SegmentInfo *info) {
   gsize length = 0;
   if (!g_file_get_contents(path.c_str(), &contents, &length, nullptr)) return nullptr;
   // The file may have been replaced since it was checked: check what was read.
-  if (length != static_cast<gsize>(found.size)) {
+  // Verified on every read: bytes changed on disk (same size or not), or a
+  // segment swapped for another, are removed, never played or served.
+  if (length != static_cast<gsize>(found.size) || sha256_hex(contents, length) != found.sha256) {
     g_free(contents);
+    ::unlink(path.c_str());
+    ::unlink(join(impl_->track_dir, segment_name(segment, ".meta")).c_str());
     return nullptr;
   }
   GBytes *bytes = g_bytes_new_take(contents, length);

@@ -42,6 +42,7 @@ struct CachedTrack {
 struct SegmentInfo {
   int64_t size = -1;  // bytes; -1 unknown (then the segment is not cached)
   std::string etag, last_modified, content_type;
+  std::string sha256;  // hex SHA-256 of the bytes (set by the cache; verified on every read)
 };
 
 // One segment being written. Destroying it without commit() removes the
