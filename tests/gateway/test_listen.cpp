@@ -67,8 +67,7 @@ Streamed stream(const std::string &url, const segdl::server::Server &upstream,
 }
 
 // The reference: segdlsrc straight on the backend, then `tail` (a parser).
-segdl::test::Bytes reference(const std::string &backend, const std::string &tail,
-                             size_t &frames) {
+segdl::test::Bytes reference(const std::string &backend, const std::string &tail, size_t &frames) {
   segdl::test::Run run;
   GstElement *p =
       segdl::test::make_pipeline(backend, kId, "", tail + " ! appsink name=sink sync=false");
@@ -159,9 +158,9 @@ GST_START_TEST(test_listen_complete) {
   srv->add_track(kId, track);
   auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
   const std::string url = gw->base_url() + "/listen/" + kId;
-  Streamed first = stream(url, *srv);
-  fail_unless_equals_int(first.status, 200);
-  assert_str_eq(first.encoding, "chunked");
+  Streamed live = stream(url, *srv);
+  fail_unless_equals_int(live.status, 200);
+  assert_str_eq(live.encoding, "chunked");
   fail_unless(gw->wait_idle(gwtest::kWaitMs));
 
   Reply all = gwtest::get(url);
@@ -229,9 +228,8 @@ GST_START_TEST(test_stop_while_listening) {
   auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
   Streamed s;
   std::promise<void> first;
-  std::thread t([&] {
-    s = stream(gw->base_url() + "/listen/" + kId, *srv, [&] { first.set_value(); });
-  });
+  std::thread t(
+      [&] { s = stream(gw->base_url() + "/listen/" + kId, *srv, [&] { first.set_value(); }); });
   const bool got = first.get_future().wait_for(std::chrono::milliseconds(gwtest::kWaitMs)) ==
                    std::future_status::ready;
   gw->stop();

@@ -188,7 +188,7 @@ bool Listen::start(const std::string &backend, std::string &error) {
   GstBus *bus = gst_element_get_bus(pipeline_);
   bus_watch_ = gst_bus_create_watch(bus);
   gst_object_unref(bus);
-  g_source_set_callback(bus_watch_, reinterpret_cast<GSourceFunc>(on_bus), this, nullptr);
+  g_source_set_callback(bus_watch_, G_SOURCE_FUNC(on_bus), this, nullptr);
   g_source_attach(bus_watch_, g_main_context_get_thread_default());
   if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     error = "the listening pipeline did not start";

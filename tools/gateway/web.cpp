@@ -2,8 +2,10 @@
  * OPTIONS preflight), the web player page at / (built into the program as a
  * GResource, tools/gateway/web/), and /listen/ID (listen.cpp).
  */
-#include "gateway/core.h"
+#include "gateway/fill.h"
+extern "C" {
 #include "segdl-gateway-web.h"  // generated from web/web.gresource.xml
+}
 
 #include <gio/gio.h>
 
@@ -41,8 +43,7 @@ void serve_resource(SoupServerMessage *msg, const char *name, const char *type) 
 
 }  // namespace
 
-bool Gateway::Impl::web_route(SoupServerMessage *msg, const char *path,
-                              const std::string &method) {
+bool Gateway::Impl::web_route(SoupServerMessage *msg, const char *path, const std::string &method) {
   SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
   soup_message_headers_replace(h, "Access-Control-Allow-Origin", "*");
   soup_message_headers_replace(h, "Access-Control-Expose-Headers", kExposeHeaders);
