@@ -130,6 +130,14 @@ gboolean FrameJoiner::on_event(GstPad *pad, GstObject *, GstEvent *event) noexce
     GstCaps *caps = nullptr;
     gst_event_parse_caps(event, &caps);
     gst_caps_replace(&self->caps_, caps);
+  } else if (GST_EVENT_TYPE(event) == GST_EVENT_TAG && self->instance_segment_ == 0) {
+    GstTagList *tags = nullptr;
+    gst_event_parse_tag(event, &tags);
+    if (gst_tag_list_get_scope(tags) == GST_TAG_SCOPE_GLOBAL) {
+      if (!self->tags_) self->tags_ = gst_tag_list_new_empty();
+      gst_tag_list_insert(self->tags_, tags, GST_TAG_MERGE_REPLACE);
+      gst_tag_list_set_scope(self->tags_, GST_TAG_SCOPE_GLOBAL);
+    }
   }
   gst_event_unref(event);
   return TRUE;
@@ -264,7 +272,15 @@ GstBuffer *FrameJoiner::pop(GstCaps **caps, int64_t *instance_start) {
   return f.buffer;
 }
 
+GstTagList *FrameJoiner::take_tags() {
+  GstTagList *t = tags_;
+  tags_ = nullptr;
+  return t;
+}
+
 void FrameJoiner::reset() {
+  if (tags_) gst_tag_list_unref(tags_);
+  tags_ = nullptr;
   teardown();
   for (Frame &f : frames_) {
     gst_buffer_unref(f.buffer);

@@ -53,6 +53,10 @@ class FrameJoiner {
   // it is not the first frame of a demuxer instance.
   GstBuffer *pop(GstCaps **caps, int64_t *instance_start = nullptr);
 
+  // The container's global tags (title, artist, ...) of the track's first
+  // file (segment 0), once: caller owns them. Null when none came (yet).
+  GstTagList *take_tags();
+
   // Drops everything, as after a flush.
   void reset();
 
@@ -85,6 +89,7 @@ class FrameJoiner {
   uint64_t instance_frames_ = 0;  // audio frames (not headers) the instance gave
   std::deque<Frame> frames_;
   GstCaps *popped_caps_ = nullptr;
+  GstTagList *tags_ = nullptr;  // global tags of segment 0's file, until taken
 };
 
 }  // namespace segdl

@@ -149,6 +149,10 @@ struct GstSegDlSrcPrivate {
   bool form_known = false;          // self_contained/iso_form were decided
   GByteArray *iso_bytes = nullptr;  // an m4a segment collected whole, read by our own code
   int64_t iso_segment = -1;         // its number
+  bool ogg_form = false;            // the segments are Ogg files (packet granules known)
+  int64_t granule_end = -1;         // Ogg: the granule expected at the end of the last frame
+  uint64_t opus_preskip = 0;        // from the OpusHead in the caps
+  GstTagList *tags = nullptr;       // segment 0's container tags, sent after the first buffer
   segdl::VorbisBlocks vorbis;       // Vorbis durations across joins (when the caps are Vorbis)
   bool caps_set = false;
   // Seeking (streaming thread, or do_seek() with the stream lock held).

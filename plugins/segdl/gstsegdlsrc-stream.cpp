@@ -328,6 +328,7 @@ static bool feed_probe(GstSegDlSrc *self) {
     priv->form_known = true;
     priv->self_contained = file && !g_str_has_prefix(container, "ID3");
     priv->iso_form = iso;
+    priv->ogg_form = file && strcmp(container, "Ogg") == 0;
   } else if (file) {
     priv->self_contained = true;
   }
@@ -400,6 +401,23 @@ static int aac_frame_samples(const GstStructure *st, int rate) {
   return n > 0 ? n : 1024;
 }
 
+// The pre-skip of the OpusHead in the caps (streamheader or codec_data), 0
+// if none.
+static uint64_t opus_preskip(const GstStructure *st) {
+  GstBuffer *head = nullptr;
+  const GValue *v = gst_structure_get_value(st, "streamheader");
+  if (v && GST_VALUE_HOLDS_ARRAY(v) && gst_value_array_get_size(v) > 0)
+    head = gst_value_get_buffer(gst_value_array_get_value(v, 0));
+  v = gst_structure_get_value(st, "codec_data");
+  if (!head && v && GST_VALUE_HOLDS_BUFFER(v)) head = gst_value_get_buffer(v);
+  GstMapInfo map;
+  if (!head || !gst_buffer_map(head, &map, GST_MAP_READ)) return 0;
+  segdl::OpusHead h;
+  uint64_t n = segdl::parse_opus_head(map.data, map.size, h) ? h.pre_skip : 0;
+  gst_buffer_unmap(head, &map);
+  return n;
+}
+
 // New caps for the frames entering the timeline: what the codec is, its
 // rate (Opus counts at 48 kHz whatever the caps say), the samples per frame
 // and the pre-roll a decoder needs before a seek target.
@@ -416,6 +434,7 @@ static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
     priv->codec = CODEC_OPUS;
     rate = 48000;
     preroll = 3840;  // 80 ms, what RFC 7845 asks for after a seek
+    priv->opus_preskip = opus_preskip(st);
   } else if (gst_structure_has_name(st, "audio/x-vorbis")) {
     priv->codec = CODEC_VORBIS;
     init_vorbis(self, st);
@@ -545,6 +564,27 @@ static void end_timeline_segment(GstSegDlSrc *self) {
   apply_decisions(self, ds);
 }
 
+// Ogg: oggdemux gives each packet's granule (OFFSET_END): the samples
+// decoded up to its end. A packet whose granule is short of the count from
+// the packet before is cut at its end by that much (the end trim of the
+// last page, RFC 7845 4.4 / Vorbis I A.2): demuxing in push mode, oggdemux
+// does not apply it.
+static uint64_t ogg_end_trim(GstSegDlSrc *self, GstBuffer *frame, uint64_t samples) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  // Opus only: for Vorbis oggdemux counts the last packet itself.
+  if (!priv->ogg_form || priv->codec != CODEC_OPUS) return 0;
+  int64_t expected = priv->granule_end >= 0 ? priv->granule_end + int64_t(samples) : -1;
+  uint64_t trim = 0;
+  if (GST_BUFFER_OFFSET_END_IS_VALID(frame) && GST_BUFFER_OFFSET_END(frame) < G_MAXINT64) {
+    int64_t granule = int64_t(GST_BUFFER_OFFSET_END(frame));
+    if (expected > granule) trim = std::min<uint64_t>(uint64_t(expected - granule), samples);
+    priv->granule_end = granule;
+  } else {
+    priv->granule_end = expected;
+  }
+  return trim;
+}
+
 // A parsed frame into the timeline (codec headers straight out: no time of
 // their own). `segment` is the segment whose file the frame begins, -1 if
 // it continues the one before.
@@ -556,6 +596,17 @@ static void enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int6
     if (priv->in_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
     enter_caps(self, caps);
   }
+  if (segment >= 0) {
+    priv->tl_segment = segment;
+    priv->granule_end = -1;
+    if (segment == 0 && priv->codec == CODEC_OPUS && priv->opus_preskip > 0) {
+      // The track starts with the encoder's pre-skip (demuxers mark it on
+      // the first frame, or not: oggdemux in push mode does not).
+      segdl::SegmentTrim trim;
+      trim.start = priv->opus_preskip;
+      priv->timeline.set_trim(0, trim);
+    }
+  }
   if (GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
     end_timeline_segment(self);
     frame = gst_buffer_make_writable(frame);
@@ -564,7 +615,7 @@ static void enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int6
     priv->ready.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
     return;
   }
-  if (segment >= 0) priv->tl_segment = segment;
+
   bool info = false;
   int64_t samples = known_samples >= 0 ? known_samples : frame_samples(self, frame, &info);
   if (info) {
@@ -575,6 +626,7 @@ static void enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int6
   }
   uint64_t clip_start = 0, clip_end = 0;
   take_clipping(self, frame, clip_start, clip_end);
+  clip_end = std::max<uint64_t>(clip_end, ogg_end_trim(self, frame, uint64_t(samples)));
   priv->frames_out++;
   priv->pending.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
   segdl::Timeline::Decisions ds;
@@ -633,6 +685,11 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
   priv->iso_bytes = nullptr;
   priv->iso_segment = -1;
+  priv->ogg_form = false;
+  priv->granule_end = -1;
+  priv->opus_preskip = 0;
+  if (priv->tags) gst_tag_list_unref(priv->tags);
+  priv->tags = nullptr;
   priv->exact_duration_ns = -1;
 }
 
@@ -930,6 +987,13 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
 // order.
 static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, GstBuffer **outbuf) {
   GstSegDlSrcPrivate *priv = self->priv;
+  if (priv->caps_set && priv->tags) {
+    // Segment 0's container tags: after the first buffer, so after the
+    // segment event basesrc sends before it.
+    GstTagList *tags = priv->tags;
+    priv->tags = nullptr;
+    gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_tag(tags));
+  }
   for (;;) {
     if (!priv->ready.empty()) {
       GstFlowReturn ret = take_ready(self, outbuf);
@@ -946,6 +1010,10 @@ static GstFlowReturn create_timeline(GstSegDlSrc *self, segdl::Downloader *dl, G
     GstCaps *caps = nullptr;
     int64_t instance_start = -1;
     if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
+      if (GstTagList *tags = priv->joiner->take_tags()) {
+        if (priv->tags) gst_tag_list_unref(priv->tags);
+        priv->tags = tags;
+      }
       on_joined_frame(self, frame, caps, instance_start);
       continue;
     }
