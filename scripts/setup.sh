@@ -29,6 +29,8 @@ PACKAGES=(
   # The gateway: nginx as a caching proxy in its test (run on a private
   # config, never as the system service), wrk for bench/gateway.sh.
   nginx-light wrk
+  # The gateway's web player is tested in a real browser, headless (puppeteer-core from npm).
+  chromium
 )
 
 missing=()
