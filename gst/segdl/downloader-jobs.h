@@ -1,0 +1,88 @@
+/* segdl — what the parts of the download engine share (private to
+ * gst/segdl/downloader*.cpp): the request records of the HTTP thread.
+ *
+ * A Job is one segment's request and its lifetime, owned by
+ * Downloader::jobs_ (one owner): its `phase` is its state (Idle: may be
+ * started; Fetching: a transfer runs, fetch_id names it; Waiting: a timer
+ * will make it Idle; Done; Failed). A Job is only destroyed through
+ * Downloader::drop_job(), which cancels its transfer first, so no Fetcher
+ * callback can reach a freed Job. The StatusJob is the status request in
+ * flight (at most one).
+ */
+#pragma once
+
+#include "segdl/downloader.h"
+
+#include <glib.h>
+
+#include <string>
+
+namespace segdl {
+
+// Destroys a timer we hold a ref on, if any.
+inline void clear_source(GSource *&src) {
+  if (!src) return;
+  g_source_destroy(src);
+  g_source_unref(src);
+  src = nullptr;
+}
+
+inline std::string http_cause(const FetchResponse &r) {
+  return "HTTP " + std::to_string(r.http_status) + (r.reason.empty() ? "" : " " + r.reason);
+}
+
+// One segment being fetched (HTTP thread only).
+struct Downloader::Job final : FetchListener {
+  enum class Phase { Idle, Fetching, Waiting, Done, Failed };
+
+  Downloader *dl = nullptr;
+  int64_t n = 0;
+  Phase phase = Phase::Idle;
+  uint64_t fetch_id = 0;
+  int failures = 0;                 // failed attempts so far
+  int64_t first_start_us = -1;      // when its first attempt started
+  int64_t not_ready_since_us = -1;  // first "not yet" answer while listed
+  int64_t received = 0;             // bytes of the segment handed to the buffer
+  int64_t expected = -1;            // size of the whole segment, once known
+  int64_t skip = 0;                 // bytes to drop from the current response (resume answered 200)
+  uint64_t generation = 0;          // Downloader::generation_ when the job was made
+  std::unique_ptr<SegmentWriter> writer;  // the segment going to the disk cache
+  SegmentInfo info;                       // what the response said, for the cache
+  GSource *timer = nullptr;
+  std::string url;
+
+  void on_response(const FetchResponse &resp) override { dl->job_response(*this, resp); }
+  void on_data(GBytes *chunk) override { dl->job_data(*this, chunk); }
+  void on_done(FetchError err, const std::string &msg) override { dl->job_done(*this, err, msg); }
+
+  ~Job() override { clear_source(timer); }
+};
+
+// The status request in flight (HTTP thread only).
+struct Downloader::StatusJob final : FetchListener {
+  Downloader *dl = nullptr;
+  uint64_t fetch_id = 0;
+  FetchResponse resp;
+  GByteArray *body = g_byte_array_new();
+  bool too_large = false;
+  std::string url;
+
+  void on_response(const FetchResponse &r) override { resp = r; }
+  void on_data(GBytes *chunk) override {
+    gsize size = 0;
+    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
+    if (body->len + size > dl->cfg_.status_limits.max_body_bytes) {
+      too_large = true;
+      dl->fetcher_->cancel(fetch_id);
+      dl->on_status_done(*this, FetchError::None, "");
+      return;
+    }
+    g_byte_array_append(body, data, guint(size));
+  }
+  void on_done(FetchError err, const std::string &msg) override {
+    dl->on_status_done(*this, err, msg);
+  }
+  ~StatusJob() override { g_byte_array_unref(body); }
+};
+
+}  // namespace segdl
