@@ -23,7 +23,7 @@ typedef std::vector<uint8_t> Bytes;
 
 Bytes be(uint64_t v, int n) {
   Bytes b;
-  for (int i = n - 1; i >= 0; i--) b.push_back(uint8_t(v >> (8 * i)));
+  for (int i = n - 1; i >= 0; i--) b.push_back(i < 8 ? uint8_t(v >> (8 * i)) : 0);
   return b;
 }
 
