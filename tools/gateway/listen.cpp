@@ -178,8 +178,9 @@ bool Listen::start(const std::string &backend, std::string &error) {
     error = "the segdlsrc element is not installed";
     return false;
   }
+  // Poll often and go on with little buffered: the browser buffers itself.
   g_object_set(src, "backend-url", backend.c_str(), "video-id", id_.c_str(), "poll-interval", 0.5,
-               nullptr);
+               "buffer-size", 4096u, nullptr);
   pipeline_ = gst_pipeline_new(nullptr);
   gst_bin_add(GST_BIN(pipeline_), src);
   GstPad *pad = gst_element_get_static_pad(src, "src");
