@@ -736,6 +736,16 @@ void check_codec(const Checked &c) {
       else
         fail_unless(samples > 0 && s.duration <= uint32_t(samples));
     }
+  } else if (t.sample_entry == fourcc("fLaC")) {
+    // dfLa holds metadata blocks: STREAMINFO's header, then what ffmpeg
+    // calls the extradata.
+    ck_assert_str_eq(c.probe.codec.c_str(), "flac");
+    fail_unless(t.codec_data.size() >= 38 && (t.codec_data[0] & 0x7f) == 0);
+    fail_unless(Bytes(t.codec_data.begin() + 4, t.codec_data.begin() + 38) == c.probe.extradata);
+    const uint8_t *si = t.codec_data.data() + 4;
+    ck_assert_int_eq(si[10] << 12 | si[11] << 4 | si[12] >> 4, t.timescale);
+    uint32_t max_block = uint32_t(si[2] << 8 | si[3]);
+    for (size_t i = 0; i < n; i++) fail_unless(t.samples[i].duration <= max_block);
   } else {
     fail_unless(t.object_type_indication == 0x6b || t.object_type_indication == 0x69 ||
                 t.sample_entry == fourcc(".mp3"));
@@ -882,6 +892,16 @@ GST_START_TEST(ffmpeg_opus_in_mp4) {
 }
 GST_END_TEST;
 
+GST_START_TEST(ffmpeg_flac_in_mp4) {
+  TempDir dir;
+  run(ffmpeg({"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3", "-c:a",
+              "flac", "-strict", "-2", dir / "flac.mp4"}));
+  Checked c = check_file(dir / "flac.mp4");
+  fail_unless(c.track.sample_entry == fourcc("fLaC"));
+  ck_assert_int_eq(c.pres.samples_duration, 3 * 44100);
+}
+GST_END_TEST;
+
 GST_START_TEST(gstreamer_muxers) {
   TempDir dir;
   struct Case {
@@ -891,6 +911,7 @@ GST_START_TEST(gstreamer_muxers) {
       {"av.mov", "audio/x-raw,rate=48000,channels=1 ! avenc_aac ! qtmux", "mp4a"},
       {"opus.mp4", "audio/x-raw,rate=48000,channels=2 ! opusenc ! mp4mux", "Opus"},
       {"mp3.mp4", "audio/x-raw,rate=44100,channels=2 ! lamemp3enc ! mp4mux", "mp4a"},
+      {"mp3.mov", "audio/x-raw,rate=22050,channels=1 ! lamemp3enc ! qtmux", ".mp3"},
   };
   for (const Case &k : cases) {
     std::string launch = std::string("audiotestsrc num-buffers=200 ! ") + k.pipeline +
@@ -1006,6 +1027,7 @@ static Suite *mp4_suite(bool real_files) {
     tcase_add_test(real, ffmpeg_segments);
     tcase_add_test(real, ffmpeg_faststart_and_cut);
     tcase_add_test(real, ffmpeg_opus_in_mp4);
+    tcase_add_test(real, ffmpeg_flac_in_mp4);
     tcase_add_test(real, gstreamer_muxers);
     tcase_add_test(real, ffmpeg_mp3_and_adts);
   }
