@@ -136,21 +136,38 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
 void Downloader::after_status() {
   publish_end();
   schedule();
-  clear_source(poll_timer_);
   if (progress_.fully_known()) {
+    clear_source(poll_tick_);  // nothing more to learn
     remember_track();
-    return;
   }
-  poll_timer_ = add_timer(int64_t(cfg_.poll_interval_s * 1e6), [this] {
-    g_source_unref(poll_timer_);
-    poll_timer_ = nullptr;
-    progress_.tick(now_us());
-    if (progress_.fully_known()) {
-      after_status();
-      return;
-    }
-    poll_status();
-  });
+}
+
+// Polls at a fixed rate: one tick every poll-interval from the first
+// request, whatever the replies take (a reply does not re-arm anything). A
+// tick asks only when no status request is in flight and no retry is
+// waiting (a failed poll is retried on its own backoff timer).
+void Downloader::start_polling() {
+  poll_status();
+  GSource *src = g_timeout_source_new(guint(std::max(1.0, cfg_.poll_interval_s * 1000)));
+  g_source_set_callback(
+      src,
+      [](gpointer self) -> gboolean {
+        return static_cast<Downloader *>(self)->poll_tick() ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+      },
+      this, nullptr);
+  g_source_attach(src, context_);
+  poll_tick_ = src;
+}
+
+bool Downloader::poll_tick() {
+  if (stopping_ || !poll_tick_) return false;
+  progress_.tick(now_us());
+  if (progress_.fully_known()) {
+    after_status();  // destroys the tick
+    return false;
+  }
+  if (!status_job_ && !poll_timer_) poll_status();
+  return true;
 }
 
 void Downloader::publish_end() {

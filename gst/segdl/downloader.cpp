@@ -116,7 +116,7 @@ void Downloader::thread_main(std::promise<std::string> *started) {
     // Segment 0 and the first status go out together: first audio costs
     // one round trip, not two.
     schedule();
-    poll_status();
+    start_polling();
   }
   if (cfg_.max_wait_s > 0) arm_max_wait(int64_t(cfg_.max_wait_s * 1e6));
 
@@ -152,6 +152,7 @@ void Downloader::cancel_everything() {
   status_job_.reset();
   clear_source(status_deadline_);
   clear_source(poll_timer_);
+  clear_source(poll_tick_);
   clear_source(max_wait_timer_);
 }
 
@@ -503,6 +504,7 @@ void Downloader::set_fatal(EngineError e) {
   status_job_.reset();
   clear_source(status_deadline_);
   clear_source(poll_timer_);
+  clear_source(poll_tick_);
   clear_source(max_wait_timer_);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -221,6 +221,8 @@ class Downloader {
   void on_status_failure(const std::string &why, const std::string &debug, int http_status,
                          EngineError::Kind kind, bool retry);
   void after_status();
+  void start_polling();
+  bool poll_tick();
   void job_response(Job &job, const FetchResponse &resp);
   void job_data(Job &job, GBytes *chunk);
   void job_done(Job &job, FetchError err, const std::string &msg);
@@ -267,7 +269,8 @@ class Downloader {
   std::unique_ptr<Fetcher> fetcher_;
   std::map<int64_t, std::unique_ptr<Job>> jobs_;
   std::unique_ptr<StatusJob> status_job_;
-  GSource *poll_timer_ = nullptr;
+  GSource *poll_timer_ = nullptr;  // a failed status poll's retry (backoff)
+  GSource *poll_tick_ = nullptr;   // the fixed-rate poll
   GSource *max_wait_timer_ = nullptr;
   GSource *status_deadline_ = nullptr;  // the status request's stall-timeout
   TrackProgress progress_;
