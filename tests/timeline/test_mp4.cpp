@@ -630,20 +630,12 @@ Bytes from_hexdump(const char *dump) {
   for (gchar **l = lines; *l; l++) {
     std::string line = *l;
     if (line.size() < 10 || line[8] != ':') continue;
+    // 8 columns of 4 hex digits; two spaces end them (then the ASCII).
     std::string hex = line.substr(10, 40);
+    hex = hex.substr(0, hex.find("  "));
     std::string digits;
     for (char c : hex)
-      if (g_ascii_isxdigit(c))
-        digits += c;
-      else if (c != ' ')
-        break;
-    // Two spaces end the hex columns: keep only what precedes them.
-    size_t gap = hex.find("  ");
-    if (gap != std::string::npos) {
-      digits.clear();
-      for (char c : hex.substr(0, gap))
-        if (g_ascii_isxdigit(c)) digits += c;
-    }
+      if (g_ascii_isxdigit(c)) digits += c;
     for (size_t i = 0; i + 1 < digits.size(); i += 2)
       out.push_back(
           uint8_t(g_ascii_xdigit_value(digits[i]) << 4 | g_ascii_xdigit_value(digits[i + 1])));
