@@ -8,6 +8,7 @@
  * than waited for.
  */
 #include "segdl/cache.h"
+#include "segdl/cacheworker.h"
 
 #include <gst/check/gstcheck.h>
 
@@ -756,6 +757,27 @@ GST_START_TEST(test_dead_temps_removed) {
 }
 GST_END_TEST;
 
+// The cache worker runs its tasks in order, on its own thread (never the
+// caller's: fsync must not stall the HTTP thread), and finishes what is
+// queued before it is destroyed.
+GST_START_TEST(test_cache_worker) {
+  std::vector<int> order;
+  GThread *caller = g_thread_self();
+  bool on_caller = false;
+  {
+    segdl::CacheWorker worker;
+    for (int i = 0; i < 100; i++)
+      worker.run([&order, &on_caller, caller, i] {
+        order.push_back(i);
+        on_caller |= g_thread_self() == caller;
+      });
+  }
+  fail_unless_equals_int(int(order.size()), 100);
+  for (int i = 0; i < 100; i++) fail_unless_equals_int(order[size_t(i)], i);
+  fail_if(on_caller, "a task ran on the caller's thread");
+}
+GST_END_TEST;
+
 static Suite *cache_suite(void) {
   Suite *s = suite_create("segdl-cache");
   TCase *tc = tcase_create("general");
@@ -775,6 +797,7 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_write_error);
   tcase_add_test(tc, test_checksum);
   tcase_add_test(tc, test_dead_temps_removed);
+  tcase_add_test(tc, test_cache_worker);
   return s;
 }
 

@@ -16,13 +16,17 @@ namespace segdl {
 // remembered the total and has every segment) is known without a status.
 void Downloader::open_cache() {
   if (cfg_.cache.dir.empty()) return;
-  cache_ = std::make_unique<Cache>(cfg_.cache);
+  cache_ = std::make_shared<Cache>(cfg_.cache);
+  cache_worker_ = std::make_unique<CacheWorker>();
   std::string error;
   if (!cache_->open_track(cfg_.video_id, error)) {
     cache_failed(error);
     return;
   }
-  cache_->evict();
+  cache_async([](Cache &c, std::string &) {
+    c.evict();  // never the open track
+    return true;
+  });
   CachedTrack ct;
   if (!cache_->read_track(ct) || !ct.complete || !ct.total) return;
   for (int64_t n = 0; n < *ct.total; n++)
@@ -105,11 +109,22 @@ void Downloader::remember_track() {
   if (st.first_segment_duration) ct.first_segment_duration = *st.first_segment_duration;
   if (st.segment_duration) ct.segment_duration = *st.segment_duration;
   ct.mime_type = st.mime_type;
-  std::string error;
-  if (!cache_->write_track(ct, error))
-    cache_failed(error);
-  else
-    track_remembered_ = true;
+  track_remembered_ = true;
+  cache_async([ct](Cache &c, std::string &error) { return c.write_track(ct, error); });
+}
+
+// Runs `work` on the cache worker (the disk never stalls the HTTP thread);
+// a failure comes back to the HTTP thread and turns the cache off.
+void Downloader::cache_async(std::function<bool(Cache &, std::string &)> work) {
+  if (!cache_ || !cache_worker_) return;
+  std::shared_ptr<Cache> cache = cache_;
+  cache_worker_->run([this, cache, work] {
+    std::string error;
+    if (!work(*cache, error))
+      post([this, error] {
+        if (cache_) cache_failed(error);
+      });
+  });
 }
 
 }  // namespace segdl

@@ -159,6 +159,7 @@ void Downloader::cancel_everything() {
 void Downloader::teardown() {
   stopping_ = true;  // posted work that still runs while the fetcher drains does nothing
   cancel_everything();
+  cache_worker_.reset();  // what was queued (a finished segment) is written first
   fetcher_.reset();
 }
 
@@ -415,11 +416,13 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
   }
   job.phase = Job::Phase::Done;
   if (job.writer) {
-    std::string error;
     job.info.size = job.received;
     if (job.expected >= 0 && job.expected != job.received) job.info.size = job.expected;
-    if (cache_ && !job.writer->commit(job.info, error)) cache_failed(error);
-    job.writer.reset();
+    // Size check, fsync and renames on the cache worker.
+    std::shared_ptr<SegmentWriter> writer(std::move(job.writer));
+    SegmentInfo info = job.info;
+    cache_async(
+        [writer, info](Cache &, std::string &error) { return writer->commit(info, error); });
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

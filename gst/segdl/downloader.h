@@ -13,6 +13,7 @@
 #pragma once
 
 #include "segdl/cache.h"
+#include "segdl/cacheworker.h"
 #include "segdl/fetcher.h"
 #include "segdl/policy.h"
 #include "segdl/scheduler.h"
@@ -234,6 +235,7 @@ class Downloader {
   void open_cache();
   bool deliver_cached(int64_t n);
   void cache_failed(const std::string &why);
+  void cache_async(std::function<bool(Cache &, std::string &)> work);
   void remember_track();
   void start_fallback(EngineError reason);
   bool switch_to_fallback(std::unique_lock<std::mutex> &lock, EngineError why);
@@ -274,7 +276,8 @@ class Downloader {
   GSource *max_wait_timer_ = nullptr;
   GSource *status_deadline_ = nullptr;  // the status request's stall-timeout
   TrackProgress progress_;
-  std::unique_ptr<Cache> cache_;  // null when off or failed
+  std::shared_ptr<Cache> cache_;  // null when off or failed; shared with cache_worker_'s tasks
+  std::unique_ptr<CacheWorker> cache_worker_;  // fsync, track record, eviction
   bool track_remembered_ = false;
   bool fallback_mode_ = false;  // HTTP thread: only the fallback job runs
   int status_failures_ = 0;     // consecutive

@@ -1,0 +1,38 @@
+/* segdl — the cache worker: one thread that runs the disk cache's slow
+ * work (fsync and rename of a finished segment, the track record, eviction)
+ * so the HTTP thread, which serves every transfer and the status poll,
+ * never waits for a disk.
+ */
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace segdl {
+
+class CacheWorker {
+ public:
+  CacheWorker();
+  // Runs what is still queued (a finished segment is still committed),
+  // then joins the thread.
+  ~CacheWorker();
+  CacheWorker(const CacheWorker &) = delete;
+  CacheWorker &operator=(const CacheWorker &) = delete;
+
+  // Queues `task`; tasks run one at a time, in order, on the worker thread.
+  void run(std::function<void()> task);
+
+ private:
+  void main();
+
+  std::mutex mu_;
+  std::condition_variable cond_;
+  std::deque<std::function<void()>> tasks_;  // mu_
+  bool quit_ = false;                        // mu_
+  std::thread thread_;
+};
+
+}  // namespace segdl
