@@ -131,6 +131,68 @@ void check_form(Form form, const std::string &tail, const std::string &type,
   fail_unless(gw->wait_idle(gwtest::kWaitMs));
 }
 
+// The packets `demux` (a GStreamer description, from filesrc) reads in `path`.
+std::vector<segdl::test::Bytes> demuxed(const std::string &path, const std::string &demux) {
+  segdl::test::Run run;
+  const std::string desc =
+      "filesrc location=\"" + path + "\" ! " + demux + " ! appsink name=sink sync=false";
+  GError *err = nullptr;
+  GstElement *p = gst_parse_launch(desc.c_str(), &err);
+  fail_unless(p != nullptr, "%s: %s", desc.c_str(), err ? err->message : "");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos, "%s: no EOS", desc.c_str());
+  std::vector<segdl::test::Bytes> out;
+  for (size_t i = 0; i < run.frames.size(); i++)
+    if (!run.header[i]) out.push_back(run.frames[i]);
+  return out;
+}
+
+// A self-contained form (ffmpeg cuts a 9 s sine in 3 s files `ext` of
+// `codec`): /listen's container holds the very packets segdlsrc gives.
+void check_container(const std::string &codec, const std::string &ext, const std::string &parse,
+                     const std::string &demux, const std::string &type) {
+  gwtest::TempDir dir;
+  const std::string folder = dir.path() + "/root/" + kId;
+  fail_unless_equals_int(g_mkdir_with_parents(folder.c_str(), 0755), 0);
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -f lavfi -i sine=frequency=440:duration=9 -c:a " + codec +
+      " -f segment -segment_time 3 -segment_format " + (ext == "ogg" ? "ogg" : "webm") + " '" +
+      folder + "/seg_%d." + ext + "'";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  segdl::server::Options so;
+  so.reveal_every = 1.0;
+  auto srv = gwtest::start_server(so);
+  std::string error;
+  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
+  Streamed s = stream(gw->base_url() + "/listen/" + kId, *srv);
+  fail_unless_equals_int(s.status, 200);
+  assert_str_eq(s.content_type, type);
+  for (const auto &r : s.at_first_bytes) fail_unless(r.segment != 2, "segment 2 before bytes");
+  const std::string file = dir.path() + "/listen.out";
+  fail_unless(g_file_set_contents(file.c_str(), s.body.data(), gssize(s.body.size()), nullptr));
+  size_t frames = 0;
+  segdl::test::Run run;
+  GstElement *p = segdl::test::make_pipeline(srv->base_url(), kId, "",
+                                             parse + " ! appsink name=sink sync=false");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos);
+  std::vector<segdl::test::Bytes> ref;
+  for (size_t i = 0; i < run.frames.size(); i++)
+    if (!run.header[i]) ref.push_back(run.frames[i]);
+  frames = ref.size();
+  fail_unless(frames > 100, "%zu frames", frames);
+  const std::vector<segdl::test::Bytes> got = demuxed(file, demux);
+  fail_unless_equals_int(got.size(), frames);
+  fail_unless(got == ref, "the packets differ");
+  const std::string probe = ffprobe(file);
+  fail_unless(g_str_has_prefix(probe.c_str(), (codec == "libopus" ? "opus," : "vorbis,")),
+              "ffprobe: %s", probe.c_str());
+  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+}
+
 }  // namespace
 
 GST_START_TEST(test_listen_adts) {
@@ -146,6 +208,17 @@ GST_END_TEST;
 // MPEG-TS segments (AAC inside) come out as ADTS: a form browsers play.
 GST_START_TEST(test_listen_ts) {
   check_form(Form::MpegTs, "aacparse ! audio/mpeg,stream-format=adts", "audio/aac", "aac");
+}
+GST_END_TEST;
+
+// Opus in WebM segments, and Vorbis in Ogg segments.
+GST_START_TEST(test_listen_opus_webm) {
+  check_container("libopus", "webm", "opusparse", "matroskademux", "audio/webm");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_listen_vorbis_ogg) {
+  check_container("libvorbis", "ogg", "identity", "oggdemux", "audio/ogg");
 }
 GST_END_TEST;
 
@@ -248,6 +321,8 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_listen_adts);
   tcase_add_test(tc, test_listen_mp3);
   tcase_add_test(tc, test_listen_ts);
+  tcase_add_test(tc, test_listen_opus_webm);
+  tcase_add_test(tc, test_listen_vorbis_ogg);
   tcase_add_test(tc, test_listen_complete);
   tcase_add_test(tc, test_listen_errors);
   tcase_add_test(tc, test_cors_and_page);

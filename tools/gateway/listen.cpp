@@ -54,7 +54,9 @@ bool tail_for(const GstCaps *caps, std::string &tail, std::string &type) {
     return true;
   }
   if (name == "audio/x-vorbis") {
-    tail = "vorbisparse ! oggmux";
+    // Not vorbisparse: it holds every packet until EOS. The caps make the
+    // parser take oggmux's audio pad.
+    tail = "capsfilter caps=audio/x-vorbis ! oggmux";
     type = "audio/ogg";
     return true;
   }
@@ -178,9 +180,9 @@ bool Listen::start(const std::string &backend, std::string &error) {
     error = "the segdlsrc element is not installed";
     return false;
   }
-  // Poll often and go on with little buffered: the browser buffers itself.
+  // Poll often and go on with whatever is there: the browser buffers itself.
   g_object_set(src, "backend-url", backend.c_str(), "video-id", id_.c_str(), "poll-interval", 0.5,
-               "buffer-size", 4096u, nullptr);
+               "buffer-size", 1u, nullptr);
   pipeline_ = gst_pipeline_new(nullptr);
   gst_bin_add(GST_BIN(pipeline_), src);
   GstPad *pad = gst_element_get_static_pad(src, "src");
@@ -239,9 +241,13 @@ bool Listen::add_tail(GstPad *pad, GstCaps *caps) {
   }
   gst_bin_add(GST_BIN(pipeline_), bin);
   GstPad *sinkpad = gst_element_get_static_pad(bin, "sink");
-  const bool linked = gst_pad_link(pad, sinkpad) == GST_PAD_LINK_OK;
+  const GstPadLinkReturn link = gst_pad_link(pad, sinkpad);
   gst_object_unref(sinkpad);
-  return linked && gst_element_sync_state_with_parent(bin);
+  if (link != GST_PAD_LINK_OK) {
+    g_warning("segdl-gateway: /listen tail '%s': %s", tail.c_str(), gst_pad_link_get_name(link));
+    return false;
+  }
+  return gst_element_sync_state_with_parent(bin);
 }
 
 // Streaming thread: queue the bytes, wake the gateway thread once.
