@@ -532,6 +532,25 @@ GST_START_TEST(test_trickling_status) {
 }
 GST_END_TEST;
 
+// An unreachable backend is one error, whatever fails first (the status
+// or segment 0, asked together).
+GST_START_TEST(test_unreachable_one_error) {
+  int port;
+  {
+    auto srv = start_server();
+    port = srv->port();
+  }  // stopped: the port now refuses connections
+  for (int i = 0; i < 6; i++) {
+    GstElement *p = make_pipeline("http://127.0.0.1:" + std::to_string(port), "abc",
+                                  "max-retries=" + std::to_string(i % 3), "fakesink");
+    Run run;
+    run_pipeline(p, run, 20);
+    gst_object_unref(p);
+    expect_error(run, GST_RESOURCE_ERROR_OPEN_READ, "cannot reach the backend", "unreachable");
+  }
+}
+GST_END_TEST;
+
 static Suite *hostile_suite() {
   Suite *s = suite_create("hostile");
   TCase *tc = tcase_create("general");
@@ -551,6 +570,7 @@ static Suite *hostile_suite() {
   tcase_add_test(tc, test_status_404);
   tcase_add_test(tc, test_total_zero);
   tcase_add_test(tc, test_trickling_status);
+  tcase_add_test(tc, test_unreachable_one_error);
   tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
   return s;
 }

@@ -47,7 +47,10 @@ Downloader::Item Downloader::pop_locked(std::unique_lock<std::mutex> &lock,
       stats_.complete = stats_.gaps == 0;
       return item;
     }
-    auto it = buf_.find(consumer_);
+    // No status ever came: its verdict (the backend unreachable, the id
+    // unknown) is the error, whatever segment 0 met meanwhile: one cause,
+    // one error, whatever the timing.
+    auto it = !track_known_ && fatal_ ? buf_.end() : buf_.find(consumer_);
     if (it != buf_.end()) {
       Buffered &b = it->second;
       if (!b.chunks.empty()) {
