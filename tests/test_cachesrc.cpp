@@ -285,6 +285,41 @@ GST_START_TEST(test_corrupted_entry) {
 }
 GST_END_TEST;
 
+// The cache's record of a whole track (track.meta) edited to fewer
+// segments: online the live status is the authority and the whole track
+// plays; the record is written again.
+GST_START_TEST(test_edited_record) {
+  TempDir dir;
+  server::Track track = make_track(media::Form::Adts);
+  Bytes expected = concat(track.segments);
+  auto srv = start_server();
+  srv->add_track("rec", track);
+  const std::string props = std::string("join=bytes cache-dir=") + dir.path;
+  for (int round = 0; round < 2; round++) {
+    if (round == 1) {
+      std::string meta_path = dir.track("rec") + "/track.meta";
+      Bytes meta = read_file(meta_path);
+      std::string text(meta.begin(), meta.end());
+      size_t at = text.find("total=4");
+      fail_unless(at != std::string::npos, "%s", text.c_str());
+      text.replace(at, 7, "total=3");
+      fail_unless(g_file_set_contents(meta_path.c_str(), text.c_str(), -1, nullptr));
+    }
+    GstElement *p = make_pipeline(srv->base_url(), "rec", props, "appsink name=sink sync=false");
+    Run run;
+    run_pipeline(p, run, 30);
+    gst_object_unref(p);
+    fail_unless(run.eos && !run.error, "round %d: %s", round,
+                run.error ? run.error->message : "no EOS");
+    fail_unless(run.bytes == expected, "round %d: %zu bytes, the track has %zu", round,
+                run.bytes.size(), expected.size());
+  }
+  Bytes meta = read_file(dir.track("rec") + "/track.meta");
+  fail_unless(std::string(meta.begin(), meta.end()).find("total=4") != std::string::npos,
+              "the record was not corrected");
+}
+GST_END_TEST;
+
 static Suite *cachesrc_suite() {
   Suite *s = suite_create("cachesrc");
   TCase *tc = tcase_create("general");
@@ -292,6 +327,7 @@ static Suite *cachesrc_suite() {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_replay_offline);
   tcase_add_test(tc, test_corrupted_entry);
+  tcase_add_test(tc, test_edited_record);
   tcase_add_test(tc, test_killed_mid_segment);
   tcase_add_test(tc, test_two_pipelines_one_cache);
   tcase_add_test(tc, test_unusable_cache);

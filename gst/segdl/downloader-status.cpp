@@ -90,6 +90,20 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
   if (old_end && progress_.end() != old_end)
     g_debug("track %s: the number of segments changed from %" G_GINT64_FORMAT,
             cfg_.video_id.c_str(), *old_end);
+  if (verifying_record_) {
+    // Online, the live status is the authority over the cache's record (an
+    // edited or stale track.meta): the track follows it, the record is
+    // written again, and polling goes on while the track is not whole.
+    verifying_record_ = false;
+    if (progress_.end() != old_end) {
+      track_remembered_ = false;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.offline = false;
+    }
+    after_status();
+    if (!progress_.fully_known() && !poll_tick_) start_polling();
+    return;
+  }
   after_status();
 }
 
@@ -97,6 +111,14 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
 // consecutive failures.
 void Downloader::on_status_failure(const std::string &why, const std::string &debug,
                                    int http_status, EngineError::Kind kind, bool retry) {
+  if (verifying_record_) {
+    // Offline: the cache's record of a whole track stands; play it.
+    g_debug("status for the cached track: %s; playing the cache", why.c_str());
+    verifying_record_ = false;
+    publish_end();
+    schedule();
+    return;
+  }
   status_failures_++;
   std::string url = status_url(cfg_.backend, cfg_.video_id);
   if (!retry || status_failures_ > cfg_.max_retries) {
@@ -173,7 +195,8 @@ bool Downloader::poll_tick() {
 void Downloader::publish_end() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    track_known_ = true;
+    // A cached track's record is checked against the live status first.
+    if (!verifying_record_) track_known_ = true;
     if (!fallback_started_) end_ = progress_.end();
     stats_.segments_total = end_ ? *end_ : -1;
     stats_.segments_available = progress_.ready_count();

@@ -109,9 +109,13 @@ void Downloader::thread_main(std::promise<std::string> *started) {
 
   open_cache();
   if (progress_.fully_known()) {
-    // Every segment is on disk: nothing to ask the backend.
+    // Every segment is on disk: no segment to ask the backend for, but one
+    // status checks the cache's record of the track (played as it is when
+    // the backend cannot be reached).
+    verifying_record_ = true;
     publish_end();
     schedule();
+    poll_status();
   } else {
     // Segment 0 and the first status go out together: first audio costs
     // one round trip, not two.

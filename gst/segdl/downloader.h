@@ -279,9 +279,10 @@ class Downloader {
   std::shared_ptr<Cache> cache_;  // null when off or failed; shared with cache_worker_'s tasks
   std::unique_ptr<CacheWorker> cache_worker_;  // fsync, track record, eviction
   bool track_remembered_ = false;
-  bool fallback_mode_ = false;  // HTTP thread: only the fallback job runs
-  int status_failures_ = 0;     // consecutive
-  bool stopping_ = false;       // teardown has begun
+  bool verifying_record_ = false;  // one status checks the cache's record of a whole track
+  bool fallback_mode_ = false;     // HTTP thread: only the fallback job runs
+  int status_failures_ = 0;        // consecutive
+  bool stopping_ = false;          // teardown has begun
   int64_t start_us_ = 0;
   uint32_t rng_ = 0x9e3779b9u;
 
