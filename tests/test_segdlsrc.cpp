@@ -368,9 +368,9 @@ static GstPadProbeReturn on_first_buffer(GstPad *, GstPadProbeInfo *, gpointer d
 
 GST_START_TEST(test_stop_mid_download) {
   server::Options opts;
-  // Segment 0 would take about 25 s: a stop that waited for the transfer
-  // instead of cancelling it would outlast the test's timeout.
-  opts.bandwidth_kbps = 8;
+  // Each segment takes seconds: the stops come while transfers are in
+  // flight, and a stop that deadlocked would outlast the test's timeout.
+  opts.bandwidth_kbps = 40;
   auto srv = start_server(opts);
   srv->add_track("abc", make_track(media::Form::Adts));
   for (int round = 0; round < 15; round++) {
@@ -384,7 +384,7 @@ GST_START_TEST(test_stop_mid_download) {
     fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
     if (round % 2 == 0) {
       std::unique_lock<std::mutex> lock(fb.lock);
-      fail_unless(fb.cond.wait_for(lock, std::chrono::seconds(10), [&] { return fb.seen; }),
+      fail_unless(fb.cond.wait_for(lock, std::chrono::seconds(30), [&] { return fb.seen; }),
                   "no first buffer");
     }
     fail_unless_equals_int(gst_element_set_state(p, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
