@@ -39,6 +39,14 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# The browser test drives chromium with puppeteer-core from the npm registry:
+# Node.js and npm from Debian, unless the machine has them from elsewhere
+# (Debian's npm would conflict with another source's nodejs).
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  for p in nodejs npm; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""
