@@ -6,33 +6,12 @@
 #   test_examples.sh PLAYER EXAMPLES_SRC_DIR SEGDL-SERVER
 set -uo pipefail
 player=$1 examples=$2 server=$3
-tmp=$(mktemp -d)
-fails=0 total=0
-srv_pid=""
-cleanup() {
-  [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
-check() {  # NAME STATUS (0 = ok)
-  total=$((total + 1))
-  if [ "$2" = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
-}
 # Children get the sanitizer runtime under the sanitizer pass.
 child() { LD_PRELOAD="${SEGDL_CHILD_PRELOAD:-}" timeout 120 "$@"; }
 
-mkfifo "$tmp/srv.out"
-"$server" --demo --demo-seconds 40 --port 0 >"$tmp/srv.out" 2>&1 &
-srv_pid=$!
-exec 3<"$tmp/srv.out"
-url=""
-while IFS= read -r -t 60 line <&3; do
-  case $line in *"listening on "*) url=${line##*listening on }; break ;; esac
-done
-if [ -z "$url" ]; then echo "not ok - segdl-server did not start"; exit 1; fi
-cat <&3 >/dev/null &
-hostport=${url#http://}
+start_demo_server "$server" --demo-seconds 40
 
 # 1. The player: plays, seeks to 20 s once prerolled, ends at the track's end.
 child "$player" --seek 20 --audio-sink "fakesink sync=false" "segdl://$hostport/demo" \
@@ -58,8 +37,7 @@ check "player: an unknown id ends with a RESOURCE error and its details (rc=$rc)
 # 3. The Python downloader: progress per segment, a 40 s Matroska file
 # (segment 0 may be done before the first status says how many there are).
 if ! /usr/bin/python3 -c "import gi; gi.require_version('Gst', '1.0')" 2>/dev/null; then
-  echo "not ok - python3-gst-1.0 is not installed (scripts/setup.sh installs it)"
-  fails=$((fails + 1)) total=$((total + 1))
+  check "python3-gst-1.0 is installed (scripts/setup.sh installs it)" 1
 else
   child /usr/bin/python3 "$examples/download.py" "$url" demo "$tmp/demo.mka" >"$tmp/py.log" 2>&1
   rc=$?
@@ -73,5 +51,4 @@ else
   [ $st = 0 ] || cat "$tmp/py.log" "$tmp/disc.log"
 fi
 
-echo "$((total - fails)) passed, $fails failed"
-exit $((fails > 0))
+finish

@@ -7,34 +7,12 @@
 set -uo pipefail
 plugin=$1 module=$2 server=$3
 plugin_dir=$(dirname "$plugin")
-tmp=$(mktemp -d)
-fails=0
-srv_pid=""
-cleanup() {
-  [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 unset SEGDL_MODULE_DIR
-
-check() {  # NAME CONDITION-RESULT
-  if [ "$2" = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
-}
 
 # The reference backend on a port of its own choosing; its first line with
 # "listening on" gives the URL (read with a bounded wait, no sleep).
-mkfifo "$tmp/srv.out"
-"$server" --demo --demo-seconds 40 --port 0 >"$tmp/srv.out" 2>&1 &
-srv_pid=$!
-exec 3<"$tmp/srv.out"
-url=""
-while IFS= read -r -t 60 line <&3; do
-  case $line in *"listening on "*) url=${line##*listening on }; break ;; esac
-done
-if [ -z "$url" ]; then echo "not ok - segdl-server did not start"; exit 1; fi
-# Keep draining the server's output so it never blocks on a full pipe.
-cat <&3 >/dev/null &
-hostport=${url#http://}
+start_demo_server "$server" --demo-seconds 40
 
 # gst-launch-1.0 with a private registry per run; under the sanitizer pass
 # the sanitized plugin needs the sanitizer runtime preloaded.
@@ -76,5 +54,4 @@ if [ "$rc" != 0 ] && grep -q "Could not load the segdl HTTP module" "$tmp/3.log"
 check "module missing: LIBRARY/INIT error naming the paths tried (rc=$rc)" $ok
 [ "$ok" = 0 ] || cat "$tmp/3.log"
 
-echo "$((3 - fails)) passed, $fails failed"
-exit $((fails > 0))
+finish
