@@ -68,7 +68,7 @@ bool Gateway::Impl::check_id(SoupServerMessage *msg, const std::string &id) {
 }
 
 // Every request: GET/HEAD for reads, POST for preload, DELETE for eviction.
-// (A /listen/ID page would be one more branch here.)
+// The web player (/, /listen/ID) and CORS preflights go to web_route() first.
 void Gateway::Impl::route(SoupServerMessage *msg, const char *path, GHashTable *query) {
   count(&Counters::requests);
   const std::string method = soup_server_message_get_method(msg);
