@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The benchmark behind bench/run.sh (see bench/run.sh --help)."""
 import argparse
 import json

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # segdl on a long track (default 20 minutes of the demo melody, ADTS AAC
 # segments of 15 s + 30 s) against two references, all over HTTP from
 # segdl-server on 127.0.0.1 with the same latency:

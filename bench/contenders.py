@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The contenders of bench/run.sh and how each one is measured.
 
 Every measure returns a dict: "value" (seconds: the number the tables rank),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fuzzes the parsers of backend data with libFuzzer (clang), under
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 #   bench/fuzz.sh [TARGET] [SECONDS]     TARGET: status (default) | vorbis | mp4 | codec

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Load on segdl-gateway: 200 concurrent clients on loopback fetching cached
 # segments (wrk, keep-alive), then 200 clients each on its own new connection
 # fetching segments of tracks not cached yet (one upstream transfer per

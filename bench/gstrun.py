@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Runs GStreamer pipelines in ONE process and times them, for bench/run.sh.
 
   gstrun.py [--first-only] [--timeout S] PIPELINE...

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Generated tracks for bench/run.sh, laid out for `segdl-server --root DIR`.
 
 One 3-minute encode (ffmpeg lavfi: a 440 Hz sine with a little pink noise,

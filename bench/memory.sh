@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Memory and time to first byte of segdlsrc against tracks of different
 # lengths (the claim: memory does not grow with the track length, because
 # only max-concurrent + 1 segments are held ahead of the push loop).

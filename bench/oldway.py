@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The old tools' behaviour, for bench/run.sh to compare against.
 
   oldway.py BACKEND_URL VIDEO_ID OUT.m4a WORKDIR [--concurrent 3] [--poll 2]

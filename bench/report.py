@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Tables, machine description, docs/benchmarks.md section and plot for bench/run.sh."""
 import os
 import platform

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # segdlsrc side by side with the alternatives, on loopback with a throttled
 # reference backend (issue 11: "Speed where users feel it").
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The bundled demo: sets up and builds segdl (scripts/setup.sh), serves a
 # generated 3-minute track with segdl-server on 127.0.0.1 (segments revealed
 # progressively, like a backend that is still producing them), downloads it

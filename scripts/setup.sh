@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what is missing (Debian 12 packages), configures and builds segdl.
 #   scripts/setup.sh [BUILD_DIR] [extra meson options...]
 # Safe to run again: installs only what is missing, reconfigures only when

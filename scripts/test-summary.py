@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Counts test cases in meson's testlog.json files and prints ONE line
 'N passed, N failed' for all of them.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Sets up and builds (scripts/setup.sh), runs every test suite, then runs
 # them all again in a second build under AddressSanitizer and
 # UndefinedBehaviorSanitizer, and ends with ONE line

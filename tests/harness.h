@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — shared helpers: fixtures made once per process, an
  * in-process reference server, and a pipeline runner that collects output
  * bytes and bus messages with bounded waits (never sleeps).

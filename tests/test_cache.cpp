@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — the disk cache, segdl::Cache, on real files: no GStreamer
  * element, no network, no sleeps.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — segdlsrc with a disk cache: cache first, then the backend.
  * A cached track replays with the backend gone; a download killed mid-way
  * leaves no partial segment; two pipelines share a cache; an unusable cache

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — the download engine, segdl::Downloader, against a scripted
  * fake Fetcher: no network, no libsoup, no sleeps.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — fallback-uri: when the segmented backend fails for good, the
  * full-file URL takes over from the position reached, with a WARNING; the
  * joined output is the unsegmented encode, nothing repeated or missing.

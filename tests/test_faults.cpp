@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — the fault matrix: every transient fault the reference server
  * can inject, at the first, a middle and the last segment, in both joins.
  * The output must be exactly the fault-free output (no byte pushed twice,

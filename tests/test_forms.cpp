@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — every segment form through the timeline join.
  *
  * One deterministic encode per codec, cut WITHOUT re-encoding into

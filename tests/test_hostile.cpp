@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — hostile backends and hostile ids: bounded, reported, and
  * never outside the cache folder.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — segdlsrc in a process that already has libsoup 2 loaded.
  *
  * libsoup 3 aborts such a process; segdlsrc must refuse to start with a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — tests of the deterministic media generator (tools/common/mediagen).
  *
  * For every form: 6 s encode, decodes back to about 6 s, cut(1.5, 3) gives

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — the engine's pure logic: completion rules, download picking,
  * backoff. Time is passed in; no network, no clock.
  */

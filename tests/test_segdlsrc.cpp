@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — segdlsrc end to end against the in-process reference server:
  * byte-exact output for every continuous form and every status style,
  * decoding, progressive availability and buffering, scheduling order and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — tests of the self-contained segment fixtures (tools/common/segmenter).
  *
  * For every codec × container pairing the timeline-join tests use: a 7.5 s

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — tests of the reference backend (tools/server).
  *
  * Each test starts a Server on 127.0.0.1 port 0 and talks to it with a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* Unit tests of the status parser (gst/segdl/status.cpp) against the
  * normative description in docs/protocol.md. */
 #include <gst/check/gstcheck.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — the timeline join: parsed frames identical to the
  * unsegmented encode's, timestamps continuous across joins, duration, and
  * seeking (accurate, at joins, backwards after EOS, in a row, into segments

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* Unit tests of the protocol URLs and the segdl:// scheme
  * (gst/segdl/urls.cpp) against docs/protocol.md. */
 #include <gst/check/gstcheck.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the disk cache of segments.
  *
  * cache.h describes the layout. How the pieces stay consistent when several

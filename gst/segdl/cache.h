@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the disk cache of segments ("cache first, then the backend").
  *
  * Layout: DIR/<safe name of the id>/

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the cache worker: one thread that runs the disk cache's slow
  * work (fsync and rename of a finished segment, the track record, eviction)
  * so the HTTP thread, which serves every transfer and the status poll,

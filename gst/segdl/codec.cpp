@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — samples per frame from the codec (see codec.h). */
 #include "segdl/codec.h"
 

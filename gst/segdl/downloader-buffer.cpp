@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the engine's ordered buffer: what the consumer pops, in segment
  * order, the buffering level, seeks, the fallback switch and the events
  * queue (see downloader.cpp). Consumer side; everything here is under mu_.

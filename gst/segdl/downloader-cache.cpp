@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the engine's side of the disk cache: opening the track, cached
  * segments into the buffer, remembering a fully known track (see
  * downloader.cpp). HTTP thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — what the parts of the download engine share (private to
  * gst/segdl/downloader*.cpp): the request records of the HTTP thread.
  *

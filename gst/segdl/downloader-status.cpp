@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the engine's status poller and max-wait (see downloader.cpp).
  * HTTP thread only, except publish_end() which writes the shared state
  * under mu_.

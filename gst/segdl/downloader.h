@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the download engine behind segdlsrc.
  *
  * A Downloader owns one HTTP thread (its GMainContext, GMainLoop and the

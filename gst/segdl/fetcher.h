@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the HTTP seam.
  *
  * The download engine talks to the network only through Fetcher. The real

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — finding and opening libsegdl-http.so (see httpmodule.h). */
 #include "segdl/httpmodule.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — loading the libsoup 3 HTTP module at run time.
  *
  * libsoup 3 aborts the process when libsoup 2 is already loaded in it (and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — ISO BMFF reader for self-contained segments (see mp4.h). */
 #include "segdl/mp4.h"
 

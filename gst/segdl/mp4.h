@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — ISO BMFF (MP4/m4a) reader for self-contained segments.
  *
  * What a timeline needs from an m4a segment, read by our own code rather

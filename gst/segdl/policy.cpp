@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the retry / HTTP-status policy (see policy.h). */
 #include "segdl/policy.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the engine's one retry / HTTP-status policy, and its wait budget.
  *
  * Both the status poller and the segment requests ask classify_http() and

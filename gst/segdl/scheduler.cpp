@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — pure engine logic (see scheduler.h). */
 #include "segdl/scheduler.h"
 

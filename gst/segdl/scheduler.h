@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the pure logic of the download engine: what the backend has told
  * us about the track, when the track is complete, which segments to fetch
  * next, how long to back off. Value in, value out; time is passed in, so all

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the libsoup 3 Fetcher, built as the run-time module libsegdl-http.so.
  *
  * One SoupSession per Fetcher, created on the calling (HTTP) thread with that

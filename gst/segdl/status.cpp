@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — backend status model and parser.
  *
  * docs/protocol.md ("The status document") is the normative description of

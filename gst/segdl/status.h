@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — backend status model and parser.
  *
  * The status document is described normatively in docs/protocol.md. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the timeline (see timeline.h and docs/design.md). */
 #include "segdl/timeline.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the timeline: where every frame of a segmented track plays.
  *
  * Pure arithmetic, no GStreamer: frames go in with their sample count (from

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — URLs of the backend protocol and the segdl:// URI scheme.
  *
  * docs/protocol.md ("URLs" and "The segdl:// URI scheme") is the normative

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — URLs of the backend protocol and the segdl:// URI scheme.
  *
  * The video id is always percent-encoded (every byte outside RFC 3986's

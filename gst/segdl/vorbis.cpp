@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — Vorbis packet durations (see vorbis.h). */
 #include "segdl/vorbis.h"
 

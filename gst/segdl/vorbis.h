@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — Vorbis packet durations across joins.
  *
  * A Vorbis packet's sample count depends on the block size of the packet

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the timeline join: segment bytes in, parsed audio frames out.
  *
  * A FrameJoiner runs a private, synchronous parsebin ("a demuxer instance")

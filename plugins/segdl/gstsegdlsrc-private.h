@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — segdlsrc's private parts, shared by gstsegdlsrc.cpp (the GObject:
  * properties, states, queries, URI handler) and gstsegdlsrc-stream.cpp (the
  * streaming thread: the push loop, both joins, seeking, fallback and gaps).

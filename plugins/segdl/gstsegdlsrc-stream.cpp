@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — segdlsrc's streaming thread: the push loop, join=bytes and
  * join=timeline, seeking, the switch to the fallback, gaps (see
  * docs/design.md). Everything here runs on the streaming thread, or in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // clang-format off
 /**
  * SECTION:element-segdlsrc

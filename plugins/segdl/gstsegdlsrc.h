@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — segdlsrc, the element (see the section comment in gstsegdlsrc.cpp). */
 #pragma once
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Shared helpers for the segdl command-line suites (tests/cli/test_*.py).
 
 Fixtures are made at test time with ffmpeg, the way deployed backends cut

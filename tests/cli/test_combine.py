@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """segdl --combine: every container that fits each segment form.
 
 The output must hold the packets of the original encode, byte for byte and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """segdl downloads: with and without monitor, JSON events, the bar on a
 terminal, several ids."""
 import glob

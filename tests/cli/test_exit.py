@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """segdl's exit codes, one per cause, and Ctrl-C then a rerun from the cache."""
 import glob
 import os

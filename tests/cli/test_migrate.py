@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """An old tools' download dir reused; status, preload and cache subcommands."""
 import glob
 import hashlib

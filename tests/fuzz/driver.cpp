@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* Replays fuzz inputs through LLVMFuzzerTestOneInput without libFuzzer: each
  * argument is a file or a directory of files. For the test suite (the seed
  * corpus, on every build) and for reproducing a crash found by bench/fuzz.sh.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl fuzz target — the codec parsers (gst/segdl/codec.*) on hostile
  * headers and packets. Input: a selector byte, then the bytes for that
  * parser (0 AudioSpecificConfig, 1 ADTS stream, 2 Opus packet, 3 OpusHead,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl fuzz target — the MP4 reader (gst/segdl/mp4.*) on hostile files:
  * the segments come from the backend. Input: the file's bytes. Checks what
  * must hold of whatever it accepts: counts within the limits, samples inside

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl fuzz target — the status parser (backend data), and the URI parser.
  * Built as a libFuzzer target by bench/fuzz.sh (clang), and as a plain test
  * that replays the seed corpus in meson (tests/fuzz/driver.cpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl fuzz target — VorbisBlocks on hostile headers and packets (the
  * headers come from the backend's segments). Input: two 16-bit little-endian
  * lengths, the identification header, the setup header, then packets of

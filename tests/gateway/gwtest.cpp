@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway tests — the gated upstream (see gwtest.h). */
 #include "gwtest.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway tests — shared helpers: a synchronous HTTP client (one
  * libsoup session per call, bounded by its timeout), JSON access, fixtures,
  * and a gated upstream whose segment answers wait until the test opens the

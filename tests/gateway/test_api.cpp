@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the app's API and the plain protocol against the reference
  * server (tools/server) and a gated upstream: cache first, deduplicated
  * transfers, Range, conditional GET, ids, status, preload, the cache

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — upstream faults (segdl-server's fault injection) end in a
  * retry, the fallback or a clear JSON error, never in a half file in the
  * cache; whole tracks come from the upstream or the old backend.

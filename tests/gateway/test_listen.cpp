@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — GET /listen/ID, the web player's stream, without a browser:
  * its bytes are the frames `segdlsrc ! <parser>` gives (the same bytes, and
  * ffprobe reads the codec and every frame); it starts while the backend is

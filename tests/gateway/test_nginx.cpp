@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — nginx (Debian's package) as a caching reverse proxy
  * (proxy_cache) in front of two gateways on loopback. A track is played
  * through nginx with segdlsrc; the second play is served by nginx alone: the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the program: options and their exit codes, port 0 printed,
  * a request answered, SIGTERM stopping it with status 0. The path of the
  * executable comes from meson (argv[1] of the suite).

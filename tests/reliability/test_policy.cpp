@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — the engine's one retry / HTTP-status policy and its wait
  * budget (gst/segdl/policy.h): pure functions and times passed in, so no
  * clock and no sleep.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — resources: no file descriptor and no thread outlives a
  * pipeline, whatever the moment it is stopped (PLAYING -> NULL with
  * transfers in flight) or the way it ends (an ERROR in the middle of a

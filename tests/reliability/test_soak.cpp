@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — a seeded random fault soak. Every run draws several faults
  * (kind, segment, count) from a fixed seed and plays a track through them,
  * in both joins. Each run must end in exactly the fault-free output, or in

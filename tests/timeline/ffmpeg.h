@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — fixtures made by ffmpeg, the way real backends cut and
  * encode: one deterministic source signal, encoded once, cut with
  * `ffmpeg -f segment` (timestamps kept or reset), plus the unsegmented file

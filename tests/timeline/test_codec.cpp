@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* Unit tests of the codec parsers (gst/segdl/codec.*): hand-built headers
  * with known values, the boundaries of each field, and hostile bytes. Real
  * encodes (ffmpeg, GStreamer) are checked in test_mp4.cpp. */

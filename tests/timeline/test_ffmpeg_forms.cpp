@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — join=timeline on segments made by ffmpeg (`-f segment`, the
  * way real backends cut), every form: each buffer has a pts and a duration,
  * continuous to 1 us; the decoded PCM equals the decode of the unsegmented

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* Tests of the MP4 reader (gst/segdl/mp4.*): hand-built files with known
  * values and hostile variants (truncated, oversize, lying sizes, deep
  * nesting, tables that disagree), then real files made at test time by

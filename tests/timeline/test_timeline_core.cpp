@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl tests — segdl::Timeline alone: synthetic frame sequences with
  * segment trims (edit lists, pre-skip, end trims), demuxer clipping, gaps,
  * rate changes and seeks, checked decision by decision.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — cache info, cache clean.
  *
  * `cache info` only reads: it does not open tracks through segdl::Cache

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the command line: shared declarations.
  *
  * segdl is a GStreamer application around segdlsrc (the download, the cache,

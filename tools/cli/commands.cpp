@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — status, cache info, cache clean. */
 #include "commands.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the subcommands that are not downloads: status, cache info,
  * cache clean. */
 #pragma once

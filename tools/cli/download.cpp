@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — one track through segdlsrc (see download.h). */
 #include "download.h"
 

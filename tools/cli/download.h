@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — one track: segdlsrc into a fakesink (fill the download dir), into
  * a muxer and a file (--combine), into the sound card (--play), or both
  * through a tee. The GLib main loop runs the bus, a stats timer and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — `segdl help COMMAND`, and reading --batch files. */
 #include "cli.h"
 

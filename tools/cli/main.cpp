@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — download, join and play segmented audio from the command line.
  *
  *   segdl VIDEO_ID... [--combine OUT|auto] [--play] [options]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Turns docs/segdl.1.md (a small subset of Markdown) into a roff man page.
 
 Subset: '# name(N) -- summary', '## SECTION', paragraphs, '* term:' items

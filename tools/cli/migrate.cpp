@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — reusing an old-tools download dir (see migrate.h). */
 #include "migrate.h"
 

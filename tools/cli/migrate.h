@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — reusing a download dir written by the old Python / Node tools.
  *
  * They stored DIR/<id>/segment_N.m4a, written in place (a killed run could

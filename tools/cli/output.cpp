@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — --combine: container by extension, muxer by codec. */
 #include "output.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — --combine: which container for which extension, which muxer for
  * which codec. Nothing is re-encoded: the parsed frames segdlsrc outputs go
  * into GStreamer's muxer for the container (or straight to the file for the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — progress display (bar, lines, JSON events). */
 #include "progress.h"
 

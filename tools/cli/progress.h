@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — progress display: a live bar redrawn in place on a terminal, plain
  * lines otherwise, or JSON events (one object per line on stdout, --json).
  *

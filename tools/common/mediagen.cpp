@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — deterministic test and demo media, made with GStreamer.
  *
  * The melody is computed sample by sample from a fixed note list (a seeded

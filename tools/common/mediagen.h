@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — deterministic test and demo media, made with GStreamer.
  *
  * Used by segdl-server --demo and by the test suites: a deterministic

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — self-contained segment fixtures (see segmenter.h).
  *
  * Three kinds of short pipelines, each run to EOS and waited for (bounded):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — self-contained segment fixtures for the "timeline join" tests.
  *
  * Continuous forms (ADTS, MP3, TS) are made by mediagen.h. This file makes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the app's API (/api/segments/...) and the plain segdl
  * protocol (/status, /stream) on the cache and the upstream transfers.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the gateway's inside, shared by its source files.
  *
  * Threads: Gateway's public methods run on any thread and touch only what

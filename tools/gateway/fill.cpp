@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — upstream segment transfers: one per segment however many
  * clients ask (see fill.h), a queue that keeps at most max_concurrent of them
  * running, streaming to clients while the body goes into the cache.

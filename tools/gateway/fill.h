@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — one upstream segment transfer shared by every client that
  * wants the segment (see fill.cpp). Gateway thread only.
  */

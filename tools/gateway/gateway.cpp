@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the server thread, routing and the public API (see
  * gateway.h, core.h).
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the music app's segment API on the segdl core (library
  * behind the segdl-gateway program and its tests).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — a whole track from the cache: when every segment of a
  * track is held and its form is continuous (segments are byte ranges of one
  * stream: ADTS AAC, MP3, MPEG-TS; see docs/protocol.md), the segments laid

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — GET /listen/ID: the joined track as one progressive HTTP
  * answer a browser's <audio> element plays natively, without re-encoding.
  *

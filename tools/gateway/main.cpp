@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the music app's segment API in front of a segdl backend.
  *
  *   segdl-gateway --upstream http://127.0.0.1:8080 --cache-dir /var/cache/segdl \

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — preload jobs: one per track however often it is asked.
  * A job polls the upstream status, queues a fill for every ready segment not
  * cached (ascending: segment 0 first; at the back of the shared queue, so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — writing HTTP answers (see reply.h). */
 #include "gateway/reply.h"
 #include "server/util.h"

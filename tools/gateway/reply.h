@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — writing HTTP answers: JSON bodies, JSON errors, whole or
  * partial entities with their caching headers. Gateway thread only (every
  * function touches a SoupServerMessage).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the disk cache as the gateway uses it, on the core's public
  * Cache API only. The gateway adds one file of its own to a track folder,
  * "video-id" (the id in clear, for the cache listing: folder names are

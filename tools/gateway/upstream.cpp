@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — the other upstream transfers: status documents (one
  * request per id at a time, whoever asks) and whole tracks (the segmented
  * upstream's full-track endpoint, then the old backend), proxied to one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway — what browsers need: CORS headers on every answer (and the
  * OPTIONS preflight), the web player page at / (built into the program as a
  * GResource, tools/gateway/web/), and /listen/ID (listen.cpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-server — the reference backend of the segdl protocol.
  *
  *   segdl-server --root DIR            serve DIR/ID/seg_N.EXT

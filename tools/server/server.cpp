@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the reference backend (see server.h).
  *
  * Threads: the public methods run on any thread and only touch state under

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — the reference backend (library behind segdl-server and the tests).
  *
  * A libsoup 3 SoupServer that runs on its own thread with its own

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — reference backend helpers: fault specs, Range parsing, JSON text,
  * and loading a folder of segments (see server.h, util.h).
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — reference backend helpers shared by server.cpp and util.cpp.
  * Internal to tools/server: not part of the server API.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // segdl-gateway's web player in a real browser: Debian's chromium, headless,
 // driven with puppeteer-core. segdl-server serves a 12 s demo track cut
 // 2 s + 3 s + ... and reveals one segment a second; segdl-gateway sits in

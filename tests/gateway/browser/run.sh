@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The web player in a real browser (player.test.mjs): Debian's chromium,
 # headless, driven by puppeteer-core installed with `npm ci` from
 # package-lock.json into the build dir (again only when the lock changes).
