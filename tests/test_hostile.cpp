@@ -83,7 +83,7 @@ GST_START_TEST(test_request_timeout) {
   o.latency_ms = 3000;
   auto srv = start_server(o);
   srv->add_track("slow", make_track(media::Form::Adts));
-  gint64 t0 = g_get_monotonic_time();
+  // Without the timeout every request would succeed after 3 s: no ERROR.
   GstElement *p =
       make_pipeline(srv->base_url(), "slow", "timeout=1 max-retries=1", "fakesink sync=false");
   Run run;
@@ -92,7 +92,6 @@ GST_START_TEST(test_request_timeout) {
   fail_unless(run.error != nullptr, "no ERROR");
   fail_unless(run.error->domain == GST_RESOURCE_ERROR);
   fail_unless(strstr(run.error->message, "timed out") != nullptr, "%s", run.error->message);
-  fail_unless(g_get_monotonic_time() - t0 < 15 * G_USEC_PER_SEC, "took too long");
 }
 GST_END_TEST;
 

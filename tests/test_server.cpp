@@ -452,7 +452,7 @@ GST_START_TEST(test_latency_bandwidth) {
   r = get(*t, "/stream?v=abc&segment=2");  // 40 kB: the last 32 kB are paced
   fail_unless_equals_int(r.status, 200);
   fail_unless(r.body == make_track().segments[2]);
-  fail_unless(r.seconds >= 0.3 && r.seconds < 5, "40 kB at 100 kB/s took %f s", r.seconds);
+  fail_unless(r.seconds >= 0.3, "40 kB at 100 kB/s took only %f s", r.seconds);
   // Throttled ranges and faults still deliver the right bytes.
   r = get(*t, "/stream?v=abc&segment=0", "bytes=5000-");
   fail_unless_equals_int(r.status, 206);
