@@ -164,6 +164,11 @@ class Held {
 };
 using HeldPtr = std::shared_ptr<Held>;
 
+// Takes the connection from libsoup and resets it (fill.cpp): a client that
+// already has part of a body must see it cut, never a short body taken for a
+// whole one.
+void abort_connection(SoupServerMessage *msg);
+
 // Cache-Control values.
 std::string immutable_cc(const Options &o);
 constexpr const char *kNoStore = "no-store";

@@ -22,6 +22,8 @@ bool is_text_type(const std::string &type) {
          g_str_has_prefix(type.c_str(), "application/json");
 }
 
+}  // namespace
+
 // Takes the connection from libsoup and resets it: a client that already has
 // part of a body must see it cut, never a short body taken for a whole one.
 void abort_connection(SoupServerMessage *msg) {
@@ -43,8 +45,6 @@ void abort_connection(SoupServerMessage *msg) {
     g_object_unref(sock);
   }
 }
-
-}  // namespace
 
 std::string immutable_cc(const Options &o) {
   return "public, max-age=" + std::to_string(o.segment_max_age_s) + ", immutable";

@@ -92,27 +92,6 @@ void error_reply(SoupServerMessage *msg, const std::string &id, const GError *e,
   reply_error(msg, 502, "upstream_error", text);
 }
 
-// Resets the connection under a body already begun: the client sees the
-// stream cut, never a short one that looks whole.
-void cut(SoupServerMessage *msg) {
-  GSocket *sock = soup_server_message_get_socket(msg);
-  if (sock) {
-    g_object_ref(sock);
-    struct linger lg = {};
-    lg.l_onoff = 1;  // close sends RST
-    setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  GIOStream *stream = soup_server_message_steal_connection(msg);
-  if (stream) {
-    g_io_stream_close(stream, nullptr, nullptr);
-    g_object_unref(stream);
-  }
-  if (sock) {
-    g_socket_close(sock, nullptr);
-    g_object_unref(sock);
-  }
-}
-
 }  // namespace
 
 // One listener: its message and its pipeline. Deletes itself when it ends.
@@ -340,7 +319,7 @@ bool Listen::ended(GstMessage *m) {
     g_signal_handler_disconnect(msg_, finished_id_);
     g_signal_handler_disconnect(msg_, disconnected_id_);
     finished_id_ = disconnected_id_ = 0;
-    cut(msg_);
+    abort_connection(msg_);
     delete this;
     return true;
   }
