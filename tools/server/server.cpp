@@ -98,6 +98,7 @@ struct Server::Impl {
   std::map<std::string, std::shared_ptr<const StoredTrack>> tracks;
   std::vector<Fault> faults;
   std::map<std::string, int64_t> first_request_us;  // reveal clock per id
+  std::map<std::string, int64_t> held_ready;        // hold_ready() limits per id
   std::map<std::string, int64_t> last_ready_sent;   // for statusregress
   std::vector<RequestRecord> log;
   int segments_in_flight = 0;
@@ -436,6 +437,8 @@ struct Server::Impl {
   // Number of leading segments ready at `now`. Caller holds mu.
   int64_t ready_count(const std::string &id, const StoredTrack &t, int64_t now) const {
     const auto total = static_cast<int64_t>(t.segments.size());
+    auto held = held_ready.find(id);
+    if (held != held_ready.end()) return std::clamp<int64_t>(held->second, 0, total);
     if (opts.reveal_every <= 0) return total;
     auto it = first_request_us.find(id);
     const int64_t first = it != first_request_us.end() ? it->second : now;
@@ -529,13 +532,17 @@ struct Server::Impl {
                      f.kind == "redirectftp";
             },
             fault);
-        if (!faulted && r->kind == Kind::Segment && opts.reveal_every > 0) {
+        const bool held = held_ready.count(r->video_id) > 0;
+        if (!faulted && r->kind == Kind::Segment && (held || opts.reveal_every > 0)) {
           const int64_t now = g_get_monotonic_time();
           if (r->segment >= ready_count(r->video_id, *t, now)) {
-            const int64_t first = first_request_us[r->video_id];
-            const double at_s = static_cast<double>(r->segment) * opts.reveal_every;
-            reveal_in_s = at_s - static_cast<double>(now - first) / G_USEC_PER_SEC;
-            reveal_in_s = std::max(1.0, reveal_in_s);
+            reveal_in_s = 1.0;
+            if (!held) {
+              const int64_t first = first_request_us[r->video_id];
+              const double at_s = static_cast<double>(r->segment) * opts.reveal_every;
+              reveal_in_s = at_s - static_cast<double>(now - first) / G_USEC_PER_SEC;
+              reveal_in_s = std::max(1.0, reveal_in_s);
+            }
           }
         }
         // Faults that damage the body only apply to bodies.
@@ -787,6 +794,14 @@ void Server::add_track(const std::string &video_id, Track track) {
 void Server::add_fault(const Fault &f) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->faults.push_back(f);
+}
+
+void Server::hold_ready(const std::string &video_id, int64_t n) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (n < 0)
+    impl_->held_ready.erase(video_id);
+  else
+    impl_->held_ready[video_id] = n;
 }
 
 bool Server::start(std::string &error) {

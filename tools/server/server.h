@@ -94,6 +94,10 @@ class Server {
   bool load_dir(const std::string &root, double first_segment_duration, double segment_duration,
                 std::string &error);
   void add_fault(const Fault &f);
+  // Holds VIDEO_ID at its first N segments ready (status and /stream agree)
+  // until called again; N < 0 releases the hold. Lets a test decide exactly
+  // when a segment appears, instead of racing reveal_every's clock.
+  void hold_ready(const std::string &video_id, int64_t n);
 
   // Listens and starts the server thread; returns once it accepts connections.
   bool start(std::string &error);
