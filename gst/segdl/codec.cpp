@@ -2,6 +2,8 @@
 /* segdl — samples per frame from the codec (see codec.h). */
 #include "segdl/codec.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace segdl {
@@ -599,6 +601,52 @@ bool parse_mp3_start(const uint8_t *data, size_t size, Mp3Start &out, std::strin
     out.audio_offset = pos + out.first.frame_size;
   }
   return true;
+}
+
+int mp3_main_data_begin(const uint8_t *data, size_t size, const MpegAudioHeader &h) {
+  if (h.layer != 3) return -1;
+  size_t at = h.has_crc ? 6 : 4;
+  if (size < at + 2) return -1;
+  unsigned v = (unsigned(data[at]) << 8) | data[at + 1];
+  return h.version == 1 ? int(v >> 7) : int(v >> 8);  // 9 bits (MPEG-1), else 8
+}
+
+void Mp3Gapless::info_frame(int64_t segment, const MpegInfoFrame &info) {
+  info_segment_ = segment;
+  info_ = info;
+  if (segment == 0 && info.has_lame) {
+    have_first_ = true;
+    first_delay_ = info.encoder_delay;
+  }
+}
+
+bool Mp3Gapless::audio_frame(int64_t segment, int main_data_begin, Mp3Trim &out) {
+  out = Mp3Trim();
+  if (info_segment_ != segment || !info_.has_lame) return false;
+  int delay = info_.encoder_delay;
+  bool starts_encode = segment == 0 || (main_data_begin == 0 && delay > 0 &&
+                                        (!have_first_ || delay == first_delay_));
+  if (starts_encode) out.start = uint64_t(delay) + kMp3DecoderDelay;
+  if (info_.encoder_padding > kMp3DecoderDelay)
+    out.end = uint64_t(info_.encoder_padding - kMp3DecoderDelay);
+  info_segment_ = -1;  // once per segment
+  return out.start > 0 || out.end > 0;
+}
+
+// ---------------------------------------------------------------- Ogg
+
+uint64_t OggGranules::packet(uint64_t samples, int64_t granule) {
+  if (granule < 0) {
+    if (end_ >= 0) end_ = int64_t(std::min<uint64_t>(uint64_t(end_) + samples, INT64_MAX));
+    return 0;
+  }
+  uint64_t trim = 0;
+  if (end_ >= 0) {
+    uint64_t expected = uint64_t(end_) + samples;  // no overflow: both below 2^63
+    if (expected > uint64_t(granule)) trim = std::min(expected - uint64_t(granule), samples);
+  }
+  end_ = granule;
+  return trim;
 }
 
 }  // namespace segdl

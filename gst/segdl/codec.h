@@ -182,4 +182,72 @@ struct Mp3Start {
 // Needs the tag(s) and the first frame (whole, for the info frame) in data.
 bool parse_mp3_start(const uint8_t *data, size_t size, Mp3Start &out, std::string *error = nullptr);
 
+// Layer III only: main_data_begin of the frame at data[0] (its header `h`):
+// how many bytes before this frame its audio data begins (the bit
+// reservoir). 0 for the first frame of an encode; -1 when unreadable.
+int mp3_main_data_begin(const uint8_t *data, size_t size, const MpegAudioHeader &h);
+
+// Samples an MP3 decoder's synthesis delays its output by (528 + 1), which
+// the LAME tag's delay and padding leave out (LAME's "gapless" convention,
+// as mpg123 and ffmpeg apply it).
+constexpr int kMp3DecoderDelay = 529;
+
+// Samples to trim from one MP3 segment's decoded output.
+struct Mp3Trim {
+  uint64_t start = 0;  // at its start
+  uint64_t end = 0;    // at its end
+};
+
+// LAME encoder delay and padding applied across segments the way a gapless
+// player of the unsegmented file applies them: the delay where the encode
+// starts, the padding where it ends. Each segment's information frame has
+// its own tag, which does not say whether the segment is a piece of one
+// encode (`ffmpeg -f segment`: the tag of segment 0 has the delay, the last
+// one's the padding, the others 0 or, ffmpeg's last segment, a delay that
+// is no delay) or an encode of its own (every tag has its delay and
+// padding). A later segment starts an encode of its own when its first
+// audio frame reaches back into no bit reservoir (main_data_begin 0) and its
+// tag's delay is segment 0's; the padding of every tag applies at its
+// segment's end (a piece of one encode has 0 but in the last segment).
+class Mp3Gapless {
+ public:
+  // Forget everything (a new track).
+  void reset() { *this = Mp3Gapless(); }
+  // The information frame that begins `segment`.
+  void info_frame(int64_t segment, const MpegInfoFrame &info);
+  // An audio frame of `segment` (main_data_begin as mp3_main_data_begin()
+  // reads it). For the first one after the segment's information frame:
+  // the segment's trims, true if there are any. False for every other
+  // frame and for a segment without a LAME tag.
+  bool audio_frame(int64_t segment, int main_data_begin, Mp3Trim &out);
+
+ private:
+  bool have_first_ = false;
+  int first_delay_ = 0;  // segment 0's
+  int64_t info_segment_ = -1;
+  MpegInfoFrame info_;
+};
+
+// ---------------------------------------------------------------- Ogg
+
+// The end trim of an Ogg stream (Opus: RFC 7845 4.4; Vorbis: Vorbis I
+// A.2): a granule position is the count of samples decoded up to the end of
+// its packet, and the last page's may be short of what the packets hold: so
+// many samples of the last packet are not presented. Fed the packets of one
+// file (segment) in order with their granules (the demuxer gives each
+// packet one) and their sample counts (from the codec), it says how many
+// samples to cut at each packet's end. The first packet of a file only sets
+// the count (a file cut from a longer stream starts anywhere).
+class OggGranules {
+ public:
+  // A new file begins.
+  void reset() { end_ = -1; }
+  // A packet of `samples` samples with granule `granule` (-1: none, the
+  // count goes on from the packet's samples): samples to cut at its end.
+  uint64_t packet(uint64_t samples, int64_t granule);
+
+ private:
+  int64_t end_ = -1;  // granule at the end of the packet before
+};
+
 }  // namespace segdl

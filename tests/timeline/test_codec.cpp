@@ -557,6 +557,135 @@ GST_START_TEST(mp3_stream_start) {
 }
 GST_END_TEST;
 
+GST_START_TEST(mp3_main_data_begin_values) {
+  MpegAudioHeader h;
+  // MPEG-1: 9 bits after the header; with CRC after its 2 bytes.
+  Bytes f = mpa(3, 1, 9, 0, 0, 0);
+  f.resize(417, 0);
+  fail_unless(parse_mpeg_audio_header(f.data(), f.size(), h));
+  ck_assert_int_eq(mp3_main_data_begin(f.data(), f.size(), h), 0);
+  f[4] = 0xff, f[5] = 0x80;
+  ck_assert_int_eq(mp3_main_data_begin(f.data(), f.size(), h), 511);
+  f[4] = 0x01, f[5] = 0x00;
+  ck_assert_int_eq(mp3_main_data_begin(f.data(), f.size(), h), 2);
+  ck_assert_int_eq(mp3_main_data_begin(f.data(), 5, h), -1);  // cut short
+  Bytes c = mpa(3, 1, 9, 0, 0, 0, true);
+  c.resize(417, 0);
+  c[6] = 0x80;
+  fail_unless(parse_mpeg_audio_header(c.data(), c.size(), h));
+  ck_assert_int_eq(mp3_main_data_begin(c.data(), c.size(), h), 256);
+  // MPEG-2: 8 bits.
+  Bytes m2 = mpa(2, 1, 8, 0, 0, 3);
+  m2.resize(300, 0);
+  m2[4] = 0xff;
+  fail_unless(parse_mpeg_audio_header(m2.data(), m2.size(), h));
+  ck_assert_int_eq(mp3_main_data_begin(m2.data(), m2.size(), h), 255);
+  // Not layer 3.
+  Bytes l2 = mpa(3, 2, 9, 0, 0, 0);
+  l2.resize(417, 0);
+  fail_unless(parse_mpeg_audio_header(l2.data(), l2.size(), h));
+  ck_assert_int_eq(mp3_main_data_begin(l2.data(), l2.size(), h), -1);
+}
+GST_END_TEST;
+
+namespace {
+
+MpegInfoFrame lame_info(int delay, int padding) {
+  MpegInfoFrame i;
+  i.kind = MpegInfoFrame::Kind::Info;
+  i.has_lame = true;
+  i.encoder_delay = delay;
+  i.encoder_padding = padding;
+  return i;
+}
+
+}  // namespace
+
+// ffmpeg -f segment (one encode cut): segment 0's tag has the delay, the
+// middle ones nothing, the last one the padding and a delay that is no
+// delay (ffmpeg 5.1 writes 3567 there); later segments' first frames reach
+// back into the bit reservoir.
+GST_START_TEST(mp3_gapless_one_encode) {
+  Mp3Gapless g;
+  Mp3Trim t;
+  g.info_frame(0, lame_info(576, 0));
+  fail_unless(g.audio_frame(0, 0, t));
+  ck_assert_uint_eq(t.start, 576 + 529);
+  ck_assert_uint_eq(t.end, 0);
+  fail_if(g.audio_frame(0, 120, t));  // once per segment
+  g.info_frame(1, lame_info(0, 0));
+  fail_if(g.audio_frame(1, 200, t));
+  g.info_frame(2, lame_info(3567, 1656));
+  fail_unless(g.audio_frame(2, 150, t));
+  ck_assert_uint_eq(t.start, 0);
+  ck_assert_uint_eq(t.end, 1656 - 529);
+  // Even a cut where the reservoir is empty: the delay is not segment 0's.
+  g.info_frame(3, lame_info(3567, 1656));
+  fail_unless(g.audio_frame(3, 0, t));
+  ck_assert_uint_eq(t.start, 0);
+}
+GST_END_TEST;
+
+// Segments encoded one by one: each tag's delay and padding.
+GST_START_TEST(mp3_gapless_each_encoded) {
+  Mp3Gapless g;
+  Mp3Trim t;
+  for (int64_t k = 0; k < 3; k++) {
+    g.info_frame(k, lame_info(576, 756));
+    fail_unless(g.audio_frame(k, 0, t));
+    ck_assert_uint_eq(t.start, 1105);
+    ck_assert_uint_eq(t.end, 756 - 529);
+    fail_if(g.audio_frame(k, 0, t));
+  }
+  // A padding under the decoder delay cuts nothing at the end.
+  g.info_frame(3, lame_info(576, 300));
+  fail_unless(g.audio_frame(3, 0, t));
+  ck_assert_uint_eq(t.end, 0);
+  // No LAME tag (a Xing frame alone), no info frame at all: nothing.
+  MpegInfoFrame bare = lame_info(576, 756);
+  bare.has_lame = false;
+  g.info_frame(4, bare);
+  fail_if(g.audio_frame(4, 0, t));
+  fail_if(g.audio_frame(5, 0, t));
+  // Straight into a later segment (a seek) without segment 0 seen: an
+  // empty reservoir and a delay are an encode's start.
+  Mp3Gapless s;
+  s.info_frame(7, lame_info(576, 756));
+  fail_unless(s.audio_frame(7, 0, t));
+  ck_assert_uint_eq(t.start, 1105);
+  s.reset();
+  s.info_frame(7, lame_info(576, 756));
+  fail_unless(s.audio_frame(7, 12, t));  // reservoir used: a cut, not a start
+  ck_assert_uint_eq(t.start, 0);
+  ck_assert_uint_eq(t.end, 227);
+}
+GST_END_TEST;
+
+// Granules: the last packet of a file whose granule is short of the count
+// is cut by the difference; the first packet of each file only sets the
+// count; packets without a granule go on from the count.
+GST_START_TEST(ogg_granule_end_trims) {
+  OggGranules g;
+  ck_assert_uint_eq(g.packet(0, 0), 0);  // Vorbis' first packet: no samples
+  ck_assert_uint_eq(g.packet(1024, 1024), 0);
+  ck_assert_uint_eq(g.packet(576, -1), 0);
+  ck_assert_uint_eq(g.packet(128, 1728), 0);
+  ck_assert_uint_eq(g.packet(1024, 2376), 376);  // the end page
+  // A new file cut from the middle of the stream: its first granule is
+  // anywhere (ffmpeg's cut even shifts them by 128).
+  g.reset();
+  ck_assert_uint_eq(g.packet(1024, 1986368), 0);
+  ck_assert_uint_eq(g.packet(1024, 1987392), 0);
+  // A granule far behind (hostile): never more than the packet.
+  ck_assert_uint_eq(g.packet(1024, 5), 1024);
+  // Near the largest granule: no overflow.
+  g.reset();
+  ck_assert_uint_eq(g.packet(960, INT64_MAX - 10), 0);
+  ck_assert_uint_eq(g.packet(960, -1), 0);
+  ck_assert_uint_eq(g.packet(960, INT64_MAX), 960);
+}
+GST_END_TEST;
+
 static Suite *codec_suite() {
   Suite *s = suite_create("codec");
   TCase *tc = tcase_create("codec");
@@ -573,6 +702,10 @@ static Suite *codec_suite() {
   tcase_add_test(tc, id3v2_tags);
   tcase_add_test(tc, mp3_info_frames);
   tcase_add_test(tc, mp3_stream_start);
+  tcase_add_test(tc, mp3_main_data_begin_values);
+  tcase_add_test(tc, mp3_gapless_one_encode);
+  tcase_add_test(tc, mp3_gapless_each_encoded);
+  tcase_add_test(tc, ogg_granule_end_trims);
   return s;
 }
 
