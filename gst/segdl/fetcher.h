@@ -11,12 +11,44 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace segdl {
+
+// Credentials for one origin ("scheme://host:port"), taken out of a URL's
+// user:password@ so that the URL can be shown.
+struct OriginCredentials {
+  std::string origin;
+  std::string user;
+  std::string password;
+};
+
+// What souphttpsrc users expect to set on every request (the element's HTTP
+// properties). Applied to every request of a Fetcher.
+struct HttpOptions {
+  std::string proxy;  // http://host:port (userinfo allowed); empty = the system's proxy settings
+  std::string proxy_id, proxy_pw;  // proxy credentials (Basic or Digest)
+  std::vector<std::pair<std::string, std::string>> extra_headers;  // sent as they are
+  std::vector<std::string> cookies;                                // "name=value", one Cookie
+  std::string user_id, user_pw;  // server credentials (for any origin without its own)
+  std::vector<OriginCredentials> origin_credentials;  // from user:pw@ of the URLs, per origin
+  std::string ssl_ca_file;  // PEM file of the CAs to trust instead of the system's
+  std::shared_ptr<GTlsDatabase> tls_database;  // wins over ssl_ca_file; null = none
+  int log_level = 0;  // SoupLoggerLogLevel: 0 none, 1 minimal, 2 headers, 3 body
+};
+
+// Shares a GTlsDatabase (one reference held by the returned pointer).
+inline std::shared_ptr<GTlsDatabase> share_tls_database(GTlsDatabase *db) {
+  if (!db) return nullptr;
+  g_object_ref(db);
+  return std::shared_ptr<GTlsDatabase>(db, [](GTlsDatabase *d) { g_object_unref(d); });
+}
 
 struct FetcherConfig {
   int max_connections = 8;         // per host and in total; above max-concurrent + 1
@@ -24,6 +56,7 @@ struct FetcherConfig {
   unsigned request_timeout_s = 0;  // seconds a whole request may take (0 = no limit)
   std::string user_agent;          // empty = library default
   bool ssl_strict = true;          // verify TLS certificates
+  HttpOptions http;
 };
 
 struct FetchRequest {

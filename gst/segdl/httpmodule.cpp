@@ -13,24 +13,6 @@
 
 namespace segdl {
 
-const char *fetch_error_name(FetchError e) {
-  switch (e) {
-    case FetchError::None:
-      return "none";
-    case FetchError::Connect:
-      return "connection failed";
-    case FetchError::Timeout:
-      return "timed out";
-    case FetchError::Io:
-      return "transfer broken";
-    case FetchError::Tls:
-      return "TLS failure";
-    case FetchError::Other:
-      return "error";
-  }
-  return "error";
-}
-
 bool libsoup2_loaded() {
   // Loaded with any symbol scope (RTLD_NOLOAD only looks, never loads)?
   if (void *handle = dlopen("libsoup-2.4.so.1", RTLD_LAZY | RTLD_NOLOAD)) {

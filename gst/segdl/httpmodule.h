@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#define SEGDL_HTTP_MODULE_ABI 2
+#define SEGDL_HTTP_MODULE_ABI 3  // 3: FetcherConfig::http (HttpOptions)
 
 extern "C" {
 // Entry point exported by libsegdl-http.so. Returns nullptr with *error set

@@ -11,13 +11,22 @@
  * any time, and whoever completes that operation decides its fate. cancel()
  * only marks it and cancels the GCancellable; the completion callback (or the
  * code returning from a listener callback) then frees it.
+ *
+ * Every request carries the HttpOptions (proxy, extra headers, cookies,
+ * credentials, CA file or TLS database) and is logged to the segdl-http
+ * debug category: the request at DEBUG, one line at INFO when it ends
+ * (method, URL without its password, status, bytes, seconds), and libsoup's
+ * own log (SoupLogger, headers or more) at LOG when http-log-level asks.
  */
 #include "segdl/httpmodule.h"
+#include "segdl/log.h"
 
 #include <gio/gio.h>
 #include <libsoup/soup.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <unordered_map>
 
@@ -41,6 +50,10 @@ struct Transfer {
   bool timed_out = false;       // the deadline fired
   int redirects = 0;            // followed so far
   int64_t range_start = 0;      // Range: bytes=N- on every (redirected) request
+  std::string shown_url;        // the URL asked for, without its password (logs)
+  int http_status = 0;          // of the final response; 0 before one
+  uint64_t bytes = 0;           // body bytes received
+  int64_t start_us = 0;         // g_get_monotonic_time() at start()
 
   ~Transfer() {
     if (deadline) {
@@ -87,10 +100,47 @@ int parse_retry_after(const char *value) {
   return diff > 86400 ? 86400 : int(diff);
 }
 
+// "scheme://host:port" of a URI, as OriginCredentials::origin.
+std::string origin_of(GUri *uri) {
+  g_autofree char *text = g_uri_to_string(uri);
+  return url_origin(text);
+}
+
+// A proxy URL without its userinfo; the user and password of the userinfo
+// are returned in `user`/`password` (empty when absent).
+bool split_proxy(const std::string &proxy, std::string &bare, std::string &user,
+                 std::string &password, std::string &error) {
+  g_autoptr(GError) err = nullptr;
+  g_autoptr(GUri) uri = g_uri_parse(proxy.c_str(), G_URI_FLAGS_HAS_PASSWORD, &err);
+  if (!uri || !g_uri_get_host(uri)) {
+    error = "invalid proxy URL " + redact_url(proxy);
+    return false;
+  }
+  user = g_uri_get_user(uri) ? g_uri_get_user(uri) : "";
+  password = g_uri_get_password(uri) ? g_uri_get_password(uri) : "";
+  g_autofree char *shown =
+      g_uri_join(G_URI_FLAGS_NONE, g_uri_get_scheme(uri), nullptr, g_uri_get_host(uri),
+                 g_uri_get_port(uri), "", nullptr, nullptr);
+  bare = shown;
+  return true;
+}
+
+// libsoup's own log (SoupLogger) into segdl-http at LOG, credentials hidden.
+void log_printer(SoupLogger *, SoupLoggerLogLevel, char direction, const char *data, gpointer) {
+  static const char *const secret[] = {"Authorization:", "Proxy-Authorization:"};
+  for (const char *name : secret) {
+    if (g_ascii_strncasecmp(data, name, strlen(name)) == 0) {
+      SEGDL_HTTP_LOG(GST_LEVEL_LOG, "%c %s [redacted]", direction, name);
+      return;
+    }
+  }
+  SEGDL_HTTP_LOG(GST_LEVEL_LOG, "%c %s", direction, data);
+}
+
 class SoupFetcher final : public Fetcher {
  public:
   explicit SoupFetcher(const FetcherConfig &cfg)
-      : ssl_strict_(cfg.ssl_strict), request_timeout_s_(cfg.request_timeout_s) {
+      : ssl_strict_(cfg.ssl_strict), request_timeout_s_(cfg.request_timeout_s), http_(cfg.http) {
     int conns = cfg.max_connections < 2 ? 2 : cfg.max_connections;
     session_ = soup_session_new_with_options("max-conns", conns, "max-conns-per-host", conns,
                                              "timeout", guint(cfg.timeout_s), nullptr);
@@ -98,6 +148,49 @@ class SoupFetcher final : public Fetcher {
     // Bytes must arrive exactly as served (byte-exact output, Range resume).
     soup_session_remove_feature_by_type(session_, SOUP_TYPE_CONTENT_DECODER);
     context_ = g_main_context_ref_thread_default();
+    for (const auto &h : http_.extra_headers)
+      if (g_ascii_strcasecmp(h.first.c_str(), "Cookie") == 0) http_.cookies.push_back(h.second);
+    if (!http_.cookies.empty()) {
+      std::string joined;
+      for (const std::string &c : http_.cookies) joined += (joined.empty() ? "" : "; ") + c;
+      cookie_header_ = joined;
+    }
+  }
+
+  // The options that can fail (proxy URL, CA file); false with `error` set.
+  bool configure(std::string &error) {
+    if (!http_.proxy.empty()) {
+      std::string bare, user, password;
+      if (!split_proxy(http_.proxy, bare, user, password, error)) return false;
+      if (http_.proxy_id.empty()) http_.proxy_id = user;
+      if (http_.proxy_pw.empty()) http_.proxy_pw = password;
+      GProxyResolver *resolver = g_simple_proxy_resolver_new(bare.c_str(), nullptr);
+      soup_session_set_proxy_resolver(session_, resolver);
+      g_object_unref(resolver);
+      SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "proxy %s%s", bare.c_str(),
+                     http_.proxy_id.empty() ? "" : " (with credentials)");
+    }
+    if (http_.tls_database) {
+      soup_session_set_tls_database(session_, http_.tls_database.get());
+    } else if (!http_.ssl_ca_file.empty()) {
+      g_autoptr(GError) err = nullptr;
+      GTlsDatabase *db = g_tls_file_database_new(http_.ssl_ca_file.c_str(), &err);
+      if (!db) {
+        error = "cannot use ssl-ca-file " + http_.ssl_ca_file + ": " + err->message;
+        return false;
+      }
+      soup_session_set_tls_database(session_, db);
+      g_object_unref(db);
+    }
+    if (http_.log_level > SOUP_LOGGER_LOG_NONE &&
+        gst_debug_category_get_threshold(http_debug_category()) >= GST_LEVEL_LOG) {
+      int level = std::min<int>(http_.log_level, SOUP_LOGGER_LOG_BODY);
+      SoupLogger *logger = soup_logger_new(SoupLoggerLogLevel(level));
+      soup_logger_set_printer(logger, log_printer, nullptr, nullptr);
+      soup_session_add_feature(session_, SOUP_SESSION_FEATURE(logger));
+      g_object_unref(logger);
+    }
+    return true;
   }
 
   ~SoupFetcher() override {
@@ -141,6 +234,8 @@ class SoupFetcher final : public Fetcher {
     t->listener = listener;
     t->cancellable = g_cancellable_new();
     t->msg = soup_message_new("GET", req.url.c_str());
+    t->shown_url = redact_url(req.url);
+    t->start_us = g_get_monotonic_time();
     live_[t->id] = t;
     pending_++;
     if (!t->msg) {
@@ -152,6 +247,11 @@ class SoupFetcher final : public Fetcher {
       return t->id;
     }
     t->range_start = req.range_start;
+    if (t->range_start > 0)
+      SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s (Range: bytes=%" G_GINT64_FORMAT "-)",
+                     t->shown_url.c_str(), t->range_start);
+    else
+      SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s", t->shown_url.c_str());
     prepare(t);
     if (request_timeout_s_ > 0) {
       // The whole request must be done in time: past it, cancel and report a
@@ -190,6 +290,37 @@ class SoupFetcher final : public Fetcher {
       soup_message_headers_set_range(soup_message_get_request_headers(t->msg), t->range_start, -1);
     if (!ssl_strict_)
       g_signal_connect(t->msg, "accept-certificate", G_CALLBACK(accept_any_certificate), nullptr);
+    SoupMessageHeaders *hdrs = soup_message_get_request_headers(t->msg);
+    for (const auto &h : http_.extra_headers)
+      if (g_ascii_strcasecmp(h.first.c_str(), "Cookie") != 0)
+        soup_message_headers_append(hdrs, h.first.c_str(), h.second.c_str());
+    if (!cookie_header_.empty())
+      soup_message_headers_replace(hdrs, "Cookie", cookie_header_.c_str());
+    g_signal_connect(t->msg, "authenticate", G_CALLBACK(on_authenticate), this);
+  }
+
+  // Credentials for a 401 (the URL's own for its origin, else user-id) or a
+  // 407 (proxy-id). Once only: wrong credentials end as the 401/407.
+  static gboolean on_authenticate(SoupMessage *msg, SoupAuth *auth, gboolean retrying,
+                                  gpointer data) {
+    auto *self = static_cast<SoupFetcher *>(data);
+    if (retrying) return FALSE;
+    const HttpOptions &o = self->http_;
+    const std::string *user = nullptr, *password = nullptr;
+    if (soup_auth_is_for_proxy(auth)) {
+      if (!o.proxy_id.empty()) user = &o.proxy_id, password = &o.proxy_pw;
+    } else {
+      std::string origin = origin_of(soup_message_get_uri(msg));
+      for (const OriginCredentials &c : o.origin_credentials)
+        if (c.origin == origin) user = &c.user, password = &c.password;
+      if (!user && !o.user_id.empty()) user = &o.user_id, password = &o.user_pw;
+    }
+    if (!user) return FALSE;
+    SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "%s authentication (%s) as %s",
+                   soup_auth_is_for_proxy(auth) ? "proxy" : "server",
+                   soup_auth_get_scheme_name(auth), user->c_str());
+    soup_auth_authenticate(auth, user->c_str(), password->c_str());
+    return TRUE;
   }
 
   // Follows a redirect answer: true if a new request went out for `t`;
@@ -211,11 +342,14 @@ class SoupFetcher final : public Fetcher {
     const char *scheme = target ? g_uri_get_scheme(target) : nullptr;
     if (!target || !scheme ||
         (g_ascii_strcasecmp(scheme, "http") != 0 && g_ascii_strcasecmp(scheme, "https") != 0)) {
-      why = std::string("redirect to a non-HTTP URL refused: ") + location;
+      why = std::string("redirect to a non-HTTP URL refused: ") + redact_url(location);
       return false;
     }
     g_clear_object(&t->stream);
     g_clear_object(&t->msg);
+    g_autofree char *next = g_uri_to_string(target);
+    SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s: redirected to %s", t->shown_url.c_str(),
+                   redact_url(next).c_str());
     t->msg = soup_message_new_from_uri("GET", target);
     prepare(t);
     soup_session_send_async(session_, t->msg, G_PRIORITY_DEFAULT, t->cancellable, on_sent, t);
@@ -230,6 +364,17 @@ class SoupFetcher final : public Fetcher {
   // Ends a transfer whose pending operation just completed.
   void finish(Transfer *t, FetchError err, const std::string &message) {
     pending_--;
+    double secs = double(g_get_monotonic_time() - t->start_us) / G_USEC_PER_SEC;
+    if (t->cancelled)
+      SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s: cancelled", t->shown_url.c_str());
+    else if (err == FetchError::None)
+      SEGDL_HTTP_LOG(GST_LEVEL_INFO, "GET %s: %d, %" G_GUINT64_FORMAT " bytes in %.3f s",
+                     t->shown_url.c_str(), t->http_status, t->bytes, secs);
+    else
+      SEGDL_HTTP_LOG(GST_LEVEL_INFO,
+                     "GET %s: %d, %" G_GUINT64_FORMAT " bytes in %.3f s, failed: %s (%s)",
+                     t->shown_url.c_str(), t->http_status, t->bytes, secs, fetch_error_name(err),
+                     message.c_str());
     if (!t->cancelled) {
       live_.erase(t->id);
       t->listener->on_done(err, message);
@@ -240,6 +385,8 @@ class SoupFetcher final : public Fetcher {
   // A pending operation completed on a transfer that was cancelled.
   void drop(Transfer *t) {
     pending_--;
+    SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s: cancelled after %" G_GUINT64_FORMAT " bytes",
+                   t->shown_url.c_str(), t->bytes);
     delete t;
   }
 
@@ -274,6 +421,7 @@ class SoupFetcher final : public Fetcher {
     t->stream = stream;
 
     guint status = soup_message_get_status(t->msg);
+    t->http_status = int(status);
     if (SOUP_STATUS_IS_REDIRECTION(status) && status != SOUP_STATUS_NOT_MODIFIED) {
       std::string why;
       if (self->follow_redirect(t, why)) return;  // the new request carries on
@@ -305,6 +453,9 @@ class SoupFetcher final : public Fetcher {
     resp.etag = etag ? etag : "";
     const char *modified = soup_message_headers_get_one(hdrs, "Last-Modified");
     resp.last_modified = modified ? modified : "";
+    SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s: %d %s, Content-Length %" G_GINT64_FORMAT,
+                   t->shown_url.c_str(), resp.http_status, resp.reason.c_str(),
+                   resp.content_length);
 
     t->listener->on_response(resp);
     if (t->cancelled) {  // the listener cancelled from its callback
@@ -340,6 +491,7 @@ class SoupFetcher final : public Fetcher {
       self->finish(t, FetchError::None, "");
       return;
     }
+    t->bytes += g_bytes_get_size(bytes);
     t->listener->on_data(bytes);
     if (t->cancelled) {
       self->drop(t);
@@ -352,6 +504,8 @@ class SoupFetcher final : public Fetcher {
   GMainContext *context_ = nullptr;
   bool ssl_strict_ = true;
   unsigned request_timeout_s_ = 0;
+  HttpOptions http_;
+  std::string cookie_header_;  // every cookie in one Cookie header; empty = none
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Transfer *> live_;  // not cancelled, not done
   int pending_ = 0;                                // Transfers not yet freed
@@ -369,7 +523,13 @@ extern "C" __attribute__((visibility("default"))) segdl::Fetcher *segdl_http_fet
     return nullptr;
   }
   try {
-    return new segdl::SoupFetcher(*config);
+    auto fetcher = std::make_unique<segdl::SoupFetcher>(*config);
+    std::string why;
+    if (!fetcher->configure(why)) {
+      if (error) *error = g_strdup(why.c_str());
+      return nullptr;
+    }
+    return fetcher.release();
   } catch (...) {
     if (error) *error = g_strdup("out of memory creating the HTTP session");
     return nullptr;

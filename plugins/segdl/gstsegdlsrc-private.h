@@ -10,6 +10,7 @@
 #include "gstsegdlsrc.h"
 
 #include "gstsegdljoin.h"
+#include "gstsegdlsrc-http.h"
 #include "segdl/downloader.h"
 #include "segdl/timeline.h"
 #include "segdl/vorbis.h"
@@ -100,6 +101,7 @@ struct Settings {
   guint64 cache_max_age = 0;   // seconds, 0 = no limit
   std::string fallback_uri;    // empty = none
   segdl::MissingSegment missing_segment = segdl::MissingSegment::Fallback;
+  GstSegDlSrcHttpSettings http;  // proxy, headers, credentials, TLS (gstsegdlsrc-http.cpp)
 };
 
 }  // namespace segdlsrc

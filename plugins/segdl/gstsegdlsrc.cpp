@@ -42,6 +42,7 @@
 #include "gstsegdlsrc-private.h"
 
 #include "segdl/httpmodule.h"
+#include "segdl/log.h"
 #include "segdl/urls.h"
 
 GST_DEBUG_CATEGORY(gst_seg_dl_src_debug);
@@ -173,16 +174,21 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
     std::lock_guard<std::mutex> lock(priv->settings_lock);
     s = priv->settings;
   }
-  if (s.backend_url.empty() || s.video_id.empty()) {
+  // The URLs' user:password@ move into the HTTP options: nothing built from
+  // them (messages, errors, logs) can show a password.
+  std::string backend = s.backend_url, fallback = s.fallback_uri;
+  segdl::HttpOptions http = gst_seg_dl_src_http_options(s.http, backend, fallback);
+  if (backend.empty() || s.video_id.empty()) {
     GST_ELEMENT_ERROR(
         self, RESOURCE, SETTINGS, ("No backend-url or video-id set."),
-        ("backend-url='%s' video-id='%s'", s.backend_url.c_str(), s.video_id.c_str()));
+        ("backend-url='%s' video-id='%s'", segdl::redact_url(backend).c_str(), s.video_id.c_str()));
     return FALSE;
   }
-  if (!segdl::is_http_url(s.backend_url)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                      ("backend-url must be an http:// or https:// URL: %s", s.backend_url.c_str()),
-                      (nullptr));
+  if (!segdl::is_http_url(backend)) {
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, SETTINGS,
+        ("backend-url must be an http:// or https:// URL: %s", segdl::redact_url(backend).c_str()),
+        (nullptr));
     return FALSE;
   }
   // libsoup 3 would abort this process if libsoup 2 were in it already.
@@ -202,7 +208,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   }
 
   segdl::DownloaderConfig cfg;
-  cfg.backend = s.backend_url;
+  cfg.backend = backend;
   cfg.video_id = s.video_id;
   cfg.max_concurrent = int(s.max_concurrent);
   cfg.poll_interval_s = s.poll_interval;
@@ -217,14 +223,16 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.user_agent = s.user_agent;
   cfg.ssl_strict = s.ssl_strict;
   cfg.cache.dir = s.cache_dir;
-  cfg.fallback_uri = s.fallback_uri;
+  cfg.fallback_uri = fallback;
   cfg.missing_segment = s.missing_segment;
   cfg.cache.max_size_bytes = s.cache_max_size;
   cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
-  auto factory = [entry](const segdl::FetcherConfig &fc,
-                         std::string &err) -> std::unique_ptr<segdl::Fetcher> {
+  auto factory = [entry, http](const segdl::FetcherConfig &fc,
+                               std::string &err) -> std::unique_ptr<segdl::Fetcher> {
+    segdl::FetcherConfig full = fc;
+    full.http = http;
     char *msg = nullptr;
-    segdl::Fetcher *f = entry(SEGDL_HTTP_MODULE_ABI, &fc, &msg);
+    segdl::Fetcher *f = entry(SEGDL_HTTP_MODULE_ABI, &full, &msg);
     if (!f) err = msg ? msg : "unknown error";
     g_free(msg);
     return std::unique_ptr<segdl::Fetcher>(f);
@@ -252,7 +260,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   priv->offset = 0;
   priv->buffering = false;
   priv->percent = 100;
-  GST_INFO_OBJECT(self, "starting %s for id '%s'", s.backend_url.c_str(), s.video_id.c_str());
+  GST_INFO_OBJECT(self, "starting %s for id '%s'", backend.c_str(), s.video_id.c_str());
   std::lock_guard<std::mutex> lock(priv->state_lock);
   priv->downloader = std::move(dl);
   return TRUE;
@@ -449,7 +457,8 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
       s.missing_segment = segdl::MissingSegment(g_value_get_enum(value));
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      if (!gst_seg_dl_src_set_http_property(s.http, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
   }
 }
@@ -540,7 +549,8 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       g_value_set_enum(value, int(s.missing_segment));
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      if (!gst_seg_dl_src_get_http_property(s.http, prop_id, value))
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
   }
 }
@@ -687,13 +697,17 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
   /**
    * GstSegDlSrc:timeout:
    * Seconds one request may take in all, from connecting to its last byte,
-   * before it fails and is retried (0 = no limit, default 300).
+   * before it fails and is retried (0 = no limit, default 300). Not
+   * souphttpsrc's timeout, which bounds each wait for the server (the
+   * response headers, then every read): that is #GstSegDlSrc:stall-timeout
+   * here.
    */
   g_object_class_install_property(
       gobject_class, PROP_TIMEOUT,
       g_param_spec_uint("timeout", "Timeout",
-                        "Seconds one request may take in all before it fails and is retried "
-                        "(0 = no limit)",
+                        "Seconds one request may take in all, connect to last byte, before it "
+                        "fails and is retried (0 = no limit); souphttpsrc's timeout (each wait "
+                        "for the server) is stall-timeout here",
                         0, 86400, kDefaultTimeout, rw));
   /**
    * GstSegDlSrc:stall-timeout:
@@ -898,6 +912,8 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                          "cache hits, offline)",
                          GST_TYPE_STRUCTURE,
                          GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_seg_dl_src_install_http_properties(gobject_class);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_type_mark_as_plugin_api(join_get_type(), GstPluginAPIFlags(0));
