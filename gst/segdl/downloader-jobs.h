@@ -43,6 +43,7 @@ struct Downloader::Job final : FetchListener {
   int failures = 0;                 // failed attempts so far
   int64_t first_start_us = -1;      // when its first attempt started
   int64_t not_ready_since_us = -1;  // first "not yet" answer while listed
+  bool waits_unlisted = false;      // Waiting after a "not yet" while the status did not list it
   int64_t received = 0;             // bytes of the segment handed to the buffer
   int64_t expected = -1;            // size of the whole segment, once known
   int64_t skip = 0;                 // bytes to drop from the current response (resume answered 200)

@@ -158,6 +158,7 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
 // poll again unless nothing more is to be learnt.
 void Downloader::after_status() {
   publish_end();
+  wake_listed_waiters();
   schedule();
   if (progress_.fully_known()) {
     clear_source(poll_tick_);  // nothing more to learn
@@ -249,6 +250,50 @@ void Downloader::check_max_wait() {
             (progress_.advertised_total() ? std::to_string(*progress_.advertised_total())
                                           : std::string("unknown"));
   set_fatal(e);
+}
+
+// Speculative fetch. While the status says the backend is still producing
+// the track (a total above the ready segments, or the state "processing"),
+// the segment after the ready ones is asked for before the status lists
+// it: the first one not ready, within the download window
+// (pick_downloads() decides that). A backend that says neither (its tracks
+// end by the idle rule) is not asked for what may never come. The "not
+// yet" answers (404/425/503) are not failures (policy.cpp); the segment is
+// asked again after unlisted_retry_delay_us(), or at once when a status
+// lists it.
+bool Downloader::speculative_candidate(int64_t n) const {
+  if (!cfg_.speculative_fetch || !cfg_.monitor || !progress_.seen_status()) return false;
+  if (progress_.fully_known()) return false;
+  const TrackState state = progress_.state();
+  const bool producing = state == TrackState::Processing ||
+                         (state == TrackState::Unknown && progress_.advertised_total());
+  if (!producing) return false;
+  if (progress_.end() && n >= *progress_.end()) return false;
+  return n == progress_.first_missing();
+}
+
+// The wait after a "not yet" for a segment the status does not list: the
+// speculative rate (poll-interval / 4, at least 50 ms) or the server's
+// Retry-After when longer (up to a minute); without speculative fetch, the
+// Retry-After or a poll interval, as for any segment.
+int64_t Downloader::unlisted_retry_delay_us(int retry_after_s) const {
+  const int64_t asked = retry_after_s >= 0 ? int64_t(std::min(retry_after_s, 60)) * 1000000 : -1;
+  if (!cfg_.speculative_fetch) return asked >= 0 ? asked : int64_t(cfg_.poll_interval_s * 1e6);
+  const int64_t rate = std::max<int64_t>(50000, int64_t(cfg_.poll_interval_s * 1e6 / 4));
+  return std::max(asked, rate);
+}
+
+// A segment waiting because it was not listed yet is started as soon as a
+// status lists it (its timer is dropped).
+void Downloader::wake_listed_waiters() {
+  for (auto &entry : jobs_) {
+    Job &job = *entry.second;
+    if (job.phase != Job::Phase::Waiting || !job.waits_unlisted || !progress_.is_ready(job.n))
+      continue;
+    clear_source(job.timer);
+    job.waits_unlisted = false;
+    job.phase = Job::Phase::Idle;
+  }
 }
 
 }  // namespace segdl

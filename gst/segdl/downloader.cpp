@@ -259,8 +259,10 @@ void Downloader::schedule() {
   auto startable = [this](int64_t n) {
     auto it = jobs_.find(n);
     if (it != jobs_.end() && it->second->phase != Job::Phase::Idle) return false;
-    // Before the first status only segment 0 is worth asking for.
-    return progress_.is_ready(n) || (n == 0 && !progress_.seen_status());
+    // Before the first status only segment 0 is worth asking for; after
+    // it, the next one while the track is produced (speculative fetch).
+    return progress_.is_ready(n) || (n == 0 && !progress_.seen_status()) ||
+           speculative_candidate(n);
   };
   for (int64_t n : pick_downloads(consumer, window, cfg_.max_concurrent, in_flight, progress_.end(),
                                   startable)) {
@@ -279,6 +281,7 @@ void Downloader::schedule() {
 
 void Downloader::start_job(Job &job) {
   job.phase = Job::Phase::Fetching;
+  job.waits_unlisted = false;
   if (job.first_start_us < 0) job.first_start_us = now_us();
   if (cache_ && !job.writer && job.received == 0 && job.n != kFallbackSegment) {
     std::string error;
@@ -456,6 +459,9 @@ void Downloader::job_not_ready(Job &job, int retry_after_s) {
   // Retry-After is honoured up to a minute; max-wait bounds the whole wait.
   int64_t delay = retry_after_s >= 0 ? int64_t(std::min(retry_after_s, 60)) * 1000000
                                      : int64_t(cfg_.poll_interval_s * 1e6);
+  // Not listed: the status listing it starts it at once (wake_listed_waiters()).
+  job.waits_unlisted = !progress_.is_ready(job.n);
+  if (job.waits_unlisted) delay = unlisted_retry_delay_us(retry_after_s);
   wait_then_retry(job, delay);
 }
 

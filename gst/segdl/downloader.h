@@ -109,6 +109,11 @@ struct DownloaderConfig {
   // reached, when the segmented backend fails for good. Empty = none.
   std::string fallback_uri;
   MissingSegment missing_segment = MissingSegment::Fallback;
+  // While the backend is still producing the track, ask for the segment
+  // after the ready ones before the status lists it (one request at a
+  // time, every poll_interval_s / 4 at most, or the server's Retry-After),
+  // so it is fetched as soon as it exists (downloader-status.cpp).
+  bool speculative_fetch = true;
   // The time in microseconds (monotonic); empty = g_get_monotonic_time().
   std::function<int64_t()> clock;
 };
@@ -242,6 +247,9 @@ class Downloader {
   bool switch_to_fallback(std::unique_lock<std::mutex> &lock, EngineError why);
   void set_fatal(EngineError e);
   void publish_end();
+  bool speculative_candidate(int64_t n) const;
+  int64_t unlisted_retry_delay_us(int retry_after_s) const;
+  void wake_listed_waiters();
   void check_max_wait();
   void arm_max_wait(int64_t delay_us);
   int64_t now_us() const;

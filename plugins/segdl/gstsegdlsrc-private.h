@@ -37,6 +37,7 @@ constexpr guint kDefaultStallTimeout = 15;
 constexpr guint64 kDefaultMaxSegmentSize = 256 * 1024 * 1024;
 constexpr gdouble kDefaultMaxWait = 600.0;
 constexpr gboolean kDefaultMonitor = TRUE;
+constexpr gboolean kDefaultSpeculativeFetch = TRUE;
 constexpr gdouble kDefaultIdleTimeout = 20.0;
 constexpr guint kDefaultBufferSize = 64 * 1024;
 constexpr gdouble kDefaultFirstSegmentDuration = 15.0;
@@ -62,6 +63,7 @@ enum {
   PROP_MAX_WAIT,
   PROP_MONITOR,
   PROP_IDLE_TIMEOUT,
+  PROP_SPECULATIVE_FETCH,
   PROP_USER_AGENT,
   PROP_SSL_STRICT,
   PROP_BUFFER_SIZE,
@@ -90,6 +92,7 @@ struct Settings {
   gdouble max_wait = kDefaultMaxWait;
   gboolean monitor = kDefaultMonitor;
   gdouble idle_timeout = kDefaultIdleTimeout;
+  gboolean speculative_fetch = kDefaultSpeculativeFetch;
   std::string user_agent = "segdl/" VERSION;
   gboolean ssl_strict = TRUE;
   guint buffer_size = kDefaultBufferSize;

@@ -220,6 +220,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.max_wait_s = s.max_wait;
   cfg.monitor = s.monitor;
   cfg.idle_timeout_s = s.idle_timeout;
+  cfg.speculative_fetch = s.speculative_fetch;
   cfg.user_agent = s.user_agent;
   cfg.ssl_strict = s.ssl_strict;
   cfg.cache.dir = s.cache_dir;
@@ -417,6 +418,9 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
     case PROP_IDLE_TIMEOUT:
       s.idle_timeout = g_value_get_double(value);
       break;
+    case PROP_SPECULATIVE_FETCH:
+      s.speculative_fetch = g_value_get_boolean(value);
+      break;
     case PROP_USER_AGENT: {
       const char *v = g_value_get_string(value);
       s.user_agent = v ? v : "";
@@ -514,6 +518,9 @@ static void gst_seg_dl_src_get_property(GObject *object, guint prop_id, GValue *
       break;
     case PROP_IDLE_TIMEOUT:
       g_value_set_double(value, s.idle_timeout);
+      break;
+    case PROP_SPECULATIVE_FETCH:
+      g_value_set_boolean(value, s.speculative_fetch);
       break;
     case PROP_USER_AGENT:
       g_value_set_string(value, s.user_agent.c_str());
@@ -767,6 +774,20 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           "Seconds without a new segment after which a track whose backend "
                           "gives no total and no state is taken as complete",
                           0.0, 86400.0, kDefaultIdleTimeout, rw));
+  /**
+   * GstSegDlSrc:speculative-fetch:
+   * While the backend is still producing the track, ask for the segment
+   * after the ready ones before the status lists it (one request at a time,
+   * every poll-interval / 4 at most, or the server's Retry-After when
+   * longer), so it is fetched as soon as it exists. FALSE: only segments
+   * the status lists are asked for (default TRUE).
+   */
+  g_object_class_install_property(
+      gobject_class, PROP_SPECULATIVE_FETCH,
+      g_param_spec_boolean("speculative-fetch", "Speculative fetch",
+                           "While the track is produced, also ask for the next segment before "
+                           "the status lists it (at most every poll-interval/4)",
+                           kDefaultSpeculativeFetch, rw));
   /**
    * GstSegDlSrc:user-agent:
    * The User-Agent header of every request (default "segdl/VERSION").
