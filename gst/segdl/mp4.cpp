@@ -789,4 +789,85 @@ bool mp4_presentation(const Mp4File &file, const Mp4Track &track, const uint8_t 
   return true;
 }
 
+Mp4Progressive::State Mp4Progressive::fail_with(const std::string &why) {
+  error_ = why;
+  state_ = State::Error;
+  return state_;
+}
+
+Mp4Progressive::State Mp4Progressive::on_head(const uint8_t *data, size_t size) {
+  if (state_ != State::NeedHead && state_ != State::NeedTail) return state_;
+  Mp4Layout l;
+  std::string why;
+  if (!scan_mp4_layout(data, size, l, &why)) return fail_with(why);
+  if (l.fragmented) return state_ = State::Whole;
+  if (!l.has_mdat) return state_;  // NeedHead: the mdat's header tells what to do
+  Mp4Box mdat;
+  if (!read_mp4_box(data, size, l.mdat_offset, mdat, &why, true)) return fail_with(why);
+  // Only a sized mdat has an end the samples can be checked against.
+  if (mdat.to_end) return state_ = State::Whole;
+  head_layout_ = l;
+  mdat_payload_ = mdat.payload_offset();
+  tail_offset_ = mdat.end();
+  if (l.has_moov && size >= l.moov_offset + l.moov_size)
+    return read_moov(data + l.moov_offset, size_t(l.moov_size), l);  // in the head already
+  if (l.has_moov && l.moov_before_mdat) return state_;  // NeedHead: the rest of the moov
+  return state_ = State::NeedTail;
+}
+
+Mp4Progressive::State Mp4Progressive::on_tail(const uint8_t *data, size_t size) {
+  if (state_ != State::NeedTail) return state_;
+  std::string why;
+  for (uint64_t pos = 0; pos < size;) {
+    Mp4Box box;
+    if (!read_mp4_box(data, size, pos, box, &why))
+      return fail_with("the file's tail from " + std::to_string(tail_offset_) + ": " + why);
+    if (box.type == fourcc("moov")) {
+      Mp4Layout l = head_layout_;
+      l.has_moov = true;
+      l.moov_offset = tail_offset_ + pos;
+      l.moov_size = box.size;
+      l.moov_before_mdat = false;
+      return read_moov(data + pos, size_t(box.size), l);
+    }
+    pos = box.end();
+  }
+  return fail_with("no moov in the " + std::to_string(size) + " bytes after the mdat");
+}
+
+// Reads the moov (whole, from its header) with what the head said of the
+// layout; checks the audio track's samples against the mdat as
+// mp4_presentation() does with the whole file.
+Mp4Progressive::State Mp4Progressive::read_moov(const uint8_t *moov, size_t size,
+                                                const Mp4Layout &layout) {
+  std::string why;
+  file_ = Mp4File();
+  if (!parse_mp4_moov(moov, size, file_, &why, limits_)) return fail_with(why);
+  file_.layout = layout;
+  if (file_.audio_track < 0) return state_ = State::Whole;  // the whole-file path says why
+  if (!mp4_presentation(file_, audio(), nullptr, 0, presentation_, &why)) return fail_with(why);
+  if (!presentation_.consistent) return fail_with(presentation_.inconsistency);
+  const std::vector<Mp4Sample> &samples = audio().samples;
+  for (size_t i = 0; i < samples.size(); i++) {
+    const Mp4Sample &s = samples[i];
+    presentation_.mdat_end = std::max(presentation_.mdat_end, s.offset + s.size);
+    if (s.offset < mdat_payload_ || s.offset > tail_offset_ || s.size > tail_offset_ - s.offset) {
+      // Outside the first mdat (another mdat, or a bad table): the
+      // whole-file path judges it.
+      error_ = "sample " + std::to_string(i) + " lies outside the first mdat";
+      return state_ = State::Whole;
+    }
+  }
+  ready_ = 0;
+  return state_ = State::Ready;
+}
+
+size_t Mp4Progressive::samples_in(uint64_t head_bytes) {
+  if (state_ != State::Ready) return 0;
+  const std::vector<Mp4Sample> &samples = audio().samples;
+  while (ready_ < samples.size() && samples[ready_].offset + samples[ready_].size <= head_bytes)
+    ready_++;
+  return ready_;
+}
+
 }  // namespace segdl

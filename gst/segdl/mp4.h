@@ -185,4 +185,62 @@ struct Mp4Presentation {
 bool mp4_presentation(const Mp4File &file, const Mp4Track &track, const uint8_t *data, size_t size,
                       Mp4Presentation &out, std::string *error = nullptr);
 
+// Reading a self-contained file while it arrives (issue 11: first audio
+// before the whole segment). The caller gives the head of the file (its
+// first bytes, in order, as many as have arrived) to on_head(). A moov
+// before the mdat is read from the head; a moov after it (ffmpeg's default)
+// is read from the tail: the rest of the file from tail_offset() (the
+// mdat's end), which the caller fetches apart (a Range request) and gives to
+// on_tail(). Once the moov is read (Ready), samples_in() says how many of
+// the audio track's samples, from the first, have all their bytes in the
+// head: those can be output before the mdat is whole. The samples, the
+// presentation (edit list) and the checks are those of parse_mp4() and
+// mp4_presentation() on the whole file; a file this cannot read as well
+// (samples outside the first mdat, no audio track) says Whole: the caller
+// reads the whole file as before.
+class Mp4Progressive {
+ public:
+  enum class State {
+    NeedHead,  // more of the head is needed to tell
+    NeedTail,  // the moov follows the mdat: fetch the file from tail_offset()
+    Ready,     // the moov is read: samples_in() tells what can go
+    Whole,     // nothing to gain: a fragmented file, an mdat running to the end,
+               // no audio or another layout; read the whole file as before
+    Error,     // not a usable MP4 (error() says why)
+  };
+
+  explicit Mp4Progressive(const Mp4Limits &limits = Mp4Limits()) : limits_(limits) {}
+
+  // The first `size` bytes of the file (the same start each call, growing).
+  State on_head(const uint8_t *data, size_t size);
+  // The file's bytes from tail_offset() to its end (NeedTail only).
+  State on_tail(const uint8_t *data, size_t size);
+
+  State state() const { return state_; }
+  uint64_t tail_offset() const { return tail_offset_; }
+  const std::string &error() const { return error_; }
+  // Ready: the parsed moov (layout from the head), its audio track and what
+  // mp4_presentation() says of it.
+  const Mp4File &file() const { return file_; }
+  const Mp4Track &audio() const { return file_.tracks[size_t(file_.audio_track)]; }
+  const Mp4Presentation &presentation() const { return presentation_; }
+  // Ready: the number of leading samples of the audio track whose bytes
+  // lie within the first `head_bytes` bytes of the file (never decreases).
+  size_t samples_in(uint64_t head_bytes);
+
+ private:
+  State read_moov(const uint8_t *moov, size_t size, const Mp4Layout &layout);
+  State fail_with(const std::string &why);
+
+  Mp4Limits limits_;
+  State state_ = State::NeedHead;
+  Mp4Layout head_layout_;
+  uint64_t mdat_payload_ = 0;  // the first byte of the mdat's payload
+  uint64_t tail_offset_ = 0;   // the mdat's end
+  Mp4File file_;
+  Mp4Presentation presentation_;
+  size_t ready_ = 0;  // samples_in()'s last answer
+  std::string error_;
+};
+
 }  // namespace segdl
