@@ -3,6 +3,7 @@
 #include "migrate.h"
 
 #include "segdl/cache.h"
+#include "segdl/mp4.h"
 
 #include <gst/gst.h>
 
@@ -86,10 +87,34 @@ bool import_file(Cache &cache, int64_t index, const std::string &path, std::stri
   return ok;
 }
 
+// An MP4 (ftyp first) must hold its whole moov and end with its last box.
+// Checked before parsebin: qtdemux failing on a file with no moov while
+// parsebin is still plugging it may post its ERROR after parsebin dropped
+// it, and then nothing ends the pipeline (a 30 s wait, then "not read").
+bool mp4_whole(const std::string &path, std::string &error) {
+  GError *err = nullptr;
+  GMappedFile *map = g_mapped_file_new(path.c_str(), FALSE, &err);
+  if (!map) {
+    error = err ? err->message : "cannot read";
+    g_clear_error(&err);
+    return false;
+  }
+  const auto *data = reinterpret_cast<const uint8_t *>(g_mapped_file_get_contents(map));
+  Mp4Layout layout;
+  const bool mp4 = data && scan_mp4_layout(data, g_mapped_file_get_length(map), layout) &&
+                   layout.has_ftyp;
+  g_mapped_file_unref(map);
+  if (!mp4 || (layout.has_moov && layout.complete)) return true;  // not MP4: parsebin decides
+  error = layout.has_moov ? "cut short (an MP4 whose last box is not whole)"
+                          : "cut short (an MP4 without its moov)";
+  return false;
+}
+
 }  // namespace
 
 bool validate_segment_file(const std::string &path, std::string &codec, std::string &error) {
   GError *err = nullptr;
+  if (!mp4_whole(path, error)) return false;
   GstElement *pipe =
       gst_parse_launch("filesrc name=f ! parsebin ! fakesink name=s sync=false", &err);
   if (!pipe) {
