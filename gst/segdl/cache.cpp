@@ -30,6 +30,7 @@
  *    nothing else.
  */
 #include "segdl/cache.h"
+#include "segdl/log.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -480,6 +481,9 @@ class FileSegmentWriter : public SegmentWriter {
     }
     tmp_path_.clear();
     fsync_dir(dir_);
+    SEGDL_CACHE_LOG(GST_LEVEL_DEBUG,
+                    "segment %" G_GINT64_FORMAT " stored: %" G_GUINT64_FORMAT " bytes in %s",
+                    segment_, uint64_t(written_), dir_.c_str());
     return true;
   }
 
@@ -588,6 +592,7 @@ bool Cache::open_track(const std::string &video_id, std::string &error) {
     impl_->track_dir = dir;
     impl_->touch();
     remove_dead_temps(dir);
+    SEGDL_CACHE_LOG(GST_LEVEL_DEBUG, "track folder %s", dir.c_str());
     return true;
   }
   error = "cannot open cache folder " + dir + ": it keeps being removed";
@@ -601,7 +606,10 @@ const std::string &Cache::track_dir() const {
 GBytes *Cache::lookup(int64_t segment, SegmentInfo *info) {
   SegmentInfo found;
   std::string path;
-  if (!impl_->validate(segment, found, path)) return nullptr;
+  if (!impl_->validate(segment, found, path)) {
+    SEGDL_CACHE_LOG(GST_LEVEL_LOG, "segment %" G_GINT64_FORMAT ": miss", segment);
+    return nullptr;
+  }
   // Read, not mapped: a file truncated by another program while it plays
   // would kill the process with SIGBUS through a mapping.
   gchar *contents = nullptr;
@@ -612,12 +620,17 @@ GBytes *Cache::lookup(int64_t segment, SegmentInfo *info) {
   // segment swapped for another, are removed, never played or served.
   if (length != static_cast<gsize>(found.size) || sha256_hex(contents, length) != found.sha256) {
     g_free(contents);
+    SEGDL_CACHE_LOG(GST_LEVEL_WARNING,
+                    "segment %" G_GINT64_FORMAT ": %s changed on disk (size or SHA-256); removed",
+                    segment, path.c_str());
     ::unlink(path.c_str());
     ::unlink(join(impl_->track_dir, segment_name(segment, ".meta")).c_str());
     return nullptr;
   }
   GBytes *bytes = g_bytes_new_take(contents, length);
   impl_->touch();
+  SEGDL_CACHE_LOG(GST_LEVEL_DEBUG, "segment %" G_GINT64_FORMAT ": hit, %" G_GSIZE_FORMAT " bytes",
+                  segment, length);
   if (info) *info = std::move(found);
   return bytes;
 }
@@ -717,6 +730,9 @@ int Cache::evict() {
     if (!too_old && !too_big) continue;
     bool gone = false;
     const uint64_t removed = remove_track(t, gone);
+    SEGDL_CACHE_LOG(GST_LEVEL_INFO, "evicted %s (%s): %" G_GUINT64_FORMAT " bytes freed%s",
+                    t.name.c_str(), too_old ? "unused too long" : "over cache-max-size", removed,
+                    gone ? "" : " (folder kept: in use or not empty)");
     total -= std::min(total, removed);
     if (gone) count++;
   }

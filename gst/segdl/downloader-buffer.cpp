@@ -7,6 +7,7 @@
 #include "segdl/downloader-jobs.h"
 
 #include "segdl/urls.h"
+#include "segdl/log.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -208,6 +209,11 @@ void Downloader::warn(EngineWarning w) {
 void Downloader::segment_done(const SegmentDone &done) {
   if (done.index >= 0) segments_whole_.insert(done.index);
   stats_.segments_downloaded = int64_t(segments_whole_.size());
+  static const char *const kSources[] = {"network", "cache", "fallback"};
+  SEGDL_ENGINE_LOG(GST_LEVEL_INFO,
+                   "segment %" G_GINT64_FORMAT " whole: %" G_GUINT64_FORMAT
+                   " bytes from the %s in %.3f s, %d retries",
+                   done.index, done.bytes, kSources[int(done.source)], done.seconds, done.retries);
   EngineEvent ev;
   ev.kind = EngineEvent::Kind::Segment;
   ev.segment = done;

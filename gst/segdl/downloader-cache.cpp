@@ -7,6 +7,7 @@
 #include "segdl/downloader-jobs.h"
 
 #include "segdl/urls.h"
+#include "segdl/log.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -90,7 +91,7 @@ void Downloader::cache_failed(const std::string &why) {
     stats_.faults++;
   }
   for (auto &entry : jobs_) entry.second->writer.reset();
-  g_debug("cache off: %s", why.c_str());
+  SEGDL_ENGINE_LOG(GST_LEVEL_WARNING, "cache off: %s", why.c_str());
   EngineWarning w;
   w.kind = EngineWarning::Kind::Cache;
   w.uri = cfg_.cache.dir;

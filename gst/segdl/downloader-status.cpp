@@ -7,6 +7,7 @@
 #include "segdl/downloader-jobs.h"
 
 #include "segdl/urls.h"
+#include "segdl/log.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -75,6 +76,12 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
     return;
   }
   status_failures_ = 0;
+  static const char *const kStates[] = {"not given", "processing", "complete", "error"};
+  SEGDL_ENGINE_LOG(GST_LEVEL_DEBUG,
+                   "status: %zu ready (leading %" G_GINT64_FORMAT "), total %s, state %s",
+                   st.ready.size(), st.contiguous_ready(),
+                   st.total_segments ? std::to_string(*st.total_segments).c_str() : "unknown",
+                   kStates[int(st.state)]);
   if (st.state == TrackState::Error) {
     EngineError e;
     e.kind = EngineError::Kind::Failed;
@@ -89,8 +96,9 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
   std::optional<int64_t> old_end = progress_.end();
   progress_.update(st, now_us());
   if (old_end && progress_.end() != old_end)
-    g_debug("track %s: the number of segments changed from %" G_GINT64_FORMAT,
-            cfg_.video_id.c_str(), *old_end);
+    SEGDL_ENGINE_LOG(GST_LEVEL_INFO,
+                     "track %s: the number of segments changed from %" G_GINT64_FORMAT,
+                     cfg_.video_id.c_str(), *old_end);
   if (verifying_record_) {
     // Online, the live status is the authority over the cache's record (an
     // edited or stale track.meta): the track follows it, the record is
@@ -114,7 +122,8 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
                                    int http_status, EngineError::Kind kind, bool retry) {
   if (verifying_record_) {
     // Offline: the cache's record of a whole track stands; play it.
-    g_debug("status for the cached track: %s; playing the cache", why.c_str());
+    SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "status for the cached track: %s; playing the cache",
+                     why.c_str());
     verifying_record_ = false;
     publish_end();
     schedule();
@@ -138,7 +147,8 @@ void Downloader::on_status_failure(const std::string &why, const std::string &de
     stats_.retries++;
     stats_.faults++;
   }
-  g_debug("status: %s, retrying", why.c_str());
+  SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "status: %s (attempt %d of %d), retrying", why.c_str(),
+                   status_failures_, cfg_.max_retries + 1);
   EngineWarning w;
   w.uri = url;
   w.http_status = http_status;

@@ -19,6 +19,7 @@
 #include "segdl/downloader-jobs.h"
 
 #include "segdl/urls.h"
+#include "segdl/log.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -279,6 +280,11 @@ void Downloader::schedule() {
   }
 }
 
+// "segment N", or "the fallback URL", for log lines.
+static std::string job_name(int64_t n) {
+  return n == kFallbackSegment ? std::string("the fallback URL") : "segment " + std::to_string(n);
+}
+
 void Downloader::start_job(Job &job) {
   job.phase = Job::Phase::Fetching;
   job.waits_unlisted = false;
@@ -296,6 +302,8 @@ void Downloader::start_job(Job &job) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.resumes++;
   }
+  SEGDL_ENGINE_LOG(GST_LEVEL_DEBUG, "%s: request, attempt %d%s", job_name(job.n).c_str(),
+                   job.failures + 1, job.received > 0 ? " (resumed with Range)" : "");
   job.fetch_id = fetcher_->start(req, &job);
 }
 
@@ -474,8 +482,8 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
       stats_.retries++;
       stats_.faults++;
     }
-    g_debug("segment %" G_GINT64_FORMAT ": %s (attempt %d of %d), retrying", job.n, cause.c_str(),
-            job.failures, cfg_.max_retries + 1);
+    SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "%s: %s (attempt %d of %d), retrying", job_name(job.n).c_str(),
+                     cause.c_str(), job.failures, cfg_.max_retries + 1);
     EngineWarning w;
     w.segment = job.n;
     w.uri = job.url;
@@ -489,6 +497,8 @@ void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
     return;
   }
   job.phase = Job::Phase::Failed;
+  SEGDL_ENGINE_LOG(GST_LEVEL_WARNING, "%s failed: %s after %d attempt(s)", job_name(job.n).c_str(),
+                   cause.c_str(), job.failures);
   EngineError e;
   e.kind = kind;
   e.segment = job.n;
@@ -520,6 +530,7 @@ void Downloader::set_fatal(EngineError e) {
   clear_source(poll_timer_);
   clear_source(poll_tick_);
   clear_source(max_wait_timer_);
+  SEGDL_ENGINE_LOG(GST_LEVEL_WARNING, "giving up: %s (%s)", e.message.c_str(), e.debug.c_str());
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!fatal_) fatal_ = std::move(e);
@@ -547,6 +558,8 @@ void Downloader::restart_jobs() {
 void Downloader::start_fallback(EngineError reason) {
   if (stopping_) return;
   fallback_mode_ = true;
+  SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "switching to the fallback URL %s: %s",
+                   cfg_.fallback_uri.c_str(), reason.message.c_str());
   cancel_everything();
   EngineWarning w;
   w.kind = EngineWarning::Kind::Fallback;

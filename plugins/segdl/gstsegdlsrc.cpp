@@ -277,6 +277,12 @@ static gboolean gst_seg_dl_src_stop(GstBaseSrc *bsrc) noexcept {
     if (dl) priv->last_stats = dl->stats();
   }
   if (dl) dl->stop();  // joins the HTTP thread: outside the lock
+  if (dl)
+    GST_INFO_OBJECT(self,
+                    "stopped: %" G_GINT64_FORMAT " segments, %" G_GINT64_FORMAT
+                    " bytes, %" G_GINT64_FORMAT " retries",
+                    priv->last_stats.segments_downloaded, priv->last_stats.bytes_downloaded,
+                    priv->last_stats.retries);
   for (GstBuffer *b : priv->held) gst_buffer_unref(b);
   priv->held.clear();
   priv->held_bytes = 0;
@@ -682,7 +688,8 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
                           0.01, 3600.0, kDefaultPollInterval, rw));
   /**
    * GstSegDlSrc:max-retries:
-   * Retries of a failing request before giving up (default 3).
+   * Retries of a failing request before giving up (default 3): a request
+   * is tried at most max-retries + 1 times.
    */
   g_object_class_install_property(
       gobject_class, PROP_MAX_RETRIES,
