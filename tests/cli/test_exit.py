@@ -2,6 +2,7 @@
 """segdl's exit codes, one per cause, and Ctrl-C then a rerun from the cache."""
 import glob
 import os
+import shutil
 import signal
 
 import clitest
@@ -44,9 +45,14 @@ class ExitCodes(CliTestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
 
     def test_missing_element_is_1(self):
+        # A copy of segdl with no plugin beside it (the build tree's finds its own).
+        lone = os.path.join(self.tmp, "bin")
+        os.makedirs(lone)
+        shutil.copy2(clitest.SEGDL, lone)
         env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(self.tmp, "none"),
                    GST_REGISTRY=os.path.join(self.tmp, "registry.bin"))
-        r = self.segdl("t", "-b", "http://127.0.0.1:9", "-d", "dl", env=env)
+        r = clitest.run([os.path.join(lone, os.path.basename(clitest.SEGDL)), "t", "-b",
+                         "http://127.0.0.1:9", "-d", "dl"], env=env, cwd=self.tmp)
         self.one_line_error(r, 1, "segdlsrc element is not installed")
 
     def test_backend_unreachable_is_3(self):

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "migrate.h"
 #include "output.h"
+#include "plugin.h"
 
 #include <glib/gstdio.h>
 
@@ -157,6 +158,7 @@ bool Download::codec_fits_output() {
 }
 
 bool Download::build(std::string &error) {
+  if (!ensure_segdlsrc(error)) return false;
   pipeline_ = gst_pipeline_new("segdl");
   src_ = gst_element_factory_make("segdlsrc", "src");
   tee_ = gst_element_factory_make("tee", "tee");

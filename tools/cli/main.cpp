@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "download.h"
 #include "output.h"
+#include "plugin.h"
 #include "progress.h"
 
 #include <glib-unix.h>
@@ -188,7 +189,10 @@ int parse_options(int argc, char **argv, Parsed &p) {
     return usage(msg);
   }
   if (raw.version) {
-    printf("segdl %s (%s)\n", VERSION, gst_version_string());
+    std::string unused;
+    const std::string plugin = ensure_segdlsrc(unused) ? segdlsrc_plugin_file() : "";
+    printf("segdl %s (%s)\nsegdlsrc: %s\n", VERSION, gst_version_string(),
+           plugin.empty() ? "not found" : plugin.c_str());
     return -1;
   }
   apply_options(raw, p);

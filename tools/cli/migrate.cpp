@@ -101,8 +101,8 @@ bool mp4_whole(const std::string &path, std::string &error) {
   }
   const auto *data = reinterpret_cast<const uint8_t *>(g_mapped_file_get_contents(map));
   Mp4Layout layout;
-  const bool mp4 = data && scan_mp4_layout(data, g_mapped_file_get_length(map), layout) &&
-                   layout.has_ftyp;
+  const bool mp4 =
+      data && scan_mp4_layout(data, g_mapped_file_get_length(map), layout) && layout.has_ftyp;
   g_mapped_file_unref(map);
   if (!mp4 || (layout.has_moov && layout.complete)) return true;  // not MP4: parsebin decides
   error = layout.has_moov ? "cut short (an MP4 whose last box is not whole)"
