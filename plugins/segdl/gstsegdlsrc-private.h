@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — segdlsrc's private parts, shared by gstsegdlsrc.cpp (the GObject:
- * properties, states, queries, URI handler) and gstsegdlsrc-stream.cpp (the
- * streaming thread: the push loop, both joins, seeking, fallback and gaps).
+ * properties, states, queries, URI handler) and the streaming thread's
+ * files (gstsegdlsrc-stream.cpp: the push loop, join=bytes;
+ * gstsegdlsrc-timeline.cpp and -frames.cpp: join=timeline, seeking,
+ * fallback and gaps; see gstsegdlsrc-stream.h).
  */
 #pragma once
 
@@ -200,7 +202,7 @@ GstStructure *gst_seg_dl_src_make_stats(const segdl::EngineStats &s);
 // streaming thread (gstsegdlsrc.cpp).
 void gst_seg_dl_src_post_events(GstSegDlSrc *self, segdl::Downloader *dl);
 
-// The streaming thread (gstsegdlsrc-stream.cpp).
+// The streaming thread (gstsegdlsrc-stream.cpp, gstsegdlsrc-timeline.cpp).
 GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept;
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept;
 // The timeline join's state back to a fresh start (start()), or freed (stop()).

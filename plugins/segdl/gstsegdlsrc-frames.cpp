@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* segdl — segdlsrc's join=timeline, part two: the parsed frames onto
+ * segdl::Timeline. Each frame's samples are counted from the codec, the
+ * container's trims and the demuxer's clipping go with it, the timeline's
+ * decisions stamp it, and it leaves in order (see docs/design.md,
+ * "Timeline"). Streaming thread, or do_seek() under the stream lock.
+ */
+#include "gstsegdlsrc-stream.h"
+
+#include <gst/audio/audio.h>
+
+#include "segdl/codec.h"
+
+#define GST_CAT_DEFAULT gst_seg_dl_src_debug
+
+// Two caps describe the same audio format if media type, rate, channels and
+// MPEG version/layer agree: codec_data and stream headers that every segment
+// repeats do not make a new format.
+static bool same_format(GstCaps *a, GstCaps *b) {
+  if (!a || !b || gst_caps_is_empty(a) || gst_caps_is_empty(b)) return false;
+  const GstStructure *sa = gst_caps_get_structure(a, 0);
+  const GstStructure *sb = gst_caps_get_structure(b, 0);
+  if (!gst_structure_has_name(sb, gst_structure_get_name(sa))) return false;
+  for (const char *field : {"rate", "channels", "mpegversion", "layer"}) {
+    const GValue *va = gst_structure_get_value(sa, field);
+    const GValue *vb = gst_structure_get_value(sb, field);
+    if (!va && !vb) continue;
+    if (!va || !vb || gst_value_compare(va, vb) != GST_VALUE_EQUAL) return false;
+  }
+  return true;
+}
+
+/* ---- frames onto the timeline ------------------------------------------- */
+
+// What the frames are, for counting their samples from the codec.
+enum FrameCodec { CODEC_OTHER, CODEC_AAC, CODEC_OPUS, CODEC_MP3, CODEC_VORBIS };
+
+// Vorbis: count each packet's samples across joins from the stream headers
+// (a parser restarted per segment gets the first packet of each one wrong).
+static void init_vorbis(GstSegDlSrc *self, const GstStructure *st) {
+  const GValue *hdrs = gst_structure_get_value(st, "streamheader");
+  if (!hdrs || !GST_VALUE_HOLDS_ARRAY(hdrs) || gst_value_array_get_size(hdrs) < 3) return;
+  GstBuffer *id = gst_value_get_buffer(gst_value_array_get_value(hdrs, 0));
+  GstBuffer *setup = gst_value_get_buffer(gst_value_array_get_value(hdrs, 2));
+  GstMapInfo a, b;
+  if (!id || !setup || !gst_buffer_map(id, &a, GST_MAP_READ)) return;
+  if (gst_buffer_map(setup, &b, GST_MAP_READ)) {
+    if (!self->priv->vorbis.init(a.data, a.size, b.data, b.size))
+      GST_WARNING_OBJECT(self, "cannot read the Vorbis headers: durations as parsed");
+    gst_buffer_unmap(setup, &b);
+  }
+  gst_buffer_unmap(id, &a);
+}
+
+// AAC samples per frame at the caps rate, from codec_data (1024 or 960,
+// doubled when the caps rate is SBR's).
+static int aac_frame_samples(const GstStructure *st, int rate) {
+  const GValue *v = gst_structure_get_value(st, "codec_data");
+  GstBuffer *cd = v && GST_VALUE_HOLDS_BUFFER(v) ? gst_value_get_buffer(v) : nullptr;
+  GstMapInfo map;
+  if (!cd || !gst_buffer_map(cd, &map, GST_MAP_READ)) return 1024;
+  segdl::AacConfig cfg;
+  int n = 1024;
+  if (segdl::parse_aac_config(map.data, map.size, cfg) && cfg.sample_rate > 0)
+    n = int(uint64_t(cfg.frame_length) * uint64_t(rate) / cfg.sample_rate);
+  gst_buffer_unmap(cd, &map);
+  return n > 0 ? n : 1024;
+}
+
+// The pre-skip of the OpusHead in the caps (streamheader or codec_data), 0
+// if none.
+static uint64_t opus_preskip(const GstStructure *st) {
+  GstBuffer *head = nullptr;
+  const GValue *v = gst_structure_get_value(st, "streamheader");
+  if (v && GST_VALUE_HOLDS_ARRAY(v) && gst_value_array_get_size(v) > 0)
+    head = gst_value_get_buffer(gst_value_array_get_value(v, 0));
+  v = gst_structure_get_value(st, "codec_data");
+  if (!head && v && GST_VALUE_HOLDS_BUFFER(v)) head = gst_value_get_buffer(v);
+  GstMapInfo map;
+  if (!head || !gst_buffer_map(head, &map, GST_MAP_READ)) return 0;
+  segdl::OpusHead h;
+  uint64_t n = segdl::parse_opus_head(map.data, map.size, h) ? h.pre_skip : 0;
+  gst_buffer_unmap(head, &map);
+  return n;
+}
+
+// New caps for the frames entering the timeline: what the codec is, its
+// rate (Opus counts at 48 kHz whatever the caps say), the samples per frame
+// and the pre-roll a decoder needs before a seek target.
+static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  const GstStructure *st = gst_caps_get_structure(caps, 0);
+  int rate = 0;
+  gst_structure_get_int(st, "rate", &rate);
+  int version = 0;
+  priv->vorbis = segdl::VorbisBlocks();
+  priv->codec = CODEC_OTHER;
+  uint64_t preroll = 0;
+  if (gst_structure_has_name(st, "audio/x-opus")) {
+    priv->codec = CODEC_OPUS;
+    rate = 48000;
+    preroll = 3840;  // 80 ms, what RFC 7845 asks for after a seek
+    priv->opus_preskip = opus_preskip(st);
+  } else if (gst_structure_has_name(st, "audio/x-vorbis")) {
+    priv->codec = CODEC_VORBIS;
+    init_vorbis(self, st);
+    preroll = 4096;  // the previous packet's overlap, long blocks included
+  } else if (gst_structure_has_name(st, "audio/mpeg") &&
+             gst_structure_get_int(st, "mpegversion", &version)) {
+    if (version == 1) {
+      priv->codec = CODEC_MP3;
+      preroll = 3 * 1152;  // bit reservoir (up to 511 bytes back) and overlap
+    } else {
+      priv->codec = CODEC_AAC;
+      priv->aac_frame = aac_frame_samples(st, rate);
+      preroll = uint64_t(priv->aac_frame);  // the previous frame's overlap
+    }
+  }
+  priv->out_rate = rate > 0 ? rate : 0;
+  priv->last_samples = -1;
+  priv->timeline.set_rate(priv->out_rate);
+  priv->timeline.set_preroll(preroll);
+  gst_caps_replace(&priv->in_caps, caps);
+}
+
+// Samples in a frame, from the codec itself (Opus TOC, MP3 header, AAC
+// frame length, Vorbis block sizes); else from its duration, else the
+// previous frame's. `info` is set for an MP3 information frame (no audio).
+static int64_t frame_samples(GstSegDlSrc *self, GstBuffer *frame, bool *info) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  *info = false;
+  int64_t n = -1;
+  GstMapInfo map;
+  if (priv->codec != CODEC_OTHER && gst_buffer_map(frame, &map, GST_MAP_READ)) {
+    switch (priv->codec) {
+      case CODEC_OPUS:
+        n = segdl::opus_packet_samples(map.data, map.size);
+        break;
+      case CODEC_AAC:
+        n = priv->aac_frame;
+        break;
+      case CODEC_VORBIS:
+        if (priv->vorbis.ready()) n = priv->vorbis.next(map.data, map.size);
+        break;
+      case CODEC_MP3: {
+        segdl::MpegAudioHeader h;
+        segdl::MpegInfoFrame fi;
+        if (segdl::parse_mpeg_audio_header(map.data, map.size, h)) {
+          n = h.samples;
+          *info = segdl::parse_mpeg_info_frame(map.data, map.size, h, fi) &&
+                  fi.kind != segdl::MpegInfoFrame::Kind::None;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    gst_buffer_unmap(frame, &map);
+  }
+  if (n < 0 && GST_BUFFER_DURATION_IS_VALID(frame) && priv->out_rate)
+    n = int64_t(segdl::ns_to_samples(GST_BUFFER_DURATION(frame), priv->out_rate));
+  if (n < 0) n = priv->last_samples;
+  if (n < 0) {
+    GST_WARNING_OBJECT(self, "a frame of unknown length: counted as empty");
+    n = 0;
+  }
+  priv->last_samples = n;
+  return n;
+}
+
+// The clipping a demuxer put on a frame, in samples at the timeline's
+// rate; the meta is removed (the timeline's own replaces it).
+static void take_clipping(GstSegDlSrc *self, GstBuffer *frame, uint64_t &start, uint64_t &end) {
+  start = end = 0;
+  GstAudioClippingMeta *clip = gst_buffer_get_audio_clipping_meta(frame);
+  if (!clip) return;
+  int rate = self->priv->out_rate;
+  if (clip->format == GST_FORMAT_DEFAULT) {
+    start = clip->start;
+    end = clip->end;
+  } else if (clip->format == GST_FORMAT_TIME) {
+    start = segdl::ns_to_samples(clip->start, rate);
+    end = segdl::ns_to_samples(clip->end, rate);
+  }
+  gst_buffer_remove_meta(frame, reinterpret_cast<GstMeta *>(clip));
+}
+
+void gst_seg_dl_src_free_frames(std::deque<GstSegDlSrcPrivate::Frame> &q) {
+  for (auto &f : q) {
+    if (f.buffer) gst_buffer_unref(f.buffer);
+    if (f.caps) gst_caps_unref(f.caps);
+    if (f.event) gst_event_unref(f.event);
+  }
+  q.clear();
+}
+
+// Applies the timeline's decisions to the frames waiting for them, in order.
+static void apply_decisions(GstSegDlSrc *self, const segdl::Timeline::Decisions &ds) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  for (const segdl::FrameDecision &d : ds) {
+    if (priv->pending.empty()) break;
+    GstSegDlSrcPrivate::Frame f = priv->pending.front();
+    priv->pending.pop_front();
+    if (d.drop) {
+      gst_buffer_unref(f.buffer);
+      if (f.caps) gst_caps_unref(f.caps);
+      continue;
+    }
+    GstBuffer *b = gst_buffer_make_writable(f.buffer);
+    GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = d.pts_ns;
+    GST_BUFFER_DURATION(b) = d.duration_ns;
+    GST_BUFFER_OFFSET(b) = GST_BUFFER_OFFSET_END(b) = GST_BUFFER_OFFSET_NONE;
+    if (d.clip_start || d.clip_end)
+      gst_buffer_add_audio_clipping_meta(b, GST_FORMAT_DEFAULT, d.clip_start, d.clip_end);
+    if (d.discont || priv->discont)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+    else
+      GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DISCONT);
+    priv->discont = false;
+    f.buffer = b;
+    priv->ready.push_back(f);
+  }
+}
+
+void gst_seg_dl_src_end_timeline_segment(GstSegDlSrc *self) {
+  segdl::Timeline::Decisions ds;
+  self->priv->timeline.end_segment(ds);
+  apply_decisions(self, ds);
+}
+
+// Ogg: oggdemux gives each packet's granule (OFFSET_END): the samples
+// decoded up to its end. A packet whose granule is short of the count from
+// the packet before is cut at its end by that much (the end trim of the
+// last page, RFC 7845 4.4 / Vorbis I A.2): demuxing in push mode, oggdemux
+// does not apply it.
+static uint64_t ogg_end_trim(GstSegDlSrc *self, GstBuffer *frame, uint64_t samples) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  // Opus only: for Vorbis oggdemux counts the last packet itself.
+  if (!priv->ogg_form || priv->codec != CODEC_OPUS) return 0;
+  int64_t expected = priv->granule_end >= 0 ? priv->granule_end + int64_t(samples) : -1;
+  uint64_t trim = 0;
+  if (GST_BUFFER_OFFSET_END_IS_VALID(frame) && GST_BUFFER_OFFSET_END(frame) < G_MAXINT64) {
+    int64_t granule = int64_t(GST_BUFFER_OFFSET_END(frame));
+    if (expected > granule) trim = std::min<uint64_t>(uint64_t(expected - granule), samples);
+    priv->granule_end = granule;
+  } else {
+    priv->granule_end = expected;
+  }
+  return trim;
+}
+
+// Codec headers go straight out: no time of their own.
+void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int64_t segment,
+                                int64_t known_samples) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (caps && !same_format(priv->in_caps, caps)) {
+    gst_seg_dl_src_end_timeline_segment(self);  // the frames before go out with their caps
+    if (priv->in_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
+    enter_caps(self, caps);
+  }
+  if (segment >= 0) {
+    priv->tl_segment = segment;
+    priv->granule_end = -1;
+    if (segment == 0 && priv->codec == CODEC_OPUS && priv->opus_preskip > 0) {
+      // The track starts with the encoder's pre-skip (demuxers mark it on
+      // the first frame, or not: oggdemux in push mode does not).
+      segdl::SegmentTrim trim;
+      trim.start = priv->opus_preskip;
+      priv->timeline.set_trim(0, trim);
+    }
+  }
+  if (GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
+    gst_seg_dl_src_end_timeline_segment(self);
+    frame = gst_buffer_make_writable(frame);
+    GST_BUFFER_PTS(frame) = GST_BUFFER_DTS(frame) = priv->timeline.position_ns();
+    GST_BUFFER_DURATION(frame) = GST_CLOCK_TIME_NONE;
+    priv->ready.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
+    return;
+  }
+
+  bool info = false;
+  int64_t samples = known_samples >= 0 ? known_samples : frame_samples(self, frame, &info);
+  if (info) {
+    GST_DEBUG_OBJECT(self, "an MP3 information frame in segment %" G_GINT64_FORMAT ": not audio",
+                     priv->tl_segment);
+    gst_buffer_unref(frame);
+    return;
+  }
+  uint64_t clip_start = 0, clip_end = 0;
+  take_clipping(self, frame, clip_start, clip_end);
+  clip_end = std::max<uint64_t>(clip_end, ogg_end_trim(self, frame, uint64_t(samples)));
+  priv->frames_out++;
+  priv->pending.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
+  segdl::Timeline::Decisions ds;
+  priv->timeline.push(priv->tl_segment, uint64_t(samples), priv->next_token++, ds, clip_start,
+                      clip_end);
+  apply_decisions(self, ds);
+}
+
+GstFlowReturn gst_seg_dl_src_take_ready(GstSegDlSrc *self, GstBuffer **outbuf) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  GstSegDlSrcPrivate::Frame f = priv->ready.front();
+  priv->ready.pop_front();
+  *outbuf = nullptr;
+  if (f.event) {
+    // Events go out only once the stream has begun (caps set).
+    if (priv->caps_set)
+      gst_pad_push_event(GST_BASE_SRC_PAD(self), f.event);
+    else
+      gst_event_unref(f.event);
+    return GST_FLOW_OK;
+  }
+  if (f.caps && !same_format(priv->out_caps, f.caps)) {
+    if (!gst_base_src_set_caps(GST_BASE_SRC(self), f.caps)) {
+      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
+                        ("downstream refused %" GST_PTR_FORMAT, f.caps));
+      gst_buffer_unref(f.buffer);
+      gst_caps_unref(f.caps);
+      return GST_FLOW_NOT_NEGOTIATED;
+    }
+    gst_caps_replace(&priv->out_caps, f.caps);
+  }
+  if (f.caps) gst_caps_unref(f.caps);
+  if (!priv->caps_set) GST_BUFFER_FLAG_SET(f.buffer, GST_BUFFER_FLAG_DISCONT);
+  priv->caps_set = true;
+  *outbuf = f.buffer;
+  return GST_FLOW_OK;
+}
+
+void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  gst_seg_dl_src_free_frames(priv->pending);
+  gst_seg_dl_src_free_frames(priv->ready);
+  priv->timeline = segdl::Timeline();
+  priv->next_token = 0;
+  gst_caps_replace(&priv->in_caps, nullptr);
+  priv->codec = CODEC_OTHER;
+  priv->out_rate = 0;
+  priv->tl_segment = -1;
+  priv->last_samples = -1;
+  priv->self_contained = false;
+  priv->iso_form = false;
+  priv->last_segment = -1;
+  priv->reject_segment = -1;
+  priv->form_known = false;
+  if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  priv->iso_segment = -1;
+  priv->ogg_form = false;
+  priv->granule_end = -1;
+  priv->opus_preskip = 0;
+  if (priv->tags) gst_tag_list_unref(priv->tags);
+  priv->tags = nullptr;
+  priv->exact_duration_ns = -1;
+}
+
+// The fallback file from its start: drops what was already played. True
+// when the frame was dropped; else `samples` is its count.
+static bool skip_fallback_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
+                                int64_t &samples) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (caps && !same_format(priv->in_caps, caps)) {
+    gst_seg_dl_src_end_timeline_segment(self);
+    enter_caps(self, caps);
+  }
+  bool info = false;
+  samples = frame_samples(self, frame, &info);
+  uint64_t n = priv->fallback_by_frames ? 1 : uint64_t(samples);
+  if (info || (priv->fallback_seen + n <= priv->fallback_skip && n > 0)) {
+    if (!info) priv->fallback_seen += n;
+    gst_buffer_unref(frame);
+    return true;
+  }
+  priv->fallback_skipping = false;
+  if (priv->fallback_seen != priv->fallback_skip)
+    GST_WARNING_OBJECT(self,
+                       "fallback frames do not align: %" G_GUINT64_FORMAT " vs %" G_GUINT64_FORMAT,
+                       priv->fallback_seen, priv->fallback_skip);
+  return false;
+}
+
+void gst_seg_dl_src_on_joined_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
+                                    int64_t instance_start) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (priv->fallback_skipping && !GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
+    int64_t samples = -1;
+    if (skip_fallback_frame(self, frame, caps, samples)) return;
+    // The first frame of the fallback file played: a segment of its own.
+    gst_seg_dl_src_enter_frame(self, frame, caps, segdl::kFallbackSegment, samples);
+    return;
+  }
+  if (instance_start == segdl::kFallbackSegment) instance_start = -1;  // handled above
+  gst_seg_dl_src_enter_frame(self, frame, caps, instance_start);
+}

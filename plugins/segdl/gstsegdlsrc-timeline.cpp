@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* segdl — segdlsrc's join=timeline, part one: the segments' bytes into the
+ * demuxers (FrameJoiner, or our MP4 reader for m4a segments), bad segments
+ * and gaps, the switch to the fallback, the loop that pushes what the
+ * timeline stamped (gstsegdlsrc-frames.cpp), and seeking (see
+ * docs/design.md). Streaming thread, or do_seek() under the stream lock.
+ */
+#include "gstsegdlsrc-stream.h"
+
+#include "segdl/codec.h"
+
+#include <cstring>
+
+#define GST_CAT_DEFAULT gst_seg_dl_src_debug
+
+static void demux_error(GstSegDlSrc *self, int64_t segment, const std::string &why) {
+  GST_ELEMENT_ERROR(self, STREAM, DEMUX,
+                    ("Could not read the audio of segment %" G_GINT64_FORMAT ".", segment),
+                    ("%s", why.c_str()));
+}
+
+static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &why);
+
+// What the first bytes of a segment look like, for an error text.
+static std::string describe_start(const guint8 *data, gsize size) {
+  if (size == 0) return "no bytes";
+  std::string text;
+  for (gsize i = 0; i < size && i < 8; i++) text += g_ascii_isprint(data[i]) ? char(data[i]) : '.';
+  return std::to_string(size) + "+ bytes beginning \"" + text + "\"";
+}
+
+// True when the bytes begin a box that continues a fragmented MP4.
+static bool iso_fragment(const guint8 *data, gsize size) {
+  if (size < 8) return false;
+  for (const char *box : {"moof", "styp", "sidx", "emsg", "prft"})
+    if (memcmp(data + 4, box, 4) == 0) return true;
+  return false;
+}
+
+// Hands the probed first bytes of a segment to the joiner, starting a new
+// demuxer instance when they begin a file of their own. When the track's
+// segments are files of their own, a segment that is not one (garbage, an
+// HTML page) and a file that gave no frame are bad segments (bad_segment()).
+static bool feed_probe(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (!priv->probe) return true;
+  GBytes *bytes = g_byte_array_free_to_bytes(priv->probe);
+  priv->probe = nullptr;
+  int64_t segment = priv->probe_segment;
+  priv->probe_segment = -1;
+  gsize size = 0;
+  const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(bytes, &size));
+  const char *container = nullptr;
+  bool file = segdl::starts_container(data, size, &container);
+  bool iso = file && strcmp(container, "ISO BMFF") == 0;
+  std::string error;
+  if (!priv->form_known) {
+    // WebM/Matroska and Ogg segments are files of their own, m4a ones too
+    // (or the init of fragments); MP3 ones once a second one is tagged too.
+    priv->form_known = true;
+    priv->self_contained = file && !g_str_has_prefix(container, "ID3");
+    priv->iso_form = iso;
+    priv->ogg_form = file && strcmp(container, "Ogg") == 0;
+  } else if (file) {
+    priv->self_contained = true;
+  }
+  if (!file && priv->self_contained && segment != segdl::kFallbackSegment &&
+      !(priv->iso_form && iso_fragment(data, size))) {
+    std::string why = "it is not a file of the track's form: " + describe_start(data, size);
+    g_bytes_unref(bytes);
+    priv->reject_segment = segment;  // the rest of its bytes are dropped
+    return bad_segment(self, segment, why);
+  }
+  if (file || !priv->joiner->has_instance()) {
+    if (priv->joiner->has_instance()) {
+      GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT " is a %s file", segment, container);
+      int64_t previous = priv->joiner->instance_segment();
+      if (!priv->joiner->finish(error) && !bad_segment(self, previous, error)) {
+        g_bytes_unref(bytes);
+        return false;
+      }
+    }
+    if (iso && segment != segdl::kFallbackSegment) {
+      // Read whole by our own code once complete (flush_iso()).
+      priv->iso_segment = segment;
+      priv->iso_bytes = g_byte_array_new();
+      g_byte_array_append(priv->iso_bytes, data, guint(size));
+      g_bytes_unref(bytes);
+      return true;
+    }
+    priv->joiner->new_instance(segment);
+  }
+  bool ok = priv->joiner->push(bytes, error);
+  g_bytes_unref(bytes);
+  if (!ok) demux_error(self, segment, error);
+  return ok;
+}
+/* ---- seeking -------------------------------------------------------------- */
+
+// Nominal segment lengths: from the status, else the properties.
+static segdl::NominalSegments nominal_segments(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::EngineStats st;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->downloader) st = priv->downloader->stats();
+  }
+  segdl::NominalSegments n;
+  n.first_s =
+      st.first_segment_duration_s > 0 ? st.first_segment_duration_s : priv->first_segment_duration;
+  n.rest_s = st.segment_duration_s > 0 ? st.segment_duration_s : priv->segment_duration;
+  n.total = st.segments_total;
+  return n;
+}
+
+// A flushing TIME seek (basesrc has stopped the streaming thread): the
+// timeline picks the segment to restart from (real starts where seen, the
+// pre-roll the decoder needs included); frames before the target are then
+// dropped or given as clipped pre-roll, so the first sample out is the
+// target's.
+gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
+  GstSegDlSrcPrivate *priv = self->priv;
+  // basesrc "seeks" to the start once when it starts: that one always works.
+  if (priv->join != JOIN_TIMELINE || segment->format != GST_FORMAT_TIME)
+    return segment->start == 0 && priv->offset == 0;
+  if (segment->rate < 0) {
+    GST_WARNING_OBJECT(self, "reverse playback is not supported");
+    return FALSE;
+  }
+  segdl::Downloader *dl = priv->downloader.get();
+  if (!dl) return FALSE;
+  if (dl->stats().fallback) {
+    GST_WARNING_OBJECT(self, "no seeking once the fallback URL has taken over");
+    return FALSE;
+  }
+  GstClockTime target = segment->start;
+  if (target == 0 && !priv->caps_set && priv->timeline.position_ns() == 0 &&
+      priv->pending.empty() && priv->ready.empty())
+    return TRUE;  // already there
+  segdl::SeekPlan plan = priv->timeline.seek(target, nominal_segments(self));
+  GST_INFO_OBJECT(self,
+                  "seek to %" GST_TIME_FORMAT ": segment %" G_GINT64_FORMAT
+                  " starting at %" GST_TIME_FORMAT,
+                  GST_TIME_ARGS(target), plan.segment, GST_TIME_ARGS(plan.start_ns));
+  dl->seek(plan.segment);
+  priv->last_segment = plan.segment - 1;
+  priv->reject_segment = -1;
+  priv->form_known = false;
+  if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  priv->iso_segment = -1;
+  priv->joiner->reset();
+  gst_seg_dl_src_free_frames(priv->pending);
+  gst_seg_dl_src_free_frames(priv->ready);
+  if (priv->probe) g_byte_array_unref(priv->probe);
+  priv->probe = nullptr;
+  priv->probe_segment = -1;
+  priv->track_done = false;
+  priv->tl_segment = -1;
+  priv->last_samples = -1;
+  if (priv->vorbis.ready()) priv->vorbis.reset();
+  priv->frames_out_valid = false;
+  priv->discont = true;
+  return TRUE;
+}
+
+/* ---- the timeline join's loop --------------------------------------------- */
+
+// Segment `segment` will give nothing: the frames held back go out, then a
+// GAP (in order with them) up to where the next segment begins, with a
+// WARNING.
+static void place_gap(GstSegDlSrc *self, int64_t segment, const segdl::EngineError &e) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  gst_seg_dl_src_end_timeline_segment(self);
+  uint64_t start = 0, dur = 0;
+  priv->timeline.skip_segment(segment, nominal_segments(self), start, dur);
+  gst_seg_dl_src_post_gap_warning(self, e, dur);
+  if (dur > 0) priv->ready.push_back({nullptr, nullptr, gst_event_new_gap(start, dur)});
+  priv->frames_out_valid = false;  // a fallback later can no longer count frames
+  if (priv->vorbis.ready()) priv->vorbis.reset();
+  priv->tl_segment = -1;
+  priv->discont = true;
+}
+
+// A segment that gives no audio (not a file of the track's form, no audio
+// stream, no frame, an empty body): never skipped silently.
+// missing-segment=gap leaves a gap with a WARNING; any other policy stops
+// with STREAM/DEMUX naming the segment. False when the stream must stop.
+static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &why) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::MissingSegment policy;
+  {
+    std::lock_guard<std::mutex> lock(priv->settings_lock);
+    policy = priv->settings.missing_segment;
+  }
+  GST_WARNING_OBJECT(self, "segment %" G_GINT64_FORMAT " gives no audio: %s", segment, why.c_str());
+  if (policy != segdl::MissingSegment::Gap) {
+    demux_error(self, segment, why);
+    return false;
+  }
+  segdl::EngineError e;
+  e.kind = segdl::EngineError::Kind::Read;
+  e.segment = segment;
+  e.message = "it gives no audio";
+  e.debug = why;
+  place_gap(self, segment, e);
+  return true;
+}
+
+// The m4a segment collected whole: read by our own code (no qtdemux, so no
+// edit list can make it unplayable), its edit list a trim of the timeline,
+// its frames into it. An init of fragments, or a codec we do not read, goes
+// to parsebin instead.
+static bool flush_iso(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (!priv->iso_bytes) return true;
+  GBytes *bytes = g_byte_array_free_to_bytes(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  int64_t segment = priv->iso_segment;
+  priv->iso_segment = -1;
+  segdl::Mp4Segment m;
+  std::string error;
+  switch (segdl::read_mp4_segment(bytes, m, error)) {
+    case segdl::Mp4Read::Ok:
+      break;
+    case segdl::Mp4Read::Fragmented:
+    case segdl::Mp4Read::OtherCodec: {
+      priv->joiner->new_instance(segment);
+      bool ok = priv->joiner->push(bytes, error);
+      g_bytes_unref(bytes);
+      if (!ok) demux_error(self, segment, error);
+      return ok;
+    }
+    case segdl::Mp4Read::Error:
+      g_bytes_unref(bytes);
+      return bad_segment(self, segment, error);
+  }
+  segdl::SegmentTrim trim;
+  trim.start = uint64_t(m.trim_start);
+  trim.length = m.trim_length;
+  priv->timeline.set_trim(segment, trim);
+  GST_DEBUG_OBJECT(self,
+                   "segment %" G_GINT64_FORMAT ": %zu frames, edit from %" G_GINT64_FORMAT
+                   " for %" G_GINT64_FORMAT " samples",
+                   segment, m.frames.size(), m.trim_start, m.trim_length);
+  for (size_t i = 0; i < m.frames.size(); i++)
+    gst_seg_dl_src_enter_frame(self, m.frames[i], m.caps, i == 0 ? segment : -1);
+  m.frames.clear();  // the timeline's now
+  g_bytes_unref(bytes);
+  return true;
+}
+
+// Segments between the last one seen and `segment` gave no bytes at all.
+static bool check_skipped(GstSegDlSrc *self, int64_t segment) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  for (int64_t k = priv->last_segment + 1; k < segment; k++)
+    if (!bad_segment(self, k, "its body is empty")) return false;
+  priv->last_segment = segment;
+  return true;
+}
+
+// The end of the track, or a segment that will give nothing: what the
+// demuxers hold is finished first (its frames go out before the gap).
+static GstFlowReturn end_or_gap(GstSegDlSrc *self, const segdl::Downloader::Item &item) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  std::string error;
+  if (!feed_probe(self) || !flush_iso(self)) return GST_FLOW_ERROR;
+  if (item.kind == segdl::Downloader::Item::Kind::Eos) {
+    int64_t last = priv->joiner->instance_segment();
+    if (!priv->joiner->finish(error) && !bad_segment(self, last, error)) return GST_FLOW_ERROR;
+    priv->track_done = true;
+    return GST_FLOW_OK;
+  }
+  if (!priv->joiner->finish(error))
+    GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
+  if (!check_skipped(self, item.segment)) return GST_FLOW_ERROR;
+  priv->gap_segment = item.segment;
+  priv->gap_error = item.error;
+  return GST_FLOW_OK;
+}
+
+// The fallback URL takes over (`first` is its first chunk, taken): finish
+// what the segments gave (their frames come out first), then start the file.
+static GstFlowReturn fallback_begins(GstSegDlSrc *self, GBytes *first) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  std::string error;
+  if (!feed_probe(self)) {
+    g_bytes_unref(first);
+    return GST_FLOW_ERROR;
+  }
+  // An m4a segment cut short gives nothing: the fallback covers it.
+  if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  priv->iso_segment = -1;
+  // The segment that failed may be cut short: what it gave is played, a
+  // demuxer error about its missing rest is expected.
+  if (!priv->joiner->finish(error))
+    GST_INFO_OBJECT(self, "the broken segment ends: %s", error.c_str());
+  priv->fallback_first = first;
+  priv->discont = true;
+  return GST_FLOW_OK;
+}
+
+// The next item from the engine into the joiner: segment bytes (probed at
+// each segment's start), the end, a gap or the fallback's first bytes.
+static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  segdl::Downloader::Item item;
+  GstFlowReturn ret = gst_seg_dl_src_next_item(self, dl, item);
+  if (ret != GST_FLOW_OK) return ret;
+  using K = segdl::Downloader::Item::Kind;
+  if (item.kind == K::Eos || item.kind == K::Gap) return end_or_gap(self, item);
+  if (item.segment == segdl::kFallbackSegment && item.segment_offset == 0)
+    return fallback_begins(self, item.bytes);
+  if (item.segment == priv->reject_segment) {
+    g_bytes_unref(item.bytes);  // a segment refused as a whole
+    return GST_FLOW_OK;
+  }
+  if (item.segment == priv->iso_segment && item.segment_offset > 0) {
+    gsize n = 0;
+    const guint8 *d = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &n));
+    g_byte_array_append(priv->iso_bytes, d, guint(n));
+    g_bytes_unref(item.bytes);
+    return GST_FLOW_OK;
+  }
+  if (item.segment_offset == 0) {
+    // A new segment: decide about the previous one's probe first.
+    if (!feed_probe(self) || !flush_iso(self) || !check_skipped(self, item.segment)) {
+      g_bytes_unref(item.bytes);
+      return GST_FLOW_ERROR;
+    }
+    priv->probe = g_byte_array_new();
+    priv->probe_segment = item.segment;
+  }
+  if (priv->probe) {
+    gsize size = 0;
+    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(item.bytes, &size));
+    g_byte_array_append(priv->probe, data, guint(size));
+    g_bytes_unref(item.bytes);
+    if (priv->probe->len >= kHeaderProbeBytes && !feed_probe(self)) return GST_FLOW_ERROR;
+    return GST_FLOW_OK;
+  }
+  std::string error;
+  bool ok = priv->joiner->push(item.bytes, error);
+  g_bytes_unref(item.bytes);
+  if (!ok) {
+    demux_error(self, item.segment, error);
+    return GST_FLOW_ERROR;
+  }
+  return GST_FLOW_OK;
+}
+
+// Everything before the switch is out: the fallback file starts now, from
+// its beginning, skipping what was played. False on a demuxer error (posted).
+static bool start_fallback(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  GBytes *first = priv->fallback_first;
+  priv->fallback_first = nullptr;
+  bool fresh = !priv->caps_set;
+  // The same encode has the same frames: count them when the count is
+  // from the track start, else measure the time played.
+  priv->fallback_by_frames = priv->frames_out_valid;
+  priv->fallback_skip =
+      priv->fallback_by_frames ? priv->frames_out : priv->timeline.position_samples();
+  priv->fallback_seen = 0;
+  priv->fallback_skipping = priv->fallback_skip > 0;
+  if (priv->vorbis.ready()) priv->vorbis.reset();
+  // Nothing played yet: the file is the track start (headers, pre-skip).
+  priv->joiner->new_instance(fresh ? 0 : segdl::kFallbackSegment);
+  std::string error;
+  bool ok = priv->joiner->push(first, error);
+  g_bytes_unref(first);
+  if (!ok) demux_error(self, segdl::kFallbackSegment, error);
+  return ok;
+}
+
+// Everything is out: EOS, the length now counted, not estimated.
+static GstFlowReturn finish_track(GstSegDlSrc *self, segdl::Downloader *dl) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (!priv->caps_set) {
+    GST_ELEMENT_ERROR(self, STREAM, DEMUX, ("The track has no audio."),
+                      ("no frame came out of %" G_GINT64_FORMAT " demuxer instance(s)",
+                       priv->joiner->instance_count()));
+    return GST_FLOW_ERROR;
+  }
+  GST_INFO_OBJECT(self, "end of track at %" GST_TIME_FORMAT,
+                  GST_TIME_ARGS(priv->timeline.position_ns()));
+  priv->exact_duration_ns = int64_t(priv->timeline.position_ns());
+  gst_seg_dl_src_update_duration(self, dl);
+  gst_seg_dl_src_post_final_stats(self, dl);
+  return GST_FLOW_EOS;
+}
+
+// Segment bytes into the joiner, parsed frames through the timeline, out in
+// order.
+GstFlowReturn gst_seg_dl_src_create_timeline(GstSegDlSrc *self, segdl::Downloader *dl,
+                                             GstBuffer **outbuf) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (priv->caps_set && priv->tags) {
+    // Segment 0's container tags: after the first buffer, so after the
+    // segment event basesrc sends before it.
+    GstTagList *tags = priv->tags;
+    priv->tags = nullptr;
+    gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_tag(tags));
+  }
+  for (;;) {
+    if (!priv->ready.empty()) {
+      GstFlowReturn ret = gst_seg_dl_src_take_ready(self, outbuf);
+      if (ret != GST_FLOW_OK) return ret;
+      if (!*outbuf) continue;  // an event
+      GstClockTime stop = GST_BASE_SRC(self)->segment.stop;
+      if (GST_CLOCK_TIME_IS_VALID(stop) && GST_BUFFER_PTS(*outbuf) >= stop &&
+          GST_BUFFER_DURATION(*outbuf) > 0) {
+        gst_buffer_replace(outbuf, nullptr);
+        return GST_FLOW_EOS;  // basesrc turns this into SEGMENT_DONE for segment seeks
+      }
+      return GST_FLOW_OK;
+    }
+    GstCaps *caps = nullptr;
+    int64_t instance_start = -1;
+    if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
+      if (GstTagList *tags = priv->joiner->take_tags()) {
+        if (priv->tags) gst_tag_list_unref(priv->tags);
+        priv->tags = tags;
+      }
+      gst_seg_dl_src_on_joined_frame(self, frame, caps, instance_start);
+      continue;
+    }
+    if (priv->gap_segment >= 0) {
+      // The frames before it are out of the joiner: the gap follows them.
+      int64_t n = priv->gap_segment;
+      priv->gap_segment = -1;
+      place_gap(self, n, priv->gap_error);
+      continue;
+    }
+    if (priv->fallback_first) {
+      // Everything before the switch is out: the fallback file starts now,
+      // from its beginning, skipping what was played.
+      gst_seg_dl_src_end_timeline_segment(self);
+      if (!priv->ready.empty()) continue;
+      if (!start_fallback(self)) return GST_FLOW_ERROR;
+      continue;
+    }
+    if (priv->track_done) {
+      gst_seg_dl_src_end_timeline_segment(self);
+      if (!priv->ready.empty()) continue;
+      return finish_track(self, dl);
+    }
+    GstFlowReturn ret = feed_next_item(self, dl);
+    if (ret != GST_FLOW_OK) return ret;
+  }
+}
