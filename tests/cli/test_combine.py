@@ -5,7 +5,9 @@ The output must hold the packets of the original encode, byte for byte and
 in order (ffmpeg framemd5 of both, no decoding), and play to its duration.
 """
 import concurrent.futures
+import glob
 import os
+import re
 
 import clitest
 from clitest import CliTestCase
@@ -109,6 +111,57 @@ class Combine(CliTestCase):
         self.assertEqual(clitest.cache_track_dirs(dl), [], "a segment was downloaded")
         self.assertNotIn("segment", [e["event"] for e in clitest.events(r.stdout)])
         self.assertFalse(os.path.exists(out) or os.path.exists(out + ".part"))
+
+    def refuse_then_rerun(self, form, *server_args):
+        """--combine into .opus with a bare status: exit 2 after segment 0;
+        returns the segments whole in the download dir at that point, after
+        checking that a rerun into .m4a takes them from there."""
+        root = os.path.join(self.tmp, "srv-" + form)
+        whole = clitest.make_form(root, "t", form)
+        srv = self.serve(root, *server_args)
+        dl = os.path.join(self.tmp, "dl-" + form)
+        out = os.path.join(self.tmp, f"{form}.opus")
+        r = self.segdl("t", "-b", srv.url, "-d", dl, "--combine", out, "--json", "--max-wait",
+                       "30", "--poll-interval", "0.2")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("cannot hold AAC audio", r.stderr)
+        evs = clitest.events(r.stdout)
+        self.assertNotIn("output", [e["event"] for e in evs])
+        self.assertEqual(evs[-1]["event"], "error")
+        self.assertFalse(os.path.exists(out) or os.path.exists(out + ".part"))
+        (track,) = clitest.cache_track_dirs(dl)
+        held = sorted(int(n[4:-4]) for n in os.listdir(track) if re.match(r"seg_\d+\.bin$", n))
+        # Every segment reported is kept (more may land while the pipeline stops).
+        reported = [e["index"] for e in evs if e["event"] == "segment"]
+        self.assertIn(0, reported)
+        self.assertLessEqual(set(reported), set(held))
+        for n in held:
+            served = glob.glob(os.path.join(root, "t", f"seg_{n}.*"))[0]
+            self.assertEqual(clitest.read_bytes(os.path.join(track, f"seg_{n}.bin")),
+                             clitest.read_bytes(served))
+        # Into a container that fits: what was kept comes from the download dir.
+        srv = self.serve(root)
+        out = os.path.join(self.tmp, f"{form}.m4a")
+        r = self.segdl("t", "-b", srv.url, "-d", dl, "--combine", out, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sources = {e["index"]: e["source"] for e in clitest.events(r.stdout)
+                   if e["event"] == "segment"}
+        self.assertEqual(sources, {n: "cache" if n in held else "network" for n in range(4)})
+        self.check_outputs([(out, whole, f"{form} -> .m4a after the refusal")])
+        return held
+
+    def test_bare_status_continuous_form_stops_after_segment_0(self):
+        # A status without mime_type: segment 0's first bytes tell the codec;
+        # segdl stops once segment 0 is whole in the download dir. Only
+        # segment 0 is ready: a segdl waiting for more would end on
+        # --max-wait (exit 4), not 2.
+        self.assertEqual(self.refuse_then_rerun("aac-adts", "--reveal-every", "60"), [0])
+
+    def test_bare_status_self_contained_form_stops_with_the_caps(self):
+        # An m4a segment tells the codec once segdlsrc outputs its frames (it
+        # may wait for segment 1 to be listed): the segments whole by then
+        # are kept and reused, the ones in flight dropped.
+        self.refuse_then_rerun("aac-m4a")
 
     def test_auto_name_follows_the_codec(self):
         want = {"aac-m4a": "m4a", "mp3": "mp3", "opus-webm": "opus", "vorbis-ogg": "ogg"}

@@ -269,6 +269,15 @@ void Download::attach_output(GstCaps *caps) {
   if (out == "auto") out = file_name_for_id(id_) + "." + natural_extension(caps);
   const std::string part = out + ".part";
   std::string error;
+  OutputChain plan;
+  if (!plan_output(path_extension(out), caps, plan, error)) {
+    // The container cannot hold the codec: the frames go nowhere, and the
+    // main thread stops once segment 0 is whole in the download dir.
+    std::string discard_error;
+    if (!link_discard_branch(discard_error)) error += "; " + discard_error;
+    post_app("segdl-combine-codec", error);
+    return;
+  }
   if (!link_output_chain(path_extension(out), caps, part, error)) {
     post_app("segdl-combine-error", error);
     return;
@@ -279,6 +288,25 @@ void Download::attach_output(GstCaps *caps) {
     part_path_ = part;
   }
   post_app("segdl-output", out, codec_name(caps));
+}
+
+// tee ! fakesink: where the frames go when --combine cannot take them.
+bool Download::link_discard_branch(std::string &error) {
+  GstElement *sink = gst_element_factory_make("fakesink", nullptr);
+  if (!sink) {
+    error = "GStreamer's fakesink is missing";
+    return false;
+  }
+  g_object_set(sink, "sync", FALSE, "async", FALSE, nullptr);
+  gst_bin_add(GST_BIN(pipeline_), sink);
+  GstPad *teepad = gst_element_request_pad_simple(tee_, "src_%u");
+  GstPad *sinkpad = gst_element_get_static_pad(sink, "sink");
+  const bool ok = gst_pad_link(teepad, sinkpad) == GST_PAD_LINK_OK;
+  gst_object_unref(sinkpad);
+  gst_object_unref(teepad);
+  gst_element_sync_state_with_parent(sink);
+  if (!ok) error = "could not link the fakesink";
+  return ok;
 }
 
 // Links `from` (a src pad) to `to`, choosing the sink pad (a muxer's request
@@ -374,6 +402,9 @@ void Download::on_message(GstMessage *msg) {
       if (gst_structure_has_name(s, "segdl-combine-error")) {
         progress_.error(kExitUsage, text ? text : "", "");
         finish(kExitUsage);
+      } else if (gst_structure_has_name(s, "segdl-combine-codec")) {
+        codec_error_ = text ? text : "";
+        if (segment0_done_) finish_codec_error();
       } else if (gst_structure_has_name(s, "segdl-playing")) {
         progress_.playing();
       } else if (gst_structure_has_name(s, "segdl-output")) {
@@ -387,6 +418,10 @@ void Download::on_message(GstMessage *msg) {
 }
 
 void Download::on_error(GstMessage *msg) {
+  if (!codec_error_.empty()) {
+    finish_codec_error();  // the first cause found; segment 0 will not come
+    return;
+  }
   GError *err = nullptr;
   gchar *debug = nullptr;
   gst_message_parse_error(msg, &err, &debug);
@@ -451,7 +486,18 @@ void Download::on_element(GstMessage *msg) {
     prev_.done = std::max(prev_.done, e.done);
     progress_.segment(e);
     progress_.state("downloading");
+    if (e.index == 0) {
+      segment0_done_ = true;
+      if (!codec_error_.empty()) finish_codec_error();
+    }
   }
+}
+
+// --combine OUT cannot hold the codec, and segment 0 (which told it) is
+// whole in the download dir: nothing more is fetched (docs/segdl.1.md).
+void Download::finish_codec_error() {
+  progress_.error(kExitUsage, codec_error_, "");
+  finish(kExitUsage);
 }
 
 // BUFFERING from segdlsrc: the push loop ran dry. While playing, pause the
@@ -471,6 +517,10 @@ void Download::on_buffering(GstMessage *msg) {
 }
 
 void Download::on_eos() {
+  if (!codec_error_.empty()) {
+    finish_codec_error();
+    return;
+  }
   const Snapshot s = have_final_stats_ ? final_stats_ : read_stats();
   std::string out, part;
   {
@@ -536,6 +586,8 @@ void Download::derive_segments(const Snapshot &s) {
 void Download::tick() {
   if (exit_code_ >= 0) return;
   const Snapshot s = read_stats();
+  // A segdlsrc without per-segment messages: a segment whole will do.
+  if (!codec_error_.empty() && !segment_messages_ && s.done >= 1) return finish_codec_error();
   derive_segments(s);
   const bool moving = s.done > prev_.done || s.bytes > prev_.bytes;
   if (s.total >= 0 && s.done >= s.total && !opts_.combine.empty())

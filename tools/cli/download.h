@@ -38,6 +38,8 @@ class Download {
   bool add_play_branch(std::string &error);
   // Streaming thread: the caps are known, so the muxer can be chosen.
   void attach_output(GstCaps *caps);
+  bool link_discard_branch(std::string &error);
+  void finish_codec_error();
   bool link_output_chain(const std::string &ext, GstCaps *caps, const std::string &part,
                          std::string &error);
   void post_app(const char *name, const std::string &message, const std::string &extra = "");
@@ -75,6 +77,8 @@ class Download {
   bool have_final_stats_ = false;
   Snapshot final_stats_, prev_;
   std::string cache_error_;  // the WARNING that turned the disk cache off
+  std::string codec_error_;  // --combine OUT cannot hold the codec (set once the caps came)
+  bool segment0_done_ = false;
   int64_t start_us_ = 0;
 
   // Written by the streaming thread in attach_output(), read by the main thread.
