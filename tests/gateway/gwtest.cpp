@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl-gateway tests — the gated upstream (see gwtest.h). */
 #include "gwtest.h"
+#include "server/util.h"
 
 #include <gio/gio.h>
 
@@ -21,11 +22,7 @@ GatedUpstream::GatedUpstream(std::string id, std::vector<Bytes> segments, bool h
     GSocketAddress *addr = g_inet_socket_address_new_from_string("127.0.0.1", 0);
     fail_unless(soup_server_listen(soup_, addr, static_cast<SoupServerListenOptions>(0), &err));
     g_object_unref(addr);
-    GSList *ls = soup_server_get_listeners(soup_);
-    GSocketAddress *local = g_socket_get_local_address(static_cast<GSocket *>(ls->data), nullptr);
-    port_ = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
-    g_object_unref(local);
-    g_slist_free(ls);
+    port_ = segdl::server::listening_port(soup_);
     {
       std::lock_guard<std::mutex> lock(started_mu);
       started = true;
@@ -95,7 +92,18 @@ bool GatedUpstream::wait_segment_requests(size_t total, int timeout_ms) const {
   });
 }
 
+void GatedUpstream::set_coding(const std::string &coding) {
+  std::lock_guard<std::mutex> lock(mu_);
+  coding_ = coding;
+}
+
 void GatedUpstream::answer(SoupServerMessage *msg, int64_t seg) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!coding_.empty())
+      soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                   "Content-Encoding", coding_.c_str());
+  }
   const Bytes &b = segments_[static_cast<size_t>(seg)];
   SoupMessageBody *body = soup_server_message_get_response_body(msg);
   if (half_first_ && !open_) {  // head and half now, the rest at open()
@@ -136,6 +144,20 @@ void GatedUpstream::on_request(SoupServer *, SoupServerMessage *msg, const char 
     return;
   }
   const char *s = static_cast<const char *>(g_hash_table_lookup(query, "segment"));
+  if (!s && g_strcmp0(path, "/stream") == 0) {  // the whole track, at once
+    Bytes all;
+    for (const Bytes &b : self->segments_) all.insert(all.end(), b.begin(), b.end());
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (!self->coding_.empty())
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                     "Content-Encoding", self->coding_.c_str());
+    }
+    soup_server_message_set_status(msg, 200, nullptr);
+    soup_server_message_set_response(msg, "audio/aac", SOUP_MEMORY_COPY,
+                                     reinterpret_cast<const char *>(all.data()), all.size());
+    return;
+  }
   const int64_t seg = s ? g_ascii_strtoll(s, nullptr, 10) : -1;
   if (seg < 0 || seg >= static_cast<int64_t>(self->segments_.size())) {
     soup_server_message_set_status(msg, 404, nullptr);

@@ -12,6 +12,10 @@
 #include <gst/check/gstcheck.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <map>
@@ -226,6 +230,9 @@ class GatedUpstream {
   void open();                                 // answers the held requests, and all later ones
   size_t segment_requests(int64_t seg) const;  // received so far
   bool wait_segment_requests(size_t total, int timeout_ms) const;
+  // Later segment and whole-track answers (GET /stream?v=ID, the segments
+  // end to end) carry "Content-Encoding: CODING" (empty = none).
+  void set_coding(const std::string &coding);
 
  private:
   static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -235,9 +242,10 @@ class GatedUpstream {
   std::vector<Bytes> segments_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::map<int64_t, size_t> counts_;                           // under mu_
-  bool open_ = false;                                          // server thread only
+  std::map<int64_t, size_t> counts_;  // under mu_
+  bool open_ = false;                 // server thread only
   bool half_first_ = false;
+  std::string coding_;                                         // under mu_
   std::vector<std::pair<SoupServerMessage *, int64_t>> held_;  // server thread only
   int port_ = 0;
   GMainContext *ctx_ = nullptr;
@@ -245,5 +253,55 @@ class GatedUpstream {
   SoupServer *soup_ = nullptr;
   std::thread thread_;
 };
+
+// A raw HTTP/1.1 client with a small receive buffer, reading only when told.
+class RawClient {
+ public:
+  RawClient(int port, const std::string &path) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fail_unless(fd_ >= 0);
+    const int small = 4096;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fail_unless(connect(fd_, reinterpret_cast<struct sockaddr *>(&a), sizeof a) == 0);
+    const std::string req =
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    fail_unless(send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()));
+  }
+  ~RawClient() { close_now(); }
+  // One read of what is there, waiting at most kWaitMs; empty at the end.
+  std::string read_some() {
+    struct pollfd p = {fd_, POLLIN, 0};
+    fail_unless(poll(&p, 1, kWaitMs) == 1, "nothing to read in time");
+    char buf[16384];
+    const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    fail_unless(n >= 0, "recv: %s", g_strerror(errno));
+    return std::string(buf, size_t(n));
+  }
+  std::string read_all() {
+    std::string all;
+    for (std::string s = read_some(); !s.empty(); s = read_some()) all += s;
+    return all;
+  }
+  void close_now() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Threads of this process now.
+inline int thread_count() {
+  int n = 0;
+  GDir *d = g_dir_open("/proc/self/task", 0, nullptr);
+  while (d && g_dir_read_name(d)) n++;
+  if (d) g_dir_close(d);
+  return n;
+}
 
 }  // namespace gwtest

@@ -225,6 +225,64 @@ GST_START_TEST(test_joined_from_cache) {
 }
 GST_END_TEST;
 
+// An upstream answer in a content coding the gateway never asks for is
+// refused (502 upstream_bad_encoding, not retried) and never cached, for a
+// segment and a whole track; "identity" and plain answers are taken.
+GST_START_TEST(test_unasked_coding) {
+  TempDir cache;
+  auto track = make_track(2);
+  GatedUpstream up(kId, track.segments);
+  up.open();
+  up.set_coding("gzip");
+  auto gw = start_gateway(gw_options(up.base_url(), cache.path()));
+  assert_json_error(get(seg_url(*gw, 0)), 502, "upstream_bad_encoding");
+  fail_unless_equals_int(up.segment_requests(0), 1);
+  fail_unless(segment_files(cache.path(), 0).empty());
+  assert_json_error(get(gw->base_url() + "/stream?v=" + kId), 502, "upstream_bad_encoding");
+  up.set_coding("identity");
+  Reply r = get(seg_url(*gw, 0));
+  fail_unless_equals_int(r.status, 200);
+  fail_unless(r.body == str(track.segments[0]));
+  fail_unless_equals_int(up.segment_requests(0), 2);
+  up.set_coding("");
+  Reply whole = get(gw->base_url() + "/stream?v=" + kId);
+  fail_unless_equals_int(whole.status, 200);
+  fail_unless(whole.body == str(track.full));
+}
+GST_END_TEST;
+
+// A whole-track client that does not read: once max_client_queue_bytes wait
+// for it, the upstream transfer pauses, and resumes with a Range request as
+// it reads; it gets every byte, and never more than the bound (plus one
+// upstream chunk) is held for it.
+GST_START_TEST(test_slow_whole_track) {
+  TempDir cache;
+  auto srv = start_server();
+  auto track = make_track();
+  track.full = pattern(5, 3000000);
+  srv->add_track(kId, track);
+  auto o = gw_options(srv->base_url(), cache.path());
+  o.max_client_queue_bytes = 65536;
+  auto gw = start_gateway(o);
+  RawClient c(gw->port(), std::string("/stream?v=") + kId);
+  fail_unless(
+      gw->wait_for([](const segdl::gateway::Counters &k) { return k.producers_paused == 1; },
+                   kWaitMs),
+      "the transfer did not pause for a client that does not read");
+  const std::string all = c.read_all();
+  const size_t head = all.find("\r\n\r\n");
+  fail_unless(head != std::string::npos && g_str_has_prefix(all.c_str(), "HTTP/1.1 200"));
+  fail_unless(all.substr(head + 4) == str(track.full), "the body differs");
+  const int64_t high = gw->counters().max_client_queue;
+  fail_unless(high > 65536 && high <= 2 * 65536, "%" G_GINT64_FORMAT " bytes held", high);
+  size_t resumed = 0;
+  for (const auto &r : srv->requests())
+    resumed += r.segment < 0 && r.path == "/stream" && g_str_has_prefix(r.range.c_str(), "bytes=");
+  fail_unless(resumed > 0, "no resumed request upstream");
+  fail_unless_equals_int(gw->counters().producers_paused, 0);
+}
+GST_END_TEST;
+
 static Suite *gateway_faults_suite() {
   Suite *s = suite_create("gateway-faults");
   TCase *tc = tcase_create("faults");
@@ -235,6 +293,8 @@ static Suite *gateway_faults_suite() {
   tcase_add_test(tc, test_lasting_faults);
   tcase_add_test(tc, test_full_and_fallback);
   tcase_add_test(tc, test_joined_from_cache);
+  tcase_add_test(tc, test_unasked_coding);
+  tcase_add_test(tc, test_slow_whole_track);
   return s;
 }
 

@@ -149,8 +149,39 @@ std::vector<segdl::test::Bytes> demuxed(const std::string &path, const std::stri
   return out;
 }
 
+// Once the track is whole in the cache, /stream?v=ID and /listen/ID are one
+// file joined in the segments' container (no upstream full-track request):
+// its length, Range, an ETag, and the packets `ref` (`demux` reads them).
+void check_joined(const segdl::gateway::Gateway &gw, const std::string &dir,
+                  const std::string &demux, const std::string &type, const std::string &codec,
+                  const std::vector<segdl::test::Bytes> &ref) {
+  std::string first;
+  for (const std::string path : {"/stream?v=" + std::string(kId), "/listen/" + std::string(kId)}) {
+    const std::string url = gw.base_url() + path;
+    Reply all = gwtest::get(url);
+    fail_unless_equals_int(all.status, 200);
+    assert_str_eq(all.h("content-type"), type);
+    assert_str_eq(all.h("content-length"), std::to_string(all.body.size()));
+    assert_str_eq(all.h("accept-ranges"), "bytes");
+    fail_unless(all.h("etag").size() == 34, "etag '%s'", all.h("etag").c_str());
+    if (first.empty()) first = all.body;
+    fail_unless(all.body == first, "%s differs from /stream", path.c_str());
+    Reply part = gwtest::get(url, {{"Range", "bytes=100-4099"}});
+    fail_unless_equals_int(part.status, 206);
+    assert_str_eq(part.h("content-range"), "bytes 100-4099/" + std::to_string(all.body.size()));
+    fail_unless(part.body == all.body.substr(100, 4000));
+  }
+  const std::string file = dir + "/joined.out";
+  fail_unless(g_file_set_contents(file.c_str(), first.data(), gssize(first.size()), nullptr));
+  fail_unless(demuxed(file, demux) == ref, "the joined file's packets differ");
+  const std::string probe = ffprobe(file);
+  fail_unless(g_str_has_prefix(probe.c_str(), (codec + ",").c_str()), "ffprobe: %s", probe.c_str());
+  fail_unless_equals_int(gw.counters().upstream_full, 0);
+}
+
 // A self-contained form (ffmpeg cuts a 9 s sine in 3 s files `ext` of
-// `codec`): /listen's container holds the very packets segdlsrc gives.
+// `codec`): /listen's container holds the very packets segdlsrc gives; once
+// complete, the joined file (check_joined).
 void check_container(const std::string &codec, const std::string &ext, const std::string &parse,
                      const std::string &demux, const std::string &type) {
   gwtest::TempDir dir;
@@ -192,6 +223,7 @@ void check_container(const std::string &codec, const std::string &ext, const std
   fail_unless(g_str_has_prefix(probe.c_str(), (codec == "libopus" ? "opus," : "vorbis,")),
               "ffprobe: %s", probe.c_str());
   fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  check_joined(*gw, dir.path(), demux, type, codec == "libopus" ? "opus" : "vorbis", ref);
 }
 
 }  // namespace
@@ -223,6 +255,42 @@ GST_START_TEST(test_listen_vorbis_ogg) {
 }
 GST_END_TEST;
 
+// AAC in m4a segments (ffmpeg cuts them), fetched into the cache: the joined
+// file is one m4a holding the packets segdlsrc gives.
+GST_START_TEST(test_joined_m4a) {
+  gwtest::TempDir dir;
+  const std::string folder = dir.path() + "/root/" + kId;
+  fail_unless_equals_int(g_mkdir_with_parents(folder.c_str(), 0755), 0);
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -f lavfi -i sine=frequency=440:duration=9 -c:a aac"
+      " -f segment -segment_time 3 -segment_format mp4 '" +
+      folder + "/seg_%d.m4a'";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  auto srv = gwtest::start_server();
+  std::string error;
+  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
+  const std::string base = gw->base_url() + "/stream?v=" + kId;
+  fail_unless_equals_int(gwtest::get(gw->base_url() + "/status?v=" + kId).status, 200);
+  int n = 0;
+  while (g_file_test((folder + "/seg_" + std::to_string(n) + ".m4a").c_str(), G_FILE_TEST_EXISTS))
+    fail_unless_equals_int(gwtest::get(base + "&segment=" + std::to_string(n++)).status, 200);
+  fail_unless(n >= 3, "%d segments", n);
+  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  segdl::test::Run run;
+  GstElement *p = segdl::test::make_pipeline(srv->base_url(), kId, "",
+                                             "identity ! appsink name=sink sync=false");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos);
+  std::vector<segdl::test::Bytes> ref;
+  for (size_t i = 0; i < run.frames.size(); i++)
+    if (!run.header[i]) ref.push_back(run.frames[i]);
+  fail_unless(ref.size() > 100, "%zu frames", ref.size());
+  check_joined(*gw, dir.path(), "qtdemux", "audio/mp4", "aac", ref);
+}
+GST_END_TEST;
+
 // Once the track is whole in the cache: one file, its length, Range.
 GST_START_TEST(test_listen_complete) {
   gwtest::TempDir cache;
@@ -248,6 +316,62 @@ GST_START_TEST(test_listen_complete) {
   fail_unless_equals_int(part.status, 206);
   assert_str_eq(part.h("content-range"), "bytes 1000-2999/" + std::to_string(whole.size()));
   fail_unless(part.body == std::string(whole.begin() + 1000, whole.begin() + 3000));
+}
+GST_END_TEST;
+
+// A client that does not read: once max_client_queue_bytes wait for it, the
+// listener's pipeline pauses (the track is not made into memory); when it
+// reads, the rest comes, to the end, never more than the bound (plus one
+// buffer) held for it.
+GST_START_TEST(test_slow_listener) {
+  gwtest::TempDir cache;
+  auto srv = gwtest::start_server();
+  srv->add_track(kId, segdl::test::make_track(Form::Adts, 40));  // ~640 KB
+  auto o = gwtest::gw_options(srv->base_url(), cache.path());
+  o.max_client_queue_bytes = 16384;
+  auto gw = gwtest::start_gateway(o);
+  gwtest::RawClient c(gw->port(), std::string("/listen/") + kId);
+  fail_unless(
+      gw->wait_for([](const segdl::gateway::Counters &k) { return k.producers_paused == 1; },
+                   gwtest::kWaitMs),
+      "the pipeline did not pause for a client that does not read");
+  const std::string all = c.read_all();
+  fail_unless(g_str_has_prefix(all.c_str(), "HTTP/1.1 200"), "%.40s", all.c_str());
+  const std::string end = "\r\n0\r\n\r\n";  // the last chunk
+  fail_unless(all.size() > 500000 && all.compare(all.size() - end.size(), end.size(), end) == 0,
+              "the chunked body did not end (%zu bytes)", all.size());
+  const int64_t high = gw->counters().max_client_queue;
+  fail_unless(high > 16384 && high <= 16384 + 8192, "%" G_GINT64_FORMAT " bytes held", high);
+  fail_unless(gw->wait_for([](const segdl::gateway::Counters &k) { return k.listeners == 0; },
+                           gwtest::kWaitMs));
+}
+GST_END_TEST;
+
+// A client that goes away mid-stream stops its listener's pipeline: the
+// listener count and the process's threads come back to their baseline
+// (taken after a first such client, so pooled threads are counted).
+GST_START_TEST(test_disconnect_stops_pipeline) {
+  gwtest::TempDir cache;
+  segdl::server::Options so;
+  so.reveal_every = 30.0;  // segment 1 only after the test is over
+  auto srv = gwtest::start_server(so);
+  srv->add_track(kId, segdl::test::make_track(Form::Adts, 10.5));
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  const auto none = [](const segdl::gateway::Counters &k) { return k.listeners == 0; };
+  int baseline = 0;
+  for (int round = 0; round < 2; round++) {
+    gwtest::RawClient c(gw->port(), std::string("/listen/") + kId);
+    fail_unless(g_str_has_prefix(c.read_some().c_str(), "HTTP/1.1 200"));
+    fail_unless_equals_int(gw->counters().listeners, 1);
+    c.close_now();
+    fail_unless(gw->wait_for(none, gwtest::kWaitMs), "the listener outlived its client");
+    if (round == 0) baseline = gwtest::thread_count();
+  }
+  const int64_t until = g_get_monotonic_time() + gwtest::kWaitMs * 1000;
+  while (gwtest::thread_count() > baseline && g_get_monotonic_time() < until)
+    g_usleep(10000);  // polling a count: no event tells when a thread is gone
+  fail_unless(gwtest::thread_count() <= baseline, "%d threads, %d before", gwtest::thread_count(),
+              baseline);
 }
 GST_END_TEST;
 
@@ -325,9 +449,12 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_listen_opus_webm);
   tcase_add_test(tc, test_listen_vorbis_ogg);
   tcase_add_test(tc, test_listen_complete);
+  tcase_add_test(tc, test_joined_m4a);
   tcase_add_test(tc, test_listen_errors);
   tcase_add_test(tc, test_cors_and_page);
   tcase_add_test(tc, test_stop_while_listening);
+  tcase_add_test(tc, test_slow_listener);
+  tcase_add_test(tc, test_disconnect_stops_pipeline);
   return s;
 }
 

@@ -121,7 +121,7 @@ void Gateway::Impl::get_segment(SoupServerMessage *msg, const std::string &id,
 
 void Gateway::Impl::get_full(SoupServerMessage *msg, const std::string &id) {
   if (!check_id(msg, id)) return;
-  if (serve_joined(msg, id)) return;
+  if (serve_joined(msg, id) || serve_joined_file(msg, id)) return;
   start_full(msg, id);
 }
 

@@ -35,6 +35,7 @@ namespace segdl::gateway {
 class Fill;
 class StatusFetch;
 class FullProxy;
+class JoinJob;
 struct Preload;
 
 // How an upstream transfer ended, for the clients waiting on it.
@@ -87,6 +88,7 @@ struct Gateway::Impl {
   std::map<std::string, std::set<int64_t>> failed;  // segments whose last fill failed
   std::map<std::string, std::unique_ptr<Preload>> preloads;
   std::set<FullProxy *> proxies;
+  std::map<std::string, std::unique_ptr<JoinJob>> joins;  // by the joined file's path
   std::vector<std::unique_ptr<FetchListener>> graveyard;  // freed from an idle
   guint graveyard_idle = 0;
   int64_t last_evict_us = 0;
@@ -97,6 +99,7 @@ struct Gateway::Impl {
   void shutdown();
   void count(uint64_t Counters::*field);
   void add(int Counters::*field, int delta);
+  void note_queue(int64_t bytes);  // raises Counters::max_client_queue (any thread)
   void route(SoupServerMessage *msg, const char *path, GHashTable *query);
   bool check_id(SoupServerMessage *msg, const std::string &id);
 
@@ -109,6 +112,13 @@ struct Gateway::Impl {
   void get_segment(SoupServerMessage *msg, const std::string &id, const std::string &num);
   void get_full(SoupServerMessage *msg, const std::string &id);
   bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
+
+  // ---- joinfile.cpp: self-contained tracks joined into one cached file ----
+  bool serve_joined_file(SoupServerMessage *msg, const std::string &id);
+  bool reply_file(SoupServerMessage *msg, const std::string &path, const Entity &meta);
+  void join_ended(JoinJob *j);  // deletes it
+  void abandon_joins();
+  std::string self_url() const;  // this gateway, as a segdlsrc backend (gateway.cpp)
 
   // ---- web.cpp, listen.cpp: CORS, the web player page, /listen/ID ----
   // Adds the CORS headers; answers OPTIONS, "/" and "/listen/ID" (true), else false.
@@ -154,11 +164,11 @@ class Held {
   Held(const Held &) = delete;
   Held &operator=(const Held &) = delete;
   SoupServerMessage *msg() const { return msg_; }
-  void resume();  // unpauses (the answer is set) and lets go
+  void resume();   // unpauses (the answer is set) and lets go
+  void release();  // lets go, still paused (another owner takes the message over)
 
  private:
   static void on_gone(SoupServerMessage *, gpointer data) noexcept;
-  void release();
   SoupServerMessage *msg_ = nullptr;  // strong ref; null once gone
   gulong finished_id_ = 0, disconnected_id_ = 0;
 };
@@ -168,6 +178,11 @@ using HeldPtr = std::shared_ptr<Held>;
 // already has part of a body must see it cut, never a short body taken for a
 // whole one.
 void abort_connection(SoupServerMessage *msg);
+
+// The gateway never asks for a content coding (no Accept-Encoding), so a
+// coded upstream answer is refused, as the element does: its bytes are not
+// the segment's. Returns the coding, or empty when none (or "identity").
+std::string unasked_coding(const FetchResponse &resp);
 
 // Cache-Control values.
 std::string immutable_cc(const Options &o);

@@ -46,6 +46,11 @@ void abort_connection(SoupServerMessage *msg) {
   }
 }
 
+std::string unasked_coding(const FetchResponse &resp) {
+  const std::string &c = resp.content_encoding;
+  return c.empty() || g_ascii_strcasecmp(c.c_str(), "identity") == 0 ? std::string() : c;
+}
+
 std::string immutable_cc(const Options &o) {
   return "public, max-age=" + std::to_string(o.segment_max_age_s) + ", immutable";
 }
@@ -171,6 +176,15 @@ bool Fill::accept_head(const FetchResponse &resp, std::string &why) {
 }
 
 void Fill::on_response(const FetchResponse &resp) {
+  const std::string coding = unasked_coding(resp);
+  if (!coding.empty() && (resp.http_status == 200 || resp.http_status == 206)) {
+    gw_.fetcher->cancel(fetch_id_);  // no callback follows: end here
+    fetch_id_ = 0;
+    fail({false, 502, "upstream_bad_encoding",
+          "segment " + std::to_string(n_) + " of " + id_ + ": the upstream answered with " +
+              "Content-Encoding " + coding + ", which the gateway never asks for"});
+    return;
+  }
   if (resp.http_status != 200 && resp.http_status != 206) {
     bad_status_ = resp.http_status;
     retry_after_s_ = resp.retry_after_s;

@@ -98,7 +98,10 @@ class StatusFetch : public FetchListener {
   void wait(StatusCallback cb) { waiters_.push_back(std::move(cb)); }
   const std::string &id() const { return id_; }
 
-  void on_response(const FetchResponse &resp) override { http_status_ = resp.http_status; }
+  void on_response(const FetchResponse &resp) override {
+    http_status_ = resp.http_status;
+    coding_ = unasked_coding(resp);
+  }
   void on_data(GBytes *chunk) override {
     gsize size = 0;
     const char *d = static_cast<const char *>(g_bytes_get_data(chunk, &size));
@@ -130,6 +133,9 @@ class StatusFetch : public FetchListener {
     if (http_status_ != 200)
       return {false, 502, "upstream_error",
               what + ": upstream answered " + std::to_string(http_status_)};
+    if (!coding_.empty())
+      return {false, 502, "upstream_bad_encoding",
+              what + ": the upstream answered with Content-Encoding " + coding_};
     std::string why;
     if (too_big_ || !parse_status(body_.data(), body_.size(), status_, why))
       return {false, 502, "upstream_bad_status",
@@ -142,6 +148,7 @@ class StatusFetch : public FetchListener {
   uint64_t fetch_id_ = 0;
   int http_status_ = 0;
   bool too_big_ = false;
+  std::string coding_;  // an unasked Content-Encoding of the answer
   std::string body_;
   Status status_;
   std::vector<StatusCallback> waiters_;

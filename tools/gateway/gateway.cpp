@@ -2,10 +2,11 @@
 /* segdl-gateway — the server thread, routing and the public API (see
  * gateway.h, core.h).
  */
-#include "gateway/fill.h"
+#include "gateway/joinfile.h"
 #include "segdl/fetcher.h"
 #include "segdl/httpmodule.h"
 #include "segdl/urls.h"
+#include "server/util.h"
 
 #include <gio/gio.h>
 
@@ -60,6 +61,11 @@ void Gateway::Impl::add(int Counters::*field, int delta) {
     counters.*field += delta;
   }
   cv.notify_all();
+}
+
+void Gateway::Impl::note_queue(int64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (bytes > counters.max_client_queue) counters.max_client_queue = bytes;
 }
 
 bool Gateway::Impl::check_id(SoupServerMessage *msg, const std::string &id) {
@@ -156,17 +162,26 @@ bool Gateway::Impl::listen(std::string &err, int &port) {
     g_clear_error(&gerr);
     return false;
   }
-  GSList *listeners = soup_server_get_listeners(soup);
-  port = 0;
-  if (listeners) {
-    GSocketAddress *local =
-        g_socket_get_local_address(static_cast<GSocket *>(listeners->data), nullptr);
-    if (local && G_IS_INET_SOCKET_ADDRESS(local))
-      port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
-    g_clear_object(&local);
+  port = server::listening_port(soup);
+  if (port <= 0) {
+    err = "cannot find the listening port";
+    return false;
   }
-  g_slist_free(listeners);
   return true;
+}
+
+// This gateway's own address, as segdlsrc's backend (/listen, joins).
+std::string Gateway::Impl::self_url() const {
+  int port = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    port = bound_port;
+  }
+  std::string h = opts.host;
+  if (h == "0.0.0.0") h = "127.0.0.1";
+  if (h == "::") h = "::1";
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return "http://" + h + ":" + std::to_string(port);
 }
 
 // Cancels every transfer (answering no one), closes the connections, frees
@@ -177,6 +192,7 @@ void Gateway::Impl::shutdown() {
   queue.clear();
   for (auto &kv : fills) kv.second->abandon();
   abandon_proxies();
+  abandon_joins();
   if (soup) soup_server_disconnect(soup);
   fills.clear();
   status_fetches.clear();

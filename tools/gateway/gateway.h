@@ -38,6 +38,9 @@ struct Options {
   int complete_status_max_age_s = 60;              // of the status of a complete track
   int preload_poll_ms = 2000;                      // status polls of a preload job
   int preload_max_idle_polls = 10;                 // polls with nothing new before a job gives up
+  // Bytes a /listen or whole-track answer may hold for a slow client (made but
+  // not yet written to its socket); above it the producer pauses.
+  int64_t max_client_queue_bytes = 1024 * 1024;
 };
 
 // What a test or an operator can read of a running gateway.
@@ -52,6 +55,9 @@ struct Counters {
   int fills_pending = 0;           // queued or running
   int fills_writing = 0;           // transfers writing into the cache (their track locked)
   int preloads = 0;                // preload jobs not finished
+  int listeners = 0;               // /listen pipelines running
+  int producers_paused = 0;        // /listen or whole-track producers waiting for a slow client
+  int64_t max_client_queue = 0;    // the most bytes ever held for one client
 };
 
 class Gateway {

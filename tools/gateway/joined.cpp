@@ -4,8 +4,8 @@
  * stream: ADTS AAC, MP3, MPEG-TS; see docs/protocol.md), the segments laid
  * end to end are the track, served with its length, Range and a strong ETag
  * (of the segments' ETags, so equal on every gateway). Self-contained forms
- * (m4a, WebM, Ogg files) would need the element's timeline join and a
- * muxer: they go to the backends (upstream.cpp).
+ * (m4a, WebM, Ogg files) need the element's timeline join and a muxer:
+ * joinfile.cpp.
  */
 #include "gateway/fill.h"
 

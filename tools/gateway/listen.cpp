@@ -23,6 +23,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 
@@ -69,15 +72,6 @@ bool tail_for(const GstCaps *caps, std::string &tail, std::string &type) {
   return false;
 }
 
-// This gateway's own address, as segdlsrc's backend.
-std::string self_url(const std::string &host, int port) {
-  std::string h = host;
-  if (h == "0.0.0.0") h = "127.0.0.1";
-  if (h == "::") h = "::1";
-  if (h.find(':') != std::string::npos) h = "[" + h + "]";
-  return "http://" + h + ":" + std::to_string(port);
-}
-
 // The answer for an error segdlsrc posted before anything was sent.
 void error_reply(SoupServerMessage *msg, const std::string &id, const GError *e,
                  const GstStructure *details) {
@@ -101,7 +95,10 @@ class Listen {
       : gw_(gw), msg_(static_cast<SoupServerMessage *>(g_object_ref(msg))), id_(std::move(id)) {
     finished_id_ = g_signal_connect(msg, "finished", G_CALLBACK(on_gone), this);
     disconnected_id_ = g_signal_connect(msg, "disconnected", G_CALLBACK(on_gone), this);
+    wrote_id_ = g_signal_connect(msg, "wrote-body-data", G_CALLBACK(on_wrote), this);
     soup_server_message_pause(msg);
+    gw_.add(&Counters::listeners, 1);
+    watch_client();
   }
   ~Listen();
   Listen(const Listen &) = delete;
@@ -113,6 +110,10 @@ class Listen {
   static void on_gone(SoupServerMessage *, gpointer data) noexcept {
     delete static_cast<Listen *>(data);
   }
+  static void on_wrote(SoupServerMessage *, guint size, gpointer data) noexcept;
+  void watch_client();
+  static gboolean on_client_readable(GSocket *sock, GIOCondition, gpointer data) noexcept;
+  bool wait_for_client(GstBuffer *buf);
   static GstPadProbeReturn on_caps(GstPad *pad, GstPadProbeInfo *info, gpointer data) noexcept;
   static GstFlowReturn on_sample(GstAppSink *sink, gpointer data) noexcept;
   static gboolean on_bus(GstBus *, GstMessage *m, gpointer data) noexcept;
@@ -124,11 +125,15 @@ class Listen {
   Gateway::Impl &gw_;
   SoupServerMessage *msg_;
   const std::string id_;
-  gulong finished_id_ = 0, disconnected_id_ = 0;
+  gulong finished_id_ = 0, disconnected_id_ = 0, wrote_id_ = 0;
   GstElement *pipeline_ = nullptr;
   GSource *bus_watch_ = nullptr;
+  GSource *client_watch_ = nullptr;  // the client's socket, for its end while nothing is written
   bool head_sent_ = false, done_ = false;  // gateway thread
   std::mutex mu_;                          // the fields below
+  std::condition_variable cv_;             // pending_ fell, or closing_
+  int64_t pending_ = 0;  // bytes made and not yet written to the client (queued or in libsoup)
+  bool closing_ = false;
   std::deque<GBytes *> chunks_;
   std::string type_;
   GSource *idle_ = nullptr;
@@ -137,6 +142,12 @@ class Listen {
 Listen::~Listen() {
   if (finished_id_) g_signal_handler_disconnect(msg_, finished_id_);
   if (disconnected_id_) g_signal_handler_disconnect(msg_, disconnected_id_);
+  g_signal_handler_disconnect(msg_, wrote_id_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;  // a producer waiting for the client gives up
+  }
+  cv_.notify_all();
   if (pipeline_) {
     gst_element_set_state(pipeline_, GST_STATE_NULL);  // joins the streaming threads
     gst_object_unref(pipeline_);
@@ -145,6 +156,10 @@ Listen::~Listen() {
     g_source_destroy(bus_watch_);
     g_source_unref(bus_watch_);
   }
+  if (client_watch_) {
+    g_source_destroy(client_watch_);
+    g_source_unref(client_watch_);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (idle_) {
     g_source_destroy(idle_);
@@ -152,6 +167,38 @@ Listen::~Listen() {
   }
   for (GBytes *b : chunks_) g_bytes_unref(b);
   g_object_unref(msg_);
+  gw_.add(&Counters::listeners, -1);
+}
+
+// libsoup reads nothing while it sends an answer, so a client that leaves
+// while its stream waits for the next segment is only seen at the next
+// write. Its socket turning readable with nothing to read (EOF) says so at
+// once: the pipeline is stopped then. (Bytes to read are a next request:
+// the watch ends, libsoup reads them after this answer.)
+void Listen::watch_client() {
+  GSocket *sock = soup_server_message_get_socket(msg_);
+  if (!sock) return;
+  client_watch_ =
+      g_socket_create_source(sock, GIOCondition(G_IO_IN | G_IO_HUP | G_IO_ERR), nullptr);
+  g_source_set_callback(client_watch_, G_SOURCE_FUNC(on_client_readable), this, nullptr);
+  g_source_attach(client_watch_, gw_.ctx);
+}
+
+gboolean Listen::on_client_readable(GSocket *sock, GIOCondition, gpointer data) noexcept {
+  auto *self = static_cast<Listen *>(data);
+  char byte;
+  const ssize_t n = recv(g_socket_get_fd(sock), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return G_SOURCE_CONTINUE;
+  g_source_unref(self->client_watch_);
+  self->client_watch_ = nullptr;
+  if (n > 0) return G_SOURCE_REMOVE;
+  g_signal_handler_disconnect(self->msg_, self->finished_id_);
+  g_signal_handler_disconnect(self->msg_, self->disconnected_id_);
+  self->finished_id_ = self->disconnected_id_ = 0;
+  self->done_ = true;
+  abort_connection(self->msg_);
+  delete self;
+  return G_SOURCE_REMOVE;
 }
 
 bool Listen::start(const std::string &backend, std::string &error) {
@@ -230,26 +277,52 @@ bool Listen::add_tail(GstPad *pad, GstCaps *caps) {
   return gst_element_sync_state_with_parent(bin);
 }
 
-// Streaming thread: queue the bytes, wake the gateway thread once.
+// Streaming thread: queue the bytes, wake the gateway thread once, and
+// while more than max_client_queue_bytes wait for the client, block here
+// (back-pressure: the pipeline pauses, the track is not made into memory).
 GstFlowReturn Listen::on_sample(GstAppSink *sink, gpointer data) noexcept {
   auto *self = static_cast<Listen *>(data);
   GstSample *sample = gst_app_sink_pull_sample(sink);
   if (!sample) return GST_FLOW_EOS;
-  GstBuffer *buf = gst_sample_get_buffer(sample);
-  GstMapInfo map;
-  if (buf && gst_buffer_map(buf, &map, GST_MAP_READ)) {
-    GBytes *b = g_bytes_new(map.data, map.size);
-    gst_buffer_unmap(buf, &map);
-    std::lock_guard<std::mutex> lock(self->mu_);
-    self->chunks_.push_back(b);
-    if (!self->idle_) {
-      self->idle_ = g_idle_source_new();
-      g_source_set_callback(self->idle_, on_idle, self, nullptr);
-      g_source_attach(self->idle_, self->gw_.ctx);
-    }
-  }
+  const bool go_on = self->wait_for_client(gst_sample_get_buffer(sample));
   gst_sample_unref(sample);
-  return GST_FLOW_OK;
+  return go_on ? GST_FLOW_OK : GST_FLOW_FLUSHING;
+}
+
+bool Listen::wait_for_client(GstBuffer *buf) {
+  GstMapInfo map;
+  if (!buf || !gst_buffer_map(buf, &map, GST_MAP_READ)) return true;
+  GBytes *b = g_bytes_new(map.data, map.size);
+  gst_buffer_unmap(buf, &map);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closing_) {
+    g_bytes_unref(b);
+    return false;
+  }
+  chunks_.push_back(b);
+  pending_ += static_cast<int64_t>(g_bytes_get_size(b));
+  gw_.note_queue(pending_);
+  if (!idle_) {
+    idle_ = g_idle_source_new();
+    g_source_set_callback(idle_, on_idle, this, nullptr);
+    g_source_attach(idle_, gw_.ctx);
+  }
+  const int64_t bound = gw_.opts.max_client_queue_bytes;
+  if (pending_ <= bound) return true;
+  gw_.add(&Counters::producers_paused, 1);
+  cv_.wait(lock, [&] { return closing_ || pending_ <= bound; });
+  gw_.add(&Counters::producers_paused, -1);
+  return !closing_;
+}
+
+// Gateway thread: libsoup wrote `size` bytes of the body to the socket.
+void Listen::on_wrote(SoupServerMessage *, guint size, gpointer data) noexcept {
+  auto *self = static_cast<Listen *>(data);
+  {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    self->pending_ = std::max<int64_t>(0, self->pending_ - static_cast<int64_t>(size));
+  }
+  self->cv_.notify_all();
 }
 
 gboolean Listen::on_idle(gpointer data) noexcept {
@@ -344,14 +417,9 @@ void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) 
     g_clear_error(&gerr);
     return;
   }
-  int port = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    port = bound_port;
-  }
   auto *l = new Listen(*this, msg, id);
   std::string error;
-  if (!l->start(self_url(opts.host, port), error)) {
+  if (!l->start(self_url(), error)) {
     delete l;
     reply_error(msg, 500, "internal_error", error);
     soup_server_message_unpause(msg);
@@ -370,7 +438,8 @@ bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string 
   if (!first) return false;
   g_bytes_unref(first);
   const std::string &t = info.content_type;
-  if (t != "audio/aac" && t != "audio/aacp" && t != "audio/mpeg" && t != "audio/mp3") return false;
+  if (t != "audio/aac" && t != "audio/aacp" && t != "audio/mpeg" && t != "audio/mp3")
+    return serve_joined_file(msg, id);  // m4a, WebM, Ogg: joined into one file of theirs
   return serve_joined(msg, id);
 }
 

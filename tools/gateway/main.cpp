@@ -10,8 +10,8 @@
  * options exit with status 2. See docs/gateway.md.
  */
 #include "gateway/gateway.h"
+#include "server/util.h"
 
-#include <glib-unix.h>
 #include <glib.h>
 
 #include <cstdio>
@@ -25,11 +25,6 @@ int usage_error(const std::string &msg) {
   g_printerr("segdl-gateway: %s\n", msg.c_str());
   g_printerr("Try 'segdl-gateway --help'.\n");
   return kExitUsage;
-}
-
-gboolean on_signal(gpointer data) noexcept {
-  g_main_loop_quit(static_cast<GMainLoop *>(data));
-  return G_SOURCE_CONTINUE;
 }
 
 // "500M", "2G", "1048576": bytes (K, M, G, T are powers of 1024).
@@ -158,13 +153,7 @@ int main(int argc, char **argv) {
   g_print("segdl-gateway listening on %s\n", gateway.base_url().c_str());
   fflush(stdout);
 
-  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
-  const guint sigint = g_unix_signal_add(SIGINT, on_signal, loop);
-  const guint sigterm = g_unix_signal_add(SIGTERM, on_signal, loop);
-  g_main_loop_run(loop);
-  g_source_remove(sigint);
-  g_source_remove(sigterm);
-  g_main_loop_unref(loop);
+  segdl::server::run_until_signal();
   gateway.stop();
   g_print("segdl-gateway stopped\n");
   return 0;

@@ -10,8 +10,8 @@
  */
 #include "common/mediagen.h"
 #include "server/server.h"
+#include "server/util.h"
 
-#include <glib-unix.h>
 #include <glib.h>
 #include <gst/gst.h>
 
@@ -24,11 +24,6 @@
 namespace {
 
 constexpr int kExitUsage = 2;
-
-gboolean on_signal(gpointer data) noexcept {
-  g_main_loop_quit(static_cast<GMainLoop *>(data));
-  return G_SOURCE_CONTINUE;
-}
 
 int usage_error(const std::string &msg) {
   g_printerr("segdl-server: %s\n", msg.c_str());
@@ -206,13 +201,7 @@ int main(int argc, char **argv) {
   g_print("segdl-server listening on %s\n", server.base_url().c_str());
   fflush(stdout);
 
-  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
-  const guint sigint = g_unix_signal_add(SIGINT, on_signal, loop);
-  const guint sigterm = g_unix_signal_add(SIGTERM, on_signal, loop);
-  g_main_loop_run(loop);
-  g_source_remove(sigint);
-  g_source_remove(sigterm);
-  g_main_loop_unref(loop);
+  segdl::server::run_until_signal();
   server.stop();
   g_print("segdl-server stopped\n");
   return 0;

@@ -192,17 +192,7 @@ struct Server::Impl {
       g_clear_error(&gerr);
       return false;
     }
-    // From the listening socket itself (soup_server_get_uris leaks in libsoup 3.2).
-    GSList *listeners = soup_server_get_listeners(soup);
-    port = 0;
-    if (listeners) {
-      GSocketAddress *addr =
-          g_socket_get_local_address(static_cast<GSocket *>(listeners->data), nullptr);
-      if (addr && G_IS_INET_SOCKET_ADDRESS(addr))
-        port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr));
-      if (addr) g_object_unref(addr);
-    }
-    g_slist_free(listeners);
+    port = listening_port(soup);
     if (port <= 0) {
       err = "cannot find the listening port";
       return false;

@@ -5,13 +5,44 @@
 #include "server/util.h"
 #include "server/server.h"
 
+#include <gio/gio.h>
+#include <glib-unix.h>
 #include <glib.h>
+#include <libsoup/soup.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
 
 namespace segdl::server {
+
+int listening_port(SoupServer *soup) {
+  GSList *listeners = soup_server_get_listeners(soup);
+  int port = 0;
+  if (listeners) {
+    GSocketAddress *addr =
+        g_socket_get_local_address(static_cast<GSocket *>(listeners->data), nullptr);
+    if (addr && G_IS_INET_SOCKET_ADDRESS(addr))
+      port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(addr));
+    g_clear_object(&addr);
+  }
+  g_slist_free(listeners);
+  return port;
+}
+
+void run_until_signal() {
+  GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
+  const auto quit = [](gpointer data) noexcept -> gboolean {
+    g_main_loop_quit(static_cast<GMainLoop *>(data));
+    return G_SOURCE_CONTINUE;
+  };
+  const guint sigint = g_unix_signal_add(SIGINT, quit, loop);
+  const guint sigterm = g_unix_signal_add(SIGTERM, quit, loop);
+  g_main_loop_run(loop);
+  g_source_remove(sigint);
+  g_source_remove(sigterm);
+  g_main_loop_unref(loop);
+}
 
 namespace detail {
 

@@ -1,11 +1,25 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* segdl — reference backend helpers shared by server.cpp and util.cpp.
- * Internal to tools/server: not part of the server API.
+/* segdl — reference backend helpers shared by server.cpp and util.cpp
+ * (namespace detail: internal to tools/server), and two small ones the
+ * segdl-server and segdl-gateway programs share.
  */
 #pragma once
 
 #include <cstdint>
 #include <string>
+
+typedef struct _SoupServer SoupServer;
+
+namespace segdl::server {
+
+// The port of `soup`'s first listening socket, read from the socket itself
+// (soup_server_get_uris leaks in libsoup 3.2); 0 when it has none.
+int listening_port(SoupServer *soup);
+
+// Runs a main loop on the global default context until SIGINT or SIGTERM.
+void run_until_signal();
+
+}  // namespace segdl::server
 
 namespace segdl::server::detail {
 
