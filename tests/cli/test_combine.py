@@ -31,7 +31,9 @@ IMPOSSIBLE = {"aac-m4a": ["opus", "mp3", "webm"], "mp3": ["aac", "ogg"],
 HAS_DURATION = {"m4a", "mp4", "mka", "webm", "ogg", "opus"}
 
 
-class Combine(CliTestCase):
+class CombineCase(CliTestCase):
+    """Shared by the two classes below (each its own meson suite, run in parallel)."""
+
     def setUp(self):
         super().setUp()
         clitest.need_tools(self, "ffmpeg")
@@ -52,6 +54,8 @@ class Combine(CliTestCase):
                     self.assertIsNotNone(got_s, f"{label}: no duration in the header")
                     self.assertAlmostEqual(got_s, want_s, delta=0.1, msg=f"{label}: duration")
 
+
+class Containers(CombineCase):
     def test_every_container_of_every_form(self):
         whole = {form: clitest.make_form(self.root, form, form) for form in FITS}
         srv = self.serve(self.root)
@@ -73,6 +77,8 @@ class Combine(CliTestCase):
         self.check_outputs([(out, whole[form], f"{form} -> .{ext}")
                             for (form, ext), (out, _) in zip(jobs, results)])
 
+
+class Checks(CombineCase):
     def test_impossible_pairing_is_a_usage_error(self):
         for form in IMPOSSIBLE:
             clitest.make_form(self.root, form, form)
