@@ -87,4 +87,22 @@ struct Downloader::StatusJob final : FetchListener {
   ~StatusJob() override { g_byte_array_unref(body); }
 };
 
+// One tail request (HTTP thread only; downloader-tail.cpp). Kept until the consumer has passed
+// its segment (drop_tails_before()) or a seek/stop cancels it, never freed
+// from its own callbacks.
+struct Downloader::TailJob final : FetchListener {
+  Downloader *dl = nullptr;
+  int64_t n = 0;
+  uint64_t offset = 0;
+  uint64_t fetch_id = 0;
+  bool running = false;  // a transfer runs (cancel it when dropped)
+  int64_t expected = -1;
+  GByteArray *bytes = g_byte_array_new();
+
+  void on_response(const FetchResponse &resp) override { dl->tail_response(*this, resp); }
+  void on_data(GBytes *chunk) override { dl->tail_data(*this, chunk); }
+  void on_done(FetchError err, const std::string &msg) override { dl->tail_done(*this, err, msg); }
+  ~TailJob() override { g_byte_array_unref(bytes); }
+};
+
 }  // namespace segdl

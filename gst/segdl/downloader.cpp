@@ -154,6 +154,7 @@ std::map<int64_t, std::unique_ptr<Downloader::Job>>::iterator Downloader::drop_j
 // Cancels every transfer and timer of the segmented backend.
 void Downloader::cancel_everything() {
   while (!jobs_.empty()) drop_job(jobs_.begin());
+  drop_tails_before(-1);
   if (status_job_) fetcher_->cancel(status_job_->fetch_id);
   status_job_.reset();
   clear_source(status_deadline_);
@@ -243,6 +244,7 @@ void Downloader::schedule() {
   // Segments behind the consumer are consumed (or skipped by a seek): stop
   // and forget them.
   while (!jobs_.empty() && jobs_.begin()->first < consumer) drop_job(jobs_.begin());
+  drop_tails_before(consumer);
 
   int window = cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1;
   // Cache first: whatever the disk has is delivered without a request.
@@ -543,6 +545,7 @@ void Downloader::set_fatal(EngineError e) {
 void Downloader::restart_jobs() {
   if (stopping_) return;
   while (!jobs_.empty()) drop_job(jobs_.begin());
+  drop_tails_before(-1);
   {
     // Data that old jobs delivered between seek() and now.
     std::lock_guard<std::mutex> lock(mu_);

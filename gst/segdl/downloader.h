@@ -206,12 +206,28 @@ class Downloader {
   EngineStats stats();
   // The events queued since the last call, oldest first (any thread).
   std::deque<EngineEvent> take_events();
+
+  // A segment's tail, fetched apart (downloader-tail.cpp): an MP4 segment
+  // whose moov follows its mdat is readable before its body is whole.
+  struct Tail {
+    enum class State { None, Pending, Ready, Unavailable };
+    State state = State::None;  // None: not asked (or dropped by a seek)
+    GBytes *bytes = nullptr;    // Ready: the bytes, given once (the taker unrefs them)
+  };
+  // Consumer: asks for segment `segment`'s bytes from `offset` to its end
+  // (one Range request beside its body; once per segment).
+  void request_tail(int64_t segment, uint64_t offset);
+  // Consumer: the tail's state; Ready hands its bytes over. Unavailable:
+  // the server ignores Range or the request failed; read the whole segment.
+  // wait_change() wakes when it changes.
+  Tail take_tail(int64_t segment);
   // EngineStats::track_duration_ns() without copying the stats.
   int64_t track_duration_ns();
 
  private:
   struct Job;
   struct StatusJob;
+  struct TailJob;
   struct Buffered {
     std::deque<GBytes *> chunks;
     uint64_t popped = 0;  // bytes already given to the consumer
@@ -247,6 +263,12 @@ class Downloader {
   bool switch_to_fallback(std::unique_lock<std::mutex> &lock, EngineError why);
   void set_fatal(EngineError e);
   void publish_end();
+  void start_tail(int64_t segment, uint64_t offset);
+  void tail_response(TailJob &tj, const FetchResponse &resp);
+  void tail_data(TailJob &tj, GBytes *chunk);
+  void tail_done(TailJob &tj, FetchError err, const std::string &msg);
+  void finish_tail(TailJob &tj, bool ok, const std::string &why);
+  void drop_tails_before(int64_t segment);
   bool speculative_candidate(int64_t n) const;
   int64_t unlisted_retry_delay_us(int retry_after_s) const;
   void wake_listed_waiters();
@@ -280,6 +302,7 @@ class Downloader {
   std::unique_ptr<Fetcher> fetcher_;
   std::map<int64_t, std::unique_ptr<Job>> jobs_;
   std::unique_ptr<StatusJob> status_job_;
+  std::map<int64_t, std::unique_ptr<TailJob>> tail_jobs_;  // by segment
   GSource *poll_timer_ = nullptr;  // a failed status poll's retry (backoff)
   GSource *poll_tick_ = nullptr;   // the fixed-rate poll
   GSource *max_wait_timer_ = nullptr;
@@ -310,6 +333,7 @@ class Downloader {
   EngineStats stats_;
   std::deque<EngineEvent> events_;    // for take_events()
   std::set<int64_t> segments_whole_;  // distinct segments completed (stats, events)
+  std::map<int64_t, Tail> tails_;     // request_tail()'s segments, by segment
 
   std::atomic<bool> wake_pending_{false};  // a reschedule is already posted
 };

@@ -589,13 +589,13 @@ struct Server::Impl {
                                              : t->full.get();
     const uint64_t size = g_bytes_get_size(whole);
     SoupMessageHeaders *hdrs = soup_server_message_get_response_headers(r->msg);
-    soup_message_headers_replace(hdrs, "Accept-Ranges", "bytes");
+    soup_message_headers_replace(hdrs, "Accept-Ranges", opts.ranges ? "bytes" : "none");
     bool satisfiable = false;
     uint64_t first = 0, last = 0;
     guint status = SOUP_STATUS_OK;
     GBytes *body;
-    if (parse_range(r->range.empty() ? nullptr : r->range.c_str(), size, satisfiable, first,
-                    last)) {
+    if (opts.ranges && parse_range(r->range.empty() ? nullptr : r->range.c_str(), size,
+                                   satisfiable, first, last)) {
       if (!satisfiable) {
         soup_message_headers_replace(hdrs, "Content-Range",
                                      ("bytes */" + std::to_string(size)).c_str());

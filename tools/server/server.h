@@ -63,6 +63,7 @@ struct Options {
   StatusStyle status_style = StatusStyle::Bare;
   bool total_unknown = false;      // never send totalSegments (nor state complete)
   size_t chunk_bytes = 16 * 1024;  // body write granularity
+  bool ranges = true;              // false: Range headers ignored (200, the whole body)
   // HTTPS: a PEM certificate and its key (both set = serve https only).
   std::string tls_cert_pem;
   std::string tls_key_pem;
