@@ -236,10 +236,27 @@ SeekPlan Timeline::seek(uint64_t target_ns, const NominalSegments &nominal) {
   seeking_ = target_ns > plan.start_ns;
   target_ns_ = target_ns;
   discont_ = true;
+  uint64_t seen = 0;
+  guessed_ = segment_start(k, seen) ? -1 : k;
   return plan;
 }
 
+// Only while nothing of the restart segment was decided: its frames are
+// then placed from the real start (decide() measures the target from
+// base_ns_).
+bool Timeline::set_real_start(int64_t segment, uint64_t ns) {
+  if (segment != guessed_) return true;
+  guessed_ = -1;
+  bool undecided = current_ != segment || (pos_ == 0 && in_segment_ == held_samples_);
+  if (!undecided) return true;
+  base_ns_ = ns;
+  if (current_ == segment) starts_[segment] = ns;
+  seeking_ = target_ns_ > ns;
+  return target_ns_ >= ns;
+}
+
 void Timeline::reset() {
+  guessed_ = -1;
   base_ns_ = 0;
   pos_ = 0;
   held_.clear();

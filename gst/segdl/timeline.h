@@ -107,6 +107,15 @@ class Timeline {
 
   // Restart for a seek to `target_ns`: frames held are forgotten.
   SeekPlan seek(uint64_t target_ns, const NominalSegments &nominal);
+  // Where the container says `segment` begins (MP4 kept timestamps or tfdt,
+  // WebM cluster time, Ogg granule, MPEG-TS PTS, or frames counted from the
+  // bytes of the segments before it), before any of its frames is decided.
+  // It replaces the guess a seek made for a segment never seen (its nominal
+  // start), so the target lands on its own sample. Ignored for a segment
+  // whose start was counted or once one of its frames was decided. Returns
+  // false when the target lies before that real start (the seek restarted
+  // one segment too late: the caller may restart from the one before).
+  bool set_real_start(int64_t segment, uint64_t ns);
   // Back to the start (a seek to 0 without frames, or a fresh start).
   void reset();
 
@@ -148,6 +157,7 @@ class Timeline {
 
   bool seeking_ = false;
   uint64_t target_ns_ = 0;
+  int64_t guessed_ = -1;  // the segment a seek restarted at from a guessed start
 };
 
 }  // namespace segdl
