@@ -328,6 +328,7 @@ class RawServer {
     size_t at = head.find("&segment=");
     if (head.find("GET /stream") == 0 && at != std::string::npos)
       what = "segment " + std::to_string(atoi(head.c_str() + at + 9));
+    if (head.find("GET /full") == 0) what = "full";
     {
       std::lock_guard<std::mutex> guard(self->lock_);
       self->seen_.push_back(what);
@@ -475,6 +476,110 @@ GST_START_TEST(test_endless_503) {
 }
 GST_END_TEST;
 
+// What a backend in trouble serves as a middle segment, with 200: never
+// output, never cached, whatever the join; fetched once more, then handled
+// by missing-segment (each value): an ERROR (STREAM/DEMUX "segment 1 is not
+// audio: ..."; an empty body is RESOURCE/READ), a gap (the rest plays,
+// `complete` false), or the fallback file from where the segments stopped.
+struct BadBody {
+  const char *name;
+  std::string body;
+  const char *why;     // in the message
+  bool empty = false;  // an HTTP defect (RESOURCE/READ), not a segment of something else
+};
+
+const BadBody &bad_body(int i) {
+  static const BadBody kBodies[] = {
+      {"html", "<!DOCTYPE html><html><body>502 Bad Gateway</body></html>", "an HTML page"},
+      {"garbage", std::string(5000, '\x5a') + "\x01\x02garbage", "not audio"},
+      {"empty", "", "an empty body", true},
+  };
+  return kBodies[i];
+}
+
+const char *const kPolicies[] = {"error", "gap", "fallback"};
+const char *const kJoins[] = {"bytes", "timeline"};
+
+// Case i: body i / 6, policy (i / 2) % 3, join i % 2.
+GST_START_TEST(test_bad_middle_segment) {
+  const BadBody &bad = bad_body(__i__ / 6);
+  const std::string policy = kPolicies[(__i__ / 2) % 3];
+  const std::string join = kJoins[__i__ % 2];
+  const std::string what = std::string(bad.name) + "/" + policy + "/" + join;
+  server::Track t = make_track(media::Form::Adts);
+  const Bytes track_bytes = concat(t.segments);
+  RawServer srv([&](const std::string &req) -> std::vector<Piece> {
+    if (req == "status") return whole(200, kStatus4, "Content-Type: application/json\r\n");
+    if (req == "segment 1") return whole(200, bad.body, "Content-Type: audio/aac\r\n");
+    if (req == "full") return whole(200, bytes_of(track_bytes));
+    for (int i = 0; i < 4; i++)
+      if (req == "segment " + std::to_string(i)) return whole(200, bytes_of(t.segments[i]));
+    return whole(404, "no");
+  });
+  gchar *dir = g_dir_make_tmp("segdl-badseg-XXXXXX", nullptr);
+  std::string props =
+      "join=" + join + " max-retries=1 missing-segment=" + policy + " cache-dir=" + dir;
+  if (policy == "fallback") props += " fallback-uri=" + srv.base_url() + "/full/x";
+  GstElement *p = make_pipeline(srv.base_url(), "x", props, "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  gst_object_unref(src);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "%s: no end in time", what.c_str());
+  // Once more (max-retries=1 for an empty body; always once for one that
+  // is not audio), then the policy.
+  fail_unless_equals_int(srv.requests("segment 1"), 2);
+  int warned = 0;
+  for (const std::string &w : run.warnings) warned += w.find("segment 1") != std::string::npos;
+  fail_unless(warned >= 1, "%s: no WARNING about segment 1", what.c_str());
+  gboolean complete = TRUE;
+  fail_unless(gst_structure_get_boolean(stats, "complete", &complete));
+  gst_structure_free(stats);
+  if (policy == "error") {
+    fail_unless(run.error != nullptr, "%s: no ERROR", what.c_str());
+    if (bad.empty)
+      fail_unless(
+          run.error->domain == GST_RESOURCE_ERROR && run.error->code == GST_RESOURCE_ERROR_READ,
+          "%s: %s", what.c_str(), run.error->message);
+    else
+      fail_unless(
+          run.error->domain == GST_STREAM_ERROR && run.error->code == GST_STREAM_ERROR_DEMUX,
+          "%s: %s", what.c_str(), run.error->message);
+    fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+    fail_unless(strstr(run.error->message, bad.why) != nullptr, "%s", run.error->message);
+    if (join == "bytes") fail_unless(run.bytes == t.segments[0], "%s", what.c_str());
+  } else {
+    fail_unless(run.eos && !run.error, "%s: %s", what.c_str(),
+                run.error ? run.error->message : "no EOS");
+  }
+  if (policy == "gap") {
+    fail_unless(!complete, "%s: complete although segment 1 is missing", what.c_str());
+    if (join == "bytes") {
+      Bytes want = t.segments[0];
+      for (int i = 2; i < 4; i++)
+        want.insert(want.end(), t.segments[i].begin(), t.segments[i].end());
+      fail_unless(run.bytes == want, "%s: %zu bytes out", what.c_str(), run.bytes.size());
+    }
+  }
+  if (policy == "fallback" && join == "bytes")
+    fail_unless(run.bytes == track_bytes, "%s: %zu bytes out", what.c_str(), run.bytes.size());
+  // The cache holds the good segments it got, never the bad one.
+  std::string track = std::string(dir) + "/" + Cache::safe_name("x");
+  fail_unless(g_file_test((track + "/seg_0.bin").c_str(), G_FILE_TEST_IS_REGULAR), "%s",
+              what.c_str());
+  fail_if(g_file_test((track + "/seg_1.bin").c_str(), G_FILE_TEST_EXISTS), "%s: cached",
+          what.c_str());
+  gchar *argv[] = {g_strdup("rm"), g_strdup("-rf"), g_strdup(dir), nullptr};
+  g_spawn_sync(nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr,
+               nullptr, nullptr);
+  for (gchar *a : argv) g_free(a);
+  g_free(dir);
+}
+GST_END_TEST;
+
 // An unknown id (status 404) fails at once, without retries.
 GST_START_TEST(test_status_404) {
   RawServer srv([](const std::string &) { return whole(404, "unknown id"); });
@@ -571,6 +676,7 @@ static Suite *hostile_suite() {
   tcase_add_test(tc, test_total_zero);
   tcase_add_test(tc, test_trickling_status);
   tcase_add_test(tc, test_unreachable_one_error);
+  tcase_add_loop_test(tc, test_bad_middle_segment, 0, 18);
   tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
   return s;
 }

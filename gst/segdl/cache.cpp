@@ -599,6 +599,12 @@ bool Cache::open_track(const std::string &video_id, std::string &error) {
   return false;
 }
 
+void Cache::remove(int64_t segment) {
+  if (impl_->track_dir.empty() || segment < 0) return;
+  ::unlink(join(impl_->track_dir, segment_name(segment, ".bin")).c_str());
+  ::unlink(join(impl_->track_dir, segment_name(segment, ".meta")).c_str());
+}
+
 const std::string &Cache::track_dir() const {
   return impl_->track_dir;
 }

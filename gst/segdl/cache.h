@@ -82,6 +82,9 @@ class Cache {
   bool contains(int64_t segment);
 
   std::unique_ptr<SegmentWriter> begin(int64_t segment, std::string &error);
+  // Removes segment `segment` (its data and meta), e.g. bytes found not to
+  // be audio by the engine.
+  void remove(int64_t segment);
 
   bool read_track(CachedTrack &out);
   bool write_track(const CachedTrack &track, std::string &error);

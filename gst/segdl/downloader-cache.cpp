@@ -52,6 +52,10 @@ bool Downloader::deliver_cached(int64_t n) {
   SegmentInfo info;
   GBytes *bytes = cache_->lookup(n, &info);
   if (!bytes) return false;
+  if (!cached_is_audio(n, bytes)) {  // removed: fetched again from the network
+    g_bytes_unref(bytes);
+    return false;
+  }
   auto &slot = jobs_[n];
   if (!slot) {
     slot = std::make_unique<Job>();

@@ -50,6 +50,12 @@ struct Downloader::Job final : FetchListener {
   uint64_t generation = 0;          // Downloader::generation_ when the job was made
   std::unique_ptr<SegmentWriter> writer;  // the segment going to the disk cache
   SegmentInfo info;                       // what the response said, for the cache
+  // The first bytes, held until check_segment() passes them; then `checked`
+  // and the rest goes straight to the buffer. `refused`: copies found not
+  // audio (one more is fetched, then missing-segment decides).
+  GByteArray *head = nullptr;
+  bool checked = false;
+  int refused = 0;
   GSource *timer = nullptr;
   std::string url;
 
@@ -57,7 +63,10 @@ struct Downloader::Job final : FetchListener {
   void on_data(GBytes *chunk) override { dl->job_data(*this, chunk); }
   void on_done(FetchError err, const std::string &msg) override { dl->job_done(*this, err, msg); }
 
-  ~Job() override { clear_source(timer); }
+  ~Job() override {
+    clear_source(timer);
+    if (head) g_byte_array_unref(head);
+  }
 };
 
 // The status request in flight (HTTP thread only).

@@ -297,6 +297,10 @@ void Downloader::start_job(Job &job) {
     if (!job.writer) cache_failed(error);
   }
   job.skip = 0;
+  if (job.head) {  // bytes held from a broken attempt: asked for again
+    g_byte_array_unref(job.head);
+    job.head = nullptr;
+  }
   FetchRequest req;
   req.url = job.url;
   req.range_start = job.received;  // resume where the last attempt broke off
@@ -370,7 +374,8 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
 
 void Downloader::job_data(Job &job, GBytes *chunk) {
   gsize size = g_bytes_get_size(chunk);
-  if (job.n != kFallbackSegment && job.received + int64_t(size) > cfg_.max_segment_size) {
+  const int64_t held = job.head ? int64_t(job.head->len) : 0;
+  if (job.n != kFallbackSegment && job.received + held + int64_t(size) > cfg_.max_segment_size) {
     // An endless body: stop it here (no callback follows a cancel).
     fetcher_->cancel(job.fetch_id);
     job_failed(job, EngineError::Kind::Read, 0,
@@ -387,6 +392,18 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
   } else {
     keep = g_bytes_ref(chunk);
   }
+  // Nothing of a segment leaves (to the consumer or the cache) before its
+  // first bytes pass check_segment().
+  if (!job.checked) {
+    GBytes *passed = nullptr;
+    if (job_check(job, keep, false, &passed) != SniffResult::Verdict::Audio) return;
+    keep = passed;
+  }
+  hand_over(job, keep);
+}
+
+// Gives `keep` (owned; checked) to the buffer and the cache writer.
+void Downloader::hand_over(Job &job, GBytes *keep) {
   gsize kept = g_bytes_get_size(keep);
   if (job.writer) g_bytes_ref(keep);  // still needed below, after the consumer may have it
   {
@@ -415,12 +432,22 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
 
 void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
   // Whole only when the length is known and met, and not empty.
-  if (err == FetchError::None && job.expected >= 0 && job.received < job.expected) {
+  const int64_t held = job.head ? int64_t(job.head->len) : 0;
+  if (err == FetchError::None && job.expected >= 0 && job.received + held < job.expected) {
     job_failed(job, EngineError::Kind::Read, 0,
                "body ended after " + std::to_string(job.received) + " of " +
                    std::to_string(job.expected) + " bytes",
                -1, true);
     return;
+  }
+  if (err == FetchError::None && !job.checked) {
+    // A body shorter than the check needed is whole now: judged as it is.
+    GBytes *passed = nullptr;
+    if (job_check(job, nullptr, true, &passed) != SniffResult::Verdict::Audio) return;
+    if (passed && g_bytes_get_size(passed) > 0)
+      hand_over(job, passed);
+    else if (passed)
+      g_bytes_unref(passed);
   }
   if (err == FetchError::None && job.received == 0) {
     job_failed(job, EngineError::Kind::Read, 0, "an empty body", -1, true);

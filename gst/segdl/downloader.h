@@ -18,6 +18,7 @@
 #include "segdl/fetcher.h"
 #include "segdl/policy.h"
 #include "segdl/scheduler.h"
+#include "segdl/sniff.h"
 #include "segdl/status.h"
 
 #include <glib.h>
@@ -109,6 +110,14 @@ struct DownloaderConfig {
   // reached, when the segmented backend fails for good. Empty = none.
   std::string fallback_uri;
   MissingSegment missing_segment = MissingSegment::Fallback;
+  // Every segment (and the fallback file) passes check_segment() before a
+  // byte of it is output or cached: one that is not audio of segment 0's
+  // form is fetched once more, then handled by missing_segment. false only
+  // for tests that serve made-up bytes.
+  bool check_segments = true;
+  // ...and every segment is of segment 0's form (container or stream).
+  // false when the consumer renegotiates a change of form (join=timeline).
+  bool same_form = true;
   // While the backend is still producing the track, ask for the segment
   // after the ready ones before the status lists it (one request at a
   // time, every poll_interval_s / 4 at most, or the server's Retry-After),
@@ -198,6 +207,13 @@ class Downloader {
   Level level();
   // While flushing, pop() and wait_change() return at once.
   void set_flushing(bool flushing);
+  // The consumer could not play segment `n` although its bytes passed
+  // check_segment() (no audio stream, no frame, a demuxer error). The first
+  // time, n is fetched again from the network (its cached copy removed) and
+  // delivered again from its first byte, as after seek(n); the second time
+  // it is gone: the next pop() returns it as missing_segment says (Error,
+  // Gap, or the fallback's first bytes), never silently skipped.
+  void reject_segment(int64_t n, const std::string &why);
   // Restarts delivery at `segment` (a seek): drops what is buffered,
   // cancels the transfers in flight, and fetches from there. The next pop()
   // returns that segment's first bytes (waiting for it if the backend has
@@ -249,6 +265,11 @@ class Downloader {
   void job_response(Job &job, const FetchResponse &resp);
   void job_data(Job &job, GBytes *chunk);
   void job_done(Job &job, FetchError err, const std::string &msg);
+  SniffResult::Verdict job_check(Job &job, GBytes *chunk, bool whole, GBytes **out);
+  void hand_over(Job &job, GBytes *keep);
+  void job_refused(Job &job, const std::string &why);
+  bool cached_is_audio(int64_t n, GBytes *bytes);
+  void refetch(int64_t n, const std::string &why, bool gone);
   void job_failed(Job &job, EngineError::Kind kind, int http_status, const std::string &cause,
                   int retry_after_s, bool transient);
   void job_not_ready(Job &job, int retry_after_s);
@@ -311,6 +332,8 @@ class Downloader {
   std::shared_ptr<Cache> cache_;  // null when off or failed; shared with cache_worker_'s tasks
   std::unique_ptr<CacheWorker> cache_worker_;  // fsync, track record, eviction
   bool track_remembered_ = false;
+  // The form of the first segment that passed check_segment().
+  MediaForm track_form_ = MediaForm::Unknown;
   bool verifying_record_ = false;  // one status checks the cache's record of a whole track
   bool fallback_mode_ = false;     // HTTP thread: only the fallback job runs
   int status_failures_ = 0;        // consecutive
@@ -334,6 +357,8 @@ class Downloader {
   std::deque<EngineEvent> events_;    // for take_events()
   std::set<int64_t> segments_whole_;  // distinct segments completed (stats, events)
   std::map<int64_t, Tail> tails_;     // request_tail()'s segments, by segment
+  // Segments the consumer could not play (reject_segment()).
+  std::set<int64_t> rejected_;
 
   std::atomic<bool> wake_pending_{false};  // a reschedule is already posted
 };

@@ -23,6 +23,7 @@ enum class FailKind {
   OpenRead,       // cannot connect, other HTTP errors
   Read,           // broken or unacceptable body, malformed status
   Failed,         // the backend reports an error state
+  NotAudio,       // a segment's bytes are not audio of the track's form (sniff.h)
   Settings,       // bad configuration
 };
 

@@ -33,20 +33,24 @@ static GstResourceError resource_code(segdl::EngineError::Kind kind) {
       return GST_RESOURCE_ERROR_SETTINGS;
     case K::Failed:
       return GST_RESOURCE_ERROR_FAILED;
+    case K::NotAudio:  // posted as STREAM/DEMUX (post_engine_error())
+      return GST_RESOURCE_ERROR_READ;
   }
   return GST_RESOURCE_ERROR_FAILED;
 }
 
-// Posts a RESOURCE error with the details `segment`, `uri` and
-// `http-status-code`, so applications need not parse the text.
+// Posts a RESOURCE error (STREAM/DEMUX for a segment that is not audio)
+// with the details `segment`, `uri` and `http-status-code`, so applications
+// need not parse the text.
 static void post_engine_error(GstSegDlSrc *self, const segdl::EngineError &e) {
   GstStructure *details = gst_structure_new("details", "segment", G_TYPE_INT64, e.segment, "uri",
                                             G_TYPE_STRING, e.uri.c_str(), "http-status-code",
                                             G_TYPE_UINT, guint(e.http_status), nullptr);
-  gst_element_message_full_with_details(GST_ELEMENT(self), GST_MESSAGE_ERROR, GST_RESOURCE_ERROR,
-                                        resource_code(e.kind), g_strdup(e.message.c_str()),
-                                        g_strdup(e.debug.c_str()), __FILE__, GST_FUNCTION, __LINE__,
-                                        details);
+  const bool demux = e.kind == segdl::EngineError::Kind::NotAudio;
+  gst_element_message_full_with_details(
+      GST_ELEMENT(self), GST_MESSAGE_ERROR, demux ? GST_STREAM_ERROR : GST_RESOURCE_ERROR,
+      demux ? int(GST_STREAM_ERROR_DEMUX) : int(resource_code(e.kind)), g_strdup(e.message.c_str()),
+      g_strdup(e.debug.c_str()), __FILE__, GST_FUNCTION, __LINE__, details);
 }
 
 // A segment gone for good and skipped (missing-segment=gap): a WARNING with

@@ -226,6 +226,7 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.cache.dir = s.cache_dir;
   cfg.fallback_uri = fallback;
   cfg.missing_segment = s.missing_segment;
+  cfg.same_form = s.join == JOIN_BYTES;  // appended bytes: one form (the timeline renegotiates)
   cfg.cache.max_size_bytes = s.cache_max_size;
   cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
   auto factory = [entry, http](const segdl::FetcherConfig &fc,
