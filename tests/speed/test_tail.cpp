@@ -106,8 +106,8 @@ GST_START_TEST(test_tail_with_range) {
   fail_unless(srv->wait_idle(10000));
   auto reqs = ranged(*srv);
   fail_unless_equals_int(int(reqs.size()), 1);
-  fail_unless_equals_string(reqs[0].range.c_str(),
-                            ("bytes=" + std::to_string(offset) + "-").c_str());
+  const std::string asked = "bytes=" + std::to_string(offset) + "-";
+  fail_unless_equals_string(reqs[0].range.c_str(), asked.c_str());
   fail_unless_equals_int(reqs[0].http_status, 206);
 }
 GST_END_TEST;
