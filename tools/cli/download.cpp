@@ -566,29 +566,26 @@ Snapshot Download::read_stats() {
   return s;
 }
 
-// While segdlsrc posts no "segdl-segment" messages, one segment event per
-// segment the stats count as done since the last look (index unknown, the
-// bytes on the last one).
+// A segdlsrc that posts no "segdl-segment" messages: at the end, one
+// segment event per segment the stats count (index unknown, the bytes on the
+// last). Not while running: the stats may count a segment before its
+// message is on the bus, and the event would come twice.
 void Download::derive_segments(const Snapshot &s) {
   if (segment_messages_) return;
-  for (int64_t n = prev_.done + 1; n <= s.done; n++) {
+  for (int64_t n = 1; n <= s.done; n++) {
     SegmentEvent e;
     e.done = n;
     e.total = s.total;
-    if (n == s.done) e.bytes = uint64_t(std::max<int64_t>(0, s.bytes - prev_.bytes));
-    e.source = s.cache_hits > prev_.cache_hits ? "cache" : "network";
+    if (n == s.done) e.bytes = uint64_t(std::max<int64_t>(0, s.bytes));
+    e.source = n <= s.cache_hits ? "cache" : "network";
     progress_.segment(e);
   }
 }
 
-// Every kTickMs: the stats for the bar, the state, and segment events
-// derived from the stats while segdlsrc posts no "segdl-segment" messages.
+// Every kTickMs: the stats for the bar and the state.
 void Download::tick() {
   if (exit_code_ >= 0) return;
   const Snapshot s = read_stats();
-  // A segdlsrc without per-segment messages: a segment whole will do.
-  if (!codec_error_.empty() && !segment_messages_ && s.done >= 1) return finish_codec_error();
-  derive_segments(s);
   const bool moving = s.done > prev_.done || s.bytes > prev_.bytes;
   if (s.total >= 0 && s.done >= s.total && !opts_.combine.empty())
     progress_.state("joining");
