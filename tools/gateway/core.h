@@ -16,6 +16,7 @@
 #include "segdl/status.h"
 
 #include <glib.h>
+#include <gst/gst.h>
 #include <libsoup/soup.h>
 
 #include <condition_variable>
@@ -173,6 +174,15 @@ class Held {
   gulong finished_id_ = 0, disconnected_id_ = 0;
 };
 using HeldPtr = std::shared_ptr<Held>;
+
+// A pipeline of segdlsrc reading `id` from `backend` (this gateway), playing:
+// `on_caps` probes its first CAPS event (the tail is linked there), `on_bus`
+// watches its bus on the calling thread's context (both get `data`); `live`
+// polls every 0.5 s and buffers nothing ahead (/listen). The pipeline and
+// the watch are the caller's even on failure (false with `error`).
+bool start_segdl_pipeline(const std::string &backend, const std::string &id, bool live,
+                          GstPadProbeCallback on_caps, GSourceFunc on_bus, gpointer data,
+                          GstElement **pipeline, GSource **bus_watch, std::string &error);
 
 // Takes the connection from libsoup and resets it (fill.cpp): a client that
 // already has part of a body must see it cut, never a short body taken for a

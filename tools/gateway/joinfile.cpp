@@ -73,27 +73,8 @@ bool JoinJob::start(const std::string &backend, std::string &error) {
     error = std::string("cannot write a joined file: ") + g_strerror(errno);
     return false;
   }
-  GstElement *src = gst_element_factory_make("segdlsrc", nullptr);
-  if (!src) {
-    error = "the segdlsrc element is not installed";
-    return false;
-  }
-  g_object_set(src, "backend-url", backend.c_str(), "video-id", id_.c_str(), nullptr);
-  pipeline_ = gst_pipeline_new(nullptr);
-  gst_bin_add(GST_BIN(pipeline_), src);
-  GstPad *pad = gst_element_get_static_pad(src, "src");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_caps, this, nullptr);
-  gst_object_unref(pad);
-  GstBus *bus = gst_element_get_bus(pipeline_);
-  bus_watch_ = gst_bus_create_watch(bus);
-  gst_object_unref(bus);
-  g_source_set_callback(bus_watch_, G_SOURCE_FUNC(on_bus), this, nullptr);
-  g_source_attach(bus_watch_, g_main_context_get_thread_default());
-  if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    error = "the joining pipeline did not start";
-    return false;
-  }
-  return true;
+  return start_segdl_pipeline(backend, id_, false, on_caps, G_SOURCE_FUNC(on_bus), this, &pipeline_,
+                              &bus_watch_, error);
 }
 
 // Streaming thread: on segdlsrc's first CAPS event, parser ! muxer ! filesink.

@@ -202,26 +202,33 @@ gboolean Listen::on_client_readable(GSocket *sock, GIOCondition, gpointer data) 
 }
 
 bool Listen::start(const std::string &backend, std::string &error) {
+  // Poll often and go on with whatever is there: the browser buffers itself.
+  return start_segdl_pipeline(backend, id_, true, on_caps, G_SOURCE_FUNC(on_bus), this, &pipeline_,
+                              &bus_watch_, error);
+}
+
+bool start_segdl_pipeline(const std::string &backend, const std::string &id, bool live,
+                          GstPadProbeCallback on_caps, GSourceFunc on_bus, gpointer data,
+                          GstElement **pipeline, GSource **bus_watch, std::string &error) {
   GstElement *src = gst_element_factory_make("segdlsrc", nullptr);
   if (!src) {
     error = "the segdlsrc element is not installed";
     return false;
   }
-  // Poll often and go on with whatever is there: the browser buffers itself.
-  g_object_set(src, "backend-url", backend.c_str(), "video-id", id_.c_str(), "poll-interval", 0.5,
-               "buffer-size", 1u, nullptr);
-  pipeline_ = gst_pipeline_new(nullptr);
-  gst_bin_add(GST_BIN(pipeline_), src);
+  g_object_set(src, "backend-url", backend.c_str(), "video-id", id.c_str(), nullptr);
+  if (live) g_object_set(src, "poll-interval", 0.5, "buffer-size", 1u, nullptr);
+  *pipeline = gst_pipeline_new(nullptr);
+  gst_bin_add(GST_BIN(*pipeline), src);
   GstPad *pad = gst_element_get_static_pad(src, "src");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_caps, this, nullptr);
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_caps, data, nullptr);
   gst_object_unref(pad);
-  GstBus *bus = gst_element_get_bus(pipeline_);
-  bus_watch_ = gst_bus_create_watch(bus);
+  GstBus *bus = gst_element_get_bus(*pipeline);
+  *bus_watch = gst_bus_create_watch(bus);
   gst_object_unref(bus);
-  g_source_set_callback(bus_watch_, G_SOURCE_FUNC(on_bus), this, nullptr);
-  g_source_attach(bus_watch_, g_main_context_get_thread_default());
-  if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    error = "the listening pipeline did not start";
+  g_source_set_callback(*bus_watch, on_bus, data, nullptr);
+  g_source_attach(*bus_watch, g_main_context_get_thread_default());
+  if (gst_element_set_state(*pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    error = "the pipeline did not start";
     return false;
   }
   return true;
