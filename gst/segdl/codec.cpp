@@ -643,7 +643,8 @@ uint64_t OggGranules::packet(uint64_t samples, int64_t granule) {
   uint64_t trim = 0;
   if (end_ >= 0) {
     uint64_t expected = uint64_t(end_) + samples;  // no overflow: both below 2^63
-    if (expected > uint64_t(granule)) trim = std::min(expected - uint64_t(granule), samples);
+    if (expected > uint64_t(granule) && expected - uint64_t(granule) < samples)
+      trim = expected - uint64_t(granule);
   }
   end_ = granule;
   return trim;

@@ -237,7 +237,10 @@ class Mp3Gapless {
 // file (segment) in order with their granules (the demuxer gives each
 // packet one) and their sample counts (from the codec), it says how many
 // samples to cut at each packet's end. The first packet of a file only sets
-// the count (a file cut from a longer stream starts anywhere).
+// the count (a file cut from a longer stream starts anywhere). A granule
+// that leaves out a whole packet is no trim (no encoder makes a packet of
+// nothing but padding; oggmux-made segments repeat a granule so) and only
+// sets the count again.
 class OggGranules {
  public:
   // A new file begins.

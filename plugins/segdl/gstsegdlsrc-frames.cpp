@@ -228,25 +228,48 @@ void gst_seg_dl_src_end_timeline_segment(GstSegDlSrc *self) {
   apply_decisions(self, ds);
 }
 
-// Ogg: oggdemux gives each packet's granule (OFFSET_END): the samples
-// decoded up to its end. A packet whose granule is short of the count from
-// the packet before is cut at its end by that much (the end trim of the
-// last page, RFC 7845 4.4 / Vorbis I A.2): demuxing in push mode, oggdemux
-// does not apply it.
+// Ogg: oggdemux gives each packet's granule (OFFSET_END); demuxing in push
+// mode it applies no end trim, so the granules' is applied here, as the
+// packet's clipping (Opus and Vorbis, segdl::OggGranules).
 static uint64_t ogg_end_trim(GstSegDlSrc *self, GstBuffer *frame, uint64_t samples) {
   GstSegDlSrcPrivate *priv = self->priv;
-  // Opus only: for Vorbis oggdemux counts the last packet itself.
-  if (!priv->ogg_form || priv->codec != CODEC_OPUS) return 0;
-  int64_t expected = priv->granule_end >= 0 ? priv->granule_end + int64_t(samples) : -1;
-  uint64_t trim = 0;
-  if (GST_BUFFER_OFFSET_END_IS_VALID(frame) && GST_BUFFER_OFFSET_END(frame) < G_MAXINT64) {
-    int64_t granule = int64_t(GST_BUFFER_OFFSET_END(frame));
-    if (expected > granule) trim = std::min<uint64_t>(uint64_t(expected - granule), samples);
-    priv->granule_end = granule;
-  } else {
-    priv->granule_end = expected;
-  }
+  if (!priv->ogg_form) return 0;
+  bool valid = GST_BUFFER_OFFSET_END_IS_VALID(frame) && GST_BUFFER_OFFSET_END(frame) < G_MAXINT64;
+  uint64_t trim =
+      priv->granules.packet(samples, valid ? int64_t(GST_BUFFER_OFFSET_END(frame)) : -1);
+  if (trim > 0)
+    GST_LOG_OBJECT(self,
+                   "segment %" G_GINT64_FORMAT ": granule %" G_GUINT64_FORMAT
+                   " leaves out %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " samples",
+                   priv->tl_segment, GST_BUFFER_OFFSET_END(frame), trim, samples);
   return trim;
+}
+
+// MP3: the LAME delay and padding of the segment's information frame, as
+// its trims (segdl::Mp3Gapless says which apply), set before its first
+// audio frame goes in.
+static void mp3_gapless(GstSegDlSrc *self, GstBuffer *frame, bool info) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  GstMapInfo map;
+  if (priv->codec != CODEC_MP3 || !gst_buffer_map(frame, &map, GST_MAP_READ)) return;
+  segdl::MpegAudioHeader h;
+  segdl::MpegInfoFrame fi;
+  segdl::Mp3Trim t;
+  bool ok = segdl::parse_mpeg_audio_header(map.data, map.size, h);
+  if (ok && info) {
+    if (segdl::parse_mpeg_info_frame(map.data, map.size, h, fi))
+      priv->mp3_gapless.info_frame(priv->tl_segment, fi);
+  } else if (ok && priv->mp3_gapless.audio_frame(
+                       priv->tl_segment, segdl::mp3_main_data_begin(map.data, map.size, h), t)) {
+    segdl::SegmentTrim trim;
+    trim.start = t.start;
+    trim.end = t.end;
+    priv->timeline.set_trim(priv->tl_segment, trim);
+    GST_DEBUG_OBJECT(
+        self, "segment %" G_GINT64_FORMAT ": LAME trims %" G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT,
+        priv->tl_segment, t.start, t.end);
+  }
+  gst_buffer_unmap(frame, &map);
 }
 
 // Codec headers go straight out: no time of their own.
@@ -260,7 +283,7 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
   }
   if (segment >= 0) {
     priv->tl_segment = segment;
-    priv->granule_end = -1;
+    priv->granules.reset();
     if (segment == 0 && priv->codec == CODEC_OPUS && priv->opus_preskip > 0) {
       // The track starts with the encoder's pre-skip (demuxers mark it on
       // the first frame, or not: oggdemux in push mode does not).
@@ -280,6 +303,7 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
 
   bool info = false;
   int64_t samples = known_samples >= 0 ? known_samples : frame_samples(self, frame, &info);
+  mp3_gapless(self, frame, info);
   if (info) {
     GST_DEBUG_OBJECT(self, "an MP3 information frame in segment %" G_GINT64_FORMAT ": not audio",
                      priv->tl_segment);
@@ -347,7 +371,8 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   priv->iso_bytes = nullptr;
   priv->iso_segment = -1;
   priv->ogg_form = false;
-  priv->granule_end = -1;
+  priv->granules.reset();
+  priv->mp3_gapless.reset();
   priv->opus_preskip = 0;
   if (priv->tags) gst_tag_list_unref(priv->tags);
   priv->tags = nullptr;

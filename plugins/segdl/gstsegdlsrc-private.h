@@ -13,6 +13,7 @@
 
 #include "gstsegdljoin.h"
 #include "gstsegdlsrc-http.h"
+#include "segdl/codec.h"
 #include "segdl/downloader.h"
 #include "segdl/timeline.h"
 #include "segdl/vorbis.h"
@@ -158,7 +159,8 @@ struct GstSegDlSrcPrivate {
   GByteArray *iso_bytes = nullptr;  // an m4a segment collected whole, read by our own code
   int64_t iso_segment = -1;         // its number
   bool ogg_form = false;            // the segments are Ogg files (packet granules known)
-  int64_t granule_end = -1;         // Ogg: the granule expected at the end of the last frame
+  segdl::OggGranules granules;      // Ogg: the end trim from the packets' granules
+  segdl::Mp3Gapless mp3_gapless;    // MP3: the LAME delay/padding that apply per segment
   uint64_t opus_preskip = 0;        // from the OpusHead in the caps
   GstTagList *tags = nullptr;       // segment 0's container tags, sent after the first buffer
   segdl::VorbisBlocks vorbis;       // Vorbis durations across joins (when the caps are Vorbis)

@@ -676,13 +676,18 @@ GST_START_TEST(ogg_granule_end_trims) {
   g.reset();
   ck_assert_uint_eq(g.packet(1024, 1986368), 0);
   ck_assert_uint_eq(g.packet(1024, 1987392), 0);
-  // A granule far behind (hostile): never more than the packet.
-  ck_assert_uint_eq(g.packet(1024, 5), 1024);
+  // A granule that leaves out the whole packet (oggmux repeats one): no
+  // trim, the count is set again.
+  ck_assert_uint_eq(g.packet(1024, 1987392), 0);
+  ck_assert_uint_eq(g.packet(1024, 1987392 + 1024 - 64), 64);
+  // A granule far behind (hostile): no trim either.
+  ck_assert_uint_eq(g.packet(1024, 5), 0);
+  ck_assert_uint_eq(g.packet(1024, 1029 - 1000), 1000);
   // Near the largest granule: no overflow.
   g.reset();
   ck_assert_uint_eq(g.packet(960, INT64_MAX - 10), 0);
-  ck_assert_uint_eq(g.packet(960, -1), 0);
-  ck_assert_uint_eq(g.packet(960, INT64_MAX), 960);
+  ck_assert_uint_eq(g.packet(960, INT64_MAX), 950);
+  ck_assert_uint_eq(g.packet(960, -1), 0);  // the count stops at the largest value
 }
 GST_END_TEST;
 

@@ -8,8 +8,11 @@
  */
 #include "ffmpeg.h"
 
+#include "segdl/codec.h"
+
 #include <gst/pbutils/pbutils.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -106,14 +109,49 @@ const Form kForms[] = {
      false},
 };
 
-// The forms whose decoded PCM is checked. Not yet: vorbis/ogg (the last
-// page's end granule is not applied), see docs/element.md.
-const size_t kPcmForms[] = {0, 1, 3, 4, 5, 6, 7, 8};
+// The forms whose decoded PCM is checked.
+const size_t kPcmForms[] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
 
 // Samples the segments keep that the unsegmented file trims: `-f segment`
 // drops the file's AAC priming edit (1024) from segment 0.
 uint64_t priming(const Form &f) {
   return g_str_equal(f.ext, "m4a") ? 1024 : 0;
+}
+
+// The granule of an Ogg file's last page: the samples it presents.
+int64_t last_granule(const Bytes &ogg) {
+  static const uint8_t kCapture[] = {'O', 'g', 'g', 'S'};
+  auto it = std::find_end(ogg.begin(), ogg.end(), kCapture, kCapture + 4);
+  fail_unless(it != ogg.end() && ogg.end() - it >= 14, "no Ogg page");
+  int64_t g = 0;
+  for (int i = 7; i >= 0; i--) g = (g << 8) | it[6 + i];
+  return g;
+}
+
+// What a player of the unsegmented file presents of GStreamer's own decode
+// of it (`decoded` samples): [from, from + count). Vorbis: up to the last
+// page's granule (oggdemux in pull mode trims the end, to a rounding: one
+// sample more here). MP3: LAME's gapless trims, delay + 529 at the start
+// and padding - 529 at the end, which GStreamer 1.22 (mpegaudioparse,
+// mpg123audiodec) does not apply, as ffmpeg's decoder does. Else all.
+void presented(const Form &f, const std::string &whole, size_t decoded, size_t &from,
+               size_t &count) {
+  from = 0;
+  count = decoded;
+  if (g_str_equal(f.codec[1].c_str(), "libvorbis")) {
+    count = size_t(last_granule(read_file(whole)));
+  } else if (g_str_equal(f.codec[1].c_str(), "libmp3lame")) {
+    Bytes b = read_file(whole);
+    Mp3Start st;
+    fail_unless(parse_mp3_start(b.data(), b.size(), st) && st.info.has_lame, "no LAME tag in %s",
+                whole.c_str());
+    size_t cut = size_t(st.info.encoder_delay) + size_t(st.info.encoder_padding);
+    fail_unless(decoded > cut);
+    from = size_t(st.info.encoder_delay) + kMp3DecoderDelay;
+    count = decoded - cut;
+  }
+  fail_unless(from + count <= decoded, "%s: %zu + %zu of %zu samples", f.name, from, count,
+              decoded);
 }
 
 // Every buffer but codec headers has a pts and a duration; each starts
@@ -207,10 +245,24 @@ GST_START_TEST(test_pcm) {
     fail_unless(adts.bytes.size() / 4 >= got);
     int64_t at = first_difference(run.bytes, adts.bytes);
     fail_unless(at < 0, "%s: decoded PCM differs from sample %" G_GINT64_FORMAT, f.name, at);
+  } else if (g_str_equal(f.codec[1].c_str(), "libvorbis")) {
+    // The last frame carries the granule's end trim as clipping (see
+    // test_vorbis_cut), which vorbisdec (GStreamer 1.22) does not apply:
+    // its output is the whole file's up to the granule, then that frame's
+    // trimmed samples.
+    size_t from = 0;
+    presented(f, fx.whole(), want, from, want);
+    fail_unless(got >= want && got - want < 1024, "%s: %zu samples decoded, %zu presented", f.name,
+                got, want);
+    int64_t at = first_difference(ref.bytes, run.bytes);
+    fail_unless(at < 0 || size_t(at) >= want,
+                "%s: decoded PCM differs from sample %" G_GINT64_FORMAT, f.name, at);
   } else if (f.pcm_exact) {
-    fail_unless(got == want, "%s: %zu samples decoded, the unsegmented file has %zu", f.name, got,
-                want);
-    int64_t at = first_difference(run.bytes, ref.bytes);
+    size_t from = 0;
+    presented(f, fx.whole(), want, from, want);
+    fail_unless(got == want, "%s: %zu samples decoded, the unsegmented file presents %zu", f.name,
+                got, want);
+    int64_t at = first_difference(ref.bytes, run.bytes, from);
     fail_unless(at < 0, "%s: decoded PCM differs from sample %" G_GINT64_FORMAT, f.name, at);
   } else {
     // Within one frame of the unsegmented file (see docs/element.md).
@@ -218,6 +270,113 @@ GST_START_TEST(test_pcm) {
     fail_unless(diff <= 1024, "%s: %zu samples decoded, the unsegmented file has %zu", f.name, got,
                 want);
   }
+}
+GST_END_TEST;
+
+// Vorbis cut the way a backend cuts: the whole file encoded once, then cut
+// with `-c copy` at 15 s and 45 s (ffmpeg's copy shifts every granule by
+// 128, the last page's trim stays). Every buffer's pts and duration
+// continue, and the track ends at the whole file's last granule: the end
+// trim is on the last frame as GstAudioClippingMeta (duration without it).
+// The decoded PCM equals the whole file's up to there (vorbisdec does not
+// apply the clipping, see test_pcm).
+GST_START_TEST(test_vorbis_cut) {
+  Form f = kForms[2];
+  f.seconds = 50;
+  f.rate = 22050;
+  Fixture fx(f);  // makes its own -f segment cut too (unused here)
+  std::string cut = fx.dir() + "/cut_%d.ogg";
+  run_ffmpeg({"-i", fx.whole(), "-c", "copy", "-f", "segment", "-segment_times", "15,45",
+              "-segment_format", "ogg", cut});
+  server::Track t;
+  for (int i = 0; i < 3; i++)
+    t.segments.push_back(read_file(fx.dir() + "/cut_" + std::to_string(i) + ".ogg"));
+  fail_if(exists(fx.dir() + "/cut_3.ogg"));
+  t.mime_type = "audio/ogg";
+  t.first_segment_duration = 15;
+  t.segment_duration = 30;
+  int64_t granule = last_granule(read_file(fx.whole()));
+  fail_unless(granule == int64_t(f.seconds * f.rate), "whole file ends at %" G_GINT64_FORMAT,
+              granule);
+  auto srv = start_server();
+  srv->add_track("v", t);
+  Run run;
+  GstElement *p = make_pipeline(srv->base_url(), "v", "", "appsink name=sink sync=false");
+  run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  check_stamps(run);
+  GstClockTime end = run.pts.back() + run.durations.back();
+  GstClockTime want = gst_util_uint64_scale_round(uint64_t(granule), GST_SECOND, uint64_t(f.rate));
+  fail_unless(GST_CLOCK_DIFF(want, end) >= -1000 && GST_CLOCK_DIFF(want, end) <= 1000,
+              "the track ends at %" GST_TIME_FORMAT ", its last granule at %" GST_TIME_FORMAT,
+              GST_TIME_ARGS(end), GST_TIME_ARGS(want));
+  Run ref, out;
+  decode_file(fx.whole(), ref);
+  p = make_pipeline(srv->base_url(), "v", "", kPcm);
+  run_pipeline(p, out, 60);
+  gst_object_unref(p);
+  srv->stop();
+  fail_unless(out.eos);
+  size_t got = out.bytes.size() / 4;
+  fail_unless(got >= size_t(granule) && got - size_t(granule) < 1024, "%zu samples decoded", got);
+  int64_t at = first_difference(ref.bytes, out.bytes);
+  fail_unless(at < 0 || at >= granule, "decoded PCM differs from sample %" G_GINT64_FORMAT, at);
+}
+GST_END_TEST;
+
+// MP3 segments encoded one by one (1.5 s, 3 s, 3 s of the source, each its
+// own ID3v2 + Info/LAME tag with delay 576 and its padding): each segment's
+// delay and padding apply, so the output is the concatenation of each
+// file's gapless decode (GStreamer's decode of it with the LAME trims),
+// the track lasts exactly the source, and the samples are those to one
+// 16-bit step.
+GST_START_TEST(test_mp3_each_encoded) {
+  Fixture fx(kForms[3]);
+  const double starts[] = {0, 1.5, 4.5, 7.5};
+  server::Track t;
+  Bytes want;
+  for (int i = 0; i < 3; i++) {
+    std::string path = fx.dir() + "/each_" + std::to_string(i) + ".mp3";
+    run_ffmpeg({"-ss", std::to_string(starts[i]), "-t", std::to_string(starts[i + 1] - starts[i]),
+                "-i", fx.source(), "-c:a", "libmp3lame", "-b:a", "64k", path});
+    t.segments.push_back(read_file(path));
+    Run dec;
+    decode_file(path, dec);
+    size_t from = 0, count = 0;
+    presented(kForms[3], path, dec.bytes.size() / 4, from, count);
+    want.insert(want.end(), dec.bytes.begin() + 4 * from, dec.bytes.begin() + 4 * (from + count));
+  }
+  t.mime_type = "audio/mpeg";
+  t.first_segment_duration = 1.5;
+  t.segment_duration = 3;
+  auto srv = start_server();
+  srv->add_track("e", t);
+  Run stamps, out;
+  GstElement *p = make_pipeline(srv->base_url(), "e", "", "appsink name=sink sync=false");
+  run_pipeline(p, stamps, 60);
+  gst_object_unref(p);
+  check_stamps(stamps);
+  p = make_pipeline(srv->base_url(), "e", "", kPcm);
+  run_pipeline(p, out, 60);
+  gst_object_unref(p);
+  srv->stop();
+  fail_unless(out.eos);
+  size_t source = size_t(kForms[3].rate * 7.5);
+  fail_unless_equals_uint64(want.size() / 4, source);
+  fail_unless_equals_uint64(out.bytes.size() / 4, source);
+  GstClockTime end = stamps.pts.back() + stamps.durations.back();
+  fail_unless(GST_CLOCK_DIFF(GstClockTime(7.5 * GST_SECOND), end) <= 1000 &&
+                  GST_CLOCK_DIFF(GstClockTime(7.5 * GST_SECOND), end) >= -1000,
+              "ends at %" GST_TIME_FORMAT, GST_TIME_ARGS(end));
+  // Within one 16-bit step (mpg123audiodec decodes to S16): an independent
+  // decode starts its synthesis ring buffer at another phase than the
+  // continuous one, which rounds a sample now and then the other way. A
+  // sample off in time would differ by far more.
+  const float *a = reinterpret_cast<const float *>(out.bytes.data());
+  const float *b = reinterpret_cast<const float *>(want.data());
+  for (size_t i = 0; i < source; i++)
+    fail_unless(std::fabs(a[i] - b[i]) <= 1.0f / 32768 + 1e-7f, "sample %zu is %f, not %f", i,
+                double(a[i]), double(b[i]));
 }
 GST_END_TEST;
 
@@ -481,6 +640,8 @@ static Suite *ffmpeg_forms_suite() {
   suite_add_tcase(s, tc);
   tcase_add_loop_test(tc, test_stamps, 0, G_N_ELEMENTS(kForms));
   tcase_add_loop_test(tc, test_pcm, 0, G_N_ELEMENTS(kPcmForms));
+  tcase_add_test(tc, test_vorbis_cut);
+  tcase_add_test(tc, test_mp3_each_encoded);
   tcase_add_loop_test(tc, test_bad_segment_error, 0, G_N_ELEMENTS(kHostile));
   tcase_add_loop_test(tc, test_bad_segment_gap, 0, G_N_ELEMENTS(kHostile));
   tcase_add_test(tc, test_tags);
