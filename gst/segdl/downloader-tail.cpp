@@ -13,6 +13,7 @@
  */
 #include "segdl/downloader-jobs.h"
 #include "segdl/downloader.h"
+#include "segdl/log.h"
 
 #include "segdl/urls.h"
 
@@ -58,8 +59,9 @@ void Downloader::finish_tail(TailJob &tj, bool ok, const std::string &why) {
   if (tj.running) fetcher_->cancel(tj.fetch_id);
   tj.running = false;
   if (!ok)
-    g_debug("segment %" G_GINT64_FORMAT ": no tail from %" G_GUINT64_FORMAT " (%s)", tj.n,
-            tj.offset, why.c_str());
+    SEGDL_ENGINE_LOG(GST_LEVEL_DEBUG,
+                     "segment %" G_GINT64_FORMAT ": no tail from %" G_GUINT64_FORMAT " (%s)", tj.n,
+                     tj.offset, why.c_str());
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tails_.find(tj.n);
