@@ -156,7 +156,7 @@ void check_joined(const segdl::gateway::Gateway &gw, const std::string &dir,
                   const std::string &demux, const std::string &type, const std::string &codec,
                   const std::vector<segdl::test::Bytes> &ref) {
   std::string first;
-  for (const std::string path : {"/stream?v=" + std::string(kId), "/listen/" + std::string(kId)}) {
+  for (const std::string &path : {"/stream?v=" + std::string(kId), "/listen/" + std::string(kId)}) {
     const std::string url = gw.base_url() + path;
     Reply all = gwtest::get(url);
     fail_unless_equals_int(all.status, 200);
