@@ -114,8 +114,8 @@ class FullProxy : public FetchListener {
       skip_ -= static_cast<int64_t>(size);
       return;
     }
-    GBytes *part = g_bytes_new_from_bytes(chunk, static_cast<gsize>(skip_),
-                                          size - static_cast<gsize>(skip_));
+    GBytes *part =
+        g_bytes_new_from_bytes(chunk, static_cast<gsize>(skip_), size - static_cast<gsize>(skip_));
     skip_ = 0;
     size = g_bytes_get_size(part);
     soup_message_body_append_bytes(soup_server_message_get_response_body(msg_), part);
