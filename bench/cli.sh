@@ -11,10 +11,8 @@
 # The floor starts one curl process per segment, so on a busy machine it is
 # not a tight floor. First audio: `segdl --play` against souphttpsrc !
 # decodebin reading segment 0 (both from process start).
-# A run on the shared 2-core build machine (load ~15), 20 min, 41 segments,
-# 20 ms latency: floor 5.8 s, old 6.5 s, segdl 3.8 s (24 MiB peak RSS),
-# segdl from the cache 3.1 s (20 MiB); first audio: floor 0.99 s, segdl
-# --play 1.20 s (1.21 x), medians of 5.
+# Results and what they mean: docs/benchmarks.md, "segdl --combine on a
+# 20-minute track" (whole-track times are single runs, first audio medians of 5).
 #   BUILD_DIR=build TRACK_SECONDS=1200 LATENCY_MS=20 CONCURRENT=3 bench/cli.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
