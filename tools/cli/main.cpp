@@ -122,9 +122,11 @@ std::vector<GOptionEntry> option_entries(RawOptions &r, Parsed &p) {
       {"poll-interval", 0, 0, G_OPTION_ARG_DOUBLE, &r.poll,
        "Seconds between status polls (default 2)", "S"},
       {"max-retries", 0, 0, G_OPTION_ARG_INT, &r.retries,
-       "Retries of a failing request, 0-100 (default 3)", "N"},
+       "Retries of a failing request, 0-100 (default 3): tried at most N + 1 times", "N"},
       {"max-wait", 0, 0, G_OPTION_ARG_DOUBLE, &r.max_wait,
-       "Seconds the backend may take to produce the whole track, 0 = no limit (default 600)", "S"},
+       "Seconds the download may spend in all waiting for the backend's data, 0 = no limit "
+       "(default 600)",
+       "S"},
       {"no-monitor", 0, 0, G_OPTION_ARG_NONE, &r.no_monitor,
        "Only the segments ready now, do not wait for more", nullptr},
       {"fallback-url", 0, 0, G_OPTION_ARG_STRING, &r.fallback,
