@@ -13,6 +13,7 @@
 #include "segdl/downloader.h"
 #include "segdl/downloader-jobs.h"
 
+#include "segdl/log.h"
 #include "segdl/urls.h"
 
 namespace segdl {
@@ -61,7 +62,8 @@ void Downloader::job_refused(Job &job, const std::string &why) {
   job.refused++;
   const bool fallback = job.n == kFallbackSegment;
   const std::string what = fallback ? "the fallback URL" : "segment " + std::to_string(job.n);
-  g_debug("%s is not audio: %s (copy %d)", what.c_str(), why.c_str(), job.refused);
+  SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "%s is not audio: %s (copy %d)", what.c_str(), why.c_str(),
+                   job.refused);
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.faults++;
@@ -107,16 +109,7 @@ bool Downloader::cached_is_audio(int64_t n, GBytes *bytes) {
     return true;
   }
   cache_->remove(n);
-  auto &slot = jobs_[n];
-  if (!slot) {
-    slot = std::make_unique<Job>();
-    slot->dl = this;
-    slot->n = n;
-    slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
-    std::lock_guard<std::mutex> lock(mu_);
-    slot->generation = generation_;
-  }
-  slot->refused = 1;
+  job_for(n).refused = 1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.faults++;

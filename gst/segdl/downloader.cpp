@@ -269,17 +269,23 @@ void Downloader::schedule() {
   };
   for (int64_t n : pick_downloads(consumer, window, cfg_.max_concurrent, in_flight, progress_.end(),
                                   startable)) {
-    auto &slot = jobs_[n];
-    if (!slot) {
-      slot = std::make_unique<Job>();
-      slot->dl = this;
-      slot->n = n;
-      slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
-      std::lock_guard<std::mutex> lock(mu_);
-      slot->generation = generation_;
-    }
-    start_job(*slot);
+    start_job(job_for(n));
   }
+}
+
+// HTTP thread. Segment n's job, made (idle, of the current generation)
+// when there is none.
+Downloader::Job &Downloader::job_for(int64_t n) {
+  auto &slot = jobs_[n];
+  if (!slot) {
+    slot = std::make_unique<Job>();
+    slot->dl = this;
+    slot->n = n;
+    slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
+    std::lock_guard<std::mutex> lock(mu_);
+    slot->generation = generation_;
+  }
+  return *slot;
 }
 
 // "segment N", or "the fallback URL", for log lines.

@@ -269,6 +269,7 @@ class Downloader {
   void hand_over(Job &job, GBytes *keep);
   void job_refused(Job &job, const std::string &why);
   bool cached_is_audio(int64_t n, GBytes *bytes);
+  Job &job_for(int64_t n);
   void refetch(int64_t n, const std::string &why, bool gone);
   void job_failed(Job &job, EngineError::Kind kind, int http_status, const std::string &cause,
                   int retry_after_s, bool transient);
