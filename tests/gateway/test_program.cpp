@@ -61,6 +61,13 @@ GST_START_TEST(test_bad_options) {
       run_to_end({"--upstream", "http://a", "--cache-dir", "/tmp/x", "--max-concurrent", "0"},
                  text),
       2);
+  for (const char *bad : {"lots", "1K", "2G"}) {
+    fail_unless_equals_int(
+        run_to_end({"--upstream", "http://a", "--cache-dir", "/tmp/x", "--max-client-queue", bad},
+                   text),
+        2);
+    fail_unless(text.find("--max-client-queue") != std::string::npos, "%s: %s", bad, text.c_str());
+  }
 }
 GST_END_TEST;
 
@@ -70,10 +77,10 @@ GST_START_TEST(test_serve_and_stop) {
   auto track = make_track();
   srv->add_track("demoTrack00", track);
   GError *err = nullptr;
-  GSubprocess *p =
-      g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE, &err, g_exe.c_str(), "--upstream",
-                       srv->base_url().c_str(), "--cache-dir", cache.path().c_str(), "--listen",
-                       "127.0.0.1:0", "--cache-max-size", "1G", "--cache-max-age", "7d", nullptr);
+  GSubprocess *p = g_subprocess_new(
+      G_SUBPROCESS_FLAGS_STDOUT_PIPE, &err, g_exe.c_str(), "--upstream", srv->base_url().c_str(),
+      "--cache-dir", cache.path().c_str(), "--listen", "127.0.0.1:0", "--cache-max-size", "1G",
+      "--cache-max-age", "7d", "--max-client-queue", "256K", nullptr);
   fail_unless(p != nullptr, "spawn: %s", err ? err->message : "");
   GDataInputStream *out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(p));
   char *line = g_data_input_stream_read_line(out, nullptr, nullptr, &err);
@@ -91,6 +98,7 @@ GST_START_TEST(test_serve_and_stop) {
   Json j(c.body);
   fail_unless_equals_int(j.i("maxSizeBytes"), 1LL << 30);
   fail_unless_equals_int(j.i("maxAgeSeconds"), 7 * 86400);
+  fail_unless_equals_int(j.i("maxClientQueueBytes"), 256 * 1024);
   g_subprocess_send_signal(p, SIGTERM);
   fail_unless(g_subprocess_wait(p, nullptr, &err));
   fail_unless(g_subprocess_get_if_exited(p));

@@ -300,12 +300,14 @@ void Gateway::Impl::api_cache(SoupServerMessage *msg, const std::string *only) {
   }
   if (d) g_dir_close(d);
   tracks += "]";
-  const std::string json = "{\"cacheDir\":" + json_str(opts.cache_dir) +
-                           ",\"maxSizeBytes\":" + std::to_string(opts.cache_max_size) +
-                           ",\"maxAgeSeconds\":" + std::to_string(opts.cache_max_age_s) +
-                           ",\"sizeBytes\":" + std::to_string(Cache(cfg).size_bytes()) +
-                           ",\"maxConcurrent\":" + std::to_string(opts.max_concurrent) +
-                           ",\"tracks\":" + tracks + "}";
+  const std::string json =
+      "{\"cacheDir\":" + json_str(opts.cache_dir) +
+      ",\"maxSizeBytes\":" + std::to_string(opts.cache_max_size) +
+      ",\"maxAgeSeconds\":" + std::to_string(opts.cache_max_age_s) +
+      ",\"sizeBytes\":" + std::to_string(Cache(cfg).size_bytes()) +
+      ",\"maxConcurrent\":" + std::to_string(opts.max_concurrent) +
+      ",\"maxClientQueueBytes\":" + std::to_string(opts.max_client_queue_bytes) +
+      ",\"tracks\":" + tracks + "}";
   reply_json(msg, 200, json, kNoStore);
 }
 

@@ -20,6 +20,10 @@ namespace segdl::gateway {
 
 namespace {
 
+// Bounds of Options::max_client_queue_bytes (--max-client-queue).
+constexpr int64_t kMinClientQueue = 4096;
+constexpr int64_t kMaxClientQueue = int64_t(1) << 30;
+
 // Path components after a prefix: "/api/segments/a/b" -> ["a", "b"]. The
 // path comes decoded from libsoup (so an id cannot hold '/' here; the ?v=
 // forms take any id the pattern allows).
@@ -248,6 +252,10 @@ bool Gateway::start(std::string &error) {
   g_regex_unref(re);
   if (o.max_concurrent < 1 || o.max_concurrent > 64) {
     error = "--max-concurrent must be 1..64";
+    return false;
+  }
+  if (o.max_client_queue_bytes < kMinClientQueue || o.max_client_queue_bytes > kMaxClientQueue) {
+    error = "--max-client-queue must be 4K..1G";
     return false;
   }
   if (impl_->thread.joinable()) {

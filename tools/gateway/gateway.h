@@ -39,7 +39,8 @@ struct Options {
   int preload_poll_ms = 2000;                      // status polls of a preload job
   int preload_max_idle_polls = 10;                 // polls with nothing new before a job gives up
   // Bytes a /listen or whole-track answer may hold for a slow client (made but
-  // not yet written to its socket); above it the producer pauses.
+  // not yet written to its socket); above it the producer pauses. 4 KiB..1 GiB
+  // (--max-client-queue).
   int64_t max_client_queue_bytes = 1024 * 1024;
 };
 

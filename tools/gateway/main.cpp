@@ -4,6 +4,7 @@
  *   segdl-gateway --upstream http://127.0.0.1:8080 --cache-dir /var/cache/segdl \
  *                 [--fallback-upstream URL] [--listen 127.0.0.1:8090] [--max-concurrent 4]
  *                 [--cache-max-size 2G] [--cache-max-age 7d] [--admin-token TOKEN]
+ *                 [--max-client-queue 1M]
  *
  * Prints "segdl-gateway listening on http://HOST:PORT" once it accepts
  * connections (port 0 picks a free one), runs until SIGINT/SIGTERM. Bad
@@ -14,6 +15,7 @@
 
 #include <glib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -94,7 +96,7 @@ bool parse_listen(const std::string &s, std::string &host, int &port) {
 int main(int argc, char **argv) {
   g_autofree gchar *upstream = nullptr, *fallback = nullptr, *cache_dir = nullptr;
   g_autofree gchar *listen = nullptr, *max_size = nullptr, *max_age = nullptr;
-  g_autofree gchar *token = nullptr, *id_pattern = nullptr;
+  g_autofree gchar *token = nullptr, *id_pattern = nullptr, *client_queue = nullptr;
   gint max_concurrent = 4;
   const GOptionEntry entries[] = {
       {"upstream", 'u', 0, G_OPTION_ARG_STRING, &upstream, "The segmented backend (required)",
@@ -111,6 +113,10 @@ int main(int argc, char **argv) {
        "Evict least recently used tracks above this (e.g. 2G; default no limit)", "SIZE"},
       {"cache-max-age", 0, 0, G_OPTION_ARG_STRING, &max_age,
        "Evict tracks unused for this long (e.g. 7d, 12h; default no limit)", "DURATION"},
+      {"max-client-queue", 0, 0, G_OPTION_ARG_STRING, &client_queue,
+       "Bytes a whole-track or /listen answer may hold for a slow client before its producer "
+       "pauses (e.g. 256K; default 1M)",
+       "SIZE"},
       {"admin-token", 0, 0, G_OPTION_ARG_STRING, &token,
        "Allow DELETE /api/segments/cache with 'Authorization: Bearer TOKEN'", "TOKEN"},
       {"id-pattern", 0, 0, G_OPTION_ARG_STRING, &id_pattern,
@@ -141,6 +147,11 @@ int main(int argc, char **argv) {
     return usage_error("--cache-max-size wants a size such as 500M or 2G");
   if (max_age && !parse_duration(max_age, opts.cache_max_age_s))
     return usage_error("--cache-max-age wants a duration such as 90s, 30m, 12h or 7d");
+  uint64_t queue = 0;
+  if (client_queue && !parse_size(client_queue, queue))
+    return usage_error("--max-client-queue wants a size such as 256K or 1M");
+  if (client_queue)
+    opts.max_client_queue_bytes = static_cast<int64_t>(std::min<uint64_t>(queue, INT64_MAX));
   if (token) opts.admin_token = token;
   if (id_pattern) opts.id_pattern = id_pattern;
 
