@@ -24,7 +24,7 @@ const char *const kId = "listenTrack";
 // What a streaming client saw of one GET: its head, its first chunk, its body.
 struct Streamed {
   int status = 0;
-  std::string content_type, encoding, acao;
+  std::string content_type, encoding, acao, vary;
   std::string body;
   size_t first_chunk = 0;
   std::vector<segdl::server::RequestRecord> at_first_bytes;  // upstream requests by then
@@ -35,10 +35,12 @@ struct Streamed {
 // what the upstream server had been asked by then.
 // `on_first` runs then, on this thread.
 Streamed stream(const std::string &url, const segdl::server::Server &upstream,
-                const std::function<void()> &on_first = {}) {
+                const std::function<void()> &on_first = {}, const std::string &accept = "") {
   Streamed s;
   SoupSession *session = soup_session_new_with_options("timeout", 30, nullptr);
   SoupMessage *msg = soup_message_new("GET", url.c_str());
+  if (!accept.empty())
+    soup_message_headers_replace(soup_message_get_request_headers(msg), "Accept", accept.c_str());
   GError *err = nullptr;
   GInputStream *in = soup_session_send(session, msg, nullptr, &err);
   s.status = static_cast<int>(soup_message_get_status(msg));
@@ -48,6 +50,8 @@ Streamed stream(const std::string &url, const segdl::server::Server &upstream,
   s.encoding = soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED ? "chunked" : "";
   const char *acao = soup_message_headers_get_one(h, "Access-Control-Allow-Origin");
   s.acao = acao ? acao : "";
+  const char *vary = soup_message_headers_get_one(h, "Vary");
+  s.vary = vary ? vary : "";
   char buf[65536];
   while (in) {
     const gssize n = g_input_stream_read(in, buf, sizeof buf, nullptr, &err);
@@ -98,10 +102,35 @@ std::string ffprobe(const std::string &path) {
   return s;
 }
 
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// A complete track on /listen: one file of `size` bytes with its length (the
+// body returned), and a Range in the middle of it.
+std::string check_whole(const std::string &url, const std::string &type, const Headers &h = {}) {
+  Reply all = gwtest::get(url, h);
+  fail_unless_equals_int(all.status, 200);
+  assert_str_eq(all.h("content-type"), type);
+  assert_str_eq(all.h("content-length"), std::to_string(all.body.size()));
+  assert_str_eq(all.h("accept-ranges"), "bytes");
+  assert_str_eq(all.h("vary"), "Accept");
+  fail_unless(all.body.size() > 8000, "%zu bytes", all.body.size());
+  const size_t from = all.body.size() / 2, to = from + 3999;
+  Headers range = h;
+  range.emplace_back("Range", "bytes=" + std::to_string(from) + "-" + std::to_string(to));
+  Reply part = gwtest::get(url, range);
+  fail_unless_equals_int(part.status, 206);
+  assert_str_eq(part.h("content-range"), "bytes " + std::to_string(from) + "-" +
+                                             std::to_string(to) + "/" +
+                                             std::to_string(all.body.size()));
+  fail_unless(part.body == all.body.substr(from, 4000), "the range differs");
+  return all.body;
+}
+
 // Streams /listen/ID of a `form` track revealed one segment a second, and
-// checks it against `segdlsrc ! tail`.
+// checks it against `segdlsrc ! tail`; with `again`, the complete track is
+// then one file of the same bytes (check_whole).
 void check_form(Form form, const std::string &tail, const std::string &type,
-                const std::string &codec) {
+                const std::string &codec, bool again = false) {
   gwtest::TempDir cache;
   segdl::server::Options so;
   so.reveal_every = 1.0;
@@ -118,6 +147,7 @@ void check_form(Form form, const std::string &tail, const std::string &type,
   assert_str_eq(s.content_type, type);
   assert_str_eq(s.encoding, "chunked");
   assert_str_eq(s.acao, "*");
+  assert_str_eq(s.vary, "Accept");
   // The first bytes came before the last segment was revealed (and so asked for).
   for (const auto &r : s.at_first_bytes)
     fail_unless(r.segment != last, "segment %d was asked for before the first bytes", int(last));
@@ -130,6 +160,11 @@ void check_form(Form form, const std::string &tail, const std::string &type,
   fail_unless(g_file_set_contents(file.c_str(), s.body.data(), gssize(s.body.size()), nullptr));
   assert_str_eq(ffprobe(file), codec + "," + std::to_string(frames));
   fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  if (!again) return;
+  const std::string whole = check_whole(gw->base_url() + "/listen/" + kId, type);
+  fail_unless(whole == s.body, "the whole track (%zu bytes) is not what was streamed (%zu)",
+              whole.size(), s.body.size());
+  fail_unless_equals_int(gw->counters().upstream_full, 0);
 }
 
 // The packets `demux` (a GStreamer description, from filesrc) reads in `path`.
@@ -239,8 +274,63 @@ GST_START_TEST(test_listen_mp3) {
 GST_END_TEST;
 
 // MPEG-TS segments (AAC inside) come out as ADTS: a form browsers play.
+// Once complete, the ADTS track is one file of the bytes streamed before.
 GST_START_TEST(test_listen_ts) {
-  check_form(Form::MpegTs, "aacparse ! audio/mpeg,stream-format=adts", "audio/aac", "aac");
+  check_form(Form::MpegTs, "aacparse ! audio/mpeg,stream-format=adts", "audio/aac", "aac", true);
+}
+GST_END_TEST;
+
+// Accept: AAC as fragmented MP4 while produced, as a joined m4a once
+// complete (the same packets as segdlsrc's); a 406 JSON error when nothing
+// acceptable exists, before and after; Vary: Accept on every answer.
+GST_START_TEST(test_listen_accept_aac) {
+  gwtest::TempDir cache;
+  segdl::server::Options so;
+  so.reveal_every = 1.0;
+  auto srv = gwtest::start_server(so);
+  srv->add_track(kId, segdl::test::make_track(Form::Adts, 7.5));
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  const std::string url = gw->base_url() + "/listen/" + kId;
+  for (const char *none : {"audio/ogg, audio/webm", "audio/aac;q=0, audio/mp4;q=0, audio/*"}) {
+    Reply r = gwtest::get(url, {{"Accept", none}});  // told once segment 0 says AAC
+    gwtest::assert_json_error(r, 406, "not_acceptable");
+    assert_str_eq(r.h("vary"), "Accept");
+    fail_unless(r.body.find("audio/aac, audio/mp4") != std::string::npos, "%s", r.body.c_str());
+  }
+  Reply html = gwtest::get(url, {{"Accept", "text/html"}});  // at once, no pipeline
+  gwtest::assert_json_error(html, 406, "not_acceptable");
+
+  Streamed s = stream(url, *srv, {}, "audio/aac;q=0.5, audio/mp4");
+  fail_unless_equals_int(s.status, 200);
+  assert_str_eq(s.content_type, "audio/mp4");
+  assert_str_eq(s.encoding, "chunked");
+  assert_str_eq(s.vary, "Accept");
+  segdl::test::Run run;
+  GstElement *p = segdl::test::make_pipeline(
+      srv->base_url(), kId, "",
+      "aacparse ! audio/mpeg,stream-format=raw ! appsink name=sink sync=false");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos);
+  std::vector<segdl::test::Bytes> ref;
+  for (size_t i = 0; i < run.frames.size(); i++)
+    if (!run.header[i]) ref.push_back(run.frames[i]);
+  fail_unless(ref.size() > 200, "%zu frames", ref.size());
+  const std::string file = cache.path() + "/fmp4.out";
+  fail_unless(g_file_set_contents(file.c_str(), s.body.data(), gssize(s.body.size()), nullptr));
+  fail_unless(demuxed(file, "qtdemux") == ref, "the fragmented MP4's packets differ");
+  assert_str_eq(ffprobe(file), "aac," + std::to_string(ref.size()));
+  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+
+  // Complete: */* is the ADTS bytes, audio/mp4 the m4a joined from them.
+  check_whole(url, "audio/aac", {{"Accept", "*/*"}});
+  const std::string m4a = check_whole(url, "audio/mp4", {{"Accept", "audio/aac;q=0.1, audio/*"}});
+  fail_unless(g_file_set_contents(file.c_str(), m4a.data(), gssize(m4a.size()), nullptr));
+  fail_unless(demuxed(file, "qtdemux") == ref, "the joined m4a's packets differ");
+  Reply no = gwtest::get(url, {{"Accept", "audio/webm"}});
+  gwtest::assert_json_error(no, 406, "not_acceptable");
+  assert_str_eq(no.h("vary"), "Accept");
+  fail_unless_equals_int(gw->counters().upstream_full, 0);
 }
 GST_END_TEST;
 
@@ -446,6 +536,7 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_listen_adts);
   tcase_add_test(tc, test_listen_mp3);
   tcase_add_test(tc, test_listen_ts);
+  tcase_add_test(tc, test_listen_accept_aac);
   tcase_add_test(tc, test_listen_opus_webm);
   tcase_add_test(tc, test_listen_vorbis_ogg);
   tcase_add_test(tc, test_listen_complete);

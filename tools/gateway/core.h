@@ -13,6 +13,7 @@
 #include "gateway/reply.h"
 #include "segdl/cache.h"
 #include "segdl/fetcher.h"
+#include "segdl/sniff.h"
 #include "segdl/status.h"
 
 #include <glib.h>
@@ -37,6 +38,7 @@ class Fill;
 class StatusFetch;
 class FullProxy;
 class JoinJob;
+class Accept;  // a request's Accept header (listen.cpp)
 struct Preload;
 
 // How an upstream transfer ended, for the clients waiting on it.
@@ -87,6 +89,7 @@ struct Gateway::Impl {
   std::map<std::string, std::unique_ptr<StatusFetch>> status_fetches;
   std::map<std::string, KnownTrack> known;
   std::map<std::string, std::set<int64_t>> failed;  // segments whose last fill failed
+  std::map<std::string, MediaForm> forms;  // the form of segment 0 of a track, once fetched
   std::map<std::string, std::unique_ptr<Preload>> preloads;
   std::set<FullProxy *> proxies;
   std::map<std::string, std::unique_ptr<JoinJob>> joins;  // by the joined file's path
@@ -115,7 +118,7 @@ struct Gateway::Impl {
   bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
 
   // ---- joinfile.cpp: self-contained tracks joined into one cached file ----
-  bool serve_joined_file(SoupServerMessage *msg, const std::string &id);
+  bool serve_joined_file(SoupServerMessage *msg, const std::string &id, const char *ext = nullptr);
   bool reply_file(SoupServerMessage *msg, const std::string &path, const Entity &meta);
   void join_ended(JoinJob *j);  // deletes it
   void abandon_joins();
@@ -125,7 +128,7 @@ struct Gateway::Impl {
   // Adds the CORS headers; answers OPTIONS, "/" and "/listen/ID" (true), else false.
   bool web_route(SoupServerMessage *msg, const char *path, const std::string &method);
   void listen_track(SoupServerMessage *msg, const std::string &id);
-  bool serve_listen_file(SoupServerMessage *msg, const std::string &id);
+  bool serve_listen_file(SoupServerMessage *msg, const std::string &id, const Accept &accept);
 
   // ---- fill.cpp: upstream segments, status, whole tracks ----
   // The running or queued fill of a segment, made (and queued) if needed;

@@ -25,25 +25,34 @@ namespace segdl::gateway {
 
 namespace {
 
-// The container of a self-contained segment type; null for the others.
-const Container *container_for(const std::string &type) {
+// The container of a self-contained segment type, or the one named by `ext`
+// (/listen's choice; "aac" is ADTS, no muxer); null for the others.
+const Container *container_for(const std::string &type, const char *ext) {
   static const Container kMp4 = {"m4a", "audio/mp4", "mp4mux faststart=true"};
   static const Container kWebm = {"webm", "audio/webm", "webmmux"};
   static const Container kOgg = {"ogg", "audio/ogg", "oggmux"};
+  static const Container kAdts = {"aac", "audio/aac", nullptr};
+  if (ext) {
+    for (const Container *c : {&kMp4, &kWebm, &kOgg, &kAdts})
+      if (strcmp(ext, c->ext) == 0) return c;
+    return nullptr;
+  }
   if (type == "audio/mp4" || type == "audio/x-m4a" || type == "audio/m4a") return &kMp4;
   if (type == "audio/webm" || type == "video/webm") return &kWebm;
   if (type == "audio/ogg" || type == "application/ogg") return &kOgg;
   return nullptr;
 }
 
-// The parser that hands the muxer segdlsrc's packets, for their caps.
-const char *parser_for(const GstCaps *caps) {
+// The parser that hands the muxer segdlsrc's packets, for their caps (ADTS
+// when there is no muxer).
+const char *parser_for(const GstCaps *caps, const Container &c) {
   if (!caps || gst_caps_is_empty(caps) || gst_caps_is_any(caps)) return nullptr;
   const GstStructure *s = gst_caps_get_structure(caps, 0);
   const std::string name = gst_structure_get_name(s);
   int version = 0;
   if (name == "audio/mpeg" && gst_structure_get_int(s, "mpegversion", &version) && version == 4)
-    return "aacparse ! audio/mpeg,stream-format=raw";
+    return c.muxer ? "aacparse ! audio/mpeg,stream-format=raw"
+                   : "aacparse ! audio/mpeg,stream-format=adts";
   if (name == "audio/x-opus") return "opusparse";
   if (name == "audio/x-vorbis") return "capsfilter caps=audio/x-vorbis";
   return nullptr;
@@ -95,10 +104,10 @@ GstPadProbeReturn JoinJob::on_caps(GstPad *pad, GstPadProbeInfo *info, gpointer 
 }
 
 bool JoinJob::add_tail(GstPad *pad, GstCaps *caps) {
-  const char *parser = parser_for(caps);
+  const char *parser = parser_for(caps, container_);
   if (!parser) return false;
-  const std::string desc =
-      std::string(parser) + " ! " + container_.muxer + " ! filesink name=file sync=false";
+  const std::string mux = container_.muxer ? std::string(" ! ") + container_.muxer : "";
+  const std::string desc = parser + mux + " ! filesink name=file sync=false";
   GError *err = nullptr;
   GstElement *bin = gst_parse_bin_from_description(desc.c_str(), TRUE, &err);
   if (!bin) {
@@ -197,8 +206,10 @@ void Gateway::Impl::abandon_joins() {
 }
 
 // A complete track of a self-contained form: the joined file (made first if
-// needed). False when the track is not such a track (the caller goes on).
-bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string &id) {
+// needed); with `ext`, joined into that container whatever the segments' form.
+// False when the track is not such a track (the caller goes on).
+bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string &id,
+                                      const char *ext) {
   std::string dir, error;
   if (!cache_dir_of(id, dir)) return false;
   std::unique_ptr<Cache> cache = open_cache(id, error);
@@ -216,7 +227,7 @@ bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string 
     g_checksum_update(sum, reinterpret_cast<const guchar *>(info.etag.data()),
                       static_cast<gssize>(info.etag.size()));
   }
-  const Container *c = ok ? container_for(type) : nullptr;
+  const Container *c = ok ? container_for(type, ext) : nullptr;
   if (c) g_checksum_update(sum, reinterpret_cast<const guchar *>(c->ext), strlen(c->ext));
   const std::string hex = g_checksum_get_string(sum);
   g_checksum_free(sum);

@@ -2,19 +2,24 @@
 /* segdl-gateway — GET /listen/ID: the joined track as one progressive HTTP
  * answer a browser's <audio> element plays natively, without re-encoding.
  *
- * One GStreamer pipeline per listener: segdlsrc reading from this gateway
- * itself (so the cache, the shared transfers and the retries apply), and a
- * tail chosen from the caps of segdlsrc's first CAPS event: AAC as ADTS
- * (aacparse), MP3 as is (mpegaudioparse), Opus in WebM, Vorbis in Ogg, FLAC
- * as is; then an appsink. Samples are handed to the gateway thread with an
- * idle source on its GMainContext and appended there to the chunked body;
- * libsoup is never called from a GStreamer thread. The Listen owns its
- * pipeline and ends when the client goes (pipeline stopped) or the answer is
- * complete. An error before the first byte is a JSON error; after it the
- * body is ended and the cause logged.
+ * The format follows the codec and the client's Accept header (Vary: Accept
+ * on every answer): AAC as ADTS (audio/aac, the default) or fragmented MP4
+ * (audio/mp4), MP3 as is, Opus in WebM (default) or Ogg, Vorbis in Ogg
+ * (default) or WebM, FLAC as is. Nothing acceptable: 406 with a JSON error.
  *
- * A track held whole in the cache in a continuous form a browser plays (ADTS
- * AAC, MP3) is served as one file instead: length, Range, ETag (joined.cpp).
+ * One GStreamer pipeline per listener: segdlsrc reading from this gateway
+ * itself (so the cache, the shared transfers and the retries apply), and the
+ * chosen format's tail linked on segdlsrc's first CAPS event; then an
+ * appsink. Samples are handed to the gateway thread with an idle source on
+ * its GMainContext and appended there to the chunked body; libsoup is never
+ * called from a GStreamer thread. The Listen owns its pipeline and ends when
+ * the client goes (pipeline stopped) or the answer is complete. An error
+ * before the first byte is a JSON error; after it the body is ended and the
+ * cause logged.
+ *
+ * A complete track is one file instead, with its length, Range and ETag:
+ * the segments' bytes when they are the chosen format (ADTS, MP3;
+ * joined.cpp), else the track joined once into it (joinfile.cpp).
  */
 #include "gateway/fill.h"
 
@@ -33,43 +38,173 @@ namespace segdl::gateway {
 
 namespace {
 
-// The tail after segdlsrc for its caps, and the Content-Type of its bytes.
-bool tail_for(const GstCaps *caps, std::string &tail, std::string &type) {
-  if (!caps || gst_caps_is_empty(caps) || gst_caps_is_any(caps)) return false;
+// A stream format /listen answers with: the Content-Type sent, the other
+// media types that name it in an Accept header, the tail after segdlsrc
+// while the track is streamed, and the container a complete track is joined
+// into (joinfile.cpp; null: the segments' bytes, joined.cpp, or streamed).
+struct Format {
+  const char *type;
+  const char *aliases[3];
+  const char *tail;
+  const char *ext;
+};
+
+constexpr Format kAdts = {"audio/aac",
+                          {"audio/aacp", "audio/x-aac", nullptr},
+                          "aacparse ! audio/mpeg,stream-format=adts",
+                          "aac"};
+// Fragmented MP4: a moov up front, then a moof + mdat a second.
+constexpr Format kFmp4 = {
+    "audio/mp4",
+    {"audio/x-m4a", "audio/m4a", nullptr},
+    "aacparse ! audio/mpeg,stream-format=raw ! mp4mux fragment-duration=1000 streamable=true",
+    "m4a"};
+constexpr Format kMp3 = {"audio/mpeg", {"audio/mp3", nullptr, nullptr}, "mpegaudioparse", nullptr};
+constexpr Format kOpusWebm = {
+    "audio/webm", {"video/webm", nullptr, nullptr}, "opusparse ! webmmux streamable=true", "webm"};
+constexpr Format kOpusOgg = {
+    "audio/ogg", {"application/ogg", nullptr, nullptr}, "opusparse ! oggmux", "ogg"};
+// Not vorbisparse: it holds every packet until EOS. The caps make the parser
+// take the muxer's audio pad.
+constexpr Format kVorbisOgg = {"audio/ogg",
+                               {"application/ogg", nullptr, nullptr},
+                               "capsfilter caps=audio/x-vorbis ! oggmux",
+                               "ogg"};
+constexpr Format kVorbisWebm = {"audio/webm",
+                                {"video/webm", nullptr, nullptr},
+                                "capsfilter caps=audio/x-vorbis ! webmmux streamable=true",
+                                "webm"};
+constexpr Format kFlac = {"audio/flac", {"audio/x-flac", nullptr, nullptr}, "flacparse", nullptr};
+
+using Offers = std::vector<const Format *>;
+
+// The formats of segdlsrc's caps, the default (for */*) first.
+Offers offers_for(const GstCaps *caps) {
+  if (!caps || gst_caps_is_empty(caps) || gst_caps_is_any(caps)) return {};
   const GstStructure *s = gst_caps_get_structure(caps, 0);
   const std::string name = gst_structure_get_name(s);
   int version = 0;
   if (name == "audio/mpeg" && gst_structure_get_int(s, "mpegversion", &version)) {
-    if (version == 1) {
-      tail = "mpegaudioparse";
-      type = "audio/mpeg";
-      return true;
+    if (version == 1) return {&kMp3};
+    if (version == 2 || version == 4) return {&kAdts, &kFmp4};
+    return {};
+  }
+  if (name == "audio/x-opus") return {&kOpusWebm, &kOpusOgg};
+  if (name == "audio/x-vorbis") return {&kVorbisOgg, &kVorbisWebm};
+  if (name == "audio/x-flac") return {&kFlac};
+  return {};
+}
+
+// The formats of a cached track, from its segments' Content-Type (the codec
+// of WebM and Ogg segments is not in it: both containers take Opus and
+// Vorbis); the segments' own form first.
+Offers offers_for(const std::string &type) {
+  for (const char *t : {"audio/aac", "audio/aacp", "audio/x-aac", "video/mp2t"})
+    if (type == t) return {&kAdts, &kFmp4};
+  for (const char *t : {"audio/mp4", "audio/x-m4a", "audio/m4a"})
+    if (type == t) return {&kFmp4, &kAdts};
+  if (type == "audio/mpeg" || type == "audio/mp3") return {&kMp3};
+  if (type == "audio/webm" || type == "video/webm") return {&kOpusWebm, &kOpusOgg};
+  if (type == "audio/ogg" || type == "application/ogg") return {&kOpusOgg, &kOpusWebm};
+  return {};
+}
+
+}  // namespace
+
+// An Accept header: its media ranges and their qualities (RFC 9110 12.5.1).
+class Accept {
+ public:
+  explicit Accept(const char *header) {
+    if (!header || !*header) header = "*/*";
+    gchar **items = g_strsplit(header, ",", -1);
+    for (gchar **it = items; *it; it++) add(*it);
+    g_strfreev(items);
+  }
+  const std::string &text() const { return text_; }
+  // The quality of `f`: that of the most specific range naming it, 0 if none.
+  double quality(const Format &f) const {
+    int best = 0;
+    double q = 0;
+    for (const Range &r : ranges_) {
+      const int k = specificity(r.name, f);
+      if (k > best) {
+        best = k;
+        q = r.q;
+      }
     }
-    if (version == 2 || version == 4) {
-      tail = "aacparse ! audio/mpeg,stream-format=adts";
-      type = "audio/aac";
-      return true;
+    return q;
+  }
+  // The acceptable offer of the highest quality (the first on a tie), or null.
+  const Format *choose(const Offers &offers) const {
+    const Format *pick = nullptr;
+    double best = 0;
+    for (const Format *f : offers) {
+      const double q = quality(*f);
+      if (q > best) {
+        best = q;
+        pick = f;
+      }
     }
-    return false;
+    return pick;
   }
-  if (name == "audio/x-opus") {
-    tail = "opusparse ! webmmux streamable=true";
-    type = "audio/webm";
-    return true;
+
+ private:
+  struct Range {
+    std::string name;  // lower case, "*/*", "audio/*" or "audio/webm"
+    double q = 1;
+  };
+  void add(gchar *item) {
+    gchar **parts = g_strsplit(item, ";", -1);
+    Range r;
+    gchar *name = g_ascii_strdown(g_strstrip(parts[0]), -1);
+    r.name = name;
+    g_free(name);
+    for (gchar **p = parts + 1; *p; p++) {
+      gchar *param = g_strstrip(*p);
+      if ((param[0] == 'q' || param[0] == 'Q') && param[1] == '=')
+        r.q = std::clamp(g_ascii_strtod(param + 2, nullptr), 0.0, 1.0);
+    }
+    g_strfreev(parts);
+    if (r.name.find('/') == std::string::npos) return;  // not a media range
+    if (!text_.empty()) text_ += ", ";
+    text_ += g_strstrip(item);
+    ranges_.push_back(std::move(r));
   }
-  if (name == "audio/x-vorbis") {
-    // Not vorbisparse: it holds every packet until EOS. The caps make the
-    // parser take oggmux's audio pad.
-    tail = "capsfilter caps=audio/x-vorbis ! oggmux";
-    type = "audio/ogg";
-    return true;
+  // 3 for the type or an alias, 2 for its "major/*", 1 for "*/*", else 0.
+  static int specificity(const std::string &range, const Format &f) {
+    if (range == "*/*") return 1;
+    int k = 0;
+    const char *names[] = {f.type, f.aliases[0], f.aliases[1], f.aliases[2]};
+    for (const char *n : names) {
+      if (!n) continue;
+      if (range == n) return 3;
+      const char *slash = strchr(n, '/');
+      if (g_str_has_suffix(range.c_str(), "/*") && range.size() == size_t(slash - n) + 2 &&
+          range.compare(0, range.size() - 1, n, size_t(slash - n) + 1) == 0)
+        k = 2;
+    }
+    return k;
   }
-  if (name == "audio/x-flac") {
-    tail = "flacparse";
-    type = "audio/flac";
-    return true;
-  }
-  return false;
+
+  std::vector<Range> ranges_;
+  std::string text_;
+};
+
+namespace {
+
+// The types of `offers`, for an error text ("audio/aac, audio/mp4").
+std::string type_list(const Offers &offers) {
+  std::string out;
+  for (const Format *f : offers) out += std::string(out.empty() ? "" : ", ") + f->type;
+  return out;
+}
+
+// 406 Not Acceptable: what was asked, what there is.
+void reply_not_acceptable(SoupServerMessage *msg, const std::string &id, const Accept &accept,
+                          const Offers &offers) {
+  reply_error(msg, 406, "not_acceptable",
+              "no stream of " + id + " matches Accept: " + accept.text() + " (it can be sent as " +
+                  type_list(offers) + ")");
 }
 
 // The answer for an error segdlsrc posted before anything was sent.
@@ -91,8 +226,11 @@ void error_reply(SoupServerMessage *msg, const std::string &id, const GError *e,
 // One listener: its message and its pipeline. Deletes itself when it ends.
 class Listen {
  public:
-  Listen(Gateway::Impl &gw, SoupServerMessage *msg, std::string id)
-      : gw_(gw), msg_(static_cast<SoupServerMessage *>(g_object_ref(msg))), id_(std::move(id)) {
+  Listen(Gateway::Impl &gw, SoupServerMessage *msg, std::string id, const Accept &accept)
+      : gw_(gw),
+        msg_(static_cast<SoupServerMessage *>(g_object_ref(msg))),
+        id_(std::move(id)),
+        accept_(accept) {
     finished_id_ = g_signal_connect(msg, "finished", G_CALLBACK(on_gone), this);
     disconnected_id_ = g_signal_connect(msg, "disconnected", G_CALLBACK(on_gone), this);
     wrote_id_ = g_signal_connect(msg, "wrote-body-data", G_CALLBACK(on_wrote), this);
@@ -125,6 +263,7 @@ class Listen {
   Gateway::Impl &gw_;
   SoupServerMessage *msg_;
   const std::string id_;
+  const Accept accept_;
   gulong finished_id_ = 0, disconnected_id_ = 0, wrote_id_ = 0;
   GstElement *pipeline_ = nullptr;
   GSource *bus_watch_ = nullptr;
@@ -136,6 +275,7 @@ class Listen {
   bool closing_ = false;
   std::deque<GBytes *> chunks_;
   std::string type_;
+  Offers refused_;  // the formats there were when none was acceptable
   GSource *idle_ = nullptr;
 };
 
@@ -253,10 +393,18 @@ GstPadProbeReturn Listen::on_caps(GstPad *pad, GstPadProbeInfo *info, gpointer d
   return GST_PAD_PROBE_REMOVE;
 }
 
+// The tail of the format the client accepts best; false (refused_ set when
+// it is the client's Accept) when there is none.
 bool Listen::add_tail(GstPad *pad, GstCaps *caps) {
-  std::string tail, type;
-  if (!tail_for(caps, tail, type)) return false;
-  tail += " ! appsink name=sink sync=false";
+  const Offers offers = offers_for(caps);
+  const Format *f = accept_.choose(offers);
+  if (!f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    refused_ = offers;
+    return false;
+  }
+  const std::string type = f->type;
+  const std::string tail = std::string(f->tail) + " ! appsink name=sink sync=false";
   GError *err = nullptr;
   GstElement *bin = gst_parse_bin_from_description(tail.c_str(), TRUE, &err);
   if (!bin) {
@@ -403,8 +551,15 @@ bool Listen::ended(GstMessage *m) {
     delete this;
     return true;
   }
+  Offers refused;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    refused = refused_;
+  }
   if (head_sent_) {
     soup_message_body_complete(soup_server_message_get_response_body(msg_));
+  } else if (!refused.empty()) {
+    reply_not_acceptable(msg_, id_, accept_, refused);
   } else {
     if (!e) e = g_error_new(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED, "the track has no audio");
     error_reply(msg_, id_, e, details);
@@ -415,8 +570,13 @@ bool Listen::ended(GstMessage *m) {
 }
 
 void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) {
+  SoupMessageHeaders *req = soup_server_message_get_request_headers(msg);
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Vary", "Accept");
   if (!check_id(msg, id)) return;
-  if (serve_listen_file(msg, id)) return;
+  const Accept accept(soup_message_headers_get_list(req, "Accept"));
+  const Offers every = {&kAdts, &kFmp4, &kMp3, &kOpusWebm, &kOpusOgg, &kFlac};
+  if (!accept.choose(every)) return reply_not_acceptable(msg, id, accept, every);
+  if (serve_listen_file(msg, id, accept)) return;
   GError *gerr = nullptr;
   if (!gst_init_check(nullptr, nullptr, &gerr)) {
     reply_error(msg, 500, "internal_error",
@@ -424,7 +584,7 @@ void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) 
     g_clear_error(&gerr);
     return;
   }
-  auto *l = new Listen(*this, msg, id);
+  auto *l = new Listen(*this, msg, id, accept);
   std::string error;
   if (!l->start(self_url(), error)) {
     delete l;
@@ -433,21 +593,33 @@ void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) 
   }
 }
 
-// A complete track in a continuous form a browser plays natively, as one
-// file with its length (Range and validators as for any cached entity).
-bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string &id) {
+// A complete track as one file with its length (Range and validators as for
+// any cached entity), in the format the client accepts best: the segments'
+// own bytes when they are that format (ADTS, MP3), else the track joined
+// into it (joinfile.cpp). True when answered (406 included); false to stream.
+bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string &id,
+                                      const Accept &accept) {
   std::string dir, error;
   if (!cache_dir_of(id, dir)) return false;
   std::unique_ptr<Cache> cache = open_cache(id, error);
-  if (!cache) return false;
+  CachedTrack track;
+  if (!cache || !cache->read_track(track) || !track.complete) return false;
   SegmentInfo info;
   GBytes *first = cache->lookup(0, &info);
   if (!first) return false;
   g_bytes_unref(first);
+  const Offers offers = offers_for(info.content_type);
+  if (offers.empty()) return false;
+  const Format *f = accept.choose(offers);
+  if (!f) {
+    reply_not_acceptable(msg, id, accept, offers);
+    return true;
+  }
   const std::string &t = info.content_type;
-  if (t != "audio/aac" && t != "audio/aacp" && t != "audio/mpeg" && t != "audio/mp3")
-    return serve_joined_file(msg, id);  // m4a, WebM, Ogg: joined into one file of theirs
-  return serve_joined(msg, id);
+  const bool same =
+      (f == &kAdts && (t == "audio/aac" || t == "audio/aacp" || t == "audio/x-aac")) || f == &kMp3;
+  if (same) return serve_joined(msg, id);
+  return f->ext && serve_joined_file(msg, id, f->ext);
 }
 
 }  // namespace segdl::gateway
