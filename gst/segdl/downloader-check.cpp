@@ -141,6 +141,14 @@ void Downloader::reject_segment(int64_t n, const std::string &why) {
   post([this, n, why, gone] { refetch(n, why, gone); });
 }
 
+// Consumer side (see downloader.h).
+void Downloader::segment_cut_short(int64_t n) {
+  SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "segment %s was cut short by the consumer",
+                   std::to_string(n).c_str());
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.gaps++;
+}
+
 // HTTP thread: the consumer could not play segment n. Everything restarts
 // at n, fetched from the network; when it was refused before, n is missing.
 void Downloader::refetch(int64_t n, const std::string &why, bool gone) {

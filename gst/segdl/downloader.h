@@ -214,6 +214,10 @@ class Downloader {
   // it is gone: the next pop() returns it as missing_segment says (Error,
   // Gap, or the fallback's first bytes), never silently skipped.
   void reject_segment(int64_t n, const std::string &why);
+  // The consumer left out the rest of segment `n` after part of it was
+  // output (a demuxer error mid-segment, missing-segment=gap): it counts as
+  // a gap, so the track is not `complete`.
+  void segment_cut_short(int64_t n);
   // Restarts delivery at `segment` (a seek): drops what is buffered,
   // cancels the transfers in flight, and fetches from there. The next pop()
   // returns that segment's first bytes (waiting for it if the backend has

@@ -155,6 +155,7 @@ struct GstSegDlSrcPrivate {
   bool iso_form = false;            // ... ISO BMFF ones (or fragments after an init)
   int64_t last_segment = -1;        // the last segment whose bytes (or gap) arrived
   int64_t reject_segment = -1;      // a segment refused: the rest of its bytes are dropped
+  bool refetching = false;          // a segment was asked again: the item in hand is stale
   bool form_known = false;          // self_contained/iso_form were decided
   GByteArray *iso_bytes = nullptr;  // an m4a segment collected whole, read by our own code
   int64_t iso_segment = -1;         // its number

@@ -79,6 +79,10 @@ static bool feed_probe(GstSegDlSrc *self) {
         g_bytes_unref(bytes);
         return false;
       }
+      if (priv->refetching) {  // `previous` comes again, then this one
+        g_bytes_unref(bytes);
+        return true;
+      }
     }
     if (iso && segment != segdl::kFallbackSegment) {
       // Read whole by our own code once complete (flush_iso()).
@@ -183,18 +187,62 @@ static void place_gap(GstSegDlSrc *self, int64_t segment, const segdl::EngineErr
   priv->discont = true;
 }
 
+// Nothing of `segment` went out (no frame of it entered the timeline) and
+// the segments still come from the backend: it can be read again.
+static bool can_refetch(GstSegDlSrc *self, int64_t segment) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  if (segment < 0 || segment == segdl::kFallbackSegment || priv->tl_segment == segment)
+    return false;
+  segdl::Downloader *dl = priv->downloader.get();
+  return dl && !dl->stats().fallback;
+}
+
+// The engine fetches `segment` once more and delivers it again from its
+// first byte (Downloader::reject_segment()); a second failure comes back
+// from it as missing-segment says. What the demuxer holds of the segments
+// before it is finished first (their frames go out); what a failed instance
+// left queued is dropped; the per-segment state starts afresh, and the item
+// in hand is stale (`refetching`).
+static void refetch(GstSegDlSrc *self, int64_t segment, const std::string &why) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  GST_WARNING_OBJECT(self, "segment %" G_GINT64_FORMAT " gives no audio, read again: %s", segment,
+                     why.c_str());
+  std::string error;
+  if (!priv->joiner->has_instance())
+    priv->joiner->reset();
+  else if (!priv->joiner->finish(error))
+    GST_INFO_OBJECT(self, "the segment before it ends: %s", error.c_str());
+  if (priv->probe) g_byte_array_unref(priv->probe);
+  priv->probe = nullptr;
+  priv->probe_segment = -1;
+  if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
+  priv->iso_bytes = nullptr;
+  priv->iso_segment = -1;
+  priv->reject_segment = -1;
+  priv->last_segment = segment - 1;
+  priv->refetching = true;
+  priv->downloader->reject_segment(segment, why);
+}
+
 // A segment that gives no audio (not a file of the track's form, no audio
-// stream, no frame, an empty body): never skipped silently.
-// missing-segment=gap leaves a gap with a WARNING; any other policy stops
-// with STREAM/DEMUX naming the segment. False when the stream must stop.
+// stream, no frame, an empty body, a demuxer error): never skipped
+// silently. When nothing of it went out it is fetched again (refetch()).
+// Else missing-segment=gap leaves the rest out, a gap with a WARNING, and
+// the track is not complete; any other policy stops with STREAM/DEMUX
+// naming the segment. False when the stream must stop.
 static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &why) {
   GstSegDlSrcPrivate *priv = self->priv;
+  if (can_refetch(self, segment)) {
+    refetch(self, segment, why);
+    return true;
+  }
   segdl::MissingSegment policy;
   {
     std::lock_guard<std::mutex> lock(priv->settings_lock);
     policy = priv->settings.missing_segment;
   }
   GST_WARNING_OBJECT(self, "segment %" G_GINT64_FORMAT " gives no audio: %s", segment, why.c_str());
+  if (priv->downloader) priv->downloader->segment_cut_short(segment);
   if (policy != segdl::MissingSegment::Gap) {
     demux_error(self, segment, why);
     return false;
@@ -254,8 +302,11 @@ static bool flush_iso(GstSegDlSrc *self) {
 // Segments between the last one seen and `segment` gave no bytes at all.
 static bool check_skipped(GstSegDlSrc *self, int64_t segment) {
   GstSegDlSrcPrivate *priv = self->priv;
-  for (int64_t k = priv->last_segment + 1; k < segment; k++)
+  if (priv->refetching) return true;  // a segment before comes again first
+  for (int64_t k = priv->last_segment + 1; k < segment; k++) {
     if (!bad_segment(self, k, "its body is empty")) return false;
+    if (priv->refetching) return true;  // k comes again
+  }
   priv->last_segment = segment;
   return true;
 }
@@ -266,15 +317,27 @@ static GstFlowReturn end_or_gap(GstSegDlSrc *self, const segdl::Downloader::Item
   GstSegDlSrcPrivate *priv = self->priv;
   std::string error;
   if (!feed_probe(self) || !flush_iso(self)) return GST_FLOW_ERROR;
+  if (priv->refetching) {
+    priv->refetching = false;  // the end (or gap) comes again after the segment
+    return GST_FLOW_OK;
+  }
   if (item.kind == segdl::Downloader::Item::Kind::Eos) {
     int64_t last = priv->joiner->instance_segment();
     if (!priv->joiner->finish(error) && !bad_segment(self, last, error)) return GST_FLOW_ERROR;
+    if (priv->refetching) {
+      priv->refetching = false;
+      return GST_FLOW_OK;
+    }
     priv->track_done = true;
     return GST_FLOW_OK;
   }
   if (!priv->joiner->finish(error))
     GST_INFO_OBJECT(self, "the missing segment ends: %s", error.c_str());
   if (!check_skipped(self, item.segment)) return GST_FLOW_ERROR;
+  if (priv->refetching) {
+    priv->refetching = false;
+    return GST_FLOW_OK;
+  }
   priv->gap_segment = item.segment;
   priv->gap_error = item.error;
   return GST_FLOW_OK;
@@ -330,6 +393,11 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
       g_bytes_unref(item.bytes);
       return GST_FLOW_ERROR;
     }
+    if (priv->refetching) {  // an earlier segment comes again first
+      priv->refetching = false;
+      g_bytes_unref(item.bytes);
+      return GST_FLOW_OK;
+    }
     priv->probe = g_byte_array_new();
     priv->probe_segment = item.segment;
   }
@@ -339,6 +407,7 @@ static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
     g_byte_array_append(priv->probe, data, guint(size));
     g_bytes_unref(item.bytes);
     if (priv->probe->len >= kHeaderProbeBytes && !feed_probe(self)) return GST_FLOW_ERROR;
+    priv->refetching = false;  // the probe was the stale part
     return GST_FLOW_OK;
   }
   std::string error;
