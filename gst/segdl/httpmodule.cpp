@@ -30,11 +30,16 @@ bool libsoup2_loaded() {
   return found;
 }
 
+// An object of this file with internal linkage: its address always lies in
+// the binary this copy of the core is linked into, whatever other copies of
+// the core the process holds and whichever symbols they export.
+static const char kOwnAnchor = 0;
+
 // The directory of the shared object (or program) this code is linked into:
 // the plugin when loaded by GStreamer. Empty if it cannot be told.
 static std::string own_directory() {
   Dl_info info{};
-  if (!dladdr(reinterpret_cast<void *>(&load_http_module), &info) || !info.dli_fname) return {};
+  if (!dladdr(&kOwnAnchor, &info) || !info.dli_fname) return {};
   g_autofree char *dir = g_path_get_dirname(info.dli_fname);
   return dir;
 }

@@ -11,6 +11,8 @@
 
 #include "segdl/fetcher.h"
 
+#include <glib.h>
+
 #include <string>
 #include <vector>
 
@@ -25,6 +27,13 @@ typedef segdl::Fetcher *(*SegdlHttpFetcherNew)(int abi, const segdl::FetcherConf
 
 namespace segdl {
 
+// The lookup is G_GNUC_INTERNAL (hidden): each binary that links the core
+// (the plugin, the segdl program, a test) calls its own copy and finds the
+// module from where that binary is. Exported, the plugin's calls would bind
+// to the copy of a program that links the core and exports its symbols
+// (segdl does, through gmodule-export), and the plugin would look for its
+// module beside that program.
+
 // True when libsoup 2 symbols are visible in this process.
 bool libsoup2_loaded();
 
@@ -32,11 +41,11 @@ bool libsoup2_loaded();
 // linked into (the plugin: LIBDIR/gstreamer-1.0/../segdl when installed, the
 // build tree's gst/segdl when run from a build), then $SEGDL_MODULE_DIR, then
 // the install directory set at build time. Canonical, without duplicates.
-std::vector<std::string> http_module_dirs();
+G_GNUC_INTERNAL std::vector<std::string> http_module_dirs();
 
 // Loads the module once per process (it then stays resident) from the first
 // of http_module_dirs() that holds it. Returns the entry point, or nullptr
 // with `error` set (naming every path tried and how to fix it).
-SegdlHttpFetcherNew load_http_module(std::string &error);
+G_GNUC_INTERNAL SegdlHttpFetcherNew load_http_module(std::string &error);
 
 }  // namespace segdl

@@ -14,6 +14,7 @@ MODULE = os.environ.get("SEGDL_MODULE_FILE", "")
 PLUGINDIR = os.environ.get("SEGDL_PLUGINDIR_REL", "")  # LIBDIR/gstreamer-1.0
 MODULEDIR = os.environ.get("SEGDL_MODULEDIR_REL", "")  # LIBDIR/segdl
 BINDIR = os.environ.get("SEGDL_BINDIR_REL", "")
+CORE_HOST = os.environ.get("SEGDL_CORE_HOST", "")
 
 
 class FindPlugin(CliTestCase):
@@ -97,6 +98,25 @@ class FindPlugin(CliTestCase):
         self.assertEqual(self.plugin_file(clitest.SEGDL, self.env(other)),
                          os.path.join(other, os.path.basename(PLUGIN)))
         self.download(clitest.SEGDL, self.env(other))
+
+    def test_a_program_linking_the_core_cannot_take_over_the_module_lookup(self):
+        # core_host links the core and exports its symbols (as segdl does);
+        # copied where no module is beside it, it plays segdlsrc from the
+        # build tree's plugin: the plugin looks beside itself, with its own
+        # copy of the lookup, not with the program's.
+        if not CORE_HOST:
+            self.skipTest("SEGDL_CORE_HOST not set (run through meson test)")
+        bindir = os.path.join(self.tmp, "elsewhere", "bin")
+        os.makedirs(bindir)
+        host = shutil.copy2(CORE_HOST, bindir)
+        srv = self.serve(self.root)
+        env = self.env(os.path.dirname(PLUGIN))
+        r = clitest.run([host, srv.url, "t"], env=env, cwd=self.tmp)
+        own = [l[len("own dir: "):] for l in r.stdout.splitlines() if l.startswith("own dir: ")]
+        # The program's own copy looks beside the program first.
+        self.assertEqual(own[0], os.path.realpath(os.path.join(self.tmp, "elsewhere", "segdl")))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("EOS", r.stdout.splitlines())
 
     def test_no_plugin_anywhere_is_1(self):
         prefix = os.path.join(self.tmp, "bare")

@@ -4,6 +4,7 @@
 
 #include "config.h"
 
+#include "plugin.h"
 #include "progress.h"
 #include "segdl/cache.h"
 #include "segdl/fetcher.h"
@@ -64,6 +65,8 @@ bool fetch_status(const Options &opts, const std::string &id, Status &status, st
     error = "libsoup 2 is loaded in this process; segdl needs libsoup 3";
     return false;
   }
+  std::string no_plugin;
+  ensure_segdlsrc(no_plugin);  // the module beside the plugin, when there is one (plugin.cpp)
   SegdlHttpFetcherNew entry = load_http_module(error);
   if (!entry) return false;
   FetcherConfig fc;

@@ -32,12 +32,13 @@ GstPluginFeature *find_segdlsrc() {
   return gst_registry_lookup_feature(gst_registry_get(), "segdlsrc");
 }
 
-// The plugin finds its HTTP module beside itself with dladdr() on a function
-// of the core library, which this program links too and exports: in segdl
-// that function is ours, so the plugin would look beside segdl. Unless the
-// user said where (SEGDL_MODULE_DIR), point it at the module beside the
-// plugin: installed LIBDIR/gstreamer-1.0 -> LIBDIR/segdl, build tree
-// plugins/segdl -> gst/segdl.
+// The plugin finds its HTTP module beside itself. segdl's own requests
+// (segdl status, the --combine check) load it through this program's copy of
+// the core, which looks beside the program (BINDIR/../segdl, not LIBDIR/segdl)
+// and then in the install dir fixed at build time: wrong for a prefix moved
+// elsewhere. Unless the user said where (SEGDL_MODULE_DIR), point it at the
+// module beside the plugin: installed LIBDIR/gstreamer-1.0 -> LIBDIR/segdl,
+// build tree plugins/segdl -> gst/segdl.
 void point_at_module_beside(const std::string &plugin_file) {
   const char *env = g_getenv("SEGDL_MODULE_DIR");
   if ((env && *env) || plugin_file.empty()) return;
