@@ -8,6 +8,7 @@
 #include "plugin.h"
 
 #include <glib/gstdio.h>
+#include <gst/base/gstaggregator.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +19,15 @@ namespace segdl::cli {
 namespace {
 
 constexpr guint kTickMs = 200;
+
+// How much of the stream an aggregator muxer (mp4mux) may queue on its pad.
+// With GstAggregator's default latency of 0 a non-live pad holds ONE buffer:
+// the streaming thread hands every AAC frame to the muxer's own thread and
+// waits for it, two thread switches a frame (190 000 context switches for a
+// 20-minute track, half of segdl --combine's CPU; docs/benchmarks.md). With
+// room for 5 s of frames the streaming thread runs ahead and the muxer's
+// thread drains batches. Only the queue changes: the file is the same.
+constexpr guint64 kMuxerQueueNs = 5 * GST_SECOND;
 
 int64_t get_i64(const GstStructure *s, const char *field) {
   gint64 v = 0;
@@ -325,8 +335,11 @@ bool Download::link_output_chain(const std::string &ext, GstCaps *caps, const st
   if (!plan_output(ext, caps, chain, error)) return false;
   std::vector<GstElement *> elems;
   if (opts_.play) elems.push_back(gst_element_factory_make("queue", nullptr));
-  for (const std::string &f : chain.factories)
-    elems.push_back(gst_element_factory_make(f.c_str(), nullptr));
+  for (const std::string &f : chain.factories) {
+    GstElement *e = gst_element_factory_make(f.c_str(), nullptr);
+    if (e && GST_IS_AGGREGATOR(e)) g_object_set(e, "latency", kMuxerQueueNs, nullptr);
+    elems.push_back(e);
+  }
   if (!chain.caps_after.empty()) {
     GstElement *filter = gst_element_factory_make("capsfilter", nullptr);
     GstCaps *c = gst_caps_from_string(chain.caps_after.c_str());
