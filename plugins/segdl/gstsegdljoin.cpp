@@ -334,6 +334,30 @@ static GstCaps *mp4_track_caps(const Mp4Track &t, int &rate) {
   return nullptr;
 }
 
+Mp4Read mp4_segment_setup(const Mp4Track &t, const Mp4Presentation &pres, Mp4Segment &out,
+                          std::string &error) {
+  int rate = 0;
+  out.caps = mp4_track_caps(t, rate);
+  if (!out.caps) return Mp4Read::OtherCodec;
+  if (rate <= 0 || pres.timescale == 0) {
+    error = "no sample rate";
+    return Mp4Read::Error;
+  }
+  out.rate = rate;
+  auto to_samples = [&](int64_t ticks) {
+    return int64_t(gst_util_uint64_scale_round(guint64(ticks), guint64(rate), pres.timescale));
+  };
+  if (pres.has_edits) {
+    out.trim_start = to_samples(pres.start_trim);
+    out.trim_length = to_samples(pres.duration);
+  }
+  if (t.samples.empty()) {
+    error = "its audio track has no sample";
+    return Mp4Read::Error;
+  }
+  return Mp4Read::Ok;
+}
+
 Mp4Read read_mp4_segment(GBytes *bytes, Mp4Segment &out, std::string &error) {
   gsize size = 0;
   const auto *data = static_cast<const uint8_t *>(g_bytes_get_data(bytes, &size));
@@ -351,29 +375,12 @@ Mp4Read read_mp4_segment(GBytes *bytes, Mp4Segment &out, std::string &error) {
     error = pres.inconsistency;
     return Mp4Read::Error;
   }
-  int rate = 0;
-  out.caps = mp4_track_caps(t, rate);
-  if (!out.caps) return Mp4Read::OtherCodec;
-  if (rate <= 0 || pres.timescale == 0) {
-    error = "no sample rate";
-    return Mp4Read::Error;
-  }
-  out.rate = rate;
-  auto to_samples = [&](int64_t ticks) {
-    return int64_t(gst_util_uint64_scale_round(guint64(ticks), guint64(rate), pres.timescale));
-  };
-  if (pres.has_edits) {
-    out.trim_start = to_samples(pres.start_trim);
-    out.trim_length = to_samples(pres.duration);
-  }
+  Mp4Read r = mp4_segment_setup(t, pres, out, error);
+  if (r != Mp4Read::Ok) return r;
   for (const Mp4Sample &s : t.samples) {
     GBytes *part = g_bytes_new_from_bytes(bytes, gsize(s.offset), s.size);  // no copy
     out.frames.push_back(gst_buffer_new_wrapped_bytes(part));
     g_bytes_unref(part);
-  }
-  if (out.frames.empty()) {
-    error = "its audio track has no sample";
-    return Mp4Read::Error;
   }
   return Mp4Read::Ok;
 }

@@ -17,6 +17,8 @@
 
 #include <gst/gst.h>
 
+#include "segdl/mp4.h"
+
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -120,5 +122,11 @@ enum class Mp4Read { Ok, Fragmented, OtherCodec, Error };
 // (a track we leave to parsebin: not AAC or MP3) are not errors; Error sets
 // `error`.
 Mp4Read read_mp4_segment(GBytes *bytes, Mp4Segment &out, std::string &error);
+
+// What read_mp4_segment() gives but the frames: the caps, rate and
+// edit-list trims of an audio track already parsed (by parse_mp4(), or by
+// Mp4Progressive while the file arrives), so both readings agree.
+Mp4Read mp4_segment_setup(const Mp4Track &track, const Mp4Presentation &pres, Mp4Segment &out,
+                          std::string &error);
 
 }  // namespace segdl

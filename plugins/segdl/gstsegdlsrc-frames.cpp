@@ -370,6 +370,7 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   if (priv->iso_bytes) g_byte_array_unref(priv->iso_bytes);
   priv->iso_bytes = nullptr;
   priv->iso_segment = -1;
+  gst_seg_dl_src_mp4_reset(self);
   priv->ogg_form = false;
   priv->granules.reset();
   priv->mp3_gapless.reset();

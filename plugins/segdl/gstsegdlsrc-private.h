@@ -13,6 +13,7 @@
 
 #include "gstsegdljoin.h"
 #include "gstsegdlsrc-http.h"
+#include "gstsegdlsrc-mp4.h"
 #include "segdl/codec.h"
 #include "segdl/downloader.h"
 #include "segdl/timeline.h"
@@ -159,6 +160,7 @@ struct GstSegDlSrcPrivate {
   bool form_known = false;          // self_contained/iso_form were decided
   GByteArray *iso_bytes = nullptr;  // an m4a segment collected whole, read by our own code
   int64_t iso_segment = -1;         // its number
+  GstSegDlSrcMp4 mp4;               // ...read while it arrives (gstsegdlsrc-mp4.cpp)
   bool ogg_form = false;            // the segments are Ogg files (packet granules known)
   segdl::OggGranules granules;      // Ogg: the end trim from the packets' granules
   segdl::Mp3Gapless mp3_gapless;    // MP3: the LAME delay/padding that apply per segment

@@ -142,12 +142,18 @@ void gst_seg_dl_src_update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
 // Waits for the next item in order from the engine. While it waits it posts
 // BUFFERING, with hysteresis: once buffering, it goes on only when
 // buffer-size bytes are ready or the track can be finished. Returns
-// GST_FLOW_OK with a Data or Eos item, or the flow to return.
+// GST_FLOW_OK with a Data, Gap or Eos item (or Timeout when the tail of
+// the m4a segment being read came: gstsegdlsrc-mp4.cpp), or the flow to
+// return.
 GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
                                        segdl::Downloader::Item &item) {
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
     gst_seg_dl_src_post_events(self, dl);  // WARNINGs and segment messages, from this thread
+    if (gst_seg_dl_src_mp4_tail_came(self, dl)) {
+      item.kind = segdl::Downloader::Item::Kind::Timeout;  // an m4a segment's moov came apart
+      return GST_FLOW_OK;
+    }
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
       int pct = lv.can_finish ? 100

@@ -20,7 +20,8 @@
 
 // Waits for the next item in order from the engine, posting BUFFERING and
 // the engine's queued messages meanwhile. GST_FLOW_OK with a Data, Gap or
-// Eos item, or the flow to return (the error already posted).
+// Eos item (or Timeout: the tail of the m4a segment being read came), or
+// the flow to return (the error already posted).
 GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
                                        segdl::Downloader::Item &item);
 // A segment left out (missing-segment=gap): a WARNING with the cause.
@@ -36,6 +37,23 @@ void gst_seg_dl_src_update_duration(GstSegDlSrc *self, segdl::Downloader *dl);
 // join=timeline: the next stamped buffer, or the flow to return.
 GstFlowReturn gst_seg_dl_src_create_timeline(GstSegDlSrc *self, segdl::Downloader *dl,
                                              GstBuffer **outbuf);
+
+/* gstsegdlsrc-mp4.cpp: an m4a segment read while it arrives (issue 11) */
+
+// The m4a segment being collected (iso_bytes): reads its moov as soon as
+// it can (from its head, or from its tail fetched apart by a Range
+// request) and hands the frames whose bytes are in to the timeline. True
+// when frames went in (the caller goes round its loop to push them).
+bool gst_seg_dl_src_mp4_step(GstSegDlSrc *self, segdl::Downloader *dl);
+// While waiting for the engine: true once the tail asked for has come
+// (the caller stops waiting; the next step() reads it).
+bool gst_seg_dl_src_mp4_tail_came(GstSegDlSrc *self, segdl::Downloader *dl);
+// flush_iso(): the segment is whole. True when it was read while it
+// arrived (its last frames go in now; `ok` false after an error, posted;
+// iso_bytes is released); false: read it whole as before.
+bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok);
+// Forgets the segment being read (seek, fallback, start).
+void gst_seg_dl_src_mp4_reset(GstSegDlSrc *self);
 
 /* gstsegdlsrc-frames.cpp */
 

@@ -263,6 +263,8 @@ static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &w
 static bool flush_iso(GstSegDlSrc *self) {
   GstSegDlSrcPrivate *priv = self->priv;
   if (!priv->iso_bytes) return true;
+  bool read_ok = true;
+  if (gst_seg_dl_src_mp4_finish(self, read_ok)) return read_ok;  // read while it arrived
   GBytes *bytes = g_byte_array_free_to_bytes(priv->iso_bytes);
   priv->iso_bytes = nullptr;
   int64_t segment = priv->iso_segment;
@@ -369,10 +371,12 @@ static GstFlowReturn fallback_begins(GstSegDlSrc *self, GBytes *first) {
 // each segment's start), the end, a gap or the fallback's first bytes.
 static GstFlowReturn feed_next_item(GstSegDlSrc *self, segdl::Downloader *dl) {
   GstSegDlSrcPrivate *priv = self->priv;
+  if (gst_seg_dl_src_mp4_step(self, dl)) return GST_FLOW_OK;  // an m4a segment's frames went in
   segdl::Downloader::Item item;
   GstFlowReturn ret = gst_seg_dl_src_next_item(self, dl, item);
   if (ret != GST_FLOW_OK) return ret;
   using K = segdl::Downloader::Item::Kind;
+  if (item.kind == K::Timeout) return GST_FLOW_OK;  // the m4a segment's tail came: step()
   if (item.kind == K::Eos || item.kind == K::Gap) return end_or_gap(self, item);
   if (item.segment == segdl::kFallbackSegment && item.segment_offset == 0)
     return fallback_begins(self, item.bytes);

@@ -209,6 +209,25 @@ struct Server::Impl {
     return G_SOURCE_REMOVE;
   }
 
+  // end_stalls() on the server thread: a "stall" pausing now resumes at
+  // once; one whose pause has not begun yet will not pause.
+  struct EndStalls {
+    Impl *impl;
+    std::string video_id;
+    int64_t segment;
+  };
+  static gboolean on_end_stalls(gpointer data) noexcept {
+    auto *e = static_cast<EndStalls *>(data);
+    for (Response *r : e->impl->responses) {
+      if (r->video_id != e->video_id || r->segment != e->segment || r->after != After::Stall ||
+          r->stall_over)
+        continue;
+      r->stall_s = 0;
+      if (r->timer_kind == Timer::StallOver) e->impl->schedule(r, 0, Timer::StallOver);
+    }
+    return G_SOURCE_REMOVE;
+  }
+
   static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
                          gpointer data) noexcept {
     static_cast<Impl *>(data)->begin(msg, path, query);
@@ -792,6 +811,17 @@ void Server::hold_ready(const std::string &video_id, int64_t n) {
     impl_->held_ready.erase(video_id);
   else
     impl_->held_ready[video_id] = n;
+}
+
+void Server::end_stalls(const std::string &video_id, int64_t segment) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->thread.joinable()) return;
+  GSource *src = g_idle_source_new();
+  g_source_set_callback(src, Impl::on_end_stalls,
+                        new Impl::EndStalls{impl_.get(), video_id, segment},
+                        [](gpointer p) { delete static_cast<Impl::EndStalls *>(p); });
+  g_source_attach(src, impl_->ctx);
+  g_source_unref(src);
 }
 
 bool Server::start(std::string &error) {

@@ -99,6 +99,10 @@ class Server {
   // until called again; N < 0 releases the hold. Lets a test decide exactly
   // when a segment appears, instead of racing reveal_every's clock.
   void hold_ready(const std::string &video_id, int64_t n);
+  // Ends the "stall" of VIDEO_ID's segment responses now: a body paused by
+  // the fault goes on at once, one not paused yet will not pause. With a
+  // long stall, a test holds a body until it has seen what it waits for.
+  void end_stalls(const std::string &video_id, int64_t segment);
 
   // Listens and starts the server thread; returns once it accepts connections.
   bool start(std::string &error);

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* segdl tests — m4a first audio before the whole segment (issue 11):
+ * join=timeline reads an m4a segment whose moov follows its mdat while it
+ * arrives, the moov fetched apart with a Range request (segdlsrc's
+ * gstsegdlsrc-mp4.cpp on Mp4Progressive and Downloader::request_tail()).
+ *
+ * Conditions, not timing: segdl-server stalls each segment's body at its
+ * half for a minute ("stall" fault), and the test ends the stall
+ * (Server::end_stalls()) only once it has seen a buffer of that segment, so
+ * the buffer left the element before the body was whole; the request log
+ * shows the body still in flight then and the tail answered 206. The
+ * output (every frame, pts and duration, the caps) must equal the
+ * whole-segment path's, which a server without Range gets; seeks too.
+ * Segments made by ffmpeg (`-f segment`, timestamps kept and reset: edit
+ * lists with and without leading empty edits).
+ */
+#include "../timeline/ffmpeg.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+using namespace segdl;
+using namespace segdl::test;
+
+namespace {
+
+// ffmpeg's AAC in m4a cut at 1.5 s + 3 s: 3 segments.
+const ff::Form kKept = {
+    "aac/m4a kept", {"-c:a", "aac", "-b:a", "64k"}, "mp4", "m4a", "audio/mp4", false, 7.5, 44100,
+    false};
+const ff::Form kReset = {"aac/m4a reset",
+                         {"-c:a", "aac", "-b:a", "64k"},
+                         "mp4",
+                         "m4a",
+                         "audio/mp4",
+                         true,
+                         7.5,
+                         44100,
+                         false};
+
+// Made once per test process, only the form the test uses.
+const ff::Fixture &fixture_of(const ff::Form &f) {
+  if (&f == &kKept) {
+    static ff::Fixture kept(kKept);
+    return kept;
+  }
+  static ff::Fixture reset(kReset);
+  return reset;
+}
+
+constexpr double kStallS = 60;  // a held body: ended by the test, long before this
+
+// What the appsink got, and a condition to wait on it.
+struct Sink {
+  std::mutex lock;
+  std::condition_variable cond;
+  std::vector<Bytes> frames;
+  std::vector<GstClockTime> pts, durations;
+  GstCaps *caps = nullptr;
+  ~Sink() { gst_clear_caps(&caps); }
+  void clear() {
+    std::lock_guard<std::mutex> g(lock);
+    frames.clear();
+    pts.clear();
+    durations.clear();
+  }
+};
+
+GstFlowReturn on_sample(GstAppSink *appsink, gpointer data) noexcept {
+  auto *s = static_cast<Sink *>(data);
+  GstSample *sample = gst_app_sink_pull_sample(appsink);
+  if (!sample) return GST_FLOW_ERROR;
+  GstBuffer *buf = gst_sample_get_buffer(sample);
+  GstMapInfo map;
+  if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+    std::lock_guard<std::mutex> g(s->lock);
+    s->frames.emplace_back(map.data, map.data + map.size);
+    s->pts.push_back(GST_BUFFER_PTS(buf));
+    s->durations.push_back(GST_BUFFER_DURATION(buf));
+    if (!s->caps && gst_sample_get_caps(sample))
+      s->caps = gst_caps_copy(gst_sample_get_caps(sample));
+    gst_buffer_unmap(buf, &map);
+  }
+  s->cond.notify_all();
+  gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+// Fails on an ERROR (or an EOS, when `eos_ok` is false) waiting on the bus.
+bool bus_says_done(GstElement *pipeline, bool eos_ok, int wait_ms) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered(bus, GstClockTime(wait_ms) * GST_MSECOND,
+                                               GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  gst_object_unref(bus);
+  if (!msg) return false;
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError *err = nullptr;
+    gchar *dbg = nullptr;
+    gst_message_parse_error(msg, &err, &dbg);
+    std::string text = std::string(err ? err->message : "?") + " (" + (dbg ? dbg : "") + ")";
+    g_clear_error(&err);
+    g_free(dbg);
+    gst_message_unref(msg);
+    ck_abort_msg("ERROR: %s", text.c_str());
+  }
+  gst_message_unref(msg);
+  fail_unless(eos_ok, "EOS before the awaited buffer");
+  return true;
+}
+
+// Waits (bounded) until the sink got a buffer with pts >= `pts`.
+void wait_buffer_from(GstElement *pipeline, Sink &sink, GstClockTime pts) {
+  const gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> g(sink.lock);
+      for (GstClockTime p : sink.pts)
+        if (GST_CLOCK_TIME_IS_VALID(p) && p >= pts) return;
+      sink.cond.wait_for(g, std::chrono::milliseconds(50));
+    }
+    bus_says_done(pipeline, false, 0);
+    fail_unless(g_get_monotonic_time() < deadline,
+                "no buffer from %" GST_TIME_FORMAT " in 20 s: the element waits for the whole body",
+                GST_TIME_ARGS(pts));
+  }
+}
+
+// The requests for `segment` (with a Range header or without).
+std::vector<server::RequestRecord> segment_requests(const server::Server &srv, int64_t segment,
+                                                    bool ranged) {
+  std::vector<server::RequestRecord> out;
+  for (const auto &r : srv.requests())
+    if (r.path == "/stream" && r.segment == segment && r.range.empty() != ranged) out.push_back(r);
+  return out;
+}
+
+// A segment whose buffer the test waits for before its body may go on.
+struct Hold {
+  int64_t segment;
+  GstClockTime from;  // a pts inside the segment's first half
+};
+
+struct Output {
+  std::vector<Bytes> frames;
+  std::vector<GstClockTime> pts, durations;
+  GstCaps *caps = nullptr;
+  ~Output() { gst_clear_caps(&caps); }
+};
+
+// Checks at a held segment's buffer: its body is still in flight (stalled
+// at its half) and its tail came apart, answered 206; then ends the stall.
+void release(server::Server &srv, const std::string &id, const Hold &h) {
+  auto bodies = segment_requests(srv, h.segment, false);
+  fail_unless(!bodies.empty(), "segment %" G_GINT64_FORMAT " never asked", h.segment);
+  fail_unless(bodies.back().end_us == 0,
+              "segment %" G_GINT64_FORMAT "'s body was whole before its first buffer", h.segment);
+  auto tails = segment_requests(srv, h.segment, true);
+  fail_unless(!tails.empty(), "segment %" G_GINT64_FORMAT ": no Range request for its tail",
+              h.segment);
+  srv.end_stalls(id, h.segment);
+}
+
+// Plays `id` (join=timeline) into an appsink: holds at each of `holds` in
+// order, optionally after a seek to `seek` from PAUSED; to EOS (bounded).
+void play(server::Server &srv, const std::string &id, const std::string &props,
+          const std::vector<Hold> &holds, Output &out, GstClockTime seek = GST_CLOCK_TIME_NONE,
+          const std::function<void()> &before_seek = {}) {
+  // A small buffer-size: once BUFFERING (a body held), the element goes on
+  // with whatever has come, not only with 64 KiB.
+  GstElement *p = make_pipeline(srv.base_url(), id, "stall-timeout=120 buffer-size=1024 " + props,
+                                "appsink name=sink sync=false");
+  Sink sink;
+  GstElement *appsink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstAppSinkCallbacks cbs = {};
+  cbs.new_sample = on_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(appsink), &cbs, &sink, nullptr);
+  if (GST_CLOCK_TIME_IS_VALID(seek)) {
+    fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+    fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                           GST_STATE_CHANGE_SUCCESS);
+    if (before_seek) before_seek();
+    fail_unless(gst_element_seek_simple(
+        p, GST_FORMAT_TIME, GstSeekFlags(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE), seek));
+    fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
+                           GST_STATE_CHANGE_SUCCESS);
+    sink.clear();  // the preroll before the seek
+  }
+  fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  for (const Hold &h : holds) {
+    wait_buffer_from(p, sink, h.from);
+    release(srv, id, h);
+  }
+  const gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  while (!bus_says_done(p, true, 100))
+    fail_unless(g_get_monotonic_time() < deadline, "no EOS in 30 s");
+  fail_unless(gst_element_set_state(p, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(appsink);
+  gst_object_unref(p);
+  std::lock_guard<std::mutex> g(sink.lock);
+  out.frames = std::move(sink.frames);
+  out.pts = std::move(sink.pts);
+  out.durations = std::move(sink.durations);
+  out.caps = sink.caps;
+  sink.caps = nullptr;
+}
+
+// Every frame, pts and duration, and the caps, equal.
+void check_same(const Output &got, const Output &want) {
+  fail_unless(!want.frames.empty());
+  fail_unless_equals_int(int(got.frames.size()), int(want.frames.size()));
+  for (size_t i = 0; i < want.frames.size(); i++) {
+    fail_unless(got.frames[i] == want.frames[i], "frame %zu differs", i);
+    fail_unless(got.pts[i] == want.pts[i],
+                "frame %zu: pts %" GST_TIME_FORMAT " instead of %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(got.pts[i]), GST_TIME_ARGS(want.pts[i]));
+    fail_unless(got.durations[i] == want.durations[i],
+                "frame %zu: duration %" GST_TIME_FORMAT " instead of %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(got.durations[i]), GST_TIME_ARGS(want.durations[i]));
+  }
+  fail_unless(got.caps && want.caps && gst_caps_is_equal(got.caps, want.caps));
+}
+
+// The whole-segment path: a server without Range. Segment 0's body held
+// until its tail was asked (and refused, 200), so the element did ask.
+void play_without_range(const ff::Form &form, Output &out,
+                        GstClockTime seek = GST_CLOCK_TIME_NONE) {
+  server::Options opts;
+  opts.ranges = false;
+  auto srv = start_server(opts);
+  srv->add_track("w", fixture_of(form).track());
+  if (!GST_CLOCK_TIME_IS_VALID(seek)) {
+    srv->add_fault(fault("stall", "w", 0, 1, kStallS));
+    // Released once the Range request shows up (the element asked, the
+    // server will ignore it).
+    std::thread releaser([&srv] {
+      for (size_t n = 1; n < 64; n++) {
+        if (!srv->wait_requests(n, 20000)) return;
+        if (!segment_requests(*srv, 0, true).empty()) break;
+      }
+      srv->end_stalls("w", 0);
+    });
+    play(*srv, "w", "", {}, out);
+    releaser.join();
+  } else {
+    play(*srv, "w", "", {}, out, seek);
+  }
+  fail_unless(srv->wait_idle(10000));
+  for (const auto &r : srv->requests()) fail_unless(r.http_status != 206, "a 206 without Range");
+  if (!GST_CLOCK_TIME_IS_VALID(seek)) {
+    auto tails = segment_requests(*srv, 0, true);
+    fail_unless_equals_int(int(tails.size()), 1);
+    fail_unless_equals_int(tails[0].http_status, 200);  // Range ignored: read whole
+  }
+}
+
+// Every segment read while it arrives (held at its half until one of its
+// buffers is out), and the output the whole-segment path's.
+void check_form(const ff::Form &form) {
+  const ff::Fixture &fx = fixture_of(form);
+  const int64_t total = int64_t(fx.segments().size());
+  fail_unless_equals_int(int(total), 3);
+  auto srv = start_server();
+  srv->add_track("p", fx.track());
+  std::vector<Hold> holds = {
+      {0, 0}, {1, GstClockTime(1.6 * GST_SECOND)}, {2, GstClockTime(4.6 * GST_SECOND)}};
+  for (const Hold &h : holds) srv->add_fault(fault("stall", "p", h.segment, 1, kStallS));
+  Output progressive, whole;
+  play(*srv, "p", "", holds, progressive);
+  fail_unless(srv->wait_idle(10000));
+  for (int64_t k = 0; k < total; k++) {
+    auto tails = segment_requests(*srv, k, true);
+    fail_unless_equals_int(int(tails.size()), 1);
+    fail_unless_equals_int(tails[0].http_status, 206);
+    auto bodies = segment_requests(*srv, k, false);
+    fail_unless_equals_int(int(bodies.size()), 1);
+    fail_unless_equals_int(bodies[0].http_status, 200);
+  }
+  play_without_range(form, whole);
+  check_same(progressive, whole);
+}
+
+}  // namespace
+
+// ffmpeg's `-f segment` keeping timestamps: leading empty edits.
+GST_START_TEST(test_kept) {
+  check_form(kKept);
+}
+GST_END_TEST;
+
+// ...with -reset_timestamps 1: an edit list from 0.
+GST_START_TEST(test_reset) {
+  check_form(kReset);
+}
+GST_END_TEST;
+
+// A seek into segment 2 (4.5-7.5 s), held at its half: the first buffer
+// after the seek is the target's, before segment 2's body is whole, and
+// what follows equals the whole-segment path's.
+GST_START_TEST(test_seek) {
+  const GstClockTime target = 5 * GST_SECOND;
+  auto srv = start_server();
+  srv->add_track("s", fixture_of(kKept).track());
+  Output progressive, whole;
+  // One transfer at a time: segment 2 is not asked before the seek.
+  play(*srv, "s", "max-concurrent=1", {{2, target}}, progressive, target,
+       [&srv] { srv->add_fault(fault("stall", "s", 2, 1, kStallS)); });
+  fail_unless(srv->wait_idle(10000));
+  auto tails = segment_requests(*srv, 2, true);
+  fail_unless_equals_int(int(tails.size()), 1);
+  fail_unless_equals_int(tails[0].http_status, 206);
+  play_without_range(kKept, whole, target);
+  fail_unless(!progressive.pts.empty());
+  fail_unless_equals_uint64(progressive.pts[0], target);
+  check_same(progressive, whole);
+}
+GST_END_TEST;
+
+static Suite *m4a_progressive_suite() {
+  Suite *s = suite_create("m4a-progressive");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_kept);
+  tcase_add_test(tc, test_reset);
+  tcase_add_test(tc, test_seek);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (!ff::have_ffmpeg()) {
+    g_print("SKIP: ffmpeg is not installed (scripts/setup.sh installs it)\n");
+    return 77;
+  }
+  gst_check_init(&argc, &argv);
+  return gst_check_run_suite(m4a_progressive_suite(), "m4a-progressive", __FILE__);
+}
