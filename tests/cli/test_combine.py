@@ -163,11 +163,11 @@ class Checks(CombineCase):
         # --max-wait (exit 4), not 2.
         self.assertEqual(self.refuse_then_rerun("aac-adts", "--reveal-every", "60"), [0])
 
-    def test_bare_status_self_contained_form_stops_with_the_caps(self):
-        # An m4a segment tells the codec once segdlsrc outputs its frames (it
-        # may wait for segment 1 to be listed): the segments whole by then
-        # are kept and reused, the ones in flight dropped.
-        self.refuse_then_rerun("aac-m4a")
+    def test_bare_status_self_contained_form_stops_after_segment_0(self):
+        # An m4a segment: the codec comes from segment 0 whole (its copy in
+        # the download dir, or segdlsrc's caps, whichever is first), not
+        # from segment 1, which is listed only after a minute here.
+        self.assertEqual(self.refuse_then_rerun("aac-m4a", "--reveal-every", "60"), [0])
 
     def test_auto_name_follows_the_codec(self):
         want = {"aac-m4a": "m4a", "mp3": "mp3", "opus-webm": "opus", "vorbis-ogg": "ogg"}

@@ -6,6 +6,7 @@
 #include "migrate.h"
 #include "output.h"
 #include "plugin.h"
+#include "segdl/cache.h"
 
 #include <glib/gstdio.h>
 #include <gst/base/gstaggregator.h>
@@ -412,6 +413,9 @@ void Download::on_message(GstMessage *msg) {
     case GST_MESSAGE_APPLICATION: {
       const GstStructure *s = gst_message_get_structure(msg);
       const char *text = gst_structure_get_string(s, "message");
+      if (g_str_has_prefix(gst_structure_get_name(s), "segdl-combine-") ||
+          gst_structure_has_name(s, "segdl-output"))
+        caps_came_ = true;
       if (gst_structure_has_name(s, "segdl-combine-error")) {
         progress_.error(kExitUsage, text ? text : "", "");
         finish(kExitUsage);
@@ -501,7 +505,12 @@ void Download::on_element(GstMessage *msg) {
     progress_.state("downloading");
     if (e.index == 0) {
       segment0_done_ = true;
-      if (!codec_error_.empty()) finish_codec_error();
+      if (!codec_error_.empty()) {
+        finish_codec_error();
+      } else if (!caps_came_ && !opts_.combine.empty() && opts_.combine != "auto") {
+        probe_segment0_ = true;
+        probe_segment0_codec();
+      }
     }
   }
 }
@@ -510,6 +519,38 @@ void Download::on_element(GstMessage *msg) {
 // whole in the download dir: nothing more is fetched (docs/segdl.1.md).
 void Download::finish_codec_error() {
   progress_.error(kExitUsage, codec_error_, "");
+  finish(kExitUsage);
+}
+
+// --combine OUT, a status that did not name the codec, and segment 0 whole
+// before segdlsrc output any caps: an m4a segment's frames may leave only
+// once the next segment begins, which a backend still producing the track
+// may list much later. Segment 0's copy in the download dir tells the codec
+// now (the cache renames it into place whole, after its meta; until then
+// the stats tick tries again). Files that are not MP4 wait for the caps.
+void Download::probe_segment0_codec() {
+  if (!probe_segment0_ || caps_came_ || exit_code_ >= 0) {
+    probe_segment0_ = false;
+    return;
+  }
+  const std::string path = opts_.download_dir + "/" + Cache::safe_name(id_) + "/seg_0.bin";
+  GStatBuf st;
+  if (g_stat(path.c_str(), &st) != 0) return;  // not in place yet
+  probe_segment0_ = false;
+  constexpr goffset kMaxBytes = 256 << 20;
+  gchar *data = nullptr;
+  gsize size = 0;
+  if (st.st_size > kMaxBytes || !g_file_get_contents(path.c_str(), &data, &size, nullptr)) return;
+  GstCaps *caps = caps_for_mp4_file(reinterpret_cast<const uint8_t *>(data), size);
+  g_free(data);
+  if (!caps) return;
+  OutputChain chain;
+  std::string error;
+  const bool fits = plan_output(path_extension(opts_.combine), caps, chain, error);
+  const std::string codec = codec_name(caps);
+  gst_caps_unref(caps);
+  if (fits) return;
+  progress_.error(kExitUsage, error, "segment 0 in the download dir holds " + codec);
   finish(kExitUsage);
 }
 
@@ -597,6 +638,8 @@ void Download::derive_segments(const Snapshot &s) {
 
 // Every kTickMs: the stats for the bar and the state.
 void Download::tick() {
+  if (exit_code_ >= 0) return;
+  if (probe_segment0_) probe_segment0_codec();
   if (exit_code_ >= 0) return;
   const Snapshot s = read_stats();
   const bool moving = s.done > prev_.done || s.bytes > prev_.bytes;

@@ -40,6 +40,7 @@ class Download {
   void attach_output(GstCaps *caps);
   bool link_discard_branch(std::string &error);
   void finish_codec_error();
+  void probe_segment0_codec();
   bool link_output_chain(const std::string &ext, GstCaps *caps, const std::string &part,
                          std::string &error);
   void post_app(const char *name, const std::string &message, const std::string &extra = "");
@@ -79,6 +80,8 @@ class Download {
   std::string cache_error_;  // the WARNING that turned the disk cache off
   std::string codec_error_;  // --combine OUT cannot hold the codec (set once the caps came)
   bool segment0_done_ = false;
+  bool caps_came_ = false;       // attach_output() ran (its message is in)
+  bool probe_segment0_ = false;  // read segment 0's codec from the download dir
   int64_t start_us_ = 0;
 
   // Written by the streaming thread in attach_output(), read by the main thread.

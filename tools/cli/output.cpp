@@ -2,6 +2,8 @@
 /* segdl — --combine: container by extension, muxer by codec. */
 #include "output.h"
 
+#include "segdl/mp4.h"
+
 #include <glib.h>
 
 #include <cstring>
@@ -166,6 +168,30 @@ GstCaps *caps_for_mime_type(const std::string &mime) {
     caps = "audio/mpeg, mpegversion=(int)4, stream-format=(string)raw";
   else if (type == "audio/mpeg" || type == "audio/mp3" || type == "audio/x-mp3")
     caps = "audio/mpeg, mpegversion=(int)1, layer=(int)3";
+  return caps ? gst_caps_from_string(caps) : nullptr;
+}
+
+GstCaps *caps_for_mp4_file(const uint8_t *data, size_t size) {
+  Mp4File file;
+  if (!parse_mp4(data, size, file) || file.audio_track < 0) return nullptr;
+  const Mp4Track &t = file.tracks[size_t(file.audio_track)];
+  const char *caps = nullptr;
+  const uint8_t oti = t.object_type_indication;
+  if (t.sample_entry == fourcc("mp4a") && (oti == 0x40 || (oti >= 0x66 && oti <= 0x68)))
+    caps = "audio/mpeg, mpegversion=(int)4, stream-format=(string)raw";
+  else if (t.sample_entry == fourcc(".mp3") ||
+           (t.sample_entry == fourcc("mp4a") && (oti == 0x69 || oti == 0x6b)))
+    caps = "audio/mpeg, mpegversion=(int)1, layer=(int)3";
+  else if (t.sample_entry == fourcc("Opus"))
+    caps = "audio/x-opus";
+  else if (t.sample_entry == fourcc("fLaC"))
+    caps = "audio/x-flac";
+  else if (t.sample_entry == fourcc("alac"))
+    caps = "audio/x-alac";
+  else if (t.sample_entry == fourcc("ac-3"))
+    caps = "audio/x-ac3";
+  else if (t.sample_entry == fourcc("ec-3"))
+    caps = "audio/x-eac3";
   return caps ? gst_caps_from_string(caps) : nullptr;
 }
 

@@ -8,6 +8,9 @@
 
 #include <gst/gst.h>
 
+#include <cstddef>
+#include <cstdint>
+
 #include <string>
 #include <vector>
 
@@ -36,6 +39,10 @@ bool plan_output(const std::string &ext, const GstCaps *caps, OutputChain &chain
 // Caps for a status mime_type that names the codec ("audio/aac",
 // "audio/mpeg", "audio/ogg; codecs=opus", ...); nullptr when it does not.
 GstCaps *caps_for_mime_type(const std::string &mime);
+// Caps for the audio track of a whole MP4 file (an m4a segment): AAC, MP3,
+// Opus, FLAC, ALAC, AC-3, E-AC-3 from its sample entry; nullptr when the
+// bytes are not such a file.
+GstCaps *caps_for_mp4_file(const uint8_t *data, size_t size);
 // A file name made of the id's safe characters ([A-Za-z0-9._-], others
 // become '_', no leading '.'), for --combine auto.
 std::string file_name_for_id(const std::string &id);
