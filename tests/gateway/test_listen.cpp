@@ -291,7 +291,7 @@ GST_START_TEST(test_listen_accept_aac) {
   srv->add_track(kId, segdl::test::make_track(Form::Adts, 7.5));
   auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
   const std::string url = gw->base_url() + "/listen/" + kId;
-  for (const char *none : {"audio/ogg, audio/webm", "audio/aac;q=0, audio/mp4;q=0, audio/*"}) {
+  for (const char *none : {"audio/ogg, , audio/webm", "audio/aac;q=0, audio/mp4;q=0, audio/*"}) {
     Reply r = gwtest::get(url, {{"Accept", none}});  // told once segment 0 says AAC
     gwtest::assert_json_error(r, 406, "not_acceptable");
     assert_str_eq(r.h("vary"), "Accept");

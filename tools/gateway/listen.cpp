@@ -155,6 +155,10 @@ class Accept {
   };
   void add(gchar *item) {
     gchar **parts = g_strsplit(item, ";", -1);
+    if (!parts[0]) {  // an empty item ("a, , b"): g_strsplit gives no part
+      g_strfreev(parts);
+      return;
+    }
     Range r;
     gchar *name = g_ascii_strdown(g_strstrip(parts[0]), -1);
     r.name = name;
