@@ -335,7 +335,7 @@ GST_START_TEST(test_seek_in_a_row) {
 GST_END_TEST;
 
 // A seek into a segment the backend has not produced yet waits for it
-// (posting BUFFERING) instead of failing, and fetches nothing it skipped.
+// (posting BUFFERING) instead of failing.
 // The test decides when segments appear (hold_ready), so nothing races.
 GST_START_TEST(test_seek_not_yet_produced) {
   auto srv = start_server(rich());
@@ -370,12 +370,16 @@ GST_START_TEST(test_seek_not_yet_produced) {
   fail_unless(lowest_buffering < 100);
   check_lands_on(run.pts, run.durations, target);
   check_continuous(run);
-  // Segments 1 and 2 were never ready before the seek (a speculative request
-  // for segment 1 was answered "not yet"), and not fetched after it.
+  // Segments 1 and 2 were never ready before the seek: the seek restarts at
+  // segment 0 (the last start it counted) and counts their frames once they
+  // are produced, so they are fetched (200) after it (docs/design.md).
   fail_unless(srv->wait_idle(10000));
-  for (const auto &r : srv->requests())
-    fail_if(r.path == "/stream" && (r.segment == 1 || r.segment == 2) && r.http_status == 200,
-            "segment %" G_GINT64_FORMAT " fetched after seeking past it", r.segment);
+  for (int64_t k : {1, 2}) {
+    bool fetched = false;
+    for (const auto &r : srv->requests())
+      fetched |= r.path == "/stream" && r.segment == k && r.http_status == 200;
+    fail_unless(fetched, "segment %" G_GINT64_FORMAT " not counted", k);
+  }
 }
 GST_END_TEST;
 

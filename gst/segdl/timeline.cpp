@@ -9,7 +9,6 @@ namespace segdl {
 
 namespace {
 constexpr uint64_t kSecond = 1000000000ull;
-constexpr int kMaxSteps = 64;  // bound on the corrections of a segment estimate
 
 // a * b / c rounded to nearest, without overflow for audio-sized values.
 uint64_t scale_round(uint64_t a, uint64_t b, uint64_t c) {
@@ -31,14 +30,6 @@ uint64_t NominalSegments::start_ns(int64_t k) const {
   if (k <= 0) return 0;
   double s = first_s + double(k - 1) * rest_s;
   return uint64_t(std::llround(s * double(kSecond)));
-}
-
-int64_t NominalSegments::segment_at(uint64_t t_ns) const {
-  double secs = double(t_ns) / double(kSecond);
-  int64_t k = 0;
-  if (secs >= first_s && rest_s > 0) k = 1 + int64_t(std::floor((secs - first_s) / rest_s));
-  if (total > 0 && k >= total) k = total - 1;
-  return k;
 }
 
 void Timeline::set_rate(int rate) {
@@ -131,19 +122,57 @@ void Timeline::release(Decisions &out, bool all) {
   }
 }
 
+// Hands out a kept frame at `pts_ns`; the first after a start, seek or gap
+// is DISCONT. The pre-roll deferred by a key-unit seek goes first, at the
+// same pts.
+void Timeline::emit(FrameDecision &d, uint64_t pts_ns, Decisions &out) {
+  for (FrameDecision &p : deferred_) {
+    if (!p.drop) {
+      p.pts_ns = pts_ns;
+      p.discont = discont_;
+      discont_ = false;
+    }
+    out.push_back(p);
+  }
+  deferred_.clear();
+  d.pts_ns = pts_ns;
+  d.discont = discont_;
+  discont_ = false;
+  out.push_back(d);
+}
+
+// A key-unit seek: moves the target to the start of the frame holding it
+// (`skip` samples into its `n`) or of the next one. True when the target
+// moved past this frame (it becomes pre-roll).
+bool Timeline::snap_target(uint64_t skip, uint64_t n) {
+  bool after =
+      skip > 0 && (snap_ == SeekSnap::After || (snap_ == SeekSnap::Nearest && 2 * skip > n));
+  snap_ = SeekSnap::Exact;
+  target_ns_ = ns_at(pos_ + (after ? n : 0));
+  return after;
+}
+
 // Places a frame: at the position, or, while a seek is on its way to its
 // target, dropped (too early), given as pre-roll (fully clipped) or clipped
 // at its start so its first presented sample is the target's.
 void Timeline::decide(Held &h, Decisions &out) {
   FrameDecision &d = h.d;
   if (d.drop) {
-    out.push_back(d);
+    if (deferred_.empty())
+      out.push_back(d);
+    else
+      deferred_.push_back(d);  // in order behind the deferred pre-roll
     return;
   }
   uint64_t n = h.presented;
   if (seeking_) {
     uint64_t target = target_ns_ > base_ns_ ? ns_to_samples(target_ns_ - base_ns_, rate_) : 0;
-    if (pos_ + n <= target) {
+    bool before = pos_ + n <= target;
+    if (!before && snap_ != SeekSnap::Exact && pos_ <= target && snap_target(target - pos_, n)) {
+      target = pos_ + n;
+      before = true;
+    }
+    if (before) {
       pos_ += n;
       if (target - pos_ >= preroll_) {  // before the pre-roll the decoder needs
         d.drop = true;
@@ -151,33 +180,32 @@ void Timeline::decide(Held &h, Decisions &out) {
         return;
       }
       d.clip_start = d.samples - d.clip_end;  // pre-roll: decoded, not presented
-      d.pts_ns = target_ns_;
       d.duration_ns = 0;
-      d.discont = discont_;
-      discont_ = false;
-      out.push_back(d);
+      if (snap_ != SeekSnap::Exact) {
+        deferred_.push_back(d);  // its pts is the frame start found later
+        return;
+      }
+      emit(d, target_ns_, out);
       return;
     }
     seeking_ = false;
+    if (snap_ != SeekSnap::Exact && pos_ <= target) snap_target(target - pos_, n);
+    target = target_ns_ > base_ns_ ? ns_to_samples(target_ns_ - base_ns_, rate_) : 0;
     if (pos_ <= target) {
       // The first presented sample is the target's: its pts is the target.
       uint64_t skip = target - pos_;
       d.clip_start += skip;
       pos_ = target + (n - skip);
-      d.pts_ns = std::max(target_ns_, base_ns_);
-      d.duration_ns = ns_at(pos_) - std::min(d.pts_ns, ns_at(pos_));
-      d.discont = discont_;
-      discont_ = false;
-      out.push_back(d);
+      uint64_t pts = std::max(target_ns_, base_ns_);
+      d.duration_ns = ns_at(pos_) - std::min(pts, ns_at(pos_));
+      emit(d, pts, out);
       return;
     }
   }
-  d.pts_ns = ns_at(pos_);
+  uint64_t pts = ns_at(pos_);
   pos_ += n;
-  d.duration_ns = ns_at(pos_) - d.pts_ns;
-  d.discont = discont_;
-  discont_ = false;
-  out.push_back(d);
+  d.duration_ns = ns_at(pos_) - pts;
+  emit(d, pts, out);
 }
 
 void Timeline::skip_segment(int64_t segment, const NominalSegments &nominal, uint64_t &start_ns,
@@ -215,18 +243,19 @@ uint64_t Timeline::segment_start_or_nominal(int64_t segment, const NominalSegmen
   return it->second + (to > from ? to - from : 0);
 }
 
-SeekPlan Timeline::seek(uint64_t target_ns, const NominalSegments &nominal) {
+// Restarts from the latest segment whose real start was counted and lies
+// at or before the target less the pre-roll (segment 0 begins at 0): the
+// frames from there to the target are counted, never guessed, so the
+// target lands on its own sample whatever the container says.
+SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap) {
   uint64_t preroll_ns = samples_to_ns(preroll_, rate_);
   uint64_t lookup = target_ns > preroll_ns ? target_ns - preroll_ns : 0;
-  int64_t k = nominal.segment_at(lookup);
-  for (int i = 0; i < kMaxSteps && k > 0 && segment_start_or_nominal(k, nominal) > lookup; i++) k--;
-  for (int i = 0; i < kMaxSteps && (nominal.total < 0 || k + 1 < nominal.total) &&
-                  segment_start_or_nominal(k + 1, nominal) <= lookup;
-       i++)
-    k++;
   SeekPlan plan;
-  plan.segment = k;
-  plan.start_ns = segment_start_or_nominal(k, nominal);
+  for (const auto &s : starts_)
+    if (s.first > plan.segment && s.second <= lookup) {
+      plan.segment = s.first;
+      plan.start_ns = s.second;
+    }
   plan.target_ns = target_ns;
   base_ns_ = plan.start_ns;
   pos_ = 0;
@@ -235,34 +264,21 @@ SeekPlan Timeline::seek(uint64_t target_ns, const NominalSegments &nominal) {
   current_ = -1;
   seeking_ = target_ns > plan.start_ns;
   target_ns_ = target_ns;
+  snap_ = seeking_ ? snap : SeekSnap::Exact;
+  deferred_.clear();
   discont_ = true;
-  uint64_t seen = 0;
-  guessed_ = segment_start(k, seen) ? -1 : k;
   return plan;
 }
 
-// Only while nothing of the restart segment was decided: its frames are
-// then placed from the real start (decide() measures the target from
-// base_ns_).
-bool Timeline::set_real_start(int64_t segment, uint64_t ns) {
-  if (segment != guessed_) return true;
-  guessed_ = -1;
-  bool undecided = current_ != segment || (pos_ == 0 && in_segment_ == held_samples_);
-  if (!undecided) return true;
-  base_ns_ = ns;
-  if (current_ == segment) starts_[segment] = ns;
-  seeking_ = target_ns_ > ns;
-  return target_ns_ >= ns;
-}
-
 void Timeline::reset() {
-  guessed_ = -1;
   base_ns_ = 0;
   pos_ = 0;
   held_.clear();
   held_samples_ = 0;
   current_ = -1;
   seeking_ = false;
+  snap_ = SeekSnap::Exact;
+  deferred_.clear();
   discont_ = true;
 }
 

@@ -22,10 +22,11 @@
  * still applies.
  *
  * It remembers where each segment's frames really began, and maps a seek
- * target to the segment to restart from: frames before the target are
- * dropped, except the last `preroll` samples' worth, which are given to the
- * decoder fully clipped; the frame holding the target is clipped at its
- * start, so the first presented sample is the target's.
+ * target to the segment to restart from (the latest one whose start it
+ * counted): frames before the target are dropped, except the last
+ * `preroll` samples' worth, which are given to the decoder fully clipped;
+ * the frame holding the target is clipped at its start, so the first
+ * presented sample is the target's.
  */
 #pragma once
 
@@ -57,14 +58,18 @@ struct FrameDecision {
 };
 
 // Nominal segment lengths (from the status or the properties), for
-// segments not seen yet.
+// segments not seen yet (where a gap ends).
 struct NominalSegments {
   double first_s = 15.0;
   double rest_s = 30.0;
   int64_t total = -1;  // -1 = unknown
   uint64_t start_ns(int64_t k) const;
-  int64_t segment_at(uint64_t t_ns) const;
 };
+
+// Where a key-unit seek lands: on the start of the frame holding the target
+// (Before), of the frame after it (After), or the nearer one (Nearest);
+// Exact lands on the target's own sample.
+enum class SeekSnap { Exact, Before, After, Nearest };
 
 // Where a seek restarts.
 struct SeekPlan {
@@ -105,17 +110,15 @@ class Timeline {
   void skip_segment(int64_t segment, const NominalSegments &nominal, uint64_t &start_ns,
                     uint64_t &duration_ns);
 
-  // Restart for a seek to `target_ns`: frames held are forgotten.
-  SeekPlan seek(uint64_t target_ns, const NominalSegments &nominal);
-  // Where the container says `segment` begins (MP4 kept timestamps or tfdt,
-  // WebM cluster time, Ogg granule, MPEG-TS PTS, or frames counted from the
-  // bytes of the segments before it), before any of its frames is decided.
-  // It replaces the guess a seek made for a segment never seen (its nominal
-  // start), so the target lands on its own sample. Ignored for a segment
-  // whose start was counted or once one of its frames was decided. Returns
-  // false when the target lies before that real start (the seek restarted
-  // one segment too late: the caller may restart from the one before).
-  bool set_real_start(int64_t segment, uint64_t ns);
+  // Restart for a seek to `target_ns`: frames held are forgotten. The plan
+  // restarts at the latest segment whose start was counted (seen before,
+  // segment 0 at 0) at or before the target less the pre-roll; the frames
+  // from there on are counted to the target, so it lands on its own sample
+  // even in segments never played (their nominal starts are never used).
+  // A key-unit seek (`snap`) moves the target to a frame start instead: the
+  // pre-roll frames are then decided with the frame that holds it, all at
+  // that frame's pts.
+  SeekPlan seek(uint64_t target_ns, SeekSnap snap = SeekSnap::Exact);
   // Back to the start (a seek to 0 without frames, or a fresh start).
   void reset();
 
@@ -137,6 +140,8 @@ class Timeline {
   void begin_segment(int64_t segment);
   void decide(Held &h, Decisions &out);
   void release(Decisions &out, bool all);
+  bool snap_target(uint64_t skip, uint64_t n);
+  void emit(FrameDecision &d, uint64_t pts_ns, Decisions &out);
 
   int rate_ = 0;
   uint64_t base_ns_ = 0;  // time at pos_ == 0 (changes with the rate or a seek)
@@ -157,7 +162,8 @@ class Timeline {
 
   bool seeking_ = false;
   uint64_t target_ns_ = 0;
-  int64_t guessed_ = -1;  // the segment a seek restarted at from a guessed start
+  SeekSnap snap_ = SeekSnap::Exact;
+  Decisions deferred_;  // pre-roll of a key-unit seek, until the target frame is known
 };
 
 }  // namespace segdl

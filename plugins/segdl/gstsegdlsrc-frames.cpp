@@ -100,7 +100,7 @@ static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
   if (gst_structure_has_name(st, "audio/x-opus")) {
     priv->codec = CODEC_OPUS;
     rate = 48000;
-    preroll = 3840;  // 80 ms, what RFC 7845 asks for after a seek
+    preroll = 24000;  // 0.5 s: see docs/design.md (80 ms, RFC 7845, is not exact)
     priv->opus_preskip = opus_preskip(st);
   } else if (gst_structure_has_name(st, "audio/x-vorbis")) {
     priv->codec = CODEC_VORBIS;
@@ -372,6 +372,8 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   priv->iso_bytes = nullptr;
   priv->iso_segment = -1;
   gst_seg_dl_src_mp4_reset(self);
+  if (priv->fmp4_init) g_bytes_unref(priv->fmp4_init);
+  priv->fmp4_init = nullptr;
   priv->ogg_form = false;
   priv->granules.reset();
   priv->mp3_gapless.reset();

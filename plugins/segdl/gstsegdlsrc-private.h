@@ -160,6 +160,7 @@ struct GstSegDlSrcPrivate {
   bool form_known = false;          // self_contained/iso_form were decided
   GByteArray *iso_bytes = nullptr;  // an m4a segment collected whole, read by our own code
   int64_t iso_segment = -1;         // its number
+  GBytes *fmp4_init = nullptr;      // a fragmented MP4's init (segment 0), for seeks
   GstSegDlSrcMp4 mp4;               // ...read while it arrives (gstsegdlsrc-mp4.cpp)
   bool ogg_form = false;            // the segments are Ogg files (packet granules known)
   segdl::OggGranules granules;      // Ogg: the end trim from the packets' granules

@@ -93,6 +93,11 @@ static bool feed_probe(GstSegDlSrc *self) {
       return true;
     }
     priv->joiner->new_instance(segment);
+    if (!file && priv->fmp4_init && !priv->joiner->push(priv->fmp4_init, error)) {
+      g_bytes_unref(bytes);  // a seek restarts inside a fragmented MP4: its init first
+      demux_error(self, segment, error);
+      return false;
+    }
   }
   bool ok = priv->joiner->push(bytes, error);
   g_bytes_unref(bytes);
@@ -142,7 +147,7 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
   if (target == 0 && !priv->caps_set && priv->timeline.position_ns() == 0 &&
       priv->pending.empty() && priv->ready.empty())
     return TRUE;  // already there
-  segdl::SeekPlan plan = priv->timeline.seek(target, nominal_segments(self));
+  segdl::SeekPlan plan = priv->timeline.seek(target);
   GST_INFO_OBJECT(self,
                   "seek to %" GST_TIME_FORMAT ": segment %" G_GINT64_FORMAT
                   " starting at %" GST_TIME_FORMAT,
@@ -256,6 +261,24 @@ static bool bad_segment(GstSegDlSrc *self, int64_t segment, const std::string &w
   return true;
 }
 
+// A fragmented MP4's init (its boxes before the first moof, in segment 0)
+// is kept: a seek that restarts at a later segment hands it to the new
+// demuxer instance first (feed_probe()).
+static void keep_fmp4_init(GstSegDlSrc *self, GBytes *bytes) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  gsize size = 0, at = 0;
+  const guint8 *d = static_cast<const guint8 *>(g_bytes_get_data(bytes, &size));
+  while (at + 8 <= size && memcmp(d + at + 4, "moof", 4) != 0) {
+    uint64_t box = GST_READ_UINT32_BE(d + at);
+    if (box == 1 && at + 16 <= size) box = GST_READ_UINT64_BE(d + at + 8);
+    if (box < 8 || box > size - at) return;  // not boxes to the first moof: nothing kept
+    at += gsize(box);
+  }
+  if (at + 8 > size) return;
+  if (priv->fmp4_init) g_bytes_unref(priv->fmp4_init);
+  priv->fmp4_init = g_bytes_new_from_bytes(bytes, 0, at);
+}
+
 // The m4a segment collected whole: read by our own code (no qtdemux, so no
 // edit list can make it unplayable), its edit list a trim of the timeline,
 // its frames into it. An init of fragments, or a codec we do not read, goes
@@ -276,6 +299,7 @@ static bool flush_iso(GstSegDlSrc *self) {
       break;
     case segdl::Mp4Read::Fragmented:
     case segdl::Mp4Read::OtherCodec: {
+      keep_fmp4_init(self, bytes);
       priv->joiner->new_instance(segment);
       bool ok = priv->joiner->push(bytes, error);
       g_bytes_unref(bytes);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* segdl tests — segdl::Timeline's seeks into segments never seen: the
- * restart segment's real start (from its container) replaces the nominal
- * guess, so the first presented sample is the target's; checked decision
+/* segdl tests — segdl::Timeline's seeks: a seek restarts at the latest
+ * segment whose start was counted and counts the frames to the target, so
+ * it lands on the target's own sample in segments never seen, whatever
+ * their real start; key-unit seeks land on a frame start. Checked decision
  * by decision, as in timeline-core.
  */
 #include <gst/check/gstcheck.h>
@@ -27,21 +28,11 @@ Timeline make(uint64_t hold, uint64_t preroll) {
   return tl;
 }
 
-// Nominal 15 s then 30 s segments (the properties' defaults).
-NominalSegments nominal() {
-  NominalSegments n;
-  n.first_s = 15.0;
-  n.rest_s = 30.0;
-  n.total = 10;
-  return n;
-}
-
-// Pushes `count` frames of segment `segment`, then ends it.
-Timeline::Decisions play(Timeline &tl, int64_t segment, int count) {
-  Timeline::Decisions out;
-  for (int i = 0; i < count; i++) tl.push(segment, kFrame, uint64_t(i), out);
+// Pushes `count` frames of segment `segment` (tokens from `token`), then
+// ends it.
+void play(Timeline &tl, int64_t segment, int count, uint64_t &token, Timeline::Decisions &out) {
+  for (int i = 0; i < count; i++) tl.push(segment, kFrame, token++, out);
   tl.end_segment(out);
-  return out;
 }
 
 // The first decision that presents samples.
@@ -51,134 +42,145 @@ const FrameDecision *first_presented(const Timeline::Decisions &out) {
   return nullptr;
 }
 
-// Segment 1 really begins 410 samples after its nominal 15 s (an ADTS
-// track's encoder delay): the target at 20 s is 239590 samples into it,
-// frame 233 clipped by 998 (the nominal guess would clip 384 of frame 234).
-constexpr uint64_t kRealStart = 15 * 48000 + 410;
+// Segment 0 holds 706.4 frames' worth of time in 706 frames, then its
+// encoder delay makes segment 1 start 410 samples after a nominal 15 s: no
+// rule about the container is needed, the frames are counted.
+constexpr int kSeg0Frames = 706;
 constexpr uint64_t kTarget = 20 * 48000;
 
 }  // namespace
 
-GST_START_TEST(test_real_start_exact) {
+// A fresh track (nothing seen): the seek restarts at segment 0 and counts
+// through segment 1 to the target, which lands on its own sample; the
+// decoder's pre-roll comes fully clipped at the target's pts.
+GST_START_TEST(test_unseen_counted) {
   Timeline tl = make(0, 2 * kFrame);
-  SeekPlan plan = tl.seek(ns(kTarget), nominal());
-  fail_unless_equals_int(plan.segment, 1);
-  fail_unless_equals_uint64(plan.start_ns, 15000000000ull);
-  fail_unless(tl.set_real_start(1, ns(kRealStart)));
-  Timeline::Decisions out = play(tl, 1, 300);
+  SeekPlan plan = tl.seek(ns(kTarget));
+  fail_unless_equals_int(plan.segment, 0);
+  fail_unless_equals_uint64(plan.start_ns, 0);
+  Timeline::Decisions out;
+  uint64_t token = 0;
+  play(tl, 0, kSeg0Frames, token, out);
+  play(tl, 1, 300, token, out);
+  fail_unless_equals_int(out.size(), kSeg0Frames + 300);
   const FrameDecision *d = first_presented(out);
   fail_unless(d != nullptr);
-  fail_unless_equals_uint64(d->token, 233);
-  fail_unless_equals_uint64(d->clip_start, 998);
+  fail_unless_equals_uint64(d->token, kTarget / kFrame);
+  fail_unless_equals_uint64(d->clip_start, kTarget % kFrame);
   fail_unless_equals_uint64(d->pts_ns, ns(kTarget));
-  // The two frames before it are the decoder's pre-roll, fully clipped (the
-  // first marked DISCONT).
-  fail_unless(out[231].discont);
-  for (uint64_t t : {231, 232}) {
+  size_t at = size_t(d->token);
+  fail_unless(out[at - 2].discont);
+  for (size_t t : {at - 2, at - 1}) {
     fail_if(out[t].drop);
     fail_unless_equals_uint64(out[t].clip_start, kFrame);
     fail_unless_equals_uint64(out[t].duration_ns, 0);
+    fail_unless_equals_uint64(out[t].pts_ns, ns(kTarget));
   }
-  fail_unless(out[230].drop);
-  // The segment's start is now known: a later seek uses it.
+  for (size_t t = 0; t < at - 2; t++) fail_unless(out[t].drop, "frame %zu", t);
+  // Both segments' starts are now known: the next seek restarts at 1.
   uint64_t start = 0;
   fail_unless(tl.segment_start(1, start));
-  fail_unless_equals_uint64(start, ns(kRealStart));
-}
-GST_END_TEST;
-
-// Without the real start the target is off by the 410 samples: the
-// difference the real start removes.
-GST_START_TEST(test_nominal_guess_is_off) {
-  Timeline tl = make(0, 0);
-  tl.seek(ns(kTarget), nominal());
-  Timeline::Decisions out = play(tl, 1, 300);
-  const FrameDecision *d = first_presented(out);
-  fail_unless(d != nullptr);
-  fail_unless_equals_uint64(d->token, 234);
-  fail_unless_equals_uint64(d->clip_start, 384);
-}
-GST_END_TEST;
-
-// Frames held back (hold > 0) are still undecided: the real start, known
-// only after some of them went in (an Ogg page's granule), applies.
-GST_START_TEST(test_real_start_while_held) {
-  Timeline tl = make(8192, 0);
-  tl.seek(ns(kTarget), nominal());
-  Timeline::Decisions out;
-  for (uint64_t i = 0; i < 4; i++) tl.push(1, kFrame, i, out);
-  fail_unless(out.empty());
-  fail_unless(tl.set_real_start(1, ns(kRealStart)));
-  for (uint64_t i = 4; i < 300; i++) tl.push(1, kFrame, i, out);
-  tl.end_segment(out);
-  const FrameDecision *d = first_presented(out);
-  fail_unless(d != nullptr);
-  fail_unless_equals_uint64(d->token, 233);
-  fail_unless_equals_uint64(d->clip_start, 998);
-  fail_unless_equals_uint64(d->pts_ns, ns(kTarget));
-}
-GST_END_TEST;
-
-// Once a frame of the segment was decided, its place is final.
-GST_START_TEST(test_real_start_too_late) {
-  Timeline tl = make(0, 0);
-  tl.seek(ns(kTarget), nominal());
-  Timeline::Decisions out;
-  tl.push(1, kFrame, 0, out);
-  fail_unless_equals_int(out.size(), 1);
-  fail_unless(tl.set_real_start(1, ns(kRealStart)));  // ignored
-  for (uint64_t i = 1; i < 300; i++) tl.push(1, kFrame, i, out);
-  const FrameDecision *d = first_presented(out);
-  fail_unless(d != nullptr);
-  fail_unless_equals_uint64(d->clip_start, 384);
-}
-GST_END_TEST;
-
-// A segment whose start was counted (played before) keeps it: the seek back
-// to it is exact without the container's word.
-GST_START_TEST(test_counted_start_kept) {
-  Timeline tl = make(0, 0);
-  play(tl, 0, 706);  // 15.06 s: segment 1 begins at sample 722944
-  play(tl, 1, 10);
-  SeekPlan plan = tl.seek(ns(kTarget), nominal());
+  fail_unless_equals_uint64(start, ns(kSeg0Frames * kFrame));
+  plan = tl.seek(ns(kTarget));
   fail_unless_equals_int(plan.segment, 1);
-  fail_unless_equals_uint64(plan.start_ns, ns(706 * kFrame));
-  fail_unless(tl.set_real_start(1, ns(kRealStart)));  // ignored
-  Timeline::Decisions out = play(tl, 1, 300);
+  fail_unless_equals_uint64(plan.start_ns, ns(kSeg0Frames * kFrame));
+}
+GST_END_TEST;
+
+// Frames held back (hold > 0) and trims on the way are counted like any
+// other: a segment trimmed by 500 samples at its start shifts the target's
+// frame by that much.
+GST_START_TEST(test_counted_through_trim) {
+  Timeline tl = make(8192, 0);
+  SegmentTrim trim;
+  trim.start = 500;
+  tl.set_trim(1, trim);
+  tl.seek(ns(kTarget));
+  Timeline::Decisions out;
+  uint64_t token = 0;
+  play(tl, 0, kSeg0Frames, token, out);
+  play(tl, 1, 300, token, out);
   const FrameDecision *d = first_presented(out);
-  uint64_t into = kTarget - 706 * kFrame;
-  fail_unless_equals_uint64(d->token, into / kFrame);
+  fail_unless(d != nullptr);
+  uint64_t into = kTarget - kSeg0Frames * kFrame + 500;  // samples into segment 1
+  fail_unless_equals_uint64(d->token, kSeg0Frames + into / kFrame);
   fail_unless_equals_uint64(d->clip_start, into % kFrame);
   fail_unless_equals_uint64(d->pts_ns, ns(kTarget));
 }
 GST_END_TEST;
 
-// The real start lies after the target (the guess was too early by more
-// than the target's distance to the boundary): false, and the segment plays
-// from its real start, not from an invented earlier time.
-GST_START_TEST(test_target_before_real_start) {
-  Timeline tl = make(0, 0);
-  uint64_t target = 15 * 48000 + 100;
-  SeekPlan plan = tl.seek(ns(target), nominal());
-  fail_unless_equals_int(plan.segment, 1);
-  fail_if(tl.set_real_start(1, ns(kRealStart)));
+// The restart segment is the latest seen at or before the target less the
+// pre-roll, not a later one seen, nor one whose start lies past it.
+GST_START_TEST(test_restart_segment) {
+  Timeline tl = make(0, 2 * kFrame);
+  Timeline::Decisions out;
+  uint64_t token = 0;
+  play(tl, 0, 10, token, out);
+  play(tl, 1, 10, token, out);
+  play(tl, 2, 10, token, out);
+  fail_unless_equals_int(tl.seek(ns(25 * kFrame)).segment, 2);
+  fail_unless_equals_int(tl.seek(ns(21 * kFrame)).segment, 1);  // pre-roll in segment 1
+  fail_unless_equals_int(tl.seek(ns(15 * kFrame)).segment, 1);
+  fail_unless_equals_int(tl.seek(ns(5 * kFrame)).segment, 0);
+  fail_unless_equals_int(tl.seek(ns(500 * kFrame)).segment, 2);
+  SeekPlan plan = tl.seek(0);
+  fail_unless_equals_int(plan.segment, 0);
   fail_if(tl.seeking());
-  Timeline::Decisions out = play(tl, 1, 3);
-  fail_unless_equals_uint64(out[0].pts_ns, ns(kRealStart));
-  fail_unless_equals_uint64(out[0].clip_start, 0);
+}
+GST_END_TEST;
+
+// Key-unit seeks land on a frame start: the one holding the target
+// (before), the next one (after), or the nearer (nearest); the pre-roll
+// comes at that frame's pts, DISCONT on the first.
+GST_START_TEST(test_key_unit) {
+  struct Case {
+    SeekSnap snap;
+    uint64_t target;  // samples
+    uint64_t frame;   // the first presented frame
+  };
+  const Case cases[] = {
+      {SeekSnap::Before, 10 * kFrame + 700, 10},  {SeekSnap::After, 10 * kFrame + 300, 11},
+      {SeekSnap::Nearest, 10 * kFrame + 300, 10}, {SeekSnap::Nearest, 10 * kFrame + 700, 11},
+      {SeekSnap::After, 10 * kFrame, 10},
+  };
+  for (const Case &c : cases) {
+    Timeline tl = make(4096, 2 * kFrame);
+    SeekPlan plan = tl.seek(ns(c.target), c.snap);
+    fail_unless_equals_int(plan.segment, 0);
+    Timeline::Decisions out;
+    uint64_t token = 0;
+    play(tl, 0, 20, token, out);
+    fail_unless_equals_int(out.size(), 20);
+    const FrameDecision *d = first_presented(out);
+    fail_unless(d != nullptr);
+    fail_unless_equals_uint64(d->token, c.frame);
+    fail_unless_equals_uint64(d->clip_start, 0);
+    fail_unless_equals_uint64(d->pts_ns, ns(c.frame * kFrame));
+    fail_unless_equals_uint64(d->duration_ns, ns((c.frame + 1) * kFrame) - ns(c.frame * kFrame));
+    // At least the two frames before it are its pre-roll (an "after" snap
+    // keeps what was pre-roll of the target asked for).
+    fail_if(out[c.frame - 2].drop || out[c.frame - 1].drop);
+    bool first = true;
+    for (uint64_t t = 0; t < c.frame; t++) {
+      if (out[t].drop) continue;
+      fail_unless_equals_uint64(out[t].pts_ns, ns(c.frame * kFrame));
+      fail_unless_equals_uint64(out[t].clip_start, kFrame);
+      fail_unless_equals_uint64(out[t].duration_ns, 0);
+      fail_unless(out[t].discont == first, "frame %" G_GUINT64_FORMAT, t);
+      first = false;
+    }
+  }
 }
 GST_END_TEST;
 
 static Suite *seeks_suite() {
   Suite *s = suite_create("timeline-seeks");
-  TCase *tc = tcase_create("real-starts");
+  TCase *tc = tcase_create("seeks");
   suite_add_tcase(s, tc);
-  tcase_add_test(tc, test_real_start_exact);
-  tcase_add_test(tc, test_nominal_guess_is_off);
-  tcase_add_test(tc, test_real_start_while_held);
-  tcase_add_test(tc, test_real_start_too_late);
-  tcase_add_test(tc, test_counted_start_kept);
-  tcase_add_test(tc, test_target_before_real_start);
+  tcase_add_test(tc, test_unseen_counted);
+  tcase_add_test(tc, test_counted_through_trim);
+  tcase_add_test(tc, test_restart_segment);
+  tcase_add_test(tc, test_key_unit);
   return s;
 }
 

@@ -205,9 +205,6 @@ GST_END_TEST;
 GST_START_TEST(test_seek_exact) {
   Timeline tl = make();
   tl.set_preroll(2048);
-  NominalSegments nominal;
-  nominal.first_s = 1.5;
-  nominal.rest_s = 3.0;
   Timeline::Decisions out;
   uint64_t token = 0;
   push_frames(tl, 0, 71, 1024, token, out);  // segment 1 really starts at 71 * 1024
@@ -215,7 +212,7 @@ GST_START_TEST(test_seek_exact) {
   tl.end_segment(out);
   uint64_t target_samples = 71 * 1024 + 5 * 1024 + 300;
   uint64_t target = ns(target_samples);
-  SeekPlan plan = tl.seek(target, nominal);
+  SeekPlan plan = tl.seek(target);
   fail_unless_equals_int(plan.segment, 1);
   fail_unless_equals_uint64(plan.start_ns, ns(71 * 1024));
   out.clear();
@@ -243,40 +240,33 @@ GST_END_TEST;
 GST_START_TEST(test_seek_preroll_previous_segment) {
   Timeline tl = make();
   tl.set_preroll(2048);
-  NominalSegments nominal;
-  nominal.first_s = 1.5;
-  nominal.rest_s = 3.0;
   Timeline::Decisions out;
   uint64_t token = 0;
   push_frames(tl, 0, 71, 1024, token, out);
   push_frames(tl, 1, 2, 1024, token, out);
   tl.end_segment(out);
-  SeekPlan plan = tl.seek(ns(71 * 1024 + 10), nominal);
+  SeekPlan plan = tl.seek(ns(71 * 1024 + 10));
   fail_unless_equals_int(plan.segment, 0);
   fail_unless_equals_uint64(plan.start_ns, 0);
 }
 GST_END_TEST;
 
-// Segments not seen yet: the nominal lengths, counted from the last real
-// start seen before them; the total bounds the segment.
+// Segments not seen yet: the seek restarts at the last segment whose start
+// was seen (the frames to the target are counted from there).
 GST_START_TEST(test_seek_unseen) {
   Timeline tl = make();
-  NominalSegments nominal;
-  nominal.first_s = 1.5;
-  nominal.rest_s = 3.0;
-  nominal.total = 4;
   Timeline::Decisions out;
   uint64_t token = 0;
   push_frames(tl, 0, 71, 1024, token, out);
   push_frames(tl, 1, 1, 1024, token, out);
   tl.end_segment(out);
   uint64_t s1 = ns(71 * 1024);
-  SeekPlan plan = tl.seek(s1 + 3000000000ull + 1000000, nominal);
-  fail_unless_equals_int(plan.segment, 2);
-  fail_unless_equals_uint64(plan.start_ns, s1 + 3000000000ull);
-  plan = tl.seek(60000000000ull, nominal);
-  fail_unless_equals_int(plan.segment, 3);
-  plan = tl.seek(0, nominal);
+  SeekPlan plan = tl.seek(s1 + 3000000000ull + 1000000);
+  fail_unless_equals_int(plan.segment, 1);
+  fail_unless_equals_uint64(plan.start_ns, s1);
+  plan = tl.seek(60000000000ull);
+  fail_unless_equals_int(plan.segment, 1);
+  plan = tl.seek(0);
   fail_unless_equals_int(plan.segment, 0);
   fail_if(tl.seeking());
 }
