@@ -641,6 +641,12 @@ GBytes *Cache::lookup(int64_t segment, SegmentInfo *info) {
   return bytes;
 }
 
+bool Cache::locate(int64_t segment, SegmentInfo &info, std::string &path) {
+  if (!impl_->validate(segment, info, path)) return false;
+  impl_->touch();
+  return true;
+}
+
 bool Cache::contains(int64_t segment) {
   SegmentInfo found;
   std::string path;

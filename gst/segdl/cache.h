@@ -80,6 +80,10 @@ class Cache {
   // removed). Caller owns the GBytes.
   GBytes *lookup(int64_t segment, SegmentInfo *info = nullptr);
   bool contains(int64_t segment);
+  // The record and file of a cached segment that is present and valid (as
+  // lookup() checks it), without reading it: for a caller that streams the
+  // file in pieces and checks `info.sha256` itself (the gateway).
+  bool locate(int64_t segment, SegmentInfo &info, std::string &path);
 
   std::unique_ptr<SegmentWriter> begin(int64_t segment, std::string &error);
   // Removes segment `segment` (its data and meta), e.g. bytes found not to

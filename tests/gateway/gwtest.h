@@ -17,7 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,10 +40,26 @@ constexpr int kWaitMs = 20000;
     fail_unless(a_ == b_, "'%s' != '%s' (%s)", a_.c_str(), b_.c_str(), #a); \
   } while (0)
 
+// `size` bytes that pass the gateway's check_segment(): ADTS frames (AAC LC,
+// 44.1 kHz, stereo) of 1000 bytes (the last one takes the rest, < 2008), with a
+// payload that differs per segment and per byte.
 inline Bytes pattern(int seg, size_t size) {
   Bytes b(size);
   for (size_t i = 0; i < size; i++)
     b[i] = static_cast<uint8_t>((seg * 31 + i * 7 + i / 251) & 0xff);
+  constexpr size_t kFrame = 1000;
+  for (size_t at = 0; at + 8 <= size;) {
+    const size_t len = size - at < 2 * kFrame + 8 ? size - at : kFrame;  // below 8192
+    const uint8_t head[7] = {0xff,
+                             0xf1,
+                             0x50,  // LC, 44.1 kHz, channels (high bit) 0
+                             static_cast<uint8_t>(0x80 | (len >> 11)),  // stereo
+                             static_cast<uint8_t>((len >> 3) & 0xff),
+                             static_cast<uint8_t>(((len & 7) << 5) | 0x1f),
+                             0xfc};
+    std::copy(head, head + 7, b.begin() + static_cast<long>(at));
+    at += len;
+  }
   return b;
 }
 
@@ -286,6 +304,21 @@ class RawClient {
     for (std::string s = read_some(); !s.empty(); s = read_some()) all += s;
     return all;
   }
+  // Everything until the end, which may be a reset (`*reset` then true).
+  std::string read_to_end(bool *reset) {
+    std::string all;
+    *reset = false;
+    for (;;) {
+      struct pollfd p = {fd_, POLLIN, 0};
+      fail_unless(poll(&p, 1, kWaitMs) == 1, "nothing to read in time");
+      char buf[16384];
+      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n < 0 && errno == ECONNRESET) *reset = true;
+      fail_unless(n >= 0 || errno == ECONNRESET, "recv: %s", g_strerror(errno));
+      if (n <= 0) return all;
+      all.append(buf, size_t(n));
+    }
+  }
   void close_now() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
@@ -294,6 +327,29 @@ class RawClient {
  private:
   int fd_ = -1;
 };
+
+// Threads of this process that are not exiting: /proc/self/task lists a
+// thread a little after pthread_join() returned (the kernel reaps it
+// later), but from the start of its exit its flags carry PF_EXITING. So
+// once something joined its threads (a listener's pipeline torn down:
+// Counters::listeners fell, which the test waits for with wait_for()), this
+// count has already dropped: no polling needed.
+inline int live_thread_count() {
+  constexpr unsigned long kPfExiting = 0x4;  // include/linux/sched.h
+  int n = 0;
+  GDir *d = g_dir_open("/proc/self/task", 0, nullptr);
+  while (const char *tid = d ? g_dir_read_name(d) : nullptr) {
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%s/stat", tid);
+    g_autofree char *stat = nullptr;
+    if (!g_file_get_contents(path, &stat, nullptr, nullptr)) continue;  // gone meanwhile
+    const char *after = strrchr(stat, ')');  // the name may hold anything
+    if (!after) continue;
+    g_auto(GStrv) f = g_strsplit(after + 2, " ", 8);  // state ppid pgrp session tty tpgid flags
+    if (g_strv_length(f) >= 7 && !(g_ascii_strtoull(f[6], nullptr, 10) & kPfExiting)) n++;
+  }
+  if (d) g_dir_close(d);
+  return n;
+}
 
 // Threads of this process now.
 inline int thread_count() {

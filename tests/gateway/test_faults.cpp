@@ -5,6 +5,8 @@
  */
 #include "gwtest.h"
 
+#include <unistd.h>
+
 using namespace gwtest;
 
 namespace {
@@ -47,6 +49,90 @@ std::vector<std::string> ranges_of(const segdl::server::Server &s, int64_t n) {
   for (const auto &r : s.requests())
     if (r.segment == n) out.push_back(r.range);
   return out;
+}
+
+// Bytes an upstream in trouble answers with, as a segment (audio/aac, 200).
+Bytes bytes_of(const std::string &s) {
+  return Bytes(s.begin(), s.end());
+}
+Bytes gzip_body() {
+  Bytes b = {0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03};
+  b.resize(120, 0);
+  return b;
+}
+// An MP4 of `size` bytes whose moov box claims more: a file cut short.
+Bytes cut_mp4(size_t size) {
+  Bytes b = {0, 0, 0,   20,  'f', 't', 'y', 'p', 'M',  '4', 'A', ' ', 0,   0,
+             0, 0, 'M', '4', 'A', ' ', 0,   0,   0x80, 0,   'm', 'o', 'o', 'v'};  // moov: 32 KiB
+  b.resize(size, 0);
+  return b;
+}
+// An MP4 of whole boxes with no audio in it (ftyp, free): passes the check,
+// cannot be joined.
+Bytes boxes_only(size_t size) {
+  Bytes b = cut_mp4(size);
+  const size_t rest = size - 20;
+  const uint8_t free_box[8] = {uint8_t(rest >> 24),
+                               uint8_t(rest >> 16),
+                               uint8_t(rest >> 8),
+                               uint8_t(rest),
+                               'f',
+                               'r',
+                               'e',
+                               'e'};
+  std::copy(free_box, free_box + 8, b.begin() + 20);
+  return b;
+}
+// Two MPEG-1 layer III frames (128 kbit/s, 44.1 kHz: 417 bytes each).
+Bytes mp3_frames() {
+  Bytes b(834, 0);
+  for (size_t at : {size_t(0), size_t(417)}) {
+    b[at] = 0xff;
+    b[at + 1] = 0xfb;
+    b[at + 2] = 0x90;
+    b[at + 3] = 0x64;
+  }
+  return b;
+}
+
+// A continuous track of three 2.5 MB segments (ADTS), held whole in a new
+// gateway's cache (bound: max_client_queue_bytes); the upstream keeps running.
+// Segment 2 starts past 5 MB, more than the sockets of a client that does
+// not read take in (net.ipv4.tcp_wmem's 4 MiB at most): the gateway pauses
+// for the client before it opens segment 2.
+constexpr size_t kSegBytes = 2500000, kTrackBytes = 3 * kSegBytes;
+struct CachedTrack {
+  TempDir cache;
+  std::unique_ptr<segdl::server::Server> srv = start_server();
+  segdl::server::Track track;
+  std::unique_ptr<segdl::gateway::Gateway> gw;
+  explicit CachedTrack(int64_t bound) {
+    for (int k = 0; k < 3; k++) track.segments.push_back(pattern(k, kSegBytes));
+    for (const Bytes &b : track.segments) track.full.insert(track.full.end(), b.begin(), b.end());
+    track.mime_type = "audio/aac";
+    srv->add_track(kId, track);
+    auto o = gw_options(srv->base_url(), cache.path());
+    o.max_client_queue_bytes = bound;
+    gw = start_gateway(o);
+    fail_unless_equals_int(get(gw->base_url() + "/status?v=" + kId).status, 200);
+    for (int n = 0; n < 3; n++) fail_unless_equals_int(get(seg_url(*gw, n)).status, 200);
+    fail_unless(gw->wait_idle(kWaitMs));
+  }
+  std::string url() const { return std::string("/stream?v=") + kId; }
+  // The cache file of segment n.
+  std::string file(int64_t n) const {
+    GDir *d = g_dir_open(cache.path().c_str(), 0, nullptr);
+    std::string out;
+    while (const char *t = d ? g_dir_read_name(d) : nullptr)
+      if (t[0] != '.') out = cache.path() + "/" + t + "/seg_" + std::to_string(n) + ".bin";
+    if (d) g_dir_close(d);
+    fail_unless(g_file_test(out.c_str(), G_FILE_TEST_IS_REGULAR), "no %s", out.c_str());
+    return out;
+  }
+};
+
+bool paused(const segdl::gateway::Counters &k) {
+  return k.producers_paused == 1;
 }
 
 }  // namespace
@@ -186,7 +272,8 @@ GST_END_TEST;
 
 // A continuous track held whole in the cache is served as one file from the
 // cache (upstream stopped): length, ranges across segments, ETag, 304. A
-// self-contained form (m4a) is not joined: it goes to the backends.
+// self-contained form (m4a) whose segments cannot be joined (MP4 boxes but
+// no audio in them) goes to the backends.
 GST_START_TEST(test_joined_from_cache) {
   TempDir cache;
   auto srv = start_server();
@@ -194,6 +281,7 @@ GST_START_TEST(test_joined_from_cache) {
   srv->add_track(kId, track);
   auto m4a = make_track();
   m4a.mime_type = "audio/mp4";
+  for (Bytes &b : m4a.segments) b = boxes_only(b.size());
   srv->add_track("m4aTrack000", m4a);
   auto gw = start_gateway(gw_options(srv->base_url(), cache.path()));
   for (const char *id : {kId, "m4aTrack000"}) {
@@ -283,6 +371,142 @@ GST_START_TEST(test_slow_whole_track) {
 }
 GST_END_TEST;
 
+// Bytes that are not audio (an HTML page, gzip, an empty body, an MP4 cut
+// short, MP3 in an ADTS track) are refused: 502 upstream_not_audio, not
+// retried, nothing of them in the cache; the next request asks again.
+GST_START_TEST(test_not_audio) {
+  TempDir cache;
+  const std::vector<Bytes> segs = {
+      pattern(0, 20000),
+      bytes_of("<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"),
+      gzip_body(),
+      Bytes(),
+      cut_mp4(208),
+      mp3_frames()};
+  GatedUpstream up(kId, segs);
+  up.open();
+  auto gw = start_gateway(gw_options(up.base_url(), cache.path()));
+  Reply seg0 = get(seg_url(*gw, 0));
+  fail_unless_equals_int(seg0.status, 200);
+  fail_unless(seg0.body == str(segs[0]));
+  for (int64_t n = 1; n < 6; n++) {
+    Reply r = get(seg_url(*gw, n));
+    assert_json_error(r, 502, "upstream_not_audio");
+    fail_unless(r.body.find("segment " + std::to_string(n) + " of " + kId + " is not audio") !=
+                    std::string::npos,
+                "%s", r.body.c_str());
+    fail_unless_equals_int(up.segment_requests(n), 1);
+    fail_unless(segment_files(cache.path(), n).empty(), "segment %d left files", int(n));
+  }
+  assert_json_error(get(seg_url(*gw, 1)), 502, "upstream_not_audio");
+  fail_unless_equals_int(up.segment_requests(1), 2);
+  fail_unless(gw->wait_idle(kWaitMs));
+  Json st(get(gw->base_url() + "/api/segments/status/" + kId).body);
+  fail_unless(Json::ints(json_object_get_object_member(st.obj(), "remote"), "failed") ==
+              std::vector<int64_t>({1, 2, 3, 4, 5}));
+}
+GST_END_TEST;
+
+// Two clients sharing a fill whose bytes are refused: at the first bytes,
+// both get the JSON error; at the end (an MP4 cut short, whose start both
+// already streamed), both are cut before the body's last byte. One upstream
+// request each time, nothing cached.
+GST_START_TEST(test_not_audio_shared) {
+  for (const bool at_end : {false, true}) {
+    TempDir cache;
+    const Bytes bad = at_end ? cut_mp4(20000) : bytes_of(std::string(5000, '<'));
+    GatedUpstream up(kId, {bad}, at_end);
+    auto gw = start_gateway(gw_options(up.base_url(), cache.path()));
+    Reply a, b;
+    std::thread ta([&] { a = get(seg_url(*gw, 0)); });
+    fail_unless(up.wait_segment_requests(1, kWaitMs));
+    std::thread tb([&] { b = get(seg_url(*gw, 0)); });
+    fail_unless(gw->wait_for([](const segdl::gateway::Counters &c) { return c.joined_fills >= 1; },
+                             kWaitMs));
+    up.open();
+    ta.join();
+    tb.join();
+    for (const Reply *r : {&a, &b}) {
+      if (at_end) {
+        fail_unless(!r->error.empty(), "a cut MP4 ended as a whole answer (%d)", r->status);
+        fail_unless(r->body.size() < bad.size());
+      } else {
+        assert_json_error(*r, 502, "upstream_not_audio");
+      }
+    }
+    fail_unless_equals_int(up.segment_requests(0), 1);
+    fail_unless(gw->wait_idle(kWaitMs));
+    fail_unless(segment_files(cache.path(), 0).empty());
+  }
+}
+GST_END_TEST;
+
+// A whole continuous track from the cache is read from the segment files in
+// chunks, as the client takes them: a client that does not read pauses the
+// reading with max_client_queue_bytes held, and still gets every byte.
+GST_START_TEST(test_joined_in_chunks) {
+  CachedTrack t(16384);
+  const uint64_t reads = t.gw->counters().file_reads;
+  RawClient c(t.gw->port(), t.url());
+  fail_unless(t.gw->wait_for(paused, kWaitMs), "the reading did not pause for the client");
+  const std::string all = c.read_all();
+  const size_t head = all.find("\r\n\r\n");
+  fail_unless(head != std::string::npos && g_str_has_prefix(all.c_str(), "HTTP/1.1 200"));
+  fail_unless(all.find("Content-Length: 7500000\r\n") < head, "%s", all.substr(0, head).c_str());
+  fail_unless(all.substr(head + 4) == str(t.track.full), "the body differs");
+  const segdl::gateway::Counters k = t.gw->counters();
+  fail_unless(k.max_client_queue > 0 && k.max_client_queue <= 16384,
+              "%" G_GINT64_FORMAT " bytes held", k.max_client_queue);
+  fail_unless(k.file_reads - reads >= kTrackBytes / 16384, "%" G_GUINT64_FORMAT " reads",
+              k.file_reads - reads);
+  fail_unless_equals_int(k.producers_paused, 0);
+  Reply part = get(t.gw->base_url() + t.url(), {{"Range", "bytes=2499990-5000009"}});
+  fail_unless_equals_int(part.status, 206);
+  fail_unless(part.body == str(t.track.full).substr(2499990, 2500020));
+  Reply head_only = request("HEAD", t.gw->base_url() + t.url());
+  fail_unless_equals_int(head_only.status, 200);
+  assert_str_eq(head_only.h("content-length"), "7500000");
+  fail_unless(head_only.body.empty());
+}
+GST_END_TEST;
+
+// A segment file cut short (truncated by another program) or changed while
+// a client reads the track: the client's answer is cut (a reset before
+// Content-Length bytes; what it got before is the track's), never a crash
+// nor a whole-looking body; a changed segment leaves the cache; the next
+// request fetches what is missing again.
+GST_START_TEST(test_joined_file_changes) {
+  for (const bool truncate_it : {true, false}) {
+    CachedTrack t(16384);
+    RawClient c(t.gw->port(), t.url());
+    fail_unless(t.gw->wait_for(paused, kWaitMs));
+    const std::string victim = t.file(2);
+    if (truncate_it) {
+      fail_unless(truncate(victim.c_str(), 1000) == 0);
+    } else {
+      Bytes other = pattern(7, kSegBytes);
+      fail_unless(g_file_set_contents(victim.c_str(), reinterpret_cast<const char *>(other.data()),
+                                      gssize(other.size()), nullptr));
+    }
+    bool reset = false;
+    const std::string all = c.read_to_end(&reset);
+    const size_t head = all.find("\r\n\r\n");
+    fail_unless(head != std::string::npos && g_str_has_prefix(all.c_str(), "HTTP/1.1 200"));
+    const std::string body = all.substr(head + 4);
+    fail_unless(reset, "the answer was not cut (%zu bytes)", body.size());
+    fail_unless(body.size() < kTrackBytes, "%zu bytes", body.size());
+    const std::string good = str(t.track.full).substr(0, (truncate_it ? 3 : 2) * kSegBytes);
+    fail_unless(body.compare(0, std::min(body.size(), good.size()), good, 0,
+                             std::min(body.size(), good.size())) == 0,
+                "the bytes before the change differ");
+    if (!truncate_it) fail_unless(!g_file_test(victim.c_str(), G_FILE_TEST_EXISTS));
+    Reply again = get(t.gw->base_url() + t.url());  // segment 2 is not whole in the cache now
+    fail_unless_equals_int(again.status, 200);
+    fail_unless(again.body == str(t.track.full));
+  }
+}
+GST_END_TEST;
+
 static Suite *gateway_faults_suite() {
   Suite *s = suite_create("gateway-faults");
   TCase *tc = tcase_create("faults");
@@ -295,6 +519,10 @@ static Suite *gateway_faults_suite() {
   tcase_add_test(tc, test_joined_from_cache);
   tcase_add_test(tc, test_unasked_coding);
   tcase_add_test(tc, test_slow_whole_track);
+  tcase_add_test(tc, test_not_audio);
+  tcase_add_test(tc, test_not_audio_shared);
+  tcase_add_test(tc, test_joined_in_chunks);
+  tcase_add_test(tc, test_joined_file_changes);
   return s;
 }
 

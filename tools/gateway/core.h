@@ -38,7 +38,8 @@ class Fill;
 class StatusFetch;
 class FullProxy;
 class JoinJob;
-class Accept;  // a request's Accept header (listen.cpp)
+class FileBody;  // a body read from cache files (filebody.cpp)
+class Accept;    // a request's Accept header (listen.cpp)
 struct Preload;
 
 // How an upstream transfer ended, for the clients waiting on it.
@@ -93,6 +94,7 @@ struct Gateway::Impl {
   std::map<std::string, std::unique_ptr<Preload>> preloads;
   std::set<FullProxy *> proxies;
   std::map<std::string, std::unique_ptr<JoinJob>> joins;  // by the joined file's path
+  std::set<FileBody *> bodies;  // answers being read from cache files (each deletes itself)
   std::vector<std::unique_ptr<FetchListener>> graveyard;  // freed from an idle
   guint graveyard_idle = 0;
   int64_t last_evict_us = 0;
@@ -122,6 +124,7 @@ struct Gateway::Impl {
   bool reply_file(SoupServerMessage *msg, const std::string &path, const Entity &meta);
   void join_ended(JoinJob *j);  // deletes it
   void abandon_joins();
+  void abandon_bodies();         // filebody.cpp
   std::string self_url() const;  // this gateway, as a segdlsrc backend (gateway.cpp)
 
   // ---- web.cpp, listen.cpp: CORS, the web player page, /listen/ID ----

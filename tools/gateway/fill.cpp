@@ -17,6 +17,17 @@ namespace {
 
 constexpr size_t kMaxFailedTracks = 10000;
 
+// The body held, in one piece.
+GBytes *concat(const std::vector<GBytes *> &chunks, uint64_t total) {
+  GByteArray *all = g_byte_array_sized_new(static_cast<guint>(total));
+  for (GBytes *b : chunks) {
+    gsize size = 0;
+    const auto *d = static_cast<const guint8 *>(g_bytes_get_data(b, &size));
+    g_byte_array_append(all, d, static_cast<guint>(size));
+  }
+  return g_byte_array_free_to_bytes(all);
+}
+
 bool is_text_type(const std::string &type) {
   return g_str_has_prefix(type.c_str(), "text/") ||
          g_str_has_prefix(type.c_str(), "application/json");
@@ -62,6 +73,7 @@ Fill::~Fill() {
   abandon();
   if (writing_) gw_.add(&Counters::fills_writing, -1);
   for (GBytes *b : chunks_) g_bytes_unref(b);
+  if (head_) g_byte_array_unref(head_);
   g_checksum_free(sum_);
 }
 
@@ -118,7 +130,7 @@ void Fill::subscribe(SoupServerMessage *msg) {
   s->disconnected_id = g_signal_connect(msg, "disconnected", G_CALLBACK(on_client_gone), s);
   soup_server_message_pause(msg);
   subs_.push_back(s);
-  if (have_head_) send_head(s);
+  if (have_head_ && checked_) send_head(s);
 }
 
 void Fill::on_finish(FillCallback cb) {
@@ -138,9 +150,10 @@ void Fill::detach(Sub *s) {
   delete s;
 }
 
-// The head a streaming client gets: the upstream's type and date, a length
-// when the upstream gave one (then the answer is cacheable: a cut body is
-// detectable), and every byte held so far.
+// The head a streaming client gets, once the first bytes passed the check:
+// the upstream's type and date, a length when the upstream gave one (then
+// the answer is cacheable: a cut body is detectable), and every byte held so
+// far (bar a complete body's last one: see fill.h).
 void Fill::send_head(Sub *s) {
   SoupMessageHeaders *h = soup_server_message_get_response_headers(s->msg);
   soup_server_message_set_status(s->msg, SOUP_STATUS_OK, nullptr);
@@ -156,7 +169,7 @@ void Fill::send_head(Sub *s) {
   }
   SoupMessageBody *body = soup_server_message_get_response_body(s->msg);
   soup_message_body_set_accumulate(body, FALSE);
-  for (GBytes *b : chunks_) soup_message_body_append_bytes(body, b);
+  append_held(s);
   s->head_sent = true;
   soup_server_message_unpause(s->msg);
 }
@@ -205,11 +218,59 @@ void Fill::on_response(const FetchResponse &resp) {
   if (total_ > gw_.opts.max_segment_bytes) total_ = -1;  // refused in on_data
   content_type_ = resp.content_type.empty() ? "application/octet-stream" : resp.content_type;
   last_modified_ = resp.last_modified.empty() ? http_date_now() : resp.last_modified;
-  for (Sub *s : std::vector<Sub *>(subs_)) send_head(s);
+  // The clients get the head once the first bytes are known to be audio (on_data).
+}
+
+// Every byte held to a client's body, bar the last one of a complete body of
+// known length: that one goes only after the whole body passed its check.
+void Fill::append_held(Sub *s) {
+  SoupMessageBody *body = soup_server_message_get_response_body(s->msg);
+  const bool hold_last = total_ > 0 && received_ == static_cast<uint64_t>(total_);
+  for (size_t k = 0; k < chunks_.size(); k++) {
+    const gsize size = g_bytes_get_size(chunks_[k]);
+    const gsize give = hold_last && k + 1 == chunks_.size() ? size - 1 : size;
+    if (give == size) {
+      soup_message_body_append_bytes(body, chunks_[k]);
+    } else if (give > 0) {
+      GBytes *part = g_bytes_new_from_bytes(chunks_[k], 0, give);
+      soup_message_body_append_bytes(body, part);
+      g_bytes_unref(part);
+    }
+  }
+}
+
+// The first bytes through check_segment() (`data` added; `whole`: the body
+// ended), against the track's form once its segment 0 was fetched here.
+// True while the segment may still be audio; false once refused (failed).
+bool Fill::sniff(const guint8 *data, gsize size, bool whole) {
+  if (!head_) head_ = g_byte_array_new();
+  if (size) g_byte_array_append(head_, data, static_cast<guint>(size));
+  auto it = gw_.forms.find(id_);
+  const MediaForm track = n_ > 0 && it != gw_.forms.end() ? it->second : MediaForm::Unknown;
+  const SniffResult r = check_segment(head_->data, head_->len, whole, track);
+  if (r.verdict == SniffResult::Verdict::NeedMore) return true;
+  if (r.verdict == SniffResult::Verdict::NotAudio) {
+    refuse(r.why);
+    return false;
+  }
+  checked_ = true;
+  form_ = r.form;
+  g_byte_array_unref(head_);
+  head_ = nullptr;
+  return true;
+}
+
+// Not audio: not retried (the upstream gave these bytes as the segment),
+// nothing cached, 502 to the clients (a cut for those that had a start).
+void Fill::refuse(const std::string &why) {
+  if (fetch_id_) gw_.fetcher->cancel(fetch_id_);  // no callback follows
+  fetch_id_ = 0;
+  fail({false, 502, "upstream_not_audio",
+        "segment " + std::to_string(n_) + " of " + id_ + " is not audio: " + why});
 }
 
 void Fill::on_data(GBytes *chunk) {
-  if (bad_status_ || !have_head_) return;
+  if (bad_status_ || !have_head_ || g_bytes_get_size(chunk) == 0) return;
   gsize size = 0;
   const auto *data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
   if (skip_ > 0) {
@@ -239,11 +300,21 @@ void Fill::on_data(GBytes *chunk) {
               error.c_str());
     writer_.reset();
   }
+  if (!checked_) {
+    const bool whole = total_ >= 0 && received_ == static_cast<uint64_t>(total_);
+    if (!sniff(data, size, whole) || !checked_) return;
+    for (Sub *s : std::vector<Sub *>(subs_)) send_head(s);
+    return;
+  }
+  const bool last = total_ > 0 && received_ == static_cast<uint64_t>(total_);
+  if (last && size == 1) return;  // held: see append_held()
+  GBytes *out = last ? g_bytes_new_from_bytes(chunk, 0, size - 1) : g_bytes_ref(chunk);
   for (Sub *s : subs_) {
     if (!s->head_sent) continue;
-    soup_message_body_append_bytes(soup_server_message_get_response_body(s->msg), chunk);
+    soup_message_body_append_bytes(soup_server_message_get_response_body(s->msg), out);
     soup_server_message_unpause(s->msg);
   }
+  g_bytes_unref(out);
 }
 
 void Fill::on_done(FetchError error, const std::string &message) {
@@ -252,6 +323,7 @@ void Fill::on_done(FetchError error, const std::string &message) {
   if (error == FetchError::None && !bad_status_) {
     if (total_ >= 0 && received_ != static_cast<uint64_t>(total_))
       return retry_or_fail({false, 502, "upstream_broken", what + ": body cut short"}, true);
+    if (!checked_ && !sniff(nullptr, 0, true)) return;  // a body shorter than a verdict needs
     return succeed();
   }
   if (bad_status_ == 404 || bad_status_ == 425 || bad_status_ == 503) {
@@ -293,8 +365,21 @@ gboolean Fill::on_retry_timer(gpointer data) noexcept {
   return G_SOURCE_REMOVE;
 }
 
-// A whole body: into the cache, to the streaming clients' ends, to the waiters.
+// A whole body: checked whole when it is MP4 (a file cut short shows only
+// at its end), into the cache, to the streaming clients (with the last byte
+// held back until now), to the waiters.
 void Fill::succeed() {
+  GBytes *whole = nullptr;
+  if (form_ == MediaForm::Iso || !waiters_.empty()) whole = concat(chunks_, received_);
+  if (form_ == MediaForm::Iso) {
+    gsize size = 0;
+    const auto *d = static_cast<const guint8 *>(g_bytes_get_data(whole, &size));
+    const SniffResult r = check_segment(d, size, true);
+    if (r.verdict != SniffResult::Verdict::Audio) {
+      g_bytes_unref(whole);
+      return refuse(r.why);
+    }
+  }
   Entity meta;
   meta.etag = "\"" + std::string(g_checksum_get_string(sum_), 32) + "\"";
   meta.last_modified = last_modified_;
@@ -314,21 +399,24 @@ void Fill::succeed() {
   }
   if (cache_) gw_.note_total(id_, *cache_);
   gw_.failed[id_].erase(n_);
+  if (n_ == 0) {
+    if (gw_.forms.size() > kMaxFailedTracks) gw_.forms.clear();
+    gw_.forms[id_] = form_;
+  }
+  GBytes *tail = nullptr;  // the byte append_held() and on_data() held back
+  if (total_ > 0 && !chunks_.empty()) {
+    GBytes *last = chunks_.back();
+    tail = g_bytes_new_from_bytes(last, g_bytes_get_size(last) - 1, 1);
+  }
   for (Sub *s : std::vector<Sub *>(subs_)) {
-    soup_message_body_complete(soup_server_message_get_response_body(s->msg));
+    if (!s->head_sent) send_head(s);
+    SoupMessageBody *body = soup_server_message_get_response_body(s->msg);
+    if (tail) soup_message_body_append_bytes(body, tail);
+    soup_message_body_complete(body);
     soup_server_message_unpause(s->msg);
     detach(s);
   }
-  GBytes *whole = nullptr;
-  if (!waiters_.empty()) {
-    GByteArray *all = g_byte_array_sized_new(static_cast<guint>(received_));
-    for (GBytes *b : chunks_) {
-      gsize size = 0;
-      const auto *d = static_cast<const guint8 *>(g_bytes_get_data(b, &size));
-      g_byte_array_append(all, d, static_cast<guint>(size));
-    }
-    whole = g_byte_array_free_to_bytes(all);
-  }
+  if (tail) g_bytes_unref(tail);
   end({true}, whole, meta);
   if (whole) g_bytes_unref(whole);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "gateway/core.h"
+#include "segdl/sniff.h"
 #include "segdl/urls.h"
 
 namespace segdl::gateway {
@@ -15,7 +16,12 @@ namespace segdl::gateway {
 // away cancels nothing: the transfer goes on for the cache and the others.
 // Transient faults (connect, timeout, broken body, 500/502/504) are retried
 // with backoff, resuming with a Range request from the bytes already held;
-// only a whole, size-checked body is committed to the cache.
+// only a whole, size-checked body is committed to the cache. Nothing that is
+// not audio is sent or cached: clients get the head only once the first bytes
+// pass check_segment() (of the track's form, when segment 0 was seen), and
+// the last byte of a body of known length only once the whole body passed it
+// (an MP4 cut short is only seen whole): a body refused then cuts the
+// clients that had its start, never ends as a whole answer.
 class Fill : public FetchListener {
  public:
   Fill(Gateway::Impl &gw, std::string id, int64_t n);
@@ -52,6 +58,9 @@ class Fill : public FetchListener {
   void end(const Outcome &outcome, GBytes *bytes, const Entity &meta);
   static gboolean on_retry_timer(gpointer data) noexcept;
   bool accept_head(const FetchResponse &resp, std::string &why);
+  bool sniff(const guint8 *data, gsize size, bool whole);  // false once refused (failed)
+  void append_held(Sub *s);  // every byte held, bar a complete body's last
+  void refuse(const std::string &why);
 
   Gateway::Impl &gw_;
   const std::string id_;
@@ -73,6 +82,10 @@ class Fill : public FetchListener {
   std::vector<GBytes *> chunks_;
   uint64_t received_ = 0;
   GChecksum *sum_ = nullptr;
+  // check_segment(): its verdict so far, and the first bytes until it is Audio.
+  bool checked_ = false;
+  GByteArray *head_ = nullptr;
+  MediaForm form_ = MediaForm::Unknown;
   std::unique_ptr<Cache> cache_;  // holds the track (evict never removes it meanwhile)
   std::unique_ptr<SegmentWriter> writer_;
   std::vector<Sub *> subs_;

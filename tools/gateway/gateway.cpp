@@ -197,6 +197,7 @@ void Gateway::Impl::shutdown() {
   for (auto &kv : fills) kv.second->abandon();
   abandon_proxies();
   abandon_joins();
+  abandon_bodies();
   if (soup) soup_server_disconnect(soup);
   fills.clear();
   status_fetches.clear();

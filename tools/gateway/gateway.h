@@ -52,6 +52,7 @@ struct Counters {
   uint64_t upstream_full = 0;      // upstream / fallback full-track requests
   uint64_t cache_hits = 0;         // segments answered from the cache
   uint64_t joined_fills = 0;       // clients attached to a transfer already running
+  uint64_t file_reads = 0;         // reads (at most 64 KiB) of cache files for answers
   int fills_running = 0;           // upstream segment transfers in flight now
   int fills_pending = 0;           // queued or running
   int fills_writing = 0;           // transfers writing into the cache (their track locked)

@@ -3,10 +3,12 @@
  * track is held and its form is continuous (segments are byte ranges of one
  * stream: ADTS AAC, MP3, MPEG-TS; see docs/protocol.md), the segments laid
  * end to end are the track, served with its length, Range and a strong ETag
- * (of the segments' ETags, so equal on every gateway). Self-contained forms
+ * (of the segments' ETags, so equal on every gateway), read from the
+ * segment files in chunks as the client takes them (bounded memory). Self-contained forms
  * (m4a, WebM, Ogg files) need the element's timeline join and a muxer:
  * joinfile.cpp.
  */
+#include "gateway/filebody.h"
 #include "gateway/fill.h"
 
 namespace segdl::gateway {
@@ -23,6 +25,9 @@ bool continuous_type(const std::string &type) {
 
 }  // namespace
 
+// Streamed from the segment files (filebody.cpp): each segment read whole is
+// checked against its recorded SHA-256 once read; the cache lock is held
+// until the answer is sent (no eviction under it).
 bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) {
   std::string dir, error;
   if (!cache_dir_of(id, dir)) return false;
@@ -30,17 +35,22 @@ bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) 
   CachedTrack t;
   if (!cache || !cache->read_track(t) || !t.complete || !t.total || *t.total <= 0) return false;
   Entity e;
-  std::vector<GBytes *> parts;
+  std::vector<FilePart> parts;
+  uint64_t size = 0;
   GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
   bool ok = true;
   for (int64_t n = 0; ok && n < *t.total; n++) {
     SegmentInfo info;
-    GBytes *b = cache->lookup(n, &info);
-    if (!b) {
+    FilePart p;
+    if (!cache->locate(n, info, p.path)) {
       ok = false;
       break;
     }
-    parts.push_back(b);
+    p.length = static_cast<uint64_t>(info.size);
+    p.sha256 = info.sha256;
+    p.segment = n;
+    size += p.length;
+    parts.push_back(std::move(p));
     if (n == 0) e.content_type = info.content_type;
     ok = continuous_type(info.content_type) && info.content_type == e.content_type &&
          !info.etag.empty();
@@ -49,12 +59,12 @@ bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) 
   }
   if (ok) {
     e.etag = "\"" + std::string(g_checksum_get_string(sum), 32) + "\"";
-    e.more = parts;
     e.cache_control = immutable_cc(opts);
     count(&Counters::cache_hits);
-    reply_entity(msg, e);
+    uint64_t first = 0, last = 0;
+    if (reply_entity_head(msg, e, size, first, last))
+      stream_file_parts(*this, msg, slice_parts(parts, first, last), std::move(cache));
   }
-  for (GBytes *b : parts) g_bytes_unref(b);
   g_checksum_free(sum);
   return ok;
 }

@@ -10,6 +10,7 @@
  * that fails sends them to the backends (upstream.cpp).
  */
 #include "gateway/joinfile.h"
+#include "gateway/filebody.h"
 
 #include <glib/gstdio.h>
 #include <gst/gst.h>
@@ -178,21 +179,23 @@ void JoinJob::finish(bool ok, const std::string &why) {
   }
 }
 
-// Answers `msg` from the joined file at `path` (mapped, not read), with
-// `meta`'s validators; false when the file cannot be opened.
+// Answers `msg` from the joined file at `path` (read in chunks as the
+// client takes them, never mapped: filebody.cpp), with `meta`'s validators;
+// false when the file cannot be opened.
 bool Gateway::Impl::reply_file(SoupServerMessage *msg, const std::string &path,
                                const Entity &meta) {
-  GMappedFile *mf = g_mapped_file_new(path.c_str(), FALSE, nullptr);
-  if (!mf) return false;
-  GBytes *bytes = g_mapped_file_get_bytes(mf);
-  g_mapped_file_unref(mf);
-  Entity e = meta;
-  e.bytes = bytes;
   GStatBuf st;
-  if (g_stat(path.c_str(), &st) == 0) e.last_modified = http_date(st.st_mtime);
+  if (g_stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || g_access(path.c_str(), R_OK) != 0)
+    return false;
+  Entity e = meta;
+  e.last_modified = http_date(st.st_mtime);
+  FilePart part;
+  part.path = path;
+  part.length = static_cast<uint64_t>(st.st_size);
   count(&Counters::cache_hits);
-  reply_entity(msg, e);
-  g_bytes_unref(bytes);
+  uint64_t first = 0, last = 0;
+  if (reply_entity_head(msg, e, part.length, first, last))
+    stream_file_parts(*this, msg, slice_parts({part}, first, last), nullptr);
   return true;
 }
 

@@ -131,17 +131,16 @@ void append_range(SoupMessageBody *body, const std::vector<GBytes *> &parts, uin
 
 }  // namespace
 
-void reply_entity(SoupServerMessage *msg, const Entity &e) {
+bool reply_entity_head(SoupServerMessage *msg, const Entity &e, uint64_t size, uint64_t &first,
+                       uint64_t &last) {
   SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
   soup_message_headers_replace(h, "Accept-Ranges", "bytes");
-  if (answer_not_modified(msg, e)) return;
-  const std::vector<GBytes *> parts = e.more.empty() ? std::vector<GBytes *>{e.bytes} : e.more;
-  uint64_t size = 0;
-  for (GBytes *p : parts) size += g_bytes_get_size(p);
+  if (answer_not_modified(msg, e)) return false;
   const char *range =
       soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Range");
   bool satisfiable = false;
-  uint64_t first = 0, last = size ? size - 1 : 0;
+  first = 0;
+  last = size ? size - 1 : 0;
   const bool ranged = range && if_range_allows(msg, e) &&
                       server::detail::parse_range(range, size, satisfiable, first, last);
   if (ranged && !satisfiable) {
@@ -149,7 +148,7 @@ void reply_entity(SoupServerMessage *msg, const Entity &e) {
     reply_error(msg, SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE, "range_not_satisfiable",
                 "the body has " + std::to_string(size) + " bytes; asked: " + range);
     soup_message_headers_replace(h, "Content-Range", cr.c_str());
-    return;
+    return false;
   }
   set_validators(h, e);
   const char *type = e.content_type.empty() ? "application/octet-stream" : e.content_type.c_str();
@@ -166,7 +165,19 @@ void reply_entity(SoupServerMessage *msg, const Entity &e) {
   // ignore (If-Range) to a 200 itself.
   soup_message_body_set_accumulate(body, FALSE);
   soup_message_headers_set_content_length(h, static_cast<goffset>(size ? last - first + 1 : 0));
-  if (size) append_range(body, parts, first, last);
+  if (size) return true;
+  soup_message_body_complete(body);
+  return false;
+}
+
+void reply_entity(SoupServerMessage *msg, const Entity &e) {
+  const std::vector<GBytes *> parts = e.more.empty() ? std::vector<GBytes *>{e.bytes} : e.more;
+  uint64_t size = 0;
+  for (GBytes *p : parts) size += g_bytes_get_size(p);
+  uint64_t first = 0, last = 0;
+  if (!reply_entity_head(msg, e, size, first, last)) return;
+  SoupMessageBody *body = soup_server_message_get_response_body(msg);
+  append_range(body, parts, first, last);
   soup_message_body_complete(body);
 }
 

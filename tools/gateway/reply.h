@@ -41,6 +41,12 @@ struct Entity {
 // range (suffix ranges too; If-Range honoured), 416 with "bytes */SIZE" for an
 // unsatisfiable one, 200 otherwise. Accept-Ranges: bytes on all of them.
 void reply_entity(SoupServerMessage *msg, const Entity &e);
+// reply_entity()'s head for an entity of `size` bytes whose body the caller
+// streams (e.bytes and e.more unused): true with the bytes [first, last] to
+// send (200 or 206 and Content-Length set, the body not accumulated); false
+// when the answer is complete (304, 416, an empty body).
+bool reply_entity_head(SoupServerMessage *msg, const Entity &e, uint64_t size, uint64_t &first,
+                       uint64_t &last);
 
 // Now as an HTTP date ("Mon, 30 Nov 2026 07:00:00 GMT").
 std::string http_date_now();
