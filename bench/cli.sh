@@ -7,7 +7,8 @@
 #   old    the same, then `ffmpeg -f concat -c copy` into an .m4a (the old tools)
 #   segdl  `segdl demo --combine out.m4a` (wall time and peak RSS from
 #          /usr/bin/time), first run (network) and second run (cache)
-# Prints one line per measurement. Not a test: numbers depend on the machine.
+# Prints one line per measurement (segdl: wall, CPU user+sys, peak RSS). Not
+# a test: numbers depend on the machine; CPU depends less on its load.
 # The floor starts one curl process per segment, so on a busy machine it is
 # not a tight floor. First audio: `segdl --play` against souphttpsrc !
 # decodebin reading segment 0 (both from process start).
@@ -57,11 +58,12 @@ echo "old    (curl + ffmpeg concat):          $(since "$t0") s"
 
 run_segdl() {  # LABEL
   local out
-  out=$( { meson devenv -C "$BUILD_DIR" -w "$ROOT" /usr/bin/time -f "%e %M" \
+  out=$( { meson devenv -C "$BUILD_DIR" -w "$ROOT" /usr/bin/time -f "%e %M %U %S" \
     "$ROOT/$BUILD_DIR/tools/cli/segdl" demo -b "$URL" -d "$WORK/dl" -c "$CONCURRENT" \
     --combine "$WORK/segdl.m4a" --quiet; } 2>&1 | tail -1)
-  read -r wall rss <<<"$out"
-  echo "segdl  ($1):$(printf '%*s' $((25 - ${#1})) '') $wall s, peak RSS $((rss / 1024)) MiB"
+  read -r wall rss user sys <<<"$out"
+  cpu=$(python3 -c "print(f'{float(\"$user\") + float(\"$sys\"):.2f}')")
+  echo "segdl  ($1):$(printf '%*s' $((25 - ${#1})) '') $wall s, CPU $cpu s, peak RSS $((rss / 1024)) MiB"
 }
 run_segdl "network"
 run_segdl "from the cache"
