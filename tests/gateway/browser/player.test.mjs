@@ -78,13 +78,19 @@ async function playThrough(browser, gateway, id) {
   await page.setViewport({ width: 820, height: 900 });
   page.on("console", (m) => console.log(`${id} page: ${m.text()}`));
   let type = null;  // the Content-Type of the first /listen answer
+  let headMs = null;  // when its head arrived, in ms after its request was sent
   page.on("response", (r) => {
-    if (type === null && r.url().includes(`/listen/${id}`)) type = r.headers()["content-type"];
+    if (type !== null || !r.url().includes(`/listen/${id}`)) return;
+    type = r.headers()["content-type"];
+    const t = r.timing();
+    if (t) headMs = Math.round(t.receiveHeadersEnd - t.sendStart);
   });
   await page.goto(`${gateway}/?id=${id}`, { timeout: 30000 });
   await page.waitForFunction(() => window.segdl.firstAudioMs !== null, { timeout: 20000 });
-  const first = await page.evaluate(() => window.segdl.firstAudioMs);
-  console.log(`${id}: time to first audio ${first} ms`);
+  const { first, marks } = await page.evaluate(
+    () => ({ first: window.segdl.firstAudioMs, marks: window.segdl.marks }));
+  console.log(`${id}: time to first audio ${first} ms (/listen head ${headMs} ms after its ` +
+    `request; media events ${JSON.stringify(marks)})`);
   for (const b of BOUNDARIES) {
     await page.waitForFunction((t) => document.getElementById("audio").currentTime > t + 0.2,
       { timeout: 20000, polling: 100 }, b);
