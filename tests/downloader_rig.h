@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -95,6 +96,7 @@ struct Reply {
   int64_t cut_after = -1;                 // >= 0: this response's body stops after so many bytes...
   FetchError cut_error = FetchError::Io;  // ...and the transfer ends with this (None: short body)
   bool hang = false;                      // after the head and the bytes: nothing, until cancel
+  int64_t pause_at = -1;                  // >= 0: silent after so many bytes until resume()
   unsigned step_ms = 0;                   // delay before each event
 };
 
@@ -184,6 +186,7 @@ struct Log {
   std::vector<std::string> violations;  // breaches of the Fetcher contract
   int statuses_answered = 0;            // status transfers ended (before their on_done)
   int stalled = 0;                      // transfers that reached their `hang` point
+  int paused = 0;                       // transfers that reached their `pause_at` point
   int active_segments = 0;              // segment transfers running now
   int max_active_segments = 0;
   int fetchers_made = 0;
@@ -269,7 +272,19 @@ class FakeServer {
     return log_;
   }
 
+  // The fetcher's way to continue its paused transfers (null when none).
+  void set_resumer(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    resumer_ = std::move(fn);
+  }
+  // Paused transfers go on (on the fetcher's thread, later).
+  void resume() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (resumer_) resumer_();
+  }
+
  private:
+  std::function<void()> resumer_;  // mu_
   std::mutex mu_;
   std::condition_variable cond_;
   std::map<std::string, std::deque<Reply>> scripts_;  // mu_
@@ -290,10 +305,24 @@ class FakeFetcher final : public Fetcher {
       log.fetchers_alive++;
       if (global) log.violations.push_back("fetcher made without a thread-default context");
     });
+    GMainContext *ctx = context_;
+    server_.set_resumer([this, ctx] {
+      GSource *idle = g_idle_source_new();
+      g_source_set_callback(
+          idle,
+          [](gpointer self) -> gboolean {
+            static_cast<FakeFetcher *>(self)->resume_paused();
+            return G_SOURCE_REMOVE;
+          },
+          this, nullptr);
+      g_source_attach(idle, ctx);
+      g_source_unref(idle);
+    });
   }
 
   ~FakeFetcher() override {
     check_thread("~Fetcher");
+    server_.set_resumer(nullptr);
     while (!transfers_.empty()) {
       std::shared_ptr<Transfer> t = transfers_.begin()->second;
       std::string url = t->url;
@@ -316,6 +345,7 @@ class FakeFetcher final : public Fetcher {
     t->listener = listener;
     t->chunk = std::max<size_t>(1, r.chunk);
     t->hang = r.hang;
+    t->pause_at = r.pause_at;
     t->payload = r.body;
     int status = r.status;
     Headers headers;
@@ -379,6 +409,8 @@ class FakeFetcher final : public Fetcher {
     size_t chunk = 64;
     FetchError end = FetchError::None;
     bool hang = false;
+    int64_t pause_at = -1;
+    bool paused = false;
     bool head_sent = false;
     bool over = false;          // ended or cancelled: no callback may follow
     GSource *source = nullptr;  // our ref, until release()
@@ -407,8 +439,19 @@ class FakeFetcher final : public Fetcher {
       t->listener->on_response(t->head);
       return !t->over;
     }
+    if (t->pause_at >= 0 && t->pos >= size_t(t->pause_at) && !t->paused) {
+      t->paused = true;  // silent until resume_paused()
+      server_.update([](Log &log) { log.paused++; });
+      if (t->source) {
+        g_source_unref(t->source);
+        t->source = nullptr;
+      }
+      return false;
+    }
     if (t->pos < t->stop) {
       size_t n = std::min(t->chunk, t->stop - t->pos);
+      if (t->pause_at >= 0 && !t->paused && t->pos < size_t(t->pause_at))
+        n = std::min(n, size_t(t->pause_at) - t->pos);
       GBytes *chunk = new_chunk(t->payload, t->pos, n);
       t->pos += n;
       t->listener->on_data(chunk);
@@ -429,6 +472,20 @@ class FakeFetcher final : public Fetcher {
     listener->on_done(end, end == FetchError::None ? "" : "scripted failure");
     server_.update([&](Log &log) { log.finished.push_back(url); });
     return false;
+  }
+
+  // Paused transfers send the rest of their script.
+  void resume_paused() {
+    check_thread("resume");
+    for (auto &entry : transfers_) {
+      std::shared_ptr<Transfer> t = entry.second;
+      if (!t->paused || t->source || t->over) continue;
+      t->source = g_timeout_source_new(0);
+      g_source_set_callback(
+          t->source, dispatch, new std::shared_ptr<Transfer>(t),
+          [](gpointer data) { delete static_cast<std::shared_ptr<Transfer> *>(data); });
+      g_source_attach(t->source, context_);
+    }
   }
 
   // Ends `t` for good. `t` may be freed when this returns, unless the caller

@@ -56,7 +56,9 @@ struct Downloader::Job final : FetchListener {
   GByteArray *head = nullptr;
   bool checked = false;
   int refused = 0;
-  GSource *timer = nullptr;
+  GSource *timer = nullptr;  // Waiting: makes it Idle
+  GSource *stall = nullptr;  // Fetching: stall-timeout, checked against last_byte_us
+  int64_t last_byte_us = 0;  // when the transfer last made progress (started, head, bytes)
   std::string url;
 
   void on_response(const FetchResponse &resp) override { dl->job_response(*this, resp); }
@@ -65,6 +67,7 @@ struct Downloader::Job final : FetchListener {
 
   ~Job() override {
     clear_source(timer);
+    clear_source(stall);
     if (head) g_byte_array_unref(head);
   }
 };

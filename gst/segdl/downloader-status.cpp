@@ -176,32 +176,41 @@ void Downloader::after_status() {
   }
 }
 
-// Polls at a fixed rate: one tick every poll-interval from the first
-// request, whatever the replies take (a reply does not re-arm anything). A
-// tick asks only when no status request is in flight and no retry is
-// waiting (a failed poll is retried on its own backoff timer).
+// Polls at a fixed rate: tick k is due at the first poll's start + k *
+// poll-interval, whatever the replies take and however late a tick runs
+// (the next one is computed from the grid, not from when this one ran or
+// its reply came, so polls never drift). A tick asks only when no status
+// request is in flight and no retry is waiting (a failed poll is retried
+// on its own backoff timer); a tick that came so late that later ones are
+// past is not repeated.
 void Downloader::start_polling() {
+  poll_due_us_ = now_us();
   poll_status();
-  GSource *src = g_timeout_source_new(guint(std::max(1.0, cfg_.poll_interval_s * 1000)));
-  g_source_set_callback(
-      src,
-      [](gpointer self) -> gboolean {
-        return static_cast<Downloader *>(self)->poll_tick() ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-      },
-      this, nullptr);
-  g_source_attach(src, context_);
-  poll_tick_ = src;
+  arm_poll_tick();
 }
 
-bool Downloader::poll_tick() {
-  if (stopping_ || !poll_tick_) return false;
+void Downloader::arm_poll_tick() {
+  clear_source(poll_tick_);
+  const int64_t interval = std::max<int64_t>(1000, int64_t(cfg_.poll_interval_s * 1e6));
+  const int64_t now = now_us();
+  poll_due_us_ += interval;
+  if (poll_due_us_ <= now) poll_due_us_ += ((now - poll_due_us_) / interval + 1) * interval;
+  poll_tick_ = add_timer_at(poll_due_us_, [this] {
+    g_source_unref(poll_tick_);
+    poll_tick_ = nullptr;
+    poll_tick();
+  });
+}
+
+void Downloader::poll_tick() {
+  if (stopping_) return;
   progress_.tick(now_us());
   if (progress_.fully_known()) {
-    after_status();  // destroys the tick
-    return false;
+    after_status();  // nothing more to learn: no next tick
+    return;
   }
+  arm_poll_tick();
   if (!status_job_ && !poll_timer_) poll_status();
-  return true;
 }
 
 void Downloader::publish_end() {

@@ -28,7 +28,7 @@ namespace segdl {
 
 // The engine's clock: injected by tests, else GLib's monotonic time.
 int64_t Downloader::now_us() const {
-  return cfg_.clock ? cfg_.clock() : g_get_monotonic_time();
+  return clock_->now_us();
 }
 
 int64_t EngineStats::track_duration_ns() const {
@@ -44,6 +44,7 @@ int64_t EngineStats::track_duration_ns() const {
 Downloader::Downloader(DownloaderConfig cfg, FetcherFactory factory)
     : cfg_(std::move(cfg)),
       factory_(std::move(factory)),
+      clock_(cfg_.clock ? cfg_.clock : &system_clock()),
       progress_(TrackProgress::Config{int64_t(cfg_.idle_timeout_s * 1e6), cfg_.monitor}),
       wait_budget_(int64_t(cfg_.max_wait_s * 1e6)) {}
 
@@ -184,13 +185,24 @@ static void attach_once(GSource *src, GMainContext *ctx, std::function<void()> f
   g_source_attach(src, ctx);
 }
 
-// A one-shot timer on the HTTP context. Returns a ref the caller owns: the
-// callback drops it (and clears the caller's pointer) when it fires, or the
-// caller destroys it early with clear_source().
+// A one-shot timer on the HTTP context, due at `at_us` of the engine's
+// clock (clock.h). Returns a ref the caller owns: the callback drops it
+// (and clears the caller's pointer) when it fires, or the caller destroys
+// it early with clear_source().
+GSource *Downloader::add_timer_at(int64_t at_us, std::function<void()> fn) {
+  auto *heap = new std::function<void()>(std::move(fn));
+  return clock_->add_timer(
+      context_, at_us,
+      [](gpointer data) -> gboolean {
+        (*static_cast<std::function<void()> *>(data))();
+        return G_SOURCE_REMOVE;
+      },
+      heap, [](gpointer data) { delete static_cast<std::function<void()> *>(data); });
+}
+
+// The same, `delay_us` from now.
 GSource *Downloader::add_timer(int64_t delay_us, std::function<void()> fn) {
-  GSource *src = g_timeout_source_new(guint(std::max<int64_t>(0, delay_us / 1000)));
-  attach_once(src, context_, std::move(fn));
-  return src;
+  return add_timer_at(now_us() + std::max<int64_t>(0, delay_us), std::move(fn));
 }
 
 // Runs `fn` on the HTTP thread, never synchronously.
@@ -206,6 +218,7 @@ void Downloader::post(std::function<void()> fn) {
 // The job waits `delay_us`, then may be started again.
 void Downloader::wait_then_retry(Job &job, int64_t delay_us) {
   job.phase = Job::Phase::Waiting;
+  clear_source(job.stall);
   clear_source(job.timer);
   Job *jp = &job;
   job.timer = add_timer(delay_us, [this, jp] {
@@ -215,6 +228,35 @@ void Downloader::wait_then_retry(Job &job, int64_t delay_us) {
     schedule();
   });
   schedule();
+}
+
+// Stall timeout: a transfer that makes no progress (no head, no byte) for
+// stall-timeout fails as a transport timeout (retried, resumed with Range).
+// One timer per transfer, armed for the last progress + stall-timeout and
+// moved forward only when it fires (no re-arm per chunk).
+void Downloader::arm_stall(Job &job, int64_t at_us) {
+  clear_source(job.stall);
+  if (cfg_.stall_timeout_s == 0) return;
+  Job *jp = &job;
+  job.stall = add_timer_at(at_us, [this, jp] {
+    g_source_unref(jp->stall);
+    jp->stall = nullptr;
+    job_stalled(*jp);
+  });
+}
+
+void Downloader::job_stalled(Job &job) {
+  if (job.phase != Job::Phase::Fetching) return;
+  const int64_t due = job.last_byte_us + int64_t(cfg_.stall_timeout_s) * 1000000;
+  if (now_us() < due) {  // bytes came meanwhile
+    arm_stall(job, due);
+    return;
+  }
+  fetcher_->cancel(job.fetch_id);
+  Verdict v = classify_transport(FetchError::Timeout, job.received > 0);
+  job_failed(job, v.kind, 0,
+             "no data for " + std::to_string(cfg_.stall_timeout_s) + " s (stall-timeout)", -1,
+             v.action == Verdict::Action::Retry);
 }
 
 double Downloader::jitter() {
@@ -317,9 +359,12 @@ void Downloader::start_job(Job &job) {
   SEGDL_ENGINE_LOG(GST_LEVEL_DEBUG, "%s: request, attempt %d%s", job_name(job.n).c_str(),
                    job.failures + 1, job.received > 0 ? " (resumed with Range)" : "");
   job.fetch_id = fetcher_->start(req, &job);
+  job.last_byte_us = now_us();
+  arm_stall(job, job.last_byte_us + int64_t(cfg_.stall_timeout_s) * 1000000);
 }
 
 void Downloader::job_response(Job &job, const FetchResponse &resp) {
+  job.last_byte_us = now_us();
   int s = resp.http_status;
   const Target target = job.n == kFallbackSegment ? Target::File : Target::Segment;
   const bool listed = progress_.is_ready(job.n);
@@ -379,6 +424,7 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
 }
 
 void Downloader::job_data(Job &job, GBytes *chunk) {
+  job.last_byte_us = now_us();
   gsize size = g_bytes_get_size(chunk);
   const int64_t held = job.head ? int64_t(job.head->len) : 0;
   if (job.n != kFallbackSegment && job.received + held + int64_t(size) > cfg_.max_segment_size) {
@@ -437,6 +483,7 @@ void Downloader::hand_over(Job &job, GBytes *keep) {
 }
 
 void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
+  clear_source(job.stall);
   // Whole only when the length is known and met, and not empty.
   const int64_t held = job.head ? int64_t(job.head->len) : 0;
   if (err == FetchError::None && job.expected >= 0 && job.received + held < job.expected) {
@@ -510,6 +557,7 @@ void Downloader::job_not_ready(Job &job, int retry_after_s) {
 
 void Downloader::job_failed(Job &job, EngineError::Kind kind, int http_status,
                             const std::string &cause, int retry_after_s, bool transient) {
+  clear_source(job.stall);
   job.failures++;
   if (transient && job.failures <= cfg_.max_retries) {
     {
@@ -557,6 +605,7 @@ void Downloader::set_fatal(EngineError e) {
   for (auto &entry : jobs_)
     if (entry.second->phase == Job::Phase::Fetching) {
       fetcher_->cancel(entry.second->fetch_id);
+      clear_source(entry.second->stall);
       entry.second->phase = Job::Phase::Failed;
     }
   if (status_job_) fetcher_->cancel(status_job_->fetch_id);

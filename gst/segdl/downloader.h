@@ -14,6 +14,7 @@
 #pragma once
 
 #include "segdl/cache.h"
+#include "segdl/clock.h"
 #include "segdl/cacheworker.h"
 #include "segdl/fetcher.h"
 #include "segdl/policy.h"
@@ -123,8 +124,9 @@ struct DownloaderConfig {
   // time, every poll_interval_s / 4 at most, or the server's Retry-After),
   // so it is fetched as soon as it exists (downloader-status.cpp).
   bool speculative_fetch = true;
-  // The time in microseconds (monotonic); empty = g_get_monotonic_time().
-  std::function<int64_t()> clock;
+  // The engine's time and every one of its timers (clock.h); not owned,
+  // must outlive the engine. nullptr = system_clock() (real time).
+  EngineClock *clock = nullptr;
 };
 
 // Why the engine gave up. The element maps `kind` to a GStreamer error code.
@@ -265,7 +267,8 @@ class Downloader {
                          EngineError::Kind kind, bool retry);
   void after_status();
   void start_polling();
-  bool poll_tick();
+  void arm_poll_tick();
+  void poll_tick();
   void job_response(Job &job, const FetchResponse &resp);
   void job_data(Job &job, GBytes *chunk);
   void job_done(Job &job, FetchError err, const std::string &msg);
@@ -280,6 +283,8 @@ class Downloader {
   void job_not_ready(Job &job, int retry_after_s);
   int64_t not_ready_grace_us() const;
   void wait_then_retry(Job &job, int64_t delay_us);
+  void arm_stall(Job &job, int64_t at_us);
+  void job_stalled(Job &job);
   void open_cache();
   bool deliver_cached(int64_t n);
   void cache_failed(const std::string &why);
@@ -304,6 +309,7 @@ class Downloader {
   Item pop_locked(std::unique_lock<std::mutex> &lock,
                   std::chrono::steady_clock::time_point deadline);
   GSource *add_timer(int64_t delay_us, std::function<void()> fn);
+  GSource *add_timer_at(int64_t at_us, std::function<void()> fn);
   void post(std::function<void()> fn);
   void warn(EngineWarning w);
   void segment_done(const SegmentDone &done);
@@ -316,6 +322,7 @@ class Downloader {
 
   const DownloaderConfig cfg_;
   const FetcherFactory factory_;
+  EngineClock *const clock_;  // cfg_.clock or system_clock(); any thread
   std::thread thread_;
   bool started_ = false;  // start()/stop() caller only
 
@@ -330,7 +337,9 @@ class Downloader {
   std::unique_ptr<StatusJob> status_job_;
   std::map<int64_t, std::unique_ptr<TailJob>> tail_jobs_;  // by segment
   GSource *poll_timer_ = nullptr;  // a failed status poll's retry (backoff)
-  GSource *poll_tick_ = nullptr;   // the fixed-rate poll
+  GSource *poll_tick_ = nullptr;   // the fixed-rate poll's next tick
+  // When poll_tick_ is due: the first poll's start + k * poll-interval.
+  int64_t poll_due_us_ = 0;
   GSource *max_wait_timer_ = nullptr;
   GSource *status_deadline_ = nullptr;  // the status request's stall-timeout
   TrackProgress progress_;

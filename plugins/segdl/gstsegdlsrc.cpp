@@ -229,6 +229,9 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   cfg.same_form = s.join == JOIN_BYTES;  // appended bytes: one form (the timeline renegotiates)
   cfg.cache.max_size_bytes = s.cache_max_size;
   cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
+  // Tests only: the engine's clock (docs/design.md, "Timers"); null = real time.
+  cfg.clock =
+      static_cast<segdl::EngineClock *>(g_object_get_data(G_OBJECT(self), "segdl-engine-clock"));
   auto factory = [entry, http](const segdl::FetcherConfig &fc,
                                std::string &err) -> std::unique_ptr<segdl::Fetcher> {
     segdl::FetcherConfig full = fc;
@@ -960,6 +963,7 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
   basesrc_class->is_seekable = gst_seg_dl_src_is_seekable;
   basesrc_class->negotiate = gst_seg_dl_src_negotiate;
   basesrc_class->do_seek = gst_seg_dl_src_do_seek;
+  basesrc_class->event = gst_seg_dl_src_event;
   basesrc_class->query = gst_seg_dl_src_query;
   pushsrc_class->create = gst_seg_dl_src_create;
 }

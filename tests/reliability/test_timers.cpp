@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* segdl tests — the download engine's timers on an injected clock
+ * (segdl::ManualClock, gst/segdl/clock.h) against the scripted fake
+ * Fetcher of downloader_rig.h: stall-timeout (status and segments), the
+ * retry backoff, the fixed-rate status poll and the max-wait budget.
+ *
+ * The engine's time moves only when a test advances it: a timer due at T
+ * is asserted to be armed at exactly T, to have done nothing at T - 1 µs,
+ * and to act at T. No test sleeps or reads the wall clock for an assertion;
+ * real time only bounds the waits for the HTTP thread to react.
+ */
+#include "downloader_rig.h"
+
+#include "segdl/clock.h"
+#include "segdl/scheduler.h"
+
+namespace {
+
+constexpr int64_t kSecond = 1000000;
+
+DownloaderConfig clocked_config(ManualClock &clock) {
+  DownloaderConfig cfg = test_config();
+  cfg.clock = &clock;
+  cfg.stall_timeout_s = 5;
+  cfg.retry_backoff_s = 1;
+  cfg.max_retries = 3;
+  cfg.poll_interval_s = 100;  // no poll tick unless a test wants one
+  cfg.speculative_fetch = false;
+  cfg.max_wait_s = 0;  // no max-wait timer unless a test wants one
+  return cfg;
+}
+
+// The first pending deadline in [lo, hi), or -1 after a bounded wait.
+int64_t wait_deadline_in(ManualClock &clock, int64_t lo, int64_t hi) {
+  int64_t found = -1;
+  clock.wait_pending(
+      [&](const std::vector<int64_t> &p) {
+        for (int64_t t : p)
+          if (t >= lo && t < hi) {
+            found = t;
+            return true;
+          }
+        return false;
+      },
+      5000ms);
+  return found;
+}
+
+bool has_pending(ManualClock &clock, int64_t at) {
+  std::vector<int64_t> p = clock.pending();
+  return std::find(p.begin(), p.end(), at) != p.end();
+}
+
+// Pops until `n` bytes of data came (bounded); returns them.
+std::string pop_bytes(Downloader &dl, size_t n) {
+  std::string got;
+  auto deadline = Clock::now() + 5s;
+  while (got.size() < n && Clock::now() < deadline) {
+    Downloader::Item item = dl.pop(50ms);
+    if (item.kind != Kind::Data) continue;
+    gsize size = 0;
+    const char *data = static_cast<const char *>(g_bytes_get_data(item.bytes, &size));
+    got.append(data, size);
+    g_bytes_unref(item.bytes);
+  }
+  return got;
+}
+
+bool has_warning(const Drained &d, const std::string &cause) {
+  for (const EngineEvent &ev : d.events)
+    if (ev.kind == EngineEvent::Kind::Warning && contains(ev.warning.cause, cause)) return true;
+  return false;
+}
+
+}  // namespace
+
+// A status request that never ends fails at exactly stall-timeout after it
+// started (the whole request: a trickle cannot keep it alive), then is
+// retried after the first backoff delay.
+GST_START_TEST(test_status_stall) {
+  ManualClock clock;
+  Rig rig(clocked_config(clock));
+  Reply hang = ok(R"({"ready":[0],"totalSegments":1})");
+  hang.cut_after = 5;
+  hang.hang = true;
+  std::string s0 = make_body(0, 700);
+  rig.server.script(rig.status(), {hang, ok(R"({"ready":[0],"totalSegments":1})")});
+  rig.server.script(rig.seg(0), {ok(s0)});
+  const int64_t t0 = clock.now_us();
+  rig.start();
+
+  fail_unless(rig.server.wait_until(
+      [&](const Log &log) { return log.stalled == 1 && log.finished_count(rig.seg(0)) == 1; },
+      5000ms));
+  fail_unless(clock.wait_timer_at(t0 + 5 * kSecond, 5000ms), "no stall timer at start + 5 s");
+  clock.advance(5 * kSecond - 1);
+  fail_unless(has_pending(clock, t0 + 5 * kSecond));
+  fail_unless_equals_int(rig.server.log().cancelled_count(rig.status()), 0);
+
+  clock.advance(1);
+  fail_unless(rig.server.wait_until(
+      [&](const Log &log) { return log.cancelled_count(rig.status()) == 1; }, 5000ms));
+  // The retry: backoff 1 s x [0.5, 1) after the failure.
+  const int64_t failed = t0 + 5 * kSecond;
+  int64_t retry = wait_deadline_in(clock, failed + backoff_delay_us(1, 1, 0),
+                                   failed + backoff_delay_us(1, 1, 1));
+  fail_unless(retry > 0, "no retry timer in [0.5 s, 1 s) after the stall");
+  clock.advance_to(retry - 1);
+  fail_unless_equals_int(rig.server.log().count(rig.status()), 1);
+  clock.advance_to(retry);
+  fail_unless(
+      rig.server.wait_until([&](const Log &log) { return log.count(rig.status()) == 2; }, 5000ms));
+
+  Drained d = drain(*rig.dl);
+  check_end(d, Kind::Eos);
+  check_bytes(d.bytes, s0);
+  fail_unless(has_warning(d, "stall-timeout (5 s)"));
+  rig.finish();
+}
+GST_END_TEST;
+
+// A segment's transfer fails after exactly stall-timeout without a byte,
+// counted from its last byte (not from its start), and is resumed with
+// Range after the backoff.
+GST_START_TEST(test_segment_stall) {
+  ManualClock clock;
+  Rig rig(clocked_config(clock));
+  std::string s0 = make_body(0, 3000);
+  Reply first = ok(s0);
+  first.pause_at = 1000;   // silent until the test resumes it...
+  first.cut_after = 2000;  // ...then 1000 bytes more, then silent for good
+  first.hang = true;
+  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":1})")});
+  rig.server.script(rig.seg(0), {first, ok(s0)});
+  const int64_t t0 = clock.now_us();
+  rig.start();
+
+  fail_unless(rig.server.wait_until([](const Log &log) { return log.paused == 1; }, 5000ms));
+  fail_unless(clock.wait_timer_at(t0 + 5 * kSecond, 5000ms));
+  // 3 s of silence, then bytes: the silence starts again from them.
+  clock.advance(3 * kSecond);
+  rig.server.resume();
+  fail_unless(rig.server.wait_until([](const Log &log) { return log.stalled == 1; }, 5000ms));
+  clock.advance_to(t0 + 5 * kSecond);  // the first check: only 2 s of silence
+  const int64_t due = t0 + 8 * kSecond;
+  fail_unless(clock.wait_timer_at(due, 5000ms), "the stall timer did not move to the last byte");
+  clock.advance_to(due - 1);
+  fail_unless_equals_int(rig.server.log().cancelled_count(rig.seg(0)), 0);
+  clock.advance_to(due);
+  fail_unless(rig.server.wait_until(
+      [&](const Log &log) { return log.cancelled_count(rig.seg(0)) == 1; }, 5000ms));
+
+  int64_t retry =
+      wait_deadline_in(clock, due + backoff_delay_us(1, 1, 0), due + backoff_delay_us(1, 1, 1));
+  fail_unless(retry > 0, "no retry timer in [0.5 s, 1 s) after the stall");
+  clock.advance_to(retry);
+  Drained d = drain(*rig.dl);
+  check_end(d, Kind::Eos);
+  check_bytes(d.bytes, s0);
+  Log log = rig.server.log();
+  fail_unless(log.ranges(rig.seg(0)) == std::vector<int64_t>({0, 2000}));
+  fail_unless(has_warning(d, "no data for 5 s (stall-timeout)"));
+  rig.finish();
+}
+GST_END_TEST;
+
+// Retries of a failing segment follow the backoff schedule: retry k comes
+// retry-backoff x 2^(k-1) x [0.5, 1) after failure k, not a microsecond
+// sooner.
+GST_START_TEST(test_backoff_schedule) {
+  ManualClock clock;
+  Rig rig(clocked_config(clock));
+  std::string s0 = make_body(0, 900);
+  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":1})")});
+  rig.server.script(rig.seg(0), {answer(500), answer(500), answer(500), ok(s0)});
+  rig.start();
+
+  for (int k = 1; k <= 3; k++) {
+    fail_unless(rig.server.wait_until(
+        [&](const Log &log) { return log.cancelled_count(rig.seg(0)) == k; }, 5000ms));
+    const int64_t failed = clock.now_us();
+    const int64_t lo = failed + backoff_delay_us(1, k, 0);
+    const int64_t hi = failed + backoff_delay_us(1, k, 1);
+    int64_t retry = wait_deadline_in(clock, lo, hi);
+    fail_unless(retry > 0, "retry %d: no timer in [%" PRId64 ", %" PRId64 ") us", k, lo - failed,
+                hi - failed);
+    clock.advance_to(retry - 1);
+    fail_unless_equals_int(rig.server.log().count(rig.seg(0)), k);
+    clock.advance_to(retry);
+    fail_unless(rig.server.wait_until(
+        [&](const Log &log) { return log.count(rig.seg(0)) == k + 1; }, 5000ms));
+  }
+  Drained d = drain(*rig.dl);
+  check_end(d, Kind::Eos);
+  check_bytes(d.bytes, s0);
+  fail_unless_equals_int64(rig.dl->stats().retries, 3);
+  rig.finish();
+}
+GST_END_TEST;
+
+// The status poll runs on a fixed grid from the first poll's start: a tick
+// that runs late (here 0.7 s) does not push the next one back, and one so
+// late that a later tick is past too asks once.
+GST_START_TEST(test_poll_no_drift) {
+  ManualClock clock;
+  DownloaderConfig cfg = clocked_config(clock);
+  cfg.poll_interval_s = 2;
+  Rig rig(cfg);
+  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":5})")});
+  rig.server.script(rig.seg(0), {ok(make_body(0, 100))});
+  const int64_t t0 = clock.now_us();
+  rig.start();
+
+  for (int k = 1; k <= 3; k++) {
+    const int64_t tick = t0 + 2 * kSecond * k;
+    // The poll before has been answered (a tick while it runs asks nothing).
+    fail_unless(rig.server.wait_until(
+        [&](const Log &log) { return log.finished_count(rig.status()) == k; }, 5000ms));
+    fail_unless(clock.wait_timer_at(tick, 5000ms), "tick %d not at start + %d s", k, 2 * k);
+    fail_unless(!has_pending(clock, tick + 700000));  // no tick re-armed from a late one
+    clock.advance_to(tick + 700000);
+    fail_unless(rig.server.wait_until(
+        [&](const Log &log) { return log.count(rig.status()) == k + 1; }, 5000ms));
+  }
+  // The next tick is at start + 8 s, not 0.7 s later.
+  fail_unless(clock.wait_timer_at(t0 + 8 * kSecond, 5000ms));
+  fail_unless(!has_pending(clock, t0 + 8 * kSecond + 700000));
+  // 5 s late: the ticks at 8 and 10 s are past; one poll, the next at 12 s.
+  fail_unless(rig.server.wait_until(
+      [&](const Log &log) { return log.finished_count(rig.status()) == 4; }, 5000ms));
+  clock.advance_to(t0 + 11 * kSecond);
+  fail_unless(clock.wait_timer_at(t0 + 12 * kSecond, 5000ms));
+  fail_unless(
+      rig.server.wait_until([&](const Log &log) { return log.count(rig.status()) == 5; }, 5000ms));
+  fail_unless_equals_int(rig.server.log().count(rig.status()), 5);
+  rig.finish();
+}
+GST_END_TEST;
+
+// max-wait is a budget of the consumer's waiting time, not a deadline: 6 s
+// waiting for segment 1, 4 s in which the consumer has data (not counted),
+// then 4 s waiting for segment 2 end a 10 s budget at 14 s, not at 10 s.
+GST_START_TEST(test_max_wait_budget) {
+  ManualClock clock;
+  DownloaderConfig cfg = clocked_config(clock);
+  cfg.max_wait_s = 10;
+  cfg.poll_interval_s = 6;
+  Rig rig(cfg);
+  std::string s0 = make_body(0, 500), s1 = make_body(1, 600);
+  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":3})"),
+                                   ok(R"({"ready":[0,1],"totalSegments":3})")});
+  rig.server.script(rig.seg(0), {ok(s0)});
+  rig.server.script(rig.seg(1), {ok(s1)});
+  const int64_t t0 = clock.now_us();
+  rig.start();
+
+  check_bytes(pop_bytes(*rig.dl, s0.size()), s0);
+  fail_unless(rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 1 from t0
+  fail_unless(clock.wait_timer_at(t0 + 10 * kSecond, 5000ms));
+  clock.advance_to(t0 + 6 * kSecond);              // the poll that lists segment 1
+  check_bytes(pop_bytes(*rig.dl, s1.size()), s1);  // 6 s spent
+  // The consumer has data: the next 4 s do not count.
+  clock.advance_to(t0 + 10 * kSecond);
+  fail_unless(clock.wait_timer_at(t0 + 14 * kSecond, 5000ms), "max-wait not re-armed for 4 s");
+  fail_unless(!rig.dl->level().ends_in_error);
+  fail_unless(rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 2 from 10 s
+  clock.advance_to(t0 + 14 * kSecond - 1);
+  fail_unless(!rig.dl->level().ends_in_error);
+  fail_unless(has_pending(clock, t0 + 14 * kSecond));
+  clock.advance_to(t0 + 14 * kSecond);
+
+  Drained d = drain(*rig.dl);
+  check_end(d, Kind::Error);
+  fail_unless_equals_string(error_kind_name(d.error.kind), "not-found");
+  fail_unless_equals_int64(d.error.segment, 2);
+  fail_unless(contains(d.error.message, "max-wait"), "message: %s", d.error.message.c_str());
+  rig.finish();
+}
+GST_END_TEST;
+
+static Suite *timers_suite() {
+  Suite *s = suite_create("timers");
+  TCase *tc = tcase_create("general");
+  tcase_set_timeout(tc, 60);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_status_stall);
+  tcase_add_test(tc, test_segment_stall);
+  tcase_add_test(tc, test_backoff_schedule);
+  tcase_add_test(tc, test_poll_no_drift);
+  tcase_add_test(tc, test_max_wait_budget);
+  return s;
+}
+
+GST_CHECK_MAIN(timers);
