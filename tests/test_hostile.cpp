@@ -427,6 +427,39 @@ GST_START_TEST(test_cut_chunked) {
 }
 GST_END_TEST;
 
+// A malformed chunk size ("zz") after the first half of segment 1, the
+// rest after it: a known limit (docs/reliability.md). libsoup reads the
+// size as 0, the last chunk, so the body ends cleanly after its first
+// half: that half is taken for segment 1 (asked once, no error) and the
+// track goes on. This test records it: when libsoup refuses such a body,
+// it fails and the row changes.
+GST_START_TEST(test_malformed_chunk_size) {
+  server::Track t = make_track(media::Form::Adts);
+  const std::string body = bytes_of(t.segments[1]);
+  const size_t half = body.size() / 2;
+  RawServer srv(track_with(t, [&] {
+    char size[32];
+    g_snprintf(size, sizeof size, "%zx\r\n", half);
+    return std::vector<Piece>{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                               std::string(size) + body.substr(0, half) + "\r\nzz\r\n" +
+                               body.substr(half) + "\r\n0\r\n\r\n"}};
+  }));
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=1",
+                                "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 30);
+  gst_object_unref(p);
+  fail_if(run.timed_out);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  Bytes want = t.segments[0];
+  want.insert(want.end(), t.segments[1].begin(), t.segments[1].begin() + long(half));
+  want.insert(want.end(), t.segments[2].begin(), t.segments[2].end());
+  want.insert(want.end(), t.segments[3].begin(), t.segments[3].end());
+  fail_unless(run.bytes == want, "%zu bytes out, expected %zu", run.bytes.size(), want.size());
+  fail_unless_equals_int(srv.requests("segment 1"), 1);
+}
+GST_END_TEST;
+
 // 200 with Content-Length: 0 is no segment.
 GST_START_TEST(test_empty_body) {
   server::Track t = make_track(media::Form::Adts);
@@ -812,6 +845,7 @@ static Suite *hostile_suite() {
   tcase_add_loop_test(tc, test_redirects, 0, G_N_ELEMENTS(kRedirects));
   tcase_add_test(tc, test_ssl_strict);
   tcase_add_test(tc, test_cut_chunked);
+  tcase_add_test(tc, test_malformed_chunk_size);
   tcase_add_test(tc, test_empty_body);
   tcase_add_test(tc, test_body_without_length);
   tcase_add_test(tc, test_unasked_gzip);
