@@ -173,6 +173,8 @@ struct GstSegDlSrcPrivate {
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the
   gdouble segment_duration = kDefaultSegmentDuration;             // status does not say
   bool discont = false;                                           // mark the next buffer DISCONT
+  std::atomic<int> seek_snap{0};  // the next seek's segdl::SeekSnap (event(), any thread)
+  bool snap_segment = false;       // a key-unit seek: the segment starts at the first frame
   // Fallback (the whole file at fallback-uri took over).
   GBytes *fallback_first = nullptr;  // its first chunk, held until the frames before it are out
   bool fallback_skipping = false;    // dropping the fallback's frames already played
@@ -211,6 +213,7 @@ void gst_seg_dl_src_post_events(GstSegDlSrc *self, segdl::Downloader *dl);
 // The streaming thread (gstsegdlsrc-stream.cpp, gstsegdlsrc-timeline.cpp).
 GstFlowReturn gst_seg_dl_src_create(GstPushSrc *psrc, GstBuffer **outbuf) noexcept;
 gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept;
+gboolean gst_seg_dl_src_event(GstBaseSrc *bsrc, GstEvent *event) noexcept;
 // The timeline join's state back to a fresh start (start()), or freed (stop()).
 void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self);
 // The track length in ns: exact once the timeline has seen the end, else

@@ -122,6 +122,27 @@ static segdl::NominalSegments nominal_segments(GstSegDlSrc *self) {
   return n;
 }
 
+// basesrc gives do_seek() no seek flags: a key-unit seek's snapping is
+// noted here, on the event's way to basesrc (a seek sent to the element
+// itself with gst_element_send_event() skips this: it lands exactly).
+gboolean gst_seg_dl_src_event(GstBaseSrc *bsrc, GstEvent *event) noexcept {
+  GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_SEEK) {
+    GstSeekFlags flags = GST_SEEK_FLAG_NONE;
+    gst_event_parse_seek(event, nullptr, nullptr, &flags, nullptr, nullptr, nullptr, nullptr);
+    segdl::SeekSnap snap = segdl::SeekSnap::Exact;
+    if ((flags & GST_SEEK_FLAG_KEY_UNIT) && !(flags & GST_SEEK_FLAG_ACCURATE)) {
+      bool before = flags & GST_SEEK_FLAG_SNAP_BEFORE, after = flags & GST_SEEK_FLAG_SNAP_AFTER;
+      snap = before && after ? segdl::SeekSnap::Nearest
+             : after         ? segdl::SeekSnap::After
+                             : segdl::SeekSnap::Before;
+    }
+    self->priv->seek_snap.store(int(snap));
+  }
+  auto *base = static_cast<GstBaseSrcClass *>(g_type_class_peek(GST_TYPE_PUSH_SRC));
+  return base->event(bsrc, event);
+}
+
 // A flushing TIME seek (basesrc has stopped the streaming thread): the
 // timeline picks the segment to restart from (real starts where seen, the
 // pre-roll the decoder needs included); frames before the target are then
@@ -147,7 +168,9 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
   if (target == 0 && !priv->caps_set && priv->timeline.position_ns() == 0 &&
       priv->pending.empty() && priv->ready.empty())
     return TRUE;  // already there
-  segdl::SeekPlan plan = priv->timeline.seek(target);
+  auto snap = segdl::SeekSnap(priv->seek_snap.exchange(int(segdl::SeekSnap::Exact)));
+  segdl::SeekPlan plan = priv->timeline.seek(target, snap);
+  priv->snap_segment = snap != segdl::SeekSnap::Exact && priv->timeline.seeking();
   GST_INFO_OBJECT(self,
                   "seek to %" GST_TIME_FORMAT ": segment %" G_GINT64_FORMAT
                   " starting at %" GST_TIME_FORMAT,
@@ -175,6 +198,33 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
 }
 
 /* ---- the timeline join's loop --------------------------------------------- */
+
+// A key-unit seek: true until a frame is stamped (its pts is where the
+// timeline snapped to). Codec headers alone do not tell.
+static bool snap_unknown(GstSegDlSrcPrivate *priv) {
+  if (!priv->snap_segment || priv->track_done || priv->fallback_first) return false;
+  for (const GstSegDlSrcPrivate::Frame &f : priv->ready)
+    if (f.buffer && !GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_HEADER)) return false;
+  return true;
+}
+
+// The segment basesrc sends with the first buffer after a key-unit seek
+// starts at the frame start the timeline snapped to.
+static void apply_snap(GstSegDlSrc *self) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  priv->snap_segment = false;
+  for (const GstSegDlSrcPrivate::Frame &f : priv->ready) {
+    if (!f.buffer || GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_HEADER)) continue;
+    GstClockTime pts = GST_BUFFER_PTS(f.buffer);
+    GST_OBJECT_LOCK(self);
+    GstSegment *seg = &GST_BASE_SRC(self)->segment;
+    GST_DEBUG_OBJECT(self, "key-unit seek: the segment starts at %" GST_TIME_FORMAT,
+                     GST_TIME_ARGS(pts));
+    seg->start = seg->time = seg->position = pts;
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
+}
 
 // Segment `segment` will give nothing: the frames held back go out, then a
 // GAP (in order with them) up to where the next segment begins, with a
@@ -502,7 +552,8 @@ GstFlowReturn gst_seg_dl_src_create_timeline(GstSegDlSrc *self, segdl::Downloade
     gst_pad_push_event(GST_BASE_SRC_PAD(self), gst_event_new_tag(tags));
   }
   for (;;) {
-    if (!priv->ready.empty()) {
+    if (!priv->ready.empty() && !snap_unknown(priv)) {
+      if (priv->snap_segment) apply_snap(self);
       GstFlowReturn ret = gst_seg_dl_src_take_ready(self, outbuf);
       if (ret != GST_FLOW_OK) return ret;
       if (!*outbuf) continue;  // an event

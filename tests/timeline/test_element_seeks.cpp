@@ -294,7 +294,7 @@ GST_START_TEST(test_seeks) {
             f.name, double(target) / GST_SECOND, st.key_unit ? " key-unit" : "",
             double(first) / GST_SECOND, lag, diff);
     if (st.key_unit) {
-      fail_unless(first <= target && target - first < 150 * GST_MSECOND,
+      fail_unless(first <= target && target - first < 30 * GST_MSECOND && first != target,
                   "%s @%" GST_TIME_FORMAT " key-unit: first buffer at %" GST_TIME_FORMAT, f.name,
                   GST_TIME_ARGS(target), GST_TIME_ARGS(first));
     } else {
