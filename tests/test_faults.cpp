@@ -7,6 +7,8 @@
  */
 #include "harness.h"
 
+#include "segdl/clock.h"
+
 #include <set>
 
 using namespace segdl;
@@ -257,6 +259,71 @@ GST_START_TEST(test_segment_messages) {
 }
 GST_END_TEST;
 
+// An ERROR ahead while BUFFERING: segment 2 answers 500 for good. The
+// engine runs on an injected clock, so its retries wait until the test
+// moves the time: first the stream pushes segments 0 and 1 and starts
+// buffering for segment 2 (a BUFFERING below 100), then the test lets the
+// retries run out. The buffering must end with the ERROR, not with a 100 %
+// just before it (a player would restart its preroll).
+GST_START_TEST(test_error_ahead_while_buffering) {
+  segdl::ManualClock clock;
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track("f", track);
+  srv->add_fault(fault("http500", "f", 2, -1));
+  GstElement *p = make_pipeline(srv->base_url(), "f", "join=bytes max-retries=2 buffer-size=1000",
+                                "appsink name=sink sync=false");
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  g_object_set_data(G_OBJECT(src), "segdl-engine-clock", static_cast<segdl::EngineClock *>(&clock));
+  gst_object_unref(src);
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstBus *bus = gst_element_get_bus(p);
+  fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+
+  const size_t before = track.segments[0].size() + track.segments[1].size();
+  size_t out = 0;
+  std::vector<int> buffering;      // in order
+  std::vector<int> after_waiting;  // BUFFERING once it waits for segment 2
+  bool waiting = false;            // segments 0 and 1 out, buffering below 100
+  GstMessage *error = nullptr;
+  const gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;  // bounds the test
+  while (!error && g_get_monotonic_time() < deadline) {
+    if (GstSample *sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 50 * GST_MSECOND)) {
+      out += gst_buffer_get_size(gst_sample_get_buffer(sample));
+      gst_sample_unref(sample);
+    }
+    while (GstMessage *msg = gst_bus_pop_filtered(
+               bus, GstMessageType(GST_MESSAGE_BUFFERING | GST_MESSAGE_ERROR))) {
+      if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+        error = msg;
+        break;
+      }
+      gint pct = 0;
+      gst_message_parse_buffering(msg, &pct);
+      buffering.push_back(pct);
+      if (waiting) after_waiting.push_back(pct);
+      gst_message_unref(msg);
+    }
+    if (!waiting && out == before && !buffering.empty() && buffering.back() < 100) waiting = true;
+    if (waiting && !error) clock.advance(10 * 1000000);  // the retries' backoff passes
+  }
+  fail_unless(waiting, "never buffered after segments 0 and 1 (%zu of %zu bytes, %zu BUFFERING)",
+              out, before, buffering.size());
+  fail_unless(error != nullptr, "no ERROR in time");
+  GError *err = nullptr;
+  gst_message_parse_error(error, &err, nullptr);
+  fail_unless(strstr(err->message, "segment 2") != nullptr, "%s", err->message);
+  for (int pct : after_waiting) fail_unless(pct < 100, "BUFFERING %d %% before the ERROR", pct);
+  fail_unless_equals_int(int(out), int(before));
+  g_error_free(err);
+  gst_message_unref(error);
+  fail_unless(gst_element_set_state(p, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
 static Suite *faults_suite() {
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("general");
@@ -267,6 +334,7 @@ static Suite *faults_suite() {
   tcase_add_loop_test(tc, test_permanent_faults, 0, G_N_ELEMENTS(kPermanent));
   tcase_add_loop_test(tc, test_status_faults, 0, G_N_ELEMENTS(kStatusFaults));
   tcase_add_test(tc, test_segment_messages);
+  tcase_add_test(tc, test_error_ahead_while_buffering);
   return s;
 }
 
