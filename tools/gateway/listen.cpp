@@ -462,7 +462,11 @@ bool Listen::wait_for_client(GstBuffer *buf) {
   pending_ += static_cast<int64_t>(g_bytes_get_size(b));
   gw_.note_queue(pending_);
   if (!idle_) {
+    // At the priority of the gateway's own I/O: at the idle priority it
+    // would wait until every transfer the gateway serves (the element's
+    // own segment requests among them) had gone quiet.
     idle_ = g_idle_source_new();
+    g_source_set_priority(idle_, G_PRIORITY_DEFAULT);
     g_source_set_callback(idle_, on_idle, this, nullptr);
     g_source_attach(idle_, gw_.ctx);
   }
