@@ -8,6 +8,7 @@ import concurrent.futures
 import glob
 import os
 import re
+import signal
 
 import clitest
 from clitest import CliTestCase
@@ -183,18 +184,22 @@ class Checks(CombineCase):
 
     def test_play_starts_before_the_download_ends(self):
         clitest.make_form(self.root, "t", "aac-adts")
-        # Segment k is ready 3 k s after the first request: 9 s for all (a
-        # wide margin for decodebin's start under a sanitizer on a busy machine).
-        srv = self.serve(self.root, "--reveal-every", "3")
+        # The last segment (of 4) is listed only once segdl says it plays:
+        # the server holds it until SIGUSR1, sent on the 'playing' event.
+        srv = self.serve(self.root, "--hold-ready", "t:3")
         env = dict(os.environ, SEGDL_AUDIO_SINK="fakesink sync=true")
-        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--play", "--json", "--poll-interval",
-                       "0.2", env=env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        evs = clitest.events(r.stdout)
+        p = clitest.Segdl(["t", "-b", srv.url, "-d", "dl", "--play", "--json", "--poll-interval",
+                           "0.2"], cwd=self.tmp, env=env)
+        p.wait_event("playing")
+        srv.proc.send_signal(signal.SIGUSR1)
+        rc, err = p.finish()
+        self.assertEqual(rc, 0, err)
+        evs = clitest.events("".join(p.out))
         names = [e["event"] for e in evs]
         self.assertEqual(names.count("playing"), 1, names)
-        last_segment = max(i for i, e in enumerate(evs) if e["event"] == "segment")
-        self.assertLess(names.index("playing"), last_segment, names)
+        # wait_event() above failed unless segdl played with segment 3 held.
+        self.assertEqual(sorted(e["index"] for e in evs if e["event"] == "segment"),
+                         [0, 1, 2, 3], names)
         self.assertTrue(evs[-1]["complete"])
 
     def test_play_and_combine_through_a_tee(self):

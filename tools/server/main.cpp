@@ -12,11 +12,13 @@
 #include "server/server.h"
 #include "server/util.h"
 
+#include <glib-unix.h>
 #include <glib.h>
 #include <gst/gst.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,6 +45,38 @@ bool parse_segment_seconds(const char *spec, double &first, double &rest) {
   }
   g_strfreev(parts);
   return ok;
+}
+
+// "ID:N" -> id, n (N >= 0); the id is everything before the last colon.
+bool parse_hold(const char *spec, std::string &id, int64_t &n) {
+  const char *colon = strrchr(spec, ':');
+  if (!colon || colon == spec) return false;
+  gchar *end = nullptr;
+  const gint64 v = g_ascii_strtoll(colon + 1, &end, 10);
+  if (!end || *end || end == colon + 1 || v < 0) return false;
+  id.assign(spec, colon);
+  n = v;
+  return true;
+}
+
+// SIGUSR1 releases the hold on `id` (a source on the default context,
+// which run_until_signal() runs).
+guint hold_release_on_sigusr1(segdl::server::Server &server, const std::string &id) {
+  struct Release {
+    segdl::server::Server *server;
+    std::string id;
+  };
+  auto *r = new Release{&server, id};
+  return g_unix_signal_add_full(
+      G_PRIORITY_DEFAULT, SIGUSR1,
+      [](gpointer data) noexcept -> gboolean {
+        auto *rel = static_cast<Release *>(data);
+        rel->server->hold_ready(rel->id, -1);
+        g_print("segdl-server: released the hold on %s\n", rel->id.c_str());
+        fflush(stdout);
+        return G_SOURCE_CONTINUE;
+      },
+      r, [](gpointer data) { delete static_cast<Release *>(data); });
 }
 
 // Encodes the three demo forms at once (one thread each) and adds them.
@@ -91,6 +125,7 @@ int main(int argc, char **argv) {
   gchar *style = nullptr;
   gchar *seg_seconds = nullptr;
   gchar **fault_specs = nullptr;
+  gchar *hold = nullptr;
   gint port = 8080;
   gint latency_ms = 0;
   gint bandwidth_kbps = 0;
@@ -114,6 +149,10 @@ int main(int argc, char **argv) {
        nullptr},
       {"fault", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fault_specs,
        "Inject a fault (repeatable); SEGMENT is N, * or full", "KIND:ID:SEGMENT:COUNT[:ARG]"},
+      {"hold-ready", 0, 0, G_OPTION_ARG_STRING, &hold,
+       "List only the first N segments of ID as ready until the server gets SIGUSR1 (lets a "
+       "test decide when the rest appears)",
+       "ID:N"},
       {"demo", 0, 0, G_OPTION_ARG_NONE, &demo,
        "Serve a generated melody: ids demo (ADTS AAC), demo-mp3, demo-ts", nullptr},
       {"demo-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &demo_seconds, "Demo length (default 180)", "N"},
@@ -131,13 +170,13 @@ int main(int argc, char **argv) {
   g_option_context_free(octx);
   // Frees the option strings on every way out of main.
   struct Strings {
-    gchar **p[4];
+    gchar **p[5];
     gchar ***specs;
     ~Strings() {
       for (gchar **s : p) g_free(*s);
       g_strfreev(*specs);
     }
-  } strings{{&root, &host, &style, &seg_seconds}, &fault_specs};
+  } strings{{&root, &host, &style, &seg_seconds, &hold}, &fault_specs};
   if (!parsed) {
     const std::string msg = err ? err->message : "bad options";
     g_clear_error(&err);
@@ -180,6 +219,11 @@ int main(int argc, char **argv) {
     faults.push_back(f);
   }
 
+  std::string hold_id;
+  int64_t hold_n = -1;
+  if (hold && !parse_hold(hold, hold_id, hold_n))
+    return usage_error("--hold-ready wants ID:N (N >= 0)");
+
   segdl::server::Server server(opts);
   std::string error;
   if (root) {
@@ -198,10 +242,16 @@ int main(int argc, char **argv) {
     g_printerr("segdl-server: %s\n", error.c_str());
     return 1;
   }
+  guint release = 0;
+  if (hold_n >= 0) {
+    server.hold_ready(hold_id, hold_n);
+    release = hold_release_on_sigusr1(server, hold_id);
+  }
   g_print("segdl-server listening on %s\n", server.base_url().c_str());
   fflush(stdout);
 
   segdl::server::run_until_signal();
+  if (release) g_source_remove(release);
   server.stop();
   g_print("segdl-server stopped\n");
   return 0;
