@@ -556,6 +556,72 @@ GST_START_TEST(test_stats) {
 }
 GST_END_TEST;
 
+namespace {
+
+// Waits (bounded) for EOS; records the highest "segments-done" of the
+// segdl-segment messages on the way. False on ERROR or time-out.
+bool wait_eos_counting(GstBus *bus, gint64 &max_done, int &messages) {
+  const gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  for (;;) {
+    const gint64 left = deadline - g_get_monotonic_time();
+    if (left <= 0) return false;
+    GstMessage *m = gst_bus_timed_pop_filtered(
+        bus, GstClockTime(left) * GST_USECOND,
+        GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_ELEMENT));
+    if (!m) return false;
+    const GstMessageType type = GST_MESSAGE_TYPE(m);
+    const GstStructure *st = gst_message_get_structure(m);
+    if (type == GST_MESSAGE_ELEMENT && st && gst_structure_has_name(st, "segdl-segment")) {
+      gint64 done = 0;
+      fail_unless(gst_structure_get_int64(st, "segments-done", &done));
+      max_done = std::max(max_done, done);
+      messages++;
+    }
+    gst_message_unref(m);
+    if (type == GST_MESSAGE_EOS) return true;
+    if (type == GST_MESSAGE_ERROR) return false;
+  }
+}
+
+}  // namespace
+
+// A seek back after EOS fetches the track again (no cache): the bytes count
+// twice, but `stats` segments-downloaded and the messages' segments-done
+// count each segment once.
+GST_START_TEST(test_stats_distinct_after_seek) {
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  const gint64 n = gint64(track.segments.size());
+  const Bytes expected = concat(track.segments);
+  srv->add_track("sd", track);
+  GstElement *p = make_pipeline(srv->base_url(), "sd", "", "fakesink sync=false");
+  GstBus *bus = gst_element_get_bus(p);
+  fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  gint64 max_done = 0;
+  int messages = 0;
+  fail_unless(wait_eos_counting(bus, max_done, messages), "no EOS the first time");
+  fail_unless(gst_element_seek_simple(p, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH, 0));
+  fail_unless(wait_eos_counting(bus, max_done, messages), "no EOS after the seek");
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *st = nullptr;
+  g_object_get(src, "stats", &st, nullptr);
+  fail_unless(st != nullptr);
+  gint64 downloaded = 0, bytes = 0;
+  fail_unless(gst_structure_get_int64(st, "segments-downloaded", &downloaded));
+  fail_unless(gst_structure_get_int64(st, "bytes-downloaded", &bytes));
+  // The track was fetched again: more bytes than it has.
+  fail_unless(bytes > gint64(expected.size()), "bytes %" G_GINT64_FORMAT, bytes);
+  fail_unless_equals_int64(downloaded, n);
+  fail_unless_equals_int64(max_done, n);
+  fail_unless(messages >= int(n), "%d segdl-segment messages", messages);
+  gst_structure_free(st);
+  gst_object_unref(src);
+  fail_unless(gst_element_set_state(p, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+}
+GST_END_TEST;
+
 // monitor=false takes the segments ready at the first status, then ends.
 GST_START_TEST(test_no_monitor) {
   server::Options opts;
@@ -595,6 +661,7 @@ static Suite *segdlsrc_suite() {
   tcase_add_test(tc, test_playbin_uri);
   tcase_add_test(tc, test_uri_handler);
   tcase_add_test(tc, test_stats);
+  tcase_add_test(tc, test_stats_distinct_after_seek);
   tcase_add_test(tc, test_no_monitor);
   return s;
 }

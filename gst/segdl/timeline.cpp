@@ -32,6 +32,14 @@ uint64_t NominalSegments::start_ns(int64_t k) const {
   return uint64_t(std::llround(s * double(kSecond)));
 }
 
+int64_t NominalSegments::segment_at(uint64_t t_ns) const {
+  const double t = double(t_ns) / double(kSecond);
+  int64_t k = 0;
+  if (t >= first_s && rest_s > 0) k = 1 + int64_t(std::floor((t - first_s) / rest_s));
+  if (total > 0 && k > total - 1) k = total - 1;
+  return k;
+}
+
 void Timeline::set_rate(int rate) {
   if (rate == rate_) return;
   base_ns_ = ns_at(pos_);
@@ -55,7 +63,7 @@ void Timeline::begin_segment(int64_t segment) {
   current_ = segment;
   in_segment_ = 0;
   presented_in_seg_ = 0;
-  starts_[segment] = ns_at(pos_);
+  if (!estimated_) starts_[segment] = ns_at(pos_);
 }
 
 // The frame's place within its segment's presented part: how much the
@@ -246,8 +254,10 @@ uint64_t Timeline::segment_start_or_nominal(int64_t segment, const NominalSegmen
 // Restarts from the latest segment whose real start was counted and lies
 // at or before the target less the pre-roll (segment 0 begins at 0): the
 // frames from there to the target are counted, never guessed, so the
-// target lands on its own sample whatever the container says.
-SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap) {
+// target lands on its own sample whatever the container says. A fast seek
+// far past the counted starts restarts at the target's segment from an
+// estimate instead (see timeline.h).
+SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap, const NominalSegments *fast) {
   uint64_t preroll_ns = samples_to_ns(preroll_, rate_);
   uint64_t lookup = target_ns > preroll_ns ? target_ns - preroll_ns : 0;
   SeekPlan plan;
@@ -256,6 +266,17 @@ SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap) {
       plan.segment = s.first;
       plan.start_ns = s.second;
     }
+  estimated_ = false;
+  if (fast) {
+    // Counting would fetch every segment between: estimate instead.
+    int64_t k = fast->segment_at(lookup);
+    while (k > plan.segment + 1 && segment_start_or_nominal(k, *fast) > lookup) k--;
+    if (k > plan.segment + 1) {
+      plan.segment = k;
+      plan.start_ns = segment_start_or_nominal(k, *fast);
+      estimated_ = true;
+    }
+  }
   plan.target_ns = target_ns;
   base_ns_ = plan.start_ns;
   pos_ = 0;
@@ -271,6 +292,7 @@ SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap) {
 }
 
 void Timeline::reset() {
+  estimated_ = false;
   base_ns_ = 0;
   pos_ = 0;
   held_.clear();

@@ -64,6 +64,9 @@ struct NominalSegments {
   double rest_s = 30.0;
   int64_t total = -1;  // -1 = unknown
   uint64_t start_ns(int64_t k) const;
+  // The segment whose nominal span holds `t_ns` (the last one if `total`
+  // is known and t lies past it).
+  int64_t segment_at(uint64_t t_ns) const;
 };
 
 // Where a key-unit seek lands: on the start of the frame holding the target
@@ -118,7 +121,18 @@ class Timeline {
   // A key-unit seek (`snap`) moves the target to a frame start instead: the
   // pre-roll frames are then decided with the frame that holds it, all at
   // that frame's pts.
-  SeekPlan seek(uint64_t target_ns, SeekSnap snap = SeekSnap::Exact);
+  //
+  // With `fast` (a seek that did not ask to be accurate), a target more than
+  // one segment past that counted start restarts at its own segment
+  // instead, from that segment's estimated start (the nearest counted
+  // start plus nominal lengths): nothing before it is fetched, but the
+  // audio is stamped from the estimate (off by what the nominal lengths
+  // are off, milliseconds) until the next seek, and no segment start is
+  // recorded as counted meanwhile.
+  SeekPlan seek(uint64_t target_ns, SeekSnap snap = SeekSnap::Exact,
+                const NominalSegments *fast = nullptr);
+  // True while the timeline runs from an estimated start (a fast seek).
+  bool estimated() const { return estimated_; }
   // Back to the start (a seek to 0 without frames, or a fresh start).
   void reset();
 
@@ -163,7 +177,8 @@ class Timeline {
   bool seeking_ = false;
   uint64_t target_ns_ = 0;
   SeekSnap snap_ = SeekSnap::Exact;
-  Decisions deferred_;  // pre-roll of a key-unit seek, until the target frame is known
+  bool estimated_ = false;  // since a fast seek: starts are not counted ones
+  Decisions deferred_;      // pre-roll of a key-unit seek, until the target frame is known
 };
 
 }  // namespace segdl

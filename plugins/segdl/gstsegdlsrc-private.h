@@ -173,8 +173,9 @@ struct GstSegDlSrcPrivate {
   gdouble first_segment_duration = kDefaultFirstSegmentDuration;  // fallbacks when the
   gdouble segment_duration = kDefaultSegmentDuration;             // status does not say
   bool discont = false;                                           // mark the next buffer DISCONT
-  std::atomic<int> seek_snap{0};  // the next seek's segdl::SeekSnap (event(), any thread)
-  bool snap_segment = false;      // a key-unit seek: the segment starts at the first frame
+  std::atomic<int> seek_snap{0};       // the next seek's segdl::SeekSnap (event(), any thread)
+  std::atomic<bool> seek_fast{false};  // the next seek did not ask for ACCURATE (event())
+  bool snap_segment = false;           // a key-unit seek: the segment starts at the first frame
   // Fallback (the whole file at fallback-uri took over).
   GBytes *fallback_first = nullptr;  // its first chunk, held until the frames before it are out
   bool fallback_skipping = false;    // dropping the fallback's frames already played

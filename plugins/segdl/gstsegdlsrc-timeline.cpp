@@ -122,9 +122,10 @@ static segdl::NominalSegments nominal_segments(GstSegDlSrc *self) {
   return n;
 }
 
-// basesrc gives do_seek() no seek flags: a key-unit seek's snapping is
-// noted here, on the event's way to basesrc (a seek sent to the element
-// itself with gst_element_send_event() skips this: it lands exactly).
+// basesrc gives do_seek() no seek flags: a key-unit seek's snapping and
+// whether the seek asked to be accurate are noted here, on the event's way
+// to basesrc (a seek sent to the element itself with
+// gst_element_send_event() skips this: it lands exactly, counted).
 gboolean gst_seg_dl_src_event(GstBaseSrc *bsrc, GstEvent *event) noexcept {
   GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
   if (GST_EVENT_TYPE(event) == GST_EVENT_SEEK) {
@@ -138,6 +139,7 @@ gboolean gst_seg_dl_src_event(GstBaseSrc *bsrc, GstEvent *event) noexcept {
                              : segdl::SeekSnap::Before;
     }
     self->priv->seek_snap.store(int(snap));
+    self->priv->seek_fast.store(!(flags & GST_SEEK_FLAG_ACCURATE));
   }
   auto *base = static_cast<GstBaseSrcClass *>(g_type_class_peek(GST_TYPE_PUSH_SRC));
   return base->event(bsrc, event);
@@ -169,12 +171,17 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
       priv->pending.empty() && priv->ready.empty())
     return TRUE;  // already there
   auto snap = segdl::SeekSnap(priv->seek_snap.exchange(int(segdl::SeekSnap::Exact)));
-  segdl::SeekPlan plan = priv->timeline.seek(target, snap);
+  // Not asked to be accurate: far targets restart from an estimate rather
+  // than fetching every segment before them (docs/element.md, Seeking).
+  const segdl::NominalSegments nominal = nominal_segments(self);
+  const bool fast = priv->seek_fast.exchange(false);
+  segdl::SeekPlan plan = priv->timeline.seek(target, snap, fast ? &nominal : nullptr);
   priv->snap_segment = snap != segdl::SeekSnap::Exact && priv->timeline.seeking();
   GST_INFO_OBJECT(self,
                   "seek to %" GST_TIME_FORMAT ": segment %" G_GINT64_FORMAT
-                  " starting at %" GST_TIME_FORMAT,
-                  GST_TIME_ARGS(target), plan.segment, GST_TIME_ARGS(plan.start_ns));
+                  " starting at %" GST_TIME_FORMAT "%s",
+                  GST_TIME_ARGS(target), plan.segment, GST_TIME_ARGS(plan.start_ns),
+                  priv->timeline.estimated() ? " (estimated)" : "");
   dl->seek(plan.segment);
   priv->last_segment = plan.segment - 1;
   priv->reject_segment = -1;

@@ -173,6 +173,44 @@ GST_START_TEST(test_key_unit) {
 }
 GST_END_TEST;
 
+// A seek that did not ask to be accurate ("fast") and lies more than one
+// segment past the counted starts restarts at its own segment, from the
+// nominal estimate, and records no start as counted; a near one still
+// counts, and an accurate one afterwards counts from the real starts.
+GST_START_TEST(test_fast_seek_estimates) {
+  NominalSegments nominal;  // 15 s, then 30 s
+  nominal.total = 10;
+  Timeline tl = make(0, 2 * kFrame);
+  Timeline::Decisions out;
+  uint64_t token = 0;
+  play(tl, 0, kSeg0Frames, token, out);
+  out.clear();
+
+  SeekPlan plan = tl.seek(ns(20 * 48000), SeekSnap::Exact, &nominal);  // in segment 1
+  fail_unless_equals_int(plan.segment, 0);
+  fail_if(tl.estimated());
+
+  const uint64_t target = 100 * 48000;  // in segment 3 (75-105 s)
+  plan = tl.seek(ns(target), SeekSnap::Exact, &nominal);
+  fail_unless_equals_int(plan.segment, 3);
+  fail_unless_equals_uint64(plan.start_ns, 75 * GST_SECOND);
+  fail_unless(tl.estimated());
+  play(tl, 3, 1200, token, out);
+  const FrameDecision *d = first_presented(out);
+  fail_unless(d != nullptr);
+  const uint64_t into = target - 75 * 48000;  // samples into segment 3, as estimated
+  fail_unless_equals_uint64(d->token, kSeg0Frames + into / kFrame);
+  fail_unless_equals_uint64(d->clip_start, into % kFrame);
+  fail_unless_equals_uint64(d->pts_ns, ns(target));
+  uint64_t start = 0;
+  fail_if(tl.segment_start(3, start), "an estimated start was recorded as counted");
+
+  plan = tl.seek(ns(target));  // accurate: from the counted start
+  fail_unless_equals_int(plan.segment, 0);
+  fail_if(tl.estimated());
+}
+GST_END_TEST;
+
 static Suite *seeks_suite() {
   Suite *s = suite_create("timeline-seeks");
   TCase *tc = tcase_create("seeks");
@@ -181,6 +219,7 @@ static Suite *seeks_suite() {
   tcase_add_test(tc, test_counted_through_trim);
   tcase_add_test(tc, test_restart_segment);
   tcase_add_test(tc, test_key_unit);
+  tcase_add_test(tc, test_fast_seek_estimates);
   return s;
 }
 
