@@ -616,29 +616,41 @@ GBytes *Cache::lookup(int64_t segment, SegmentInfo *info) {
     SEGDL_CACHE_LOG(GST_LEVEL_LOG, "segment %" G_GINT64_FORMAT ": miss", segment);
     return nullptr;
   }
+  std::string error;
+  GBytes *bytes = read_verified(segment, path, found, error);
+  if (!bytes) return nullptr;
+  impl_->touch();
+  if (info) *info = std::move(found);
+  return bytes;
+}
+
+GBytes *Cache::read_verified(int64_t segment, const std::string &path, const SegmentInfo &info,
+                             std::string &error) {
   // Read, not mapped: a file truncated by another program while it plays
   // would kill the process with SIGBUS through a mapping.
   gchar *contents = nullptr;
   gsize length = 0;
-  if (!g_file_get_contents(path.c_str(), &contents, &length, nullptr)) return nullptr;
+  GError *err = nullptr;
+  if (!g_file_get_contents(path.c_str(), &contents, &length, &err)) {
+    error = err->message;
+    g_error_free(err);
+    return nullptr;
+  }
   // The file may have been replaced since it was checked: check what was read.
   // Verified on every read: bytes changed on disk (same size or not), or a
   // segment swapped for another, are removed, never played or served.
-  if (length != static_cast<gsize>(found.size) || sha256_hex(contents, length) != found.sha256) {
+  if (length != static_cast<gsize>(info.size) || sha256_hex(contents, length) != info.sha256) {
     g_free(contents);
-    SEGDL_CACHE_LOG(GST_LEVEL_WARNING,
-                    "segment %" G_GINT64_FORMAT ": %s changed on disk (size or SHA-256); removed",
-                    segment, path.c_str());
+    error = path + " changed on disk (size or SHA-256); removed";
+    SEGDL_CACHE_LOG(GST_LEVEL_WARNING, "segment %" G_GINT64_FORMAT ": %s", segment, error.c_str());
     ::unlink(path.c_str());
-    ::unlink(join(impl_->track_dir, segment_name(segment, ".meta")).c_str());
+    const size_t dot = path.rfind(".bin");
+    if (dot != std::string::npos) ::unlink((path.substr(0, dot) + ".meta").c_str());
     return nullptr;
   }
-  GBytes *bytes = g_bytes_new_take(contents, length);
-  impl_->touch();
   SEGDL_CACHE_LOG(GST_LEVEL_DEBUG, "segment %" G_GINT64_FORMAT ": hit, %" G_GSIZE_FORMAT " bytes",
                   segment, length);
-  if (info) *info = std::move(found);
-  return bytes;
+  return g_bytes_new_take(contents, length);
 }
 
 bool Cache::locate(int64_t segment, SegmentInfo &info, std::string &path) {

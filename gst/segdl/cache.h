@@ -84,6 +84,13 @@ class Cache {
   // lookup() checks it), without reading it: for a caller that streams the
   // file in pieces and checks `info.sha256` itself (the gateway).
   bool locate(int64_t segment, SegmentInfo &info, std::string &path);
+  // Reads the file locate() gave and checks it against `info` (size and
+  // SHA-256): the bytes, or nullptr with `error` when it cannot be read or
+  // does not match (then its data and meta are removed). Touches no state
+  // of a Cache: safe on any thread, e.g. the cache worker while the HTTP
+  // thread goes on. Caller owns the GBytes.
+  static GBytes *read_verified(int64_t segment, const std::string &path, const SegmentInfo &info,
+                               std::string &error);
 
   std::unique_ptr<SegmentWriter> begin(int64_t segment, std::string &error);
   // Removes segment `segment` (its data and meta), e.g. bytes found not to

@@ -10,6 +10,7 @@
 #include "segdl/log.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 
 namespace segdl {
@@ -47,23 +48,68 @@ void Downloader::open_cache() {
   stats_.offline = true;
 }
 
-// Delivers segment n from the disk cache if it is there. HTTP thread.
+// Segment n from the disk cache, if it is there. HTTP thread. Its record
+// is looked at here (a stat and the small meta file); the file is read and
+// its SHA-256 checked on the cache worker, so the HTTP thread, which serves
+// every transfer, never reads or hashes a whole segment. The job waits
+// (Waiting, no timer) until cached_read_done() has the answer. True when a
+// read started.
 bool Downloader::deliver_cached(int64_t n) {
+  auto it = jobs_.find(n);
+  if (it != jobs_.end() && it->second->cache_unreadable) return false;
   SegmentInfo info;
-  GBytes *bytes = cache_->lookup(n, &info);
-  if (!bytes) return false;
-  if (!cached_is_audio(n, bytes)) {  // removed: fetched again from the network
-    g_bytes_unref(bytes);
-    return false;
+  std::string path;
+  if (!cache_->locate(n, info, path)) return false;
+  Job &job = job_for(n);
+  static std::atomic<uint64_t> reads{0};
+  const uint64_t token = ++reads;
+  job.phase = Job::Phase::Waiting;
+  job.cache_read = token;
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    generation = generation_;
   }
-  auto &slot = jobs_[n];
-  if (!slot) {
-    slot = std::make_unique<Job>();
-    slot->dl = this;
-    slot->n = n;
-    slot->url = segment_url(cfg_.backend, cfg_.video_id, n);
+  cache_worker_->run([this, n, token, generation, info, path] {
+    std::string error;
+    GBytes *read = Cache::read_verified(n, path, info, error);
+    // Owned by the posted call, freed with it if it never runs (teardown).
+    std::shared_ptr<GBytes> bytes(read, [](GBytes *b) {
+      if (b) g_bytes_unref(b);
+    });
+    post([this, n, token, generation, bytes, error] {
+      cached_read_done(n, token, generation, bytes.get(), error);
+    });
+  });
+  return true;
+}
+
+// HTTP thread: the cache worker read segment n (`bytes`, verified) or could
+// not (nullptr: its copy is gone or unreadable; the network's turn).
+// `generation`: generation_ when the read started.
+void Downloader::cached_read_done(int64_t n, uint64_t token, uint64_t generation, GBytes *bytes,
+                                  const std::string &error) {
+  if (stopping_) return;
+  auto it = jobs_.find(n);
+  // Dropped meanwhile (a seek, a refetch): another job or none stands there.
+  if (it == jobs_.end() || it->second->cache_read != token) return;
+  Job &job = *it->second;
+  job.cache_read = 0;
+  bool obsolete;  // a seek since the read started cleared the buffer: read again
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    obsolete = generation != generation_;
   }
-  slot->phase = Job::Phase::Done;
+  if (!bytes || obsolete || !cached_is_audio(n, bytes)) {
+    if (!bytes)
+      SEGDL_ENGINE_LOG(GST_LEVEL_INFO, "segment %s: cached copy not used: %s",
+                       std::to_string(n).c_str(), error.c_str());
+    job.cache_unreadable = !obsolete;
+    job.phase = Job::Phase::Idle;
+    schedule();
+    return;
+  }
+  job.phase = Job::Phase::Done;
   gsize size = g_bytes_get_size(bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -82,9 +128,8 @@ bool Downloader::deliver_cached(int64_t n) {
     if (n == 0 && stats_.time_to_first_byte_us < 0)
       stats_.time_to_first_byte_us = now_us() - start_us_;
   }
-  g_bytes_unref(bytes);
   cond_.notify_all();
-  return true;
+  schedule();
 }
 
 // The cache failed (full disk, unwritable folder...): go on without it.

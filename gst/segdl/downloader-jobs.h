@@ -56,6 +56,10 @@ struct Downloader::Job final : FetchListener {
   GByteArray *head = nullptr;
   bool checked = false;
   int refused = 0;
+  // Waiting for the cache worker's read of its cached copy (a token; 0
+  // none), and whether that copy failed to read or verify (the network's turn).
+  uint64_t cache_read = 0;
+  bool cache_unreadable = false;
   GSource *timer = nullptr;  // Waiting: makes it Idle
   GSource *stall = nullptr;  // Fetching: stall-timeout, checked against last_byte_us
   int64_t last_byte_us = 0;  // when the transfer last made progress (started, head, bytes)

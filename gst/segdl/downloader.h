@@ -287,6 +287,8 @@ class Downloader {
   void job_stalled(Job &job);
   void open_cache();
   bool deliver_cached(int64_t n);
+  void cached_read_done(int64_t n, uint64_t token, uint64_t generation, GBytes *bytes,
+                        const std::string &error);
   void cache_failed(const std::string &why);
   void cache_async(std::function<bool(Cache &, std::string &)> work);
   void remember_track();

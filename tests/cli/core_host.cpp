@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* A program that links segdl's core library and exports its symbols, as the
+/* A program that links segdl's core library with --export-dynamic, as the
  * segdl command line does (gmodule-export), then plays segdlsrc from the
  * plugin that GStreamer finds: the plugin must load its HTTP module from
- * beside itself, not from beside this program (test_plugin.py).
+ * beside itself, not from beside this program (test_plugin.py). The core
+ * is built with hidden visibility, so none of its symbols is exported
+ * here (test_the_core_is_not_exported) and the plugin always runs its own.
  *   core_host BACKEND-URL VIDEO-ID
  * Prints the module dirs of this program's own copy of the core, then "EOS"
  * (exit 0) or the ERROR (exit 1); exit 2 when nothing ends it within 60 s.

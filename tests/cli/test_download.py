@@ -169,6 +169,34 @@ class Download(CliTestCase):
             self.assertTrue(os.path.getsize(os.path.join(self.tmp, name)) > 1000, name)
         self.assertEqual(len(clitest.cache_track_dirs(os.path.join(self.tmp, "dl"))), 3)
 
+    def test_cached_reads_verified_off_the_http_thread(self):
+        # A replay from the cache: every segment is read and its SHA-256
+        # checked ("hit" lines of segdl-cache) on the cache worker, never on
+        # the HTTP thread (the one that opened the track folder); the joined
+        # file is the same as from the network.
+        srv = self.serve(self.root)
+        first = os.path.join(self.tmp, "net.m4a")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--quiet", "--combine", first)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        env = dict(os.environ, GST_DEBUG="segdl-cache:5", GST_DEBUG_NO_COLOR="1")
+        again = os.path.join(self.tmp, "cache.m4a")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--quiet", "--combine", again, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        # "0:00:00.01 PID 0xTHREAD DEBUG segdl-cache file:line:func: message"
+        line = re.compile(r"^\S+\s+\d+\s+(0x[0-9a-f]+)\s+\w+\s+segdl-cache\s.*?: (.*)$")
+        opened, hits = set(), {}
+        for m in filter(None, map(line.match, r.stderr.splitlines())):
+            if m.group(2).startswith("track folder "):
+                opened.add(m.group(1))
+            hit = re.match(r"segment (\d+): hit", m.group(2))
+            if hit:
+                hits[int(hit.group(1))] = m.group(1)
+        self.assertEqual(len(opened), 1, r.stderr[-2000:])
+        self.assertEqual(sorted(hits), [0, 1, 2, 3], r.stderr[-2000:])
+        self.assertNotIn(opened.pop(), set(hits.values()))
+        self.assertEqual(clitest.packet_hashes(again), clitest.packet_hashes(first))
+
+
 
 if __name__ == "__main__":
     clitest.main()

@@ -4,6 +4,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 
 import clitest
@@ -117,6 +118,29 @@ class Migrate(CliTestCase):
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn("segdl", r.stdout)
         self.assertEqual(self.segdl("help", "nothing").returncode, 2)
+
+    def test_man_page_installed_with_every_option(self):
+        # `meson install` puts segdl in BINDIR and segdl.1 in MANDIR/man1
+        # (meson's own install plan of this build), and the page names
+        # every option --help lists.
+        build = os.path.dirname(os.path.dirname(os.path.dirname(clitest.SEGDL)))
+        plan = os.path.join(build, "meson-info", "intro-installed.json")
+        if not os.path.exists(plan):
+            self.skipTest("no meson-info in " + build)
+        with open(plan) as f:
+            installed = json.load(f)
+        man = os.path.join(os.path.dirname(clitest.SEGDL), "segdl.1")
+        self.assertTrue(installed.get(man, "").endswith("/man1/segdl.1"), installed.get(man))
+        self.assertTrue(installed.get(clitest.SEGDL, "").endswith("/bin/segdl"))
+        with open(man) as f:
+            page = f.read()
+        self.assertIn(".TH SEGDL 1", page.upper())
+        options = set(re.findall(r"^\s+(?:-\w, )?(--[a-z-]+)", self.segdl("--help").stdout, re.M))
+        options -= {"--help", "--help-all", "--help-gst"}
+        self.assertGreaterEqual(len(options), 20)
+        # roff escapes '-' as '\-'.
+        missing = [o for o in sorted(options) if o.replace("-", "\\-") not in page and o not in page]
+        self.assertEqual(missing, [])
 
 
 if __name__ == "__main__":

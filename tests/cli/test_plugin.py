@@ -118,6 +118,22 @@ class FindPlugin(CliTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("EOS", r.stdout.splitlines())
 
+    def test_the_core_is_not_exported(self):
+        # The core is built with hidden visibility and segdl too (gmodule
+        # links it with --export-dynamic): neither the plugin, nor segdl,
+        # nor any program linking the core exports a segdl:: function, so
+        # none can take over another's copy (what core_host above guards).
+        clitest.need_tools(self, "nm")
+        for path in (PLUGIN, clitest.SEGDL, CORE_HOST):
+            if not path:
+                continue
+            r = clitest.run(["nm", "-D", "--defined-only", "-C", path])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ours = [l for l in r.stdout.splitlines() if l.split(" ", 2)[-1].startswith("segdl::")]
+            self.assertEqual(ours, [], path)
+        r = clitest.run(["nm", "-D", "--defined-only", PLUGIN])
+        self.assertIn("gst_plugin_segdl_get_desc", r.stdout)
+
     def test_no_plugin_anywhere_is_1(self):
         prefix = os.path.join(self.tmp, "bare")
         exe = self.install(prefix, plugin=False, module=False)
