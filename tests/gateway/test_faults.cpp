@@ -5,6 +5,8 @@
  */
 #include "gwtest.h"
 
+#include <glib/gstdio.h>
+
 #include <unistd.h>
 
 using namespace gwtest;
@@ -133,6 +135,41 @@ struct CachedTrack {
 
 bool paused(const segdl::gateway::Counters &k) {
   return k.producers_paused == 1;
+}
+
+// Overwrites `len` bytes of `path` at `at` with `byte` (same size).
+void scribble(const std::string &path, size_t at, size_t len, char byte) {
+  g_autofree char *data = nullptr;
+  gsize size = 0;
+  fail_unless(g_file_get_contents(path.c_str(), &data, &size, nullptr));
+  fail_unless(at + len <= size);
+  memset(data + at, byte, len);
+  fail_unless(g_file_set_contents(path.c_str(), data, gssize(size), nullptr));
+}
+
+std::string file_text(const std::string &path) {
+  g_autofree char *data = nullptr;
+  gsize size = 0;
+  fail_unless(g_file_get_contents(path.c_str(), &data, &size, nullptr), "no %s", path.c_str());
+  return std::string(data, size);
+}
+
+// The one file of the (only) track folder under `root` whose name starts
+// with `prefix` and ends with `suffix`; empty when none.
+std::string track_file(const std::string &root, const std::string &prefix,
+                       const std::string &suffix) {
+  std::string out;
+  GDir *d = g_dir_open(root.c_str(), 0, nullptr);
+  while (const char *t = d ? g_dir_read_name(d) : nullptr) {
+    const std::string dir = root + "/" + t;
+    GDir *f = g_dir_open(dir.c_str(), 0, nullptr);
+    while (const char *name = f ? g_dir_read_name(f) : nullptr)
+      if (g_str_has_prefix(name, prefix.c_str()) && g_str_has_suffix(name, suffix.c_str()))
+        out = dir + "/" + name;
+    if (f) g_dir_close(f);
+  }
+  if (d) g_dir_close(d);
+  return out;
 }
 
 }  // namespace
@@ -473,8 +510,8 @@ GST_END_TEST;
 // A segment file cut short (truncated by another program) or changed while
 // a client reads the track: the client's answer is cut (a reset before
 // Content-Length bytes; what it got before is the track's), never a crash
-// nor a whole-looking body; a changed segment leaves the cache; the next
-// request fetches what is missing again.
+// nor a whole-looking body; the next request finds the segment changed
+// before answering (it leaves the cache) and fetches the track again.
 GST_START_TEST(test_joined_file_changes) {
   for (const bool truncate_it : {true, false}) {
     CachedTrack t(16384);
@@ -499,11 +536,181 @@ GST_START_TEST(test_joined_file_changes) {
     fail_unless(body.compare(0, std::min(body.size(), good.size()), good, 0,
                              std::min(body.size(), good.size())) == 0,
                 "the bytes before the change differ");
-    if (!truncate_it) fail_unless(!g_file_test(victim.c_str(), G_FILE_TEST_EXISTS));
-    Reply again = get(t.gw->base_url() + t.url());  // segment 2 is not whole in the cache now
+    // The next request checks segment 2 before answering: not whole in the
+    // cache now (cut short, or its SHA-256 differs: removed), so the track
+    // comes from the upstream.
+    Reply again = get(t.gw->base_url() + t.url());
     fail_unless_equals_int(again.status, 200);
     fail_unless(again.body == str(t.track.full));
+    if (!truncate_it) fail_unless(!g_file_test(victim.c_str(), G_FILE_TEST_EXISTS));
   }
+}
+GST_END_TEST;
+
+// A cached segment is checked against its recorded SHA-256 before the first
+// byte of any answer (a Range, a HEAD as much as a whole GET), once per file
+// identity: the same file again is not hashed again. A file changed on disk
+// (same size) is never served in part: it leaves the cache and the segment
+// comes from the upstream again; with the upstream down, a JSON error.
+GST_START_TEST(test_cached_range_checked) {
+  TempDir cache;
+  auto srv = start_server();
+  auto track = make_track();
+  srv->add_track(kId, track);
+  auto gw = start_gateway(gw_options(srv->base_url(), cache.path()));
+  const std::string s1 = str(track.segments[1]);  // 30000 bytes
+  fail_unless_equals_int(get(seg_url(*gw, 1)).status, 200);
+  fail_unless(gw->wait_idle(kWaitMs));
+  fail_unless_equals_int(gw->counters().file_checks, 0);
+  Reply r = get(seg_url(*gw, 1), {{"Range", "bytes=100-199"}});
+  fail_unless_equals_int(r.status, 206);
+  fail_unless(r.body == s1.substr(100, 100));
+  fail_unless_equals_int(gw->counters().file_checks, 1);
+  fail_unless(get(seg_url(*gw, 1)).body == s1);
+  fail_unless_equals_int(request("HEAD", seg_url(*gw, 1)).status, 200);
+  fail_unless_equals_int(gw->counters().file_checks, 1);  // remembered
+  fail_unless_equals_int(gw->counters().cache_hits, 3);
+
+  const std::string file = track_file(cache.path(), "seg_1.", ".bin");
+  scribble(file, 100, 100, 'X');
+  Reply again = get(seg_url(*gw, 1), {{"Range", "bytes=100-199"}});
+  fail_unless_equals_int(again.status, 206);
+  fail_unless(again.body == s1.substr(100, 100), "changed bytes were served");
+  fail_unless_equals_int(gw->counters().file_checks, 2);
+  fail_unless_equals_int(ranges_of(*srv, 1).size(), 2);  // fetched again
+  fail_unless(gw->wait_idle(kWaitMs));
+  fail_unless(file_text(file) == s1, "the cache holds the segment again");
+
+  scribble(file, 0, 10, 'Y');
+  srv->stop();
+  assert_json_error(get(seg_url(*gw, 1), {{"Range", "bytes=-10"}}), 502, "upstream_unreachable");
+  fail_unless(!g_file_test(file.c_str(), G_FILE_TEST_EXISTS));
+  fail_unless_equals_int(gw->counters().cache_hits, 3);
+}
+GST_END_TEST;
+
+// A single cached segment is read from its file in chunks as the client
+// takes it, like a whole track: a client that does not read pauses the
+// reading with at most max_client_queue_bytes held, and gets every byte.
+GST_START_TEST(test_segment_in_chunks) {
+  CachedTrack t(16384);
+  const uint64_t reads = t.gw->counters().file_reads;
+  RawClient c(t.gw->port(), std::string("/api/segments/") + kId + "/1");
+  fail_unless(t.gw->wait_for(paused, kWaitMs), "the reading did not pause for the client");
+  const std::string all = c.read_all();
+  const size_t head = all.find("\r\n\r\n");
+  fail_unless(head != std::string::npos && g_str_has_prefix(all.c_str(), "HTTP/1.1 200"));
+  fail_unless(all.find("Content-Length: 2500000\r\n") < head, "%s", all.substr(0, head).c_str());
+  fail_unless(all.substr(head + 4) == str(t.track.segments[1]), "the body differs");
+  const segdl::gateway::Counters k = t.gw->counters();
+  fail_unless(k.max_client_queue > 0 && k.max_client_queue <= 16384,
+              "%" G_GINT64_FORMAT " bytes held", k.max_client_queue);
+  fail_unless(k.file_reads - reads >= kSegBytes / 16384, "%" G_GUINT64_FORMAT " reads",
+              k.file_reads - reads);
+}
+GST_END_TEST;
+
+// A whole continuous track from the cache whose segment changed on disk
+// (same size) is never served from it, in part or whole: the segment leaves
+// the cache and the track comes from the upstream's full-track endpoint.
+GST_START_TEST(test_joined_range_checked) {
+  CachedTrack t(1024 * 1024);
+  const std::string victim = t.file(1);
+  fail_unless_equals_int(get(t.gw->base_url() + t.url(), {{"Range", "bytes=0-9"}}).status, 206);
+  const uint64_t full = t.gw->counters().upstream_full;
+  scribble(victim, kSegBytes / 2, 10, 'Z');
+  Reply r =
+      get(t.gw->base_url() + t.url(), {{"Range", "bytes=" + std::to_string(kSegBytes) + "-"}});
+  fail_unless_equals_int(r.status, 206);
+  fail_unless(r.body == str(t.track.full).substr(kSegBytes), "changed bytes were served");
+  fail_unless_equals_int(t.gw->counters().upstream_full, full + 1);
+  fail_unless(!g_file_test(victim.c_str(), G_FILE_TEST_EXISTS));
+}
+GST_END_TEST;
+
+// After a restart the gateway knows the track's form from its cached
+// segment 0 (verified first): a later segment of another form is refused.
+GST_START_TEST(test_form_after_restart) {
+  TempDir cache;
+  const std::vector<Bytes> segs = {pattern(0, 20000), mp3_frames(), pattern(2, 20000)};
+  GatedUpstream up(kId, segs);
+  up.open();
+  {
+    auto before = start_gateway(gw_options(up.base_url(), cache.path()));
+    fail_unless_equals_int(get(seg_url(*before, 0)).status, 200);
+    fail_unless(before->wait_idle(kWaitMs));
+  }
+  auto gw = start_gateway(gw_options(up.base_url(), cache.path()));
+  Reply r = get(seg_url(*gw, 1));
+  assert_json_error(r, 502, "upstream_not_audio");
+  fail_unless(r.body.find("in a track whose segment 0 is") != std::string::npos, "%s",
+              r.body.c_str());
+  fail_unless_equals_int(gw->counters().file_checks, 1);  // segment 0, hashed once
+  Reply ok = get(seg_url(*gw, 2));
+  fail_unless_equals_int(ok.status, 200);
+  fail_unless(ok.body == str(segs[2]));
+  fail_unless(segment_files(cache.path(), 1).empty());
+}
+GST_END_TEST;
+
+// A joined file (a complete m4a track as one file) is written with a record
+// of its size and SHA-256 beside it (hashed once, when written), and checked
+// like a segment before any answer: a file changed on disk (same size) is
+// never served, in part or whole, but joined again; a file without its
+// record is joined again too.
+GST_START_TEST(test_joined_file_checked) {
+  TempDir dir;
+  const std::string folder = dir.path() + "/root/" + kId;
+  fail_unless_equals_int(g_mkdir_with_parents(folder.c_str(), 0755), 0);
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -f lavfi -i sine=frequency=440:duration=6 -c:a aac -f segment "
+      "-segment_time 2 -segment_format mp4 '" +
+      folder + "/seg_%d.m4a'";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  auto srv = start_server();
+  std::string error;
+  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
+  const std::string cache = dir.path() + "/cache";
+  auto gw = start_gateway(gw_options(srv->base_url(), cache));
+  Json st(get(gw->base_url() + "/status?v=" + kId).body);
+  const int64_t total = st.i("totalSegments");
+  fail_unless(total >= 3, "%d segments", int(total));
+  for (int64_t n = 0; n < total; n++) fail_unless_equals_int(get(seg_url(*gw, n)).status, 200);
+  fail_unless(gw->wait_idle(kWaitMs));
+
+  const std::string url = gw->base_url() + "/stream?v=" + kId;
+  Reply whole = get(url);
+  fail_unless_equals_int(whole.status, 200);
+  assert_str_eq(whole.h("content-type"), "audio/mp4");
+  const std::string joined = track_file(cache, "joined-", ".m4a");
+  fail_unless(!joined.empty());
+  fail_unless(file_text(joined) == whole.body);
+  auto record_of = [](const std::string &body) {
+    g_autofree char *sha = g_compute_checksum_for_data(
+        G_CHECKSUM_SHA256, reinterpret_cast<const guchar *>(body.data()), body.size());
+    return "size=" + std::to_string(body.size()) + "\nsha256=" + sha + "\n";
+  };
+  assert_str_eq(file_text(joined + ".meta"), record_of(whole.body));
+  const uint64_t checks = gw->counters().file_checks;
+  Reply part = get(url, {{"Range", "bytes=100-199"}});
+  fail_unless_equals_int(part.status, 206);
+  fail_unless(part.body == whole.body.substr(100, 100));
+  fail_unless_equals_int(gw->counters().file_checks, checks);  // hashed when written
+
+  scribble(joined, 100, 100, '\0');
+  Reply again = get(url, {{"Range", "bytes=100-199"}});
+  fail_unless_equals_int(again.status, 206);
+  const std::string rejoined = file_text(joined);
+  fail_unless(again.body != std::string(100, '\0'), "changed bytes were served");
+  fail_unless(again.body == rejoined.substr(100, 100));
+  assert_str_eq(file_text(joined + ".meta"), record_of(rejoined));
+
+  fail_unless_equals_int(g_unlink((joined + ".meta").c_str()), 0);
+  Reply third = get(url);
+  fail_unless_equals_int(third.status, 200);
+  fail_unless(third.body == file_text(joined));
+  assert_str_eq(file_text(joined + ".meta"), record_of(third.body));
+  fail_unless_equals_int(gw->counters().upstream_full, 0);
 }
 GST_END_TEST;
 
@@ -523,6 +730,11 @@ static Suite *gateway_faults_suite() {
   tcase_add_test(tc, test_not_audio_shared);
   tcase_add_test(tc, test_joined_in_chunks);
   tcase_add_test(tc, test_joined_file_changes);
+  tcase_add_test(tc, test_cached_range_checked);
+  tcase_add_test(tc, test_segment_in_chunks);
+  tcase_add_test(tc, test_joined_range_checked);
+  tcase_add_test(tc, test_form_after_restart);
+  tcase_add_test(tc, test_joined_file_checked);
   return s;
 }
 

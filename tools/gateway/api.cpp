@@ -2,6 +2,7 @@
 /* segdl-gateway — the app's API (/api/segments/...) and the plain segdl
  * protocol (/status, /stream) on the cache and the upstream transfers.
  */
+#include "gateway/filebody.h"
 #include "gateway/fill.h"
 
 #include <glib/gstdio.h>
@@ -85,20 +86,42 @@ void Gateway::Impl::get_segment(SoupServerMessage *msg, const std::string &id,
   if (!parse_segment_number(num, n))
     return reply_error(msg, 400, "bad_segment",
                        "segment must be a non-negative integer, got '" + num + "'");
-  GBytes *bytes = nullptr;
-  Entity meta;
-  if (lookup(id, n, &bytes, meta)) {
-    count(&Counters::cache_hits);
-    meta.bytes = bytes;
-    reply_entity(msg, meta);
-    g_bytes_unref(bytes);
+  if (!serve_cached(msg, id, n)) fetch_segment(msg, id, n);
+}
+
+// Read from its file in chunks (filebody.cpp), once the file passed its
+// SHA-256 check (on a worker, remembered per file identity). A file that
+// fails it leaves the cache and the segment is fetched again.
+bool Gateway::Impl::serve_cached(SoupServerMessage *msg, const std::string &id, int64_t n) {
+  std::string dir, error;
+  if (!cache_dir_of(id, dir)) return false;
+  std::shared_ptr<Cache> cache = open_cache(id, error);
+  SegmentInfo info;
+  FilePart part;
+  if (!cache || !cache->locate(n, info, part.path)) return false;
+  Entity e;
+  e.etag = info.etag;
+  e.last_modified = info.last_modified;
+  e.content_type = info.content_type;
+  e.cache_control = immutable_cc(opts);
+  part.length = static_cast<uint64_t>(info.size);
+  part.sha256 = info.sha256;
+  part.segment = n;
+  serve_parts(*this, msg, e, {part}, std::move(cache),
+              [this, id, n](SoupServerMessage *m, const FilePart &) { fetch_segment(m, id, n); });
+  return true;
+}
+
+// From the upstream. `msg` may be paused (a cached copy that failed its check).
+void Gateway::Impl::fetch_segment(SoupServerMessage *msg, const std::string &id, int64_t n) {
+  const std::optional<int64_t> total = known_total(id);
+  if (total && n >= *total) {
+    reply_error(msg, 404, "not_found",
+                "segment " + std::to_string(n) + " of " + id + " does not exist (" +
+                    std::to_string(*total) + " segments)");
+    soup_server_message_unpause(msg);
     return;
   }
-  const std::optional<int64_t> total = known_total(id);
-  if (total && n >= *total)
-    return reply_error(msg, 404, "not_found",
-                       "segment " + std::to_string(n) + " of " + id + " does not exist (" +
-                           std::to_string(*total) + " segments)");
   if (fills.count(std::make_pair(id, n))) count(&Counters::joined_fills);
   Fill *f = ensure_fill(id, n, true);
   SoupMessageHeaders *req = soup_server_message_get_request_headers(msg);

@@ -39,6 +39,7 @@ class StatusFetch;
 class FullProxy;
 class JoinJob;
 class FileBody;  // a body read from cache files (filebody.cpp)
+class Verifier;  // cache files hashed before they are served (filebody.cpp)
 class Accept;    // a request's Accept header (listen.cpp)
 struct Preload;
 
@@ -94,7 +95,8 @@ struct Gateway::Impl {
   std::map<std::string, std::unique_ptr<Preload>> preloads;
   std::set<FullProxy *> proxies;
   std::map<std::string, std::unique_ptr<JoinJob>> joins;  // by the joined file's path
-  std::set<FileBody *> bodies;  // answers being read from cache files (each deletes itself)
+  std::set<FileBody *> bodies;         // answers being read from cache files (each deletes itself)
+  std::unique_ptr<Verifier> verifier;  // made by files(), stopped first by shutdown()
   std::vector<std::unique_ptr<FetchListener>> graveyard;  // freed from an idle
   guint graveyard_idle = 0;
   int64_t last_evict_us = 0;
@@ -116,15 +118,24 @@ struct Gateway::Impl {
   void api_evict(SoupServerMessage *msg, GHashTable *query);
   void plain_status(SoupServerMessage *msg, const std::string &id);
   void get_segment(SoupServerMessage *msg, const std::string &id, const std::string &num);
+  // Segment n from the cache (verified first; a bad entry is removed and the
+  // segment fetched): false when not cached. Else from the upstream.
+  bool serve_cached(SoupServerMessage *msg, const std::string &id, int64_t n);
+  void fetch_segment(SoupServerMessage *msg, const std::string &id, int64_t n);
   void get_full(SoupServerMessage *msg, const std::string &id);
   bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
 
   // ---- joinfile.cpp: self-contained tracks joined into one cached file ----
   bool serve_joined_file(SoupServerMessage *msg, const std::string &id, const char *ext = nullptr);
-  bool reply_file(SoupServerMessage *msg, const std::string &path, const Entity &meta);
+  // The joined file at `path` if it has its record (size, SHA-256: checked
+  // before serving), else false; one found changed is removed and joined
+  // again (`ext` as above).
+  bool reply_joined(SoupServerMessage *msg, const std::string &id, const std::string &path,
+                    const Entity &meta, const char *ext);
   void join_ended(JoinJob *j);  // deletes it
   void abandon_joins();
   void abandon_bodies();         // filebody.cpp
+  Verifier &files();             // filebody.cpp
   std::string self_url() const;  // this gateway, as a segdlsrc backend (gateway.cpp)
 
   // ---- web.cpp, listen.cpp: CORS, the web player page, /listen/ID ----
@@ -157,8 +168,11 @@ struct Gateway::Impl {
   bool cache_dir_of(const std::string &id, std::string &dir) const;  // false if no folder
   std::unique_ptr<Cache> open_cache(const std::string &id, std::string &error);
   std::vector<int64_t> local_segments(const std::string &id);
-  bool lookup(const std::string &id, int64_t n, GBytes **bytes, Entity &meta);
   std::optional<int64_t> known_total(const std::string &id);
+  // Learns the form of the track's segment 0 from the cache (verified on a
+  // worker) when this process has not seen it: true when the answer comes
+  // later, through Fill::form_known() of the track's fills.
+  bool learn_form(const std::string &id);
   void note_total(const std::string &id, Cache &cache);
 };
 

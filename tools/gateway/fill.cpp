@@ -90,9 +90,25 @@ void Fill::abandon() {
   ended_ = true;
 }
 
+// A segment past 0 is checked against the form of the track's segment 0:
+// known when this process fetched it, else learnt from the cache (verified
+// on a worker meanwhile; the check of this segment's bytes waits for it).
 void Fill::start() {
   started_ = true;
+  form_wait_ = n_ > 0 && gw_.learn_form(id_);
   attempt();
+}
+
+void Fill::form_known() {
+  if (!form_wait_ || ended_) return;
+  form_wait_ = false;
+  if (!head_ && !done_wait_) return;  // no byte yet: on_data() checks them
+  const bool whole = done_wait_ || (total_ >= 0 && received_ == static_cast<uint64_t>(total_));
+  if (!sniff(nullptr, 0, whole)) return;  // refused (failed)
+  if (checked_)
+    for (Sub *s : std::vector<Sub *>(subs_))
+      if (!s->head_sent) send_head(s);
+  if (done_wait_) succeed();
 }
 
 // The cache entry is opened only once the upstream serves the segment: an id
@@ -245,6 +261,7 @@ void Fill::append_held(Sub *s) {
 bool Fill::sniff(const guint8 *data, gsize size, bool whole) {
   if (!head_) head_ = g_byte_array_new();
   if (size) g_byte_array_append(head_, data, static_cast<guint>(size));
+  if (form_wait_) return true;  // decided by form_known()
   auto it = gw_.forms.find(id_);
   const MediaForm track = n_ > 0 && it != gw_.forms.end() ? it->second : MediaForm::Unknown;
   const SniffResult r = check_segment(head_->data, head_->len, whole, track);
@@ -323,6 +340,10 @@ void Fill::on_done(FetchError error, const std::string &message) {
   if (error == FetchError::None && !bad_status_) {
     if (total_ >= 0 && received_ != static_cast<uint64_t>(total_))
       return retry_or_fail({false, 502, "upstream_broken", what + ": body cut short"}, true);
+    if (form_wait_) {
+      done_wait_ = true;  // form_known() goes on
+      return;
+    }
     if (!checked_ && !sniff(nullptr, 0, true)) return;  // a body shorter than a verdict needs
     return succeed();
   }

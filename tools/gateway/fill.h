@@ -18,7 +18,8 @@ namespace segdl::gateway {
 // with backoff, resuming with a Range request from the bytes already held;
 // only a whole, size-checked body is committed to the cache. Nothing that is
 // not audio is sent or cached: clients get the head only once the first bytes
-// pass check_segment() (of the track's form, when segment 0 was seen), and
+// pass check_segment() (of the track's form: of segment 0 as fetched, or as
+// cached, verified, after a restart), and
 // the last byte of a body of known length only once the whole body passed it
 // (an MP4 cut short is only seen whole): a body refused then cuts the
 // clients that had its start, never ends as a whole answer.
@@ -34,6 +35,7 @@ class Fill : public FetchListener {
   void subscribe(SoupServerMessage *msg);  // stream the body to this client
   void on_finish(FillCallback cb);         // called once, when the fill ends
   void abandon();                          // gateway stopping: cancel, answer no one
+  void form_known();                       // the track's form was learnt (or not): check on
 
   void on_response(const FetchResponse &resp) override;
   void on_data(GBytes *chunk) override;
@@ -86,6 +88,8 @@ class Fill : public FetchListener {
   bool checked_ = false;
   GByteArray *head_ = nullptr;
   MediaForm form_ = MediaForm::Unknown;
+  bool form_wait_ = false;        // the track's form is being learnt: no verdict before it
+  bool done_wait_ = false;        // the body ended whole meanwhile
   std::unique_ptr<Cache> cache_;  // holds the track (evict never removes it meanwhile)
   std::unique_ptr<SegmentWriter> writer_;
   std::vector<Sub *> subs_;

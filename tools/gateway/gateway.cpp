@@ -192,6 +192,7 @@ std::string Gateway::Impl::self_url() const {
 // everything on this thread.
 void Gateway::Impl::shutdown() {
   stopping = true;
+  if (verifier) verifier->stop();  // drops the answers waiting for a check
   preloads.clear();
   queue.clear();
   for (auto &kv : fills) kv.second->abandon();

@@ -53,6 +53,7 @@ struct Counters {
   uint64_t cache_hits = 0;         // segments answered from the cache
   uint64_t joined_fills = 0;       // clients attached to a transfer already running
   uint64_t file_reads = 0;         // reads (at most 64 KiB) of cache files for answers
+  uint64_t file_checks = 0;        // cache files hashed whole before they were served
   int fills_running = 0;           // upstream segment transfers in flight now
   int fills_pending = 0;           // queued or running
   int fills_writing = 0;           // transfers writing into the cache (their track locked)

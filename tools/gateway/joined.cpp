@@ -25,9 +25,10 @@ bool continuous_type(const std::string &type) {
 
 }  // namespace
 
-// Streamed from the segment files (filebody.cpp): each segment read whole is
-// checked against its recorded SHA-256 once read; the cache lock is held
-// until the answer is sent (no eviction under it).
+// Streamed from the segment files (filebody.cpp): every segment file is
+// checked against its recorded SHA-256 before the head goes out (a bad one
+// leaves the cache, and the track comes from the backends); the cache lock
+// is held until the answer is sent (no eviction under it).
 bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) {
   std::string dir, error;
   if (!cache_dir_of(id, dir)) return false;
@@ -36,7 +37,6 @@ bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) 
   if (!cache || !cache->read_track(t) || !t.complete || !t.total || *t.total <= 0) return false;
   Entity e;
   std::vector<FilePart> parts;
-  uint64_t size = 0;
   GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
   bool ok = true;
   for (int64_t n = 0; ok && n < *t.total; n++) {
@@ -49,7 +49,6 @@ bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) 
     p.length = static_cast<uint64_t>(info.size);
     p.sha256 = info.sha256;
     p.segment = n;
-    size += p.length;
     parts.push_back(std::move(p));
     if (n == 0) e.content_type = info.content_type;
     ok = continuous_type(info.content_type) && info.content_type == e.content_type &&
@@ -60,10 +59,8 @@ bool Gateway::Impl::serve_joined(SoupServerMessage *msg, const std::string &id) 
   if (ok) {
     e.etag = "\"" + std::string(g_checksum_get_string(sum), 32) + "\"";
     e.cache_control = immutable_cc(opts);
-    count(&Counters::cache_hits);
-    uint64_t first = 0, last = 0;
-    if (reply_entity_head(msg, e, size, first, last))
-      stream_file_parts(*this, msg, slice_parts(parts, first, last), std::move(cache));
+    serve_parts(*this, msg, e, std::move(parts), std::move(cache),
+                [this, id](SoupServerMessage *m, const FilePart &) { start_full(m, id); });
   }
   g_checksum_free(sum);
   return ok;

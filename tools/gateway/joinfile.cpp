@@ -59,6 +59,41 @@ const char *parser_for(const GstCaps *caps, const Container &c) {
   return nullptr;
 }
 
+// The record of a joined file, beside it: "size=N\nsha256=HEX\n".
+std::string record_path(const std::string &path) {
+  return path + ".meta";
+}
+
+bool read_record(const std::string &path, int64_t &size, std::string &sha256) {
+  g_autofree char *text = nullptr;
+  gsize len = 0;
+  if (!g_file_get_contents(record_path(path).c_str(), &text, &len, nullptr) || len > 4096)
+    return false;
+  size = -1;
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    if (g_str_has_prefix(*l, "size=")) {
+      char *end = nullptr;
+      size = g_ascii_strtoll(*l + 5, &end, 10);
+      if (!end || *end || end == *l + 5) size = -1;
+    } else if (g_str_has_prefix(*l, "sha256=")) {
+      sha256 = *l + 7;
+    }
+  }
+  return size >= 0 && sha256.size() == 64;
+}
+
+bool write_record(const std::string &path, int64_t size, const std::string &sha256,
+                  std::string &error) {
+  const std::string text = "size=" + std::to_string(size) + "\nsha256=" + sha256 + "\n";
+  GError *err = nullptr;
+  if (g_file_set_contents(record_path(path).c_str(), text.data(), gssize(text.size()), &err))
+    return true;
+  error = err ? err->message : "cannot write";
+  g_clear_error(&err);
+  return false;
+}
+
 }  // namespace
 
 JoinJob::~JoinJob() {
@@ -142,14 +177,28 @@ gboolean JoinJob::on_bus(GstBus *, GstMessage *m, gpointer data) noexcept {
   return G_SOURCE_CONTINUE;
 }
 
-// The file into place (or the temporary removed), the waiters answered, and
-// this job deleted (by join_ended).
+// The file into place, then hashed (on a worker) and its record written
+// beside it: a joined file is served only with its record (reply_joined),
+// so one without (a join cut by a stop, a crash) is joined again.
 void JoinJob::finish(bool ok, const std::string &why) {
   gst_element_set_state(pipeline_, GST_STATE_NULL);  // filesink has closed the file
-  if (ok && rename(tmp_.c_str(), path_.c_str()) != 0) {
-    ok = false;
-    unlink(tmp_.c_str());
-  }
+  if (!ok) return done(false, why);
+  if (rename(tmp_.c_str(), path_.c_str()) != 0)
+    return done(false, std::string("cannot put the file in place: ") + g_strerror(errno));
+  Gateway::Impl &gw = gw_;
+  const std::string path = path_;
+  gw_.files().check(path_, "", [&gw, path](bool ok, const Verified &v, const std::string &why) {
+    auto it = gw.joins.find(path);
+    if (it == gw.joins.end()) return;
+    std::string error = why;
+    if (ok && !write_record(path, v.stamp.size, v.sha256, error)) ok = false;
+    if (!ok) unlink(path.c_str());
+    it->second->done(ok, error);
+  });
+}
+
+// The waiters answered, and this job deleted (by join_ended).
+void JoinJob::done(bool ok, const std::string &why) {
   close(fd_);
   fd_ = -1;
   if (!ok) {
@@ -164,11 +213,12 @@ void JoinJob::finish(bool ok, const std::string &why) {
   Gateway::Impl &gw = gw_;
   const Entity meta = meta_;
   const std::string path = path_;
+  const char *ext = container_.ext;
   gw.join_ended(self);  // deletes this
   for (HeldPtr &h : waiters) {
     SoupServerMessage *msg = h->msg();
     if (!msg) continue;
-    if (ok && gw.reply_file(msg, path, meta)) {
+    if (ok && gw.reply_joined(msg, id, path, meta, ext)) {
       h->resume();
       continue;
     }
@@ -179,23 +229,28 @@ void JoinJob::finish(bool ok, const std::string &why) {
   }
 }
 
-// Answers `msg` from the joined file at `path` (read in chunks as the
-// client takes them, never mapped: filebody.cpp), with `meta`'s validators;
-// false when the file cannot be opened.
-bool Gateway::Impl::reply_file(SoupServerMessage *msg, const std::string &path,
-                               const Entity &meta) {
-  GStatBuf st;
-  if (g_stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || g_access(path.c_str(), R_OK) != 0)
+// Answers `msg` from the joined file at `path` when its record is there
+// and its size holds (read in chunks as the client takes them, never mapped,
+// its SHA-256 checked first: filebody.cpp), with `meta`'s validators; false
+// otherwise. A file found changed is removed with its record, and the track
+// joined again (or, failing that, the backends).
+bool Gateway::Impl::reply_joined(SoupServerMessage *msg, const std::string &id,
+                                 const std::string &path, const Entity &meta, const char *ext) {
+  FilePart part;
+  int64_t size = -1;
+  FileStamp st;
+  if (!read_record(path, size, part.sha256) || !stamp_of_path(path, st) || st.size != size)
     return false;
   Entity e = meta;
-  e.last_modified = http_date(st.st_mtime);
-  FilePart part;
+  e.last_modified = http_date(st.mtime_ns / 1000000000);
   part.path = path;
-  part.length = static_cast<uint64_t>(st.st_size);
-  count(&Counters::cache_hits);
-  uint64_t first = 0, last = 0;
-  if (reply_entity_head(msg, e, part.length, first, last))
-    stream_file_parts(*this, msg, slice_parts({part}, first, last), nullptr);
+  part.length = static_cast<uint64_t>(size);
+  serve_parts(*this, msg, e, {part}, nullptr,
+              [this, id, ext](SoupServerMessage *m, const FilePart &bad) {
+                unlink(bad.path.c_str());
+                unlink(record_path(bad.path).c_str());
+                if (!serve_joined_file(m, id, ext)) start_full(m, id);
+              });
   return true;
 }
 
@@ -222,10 +277,12 @@ bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string 
   GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
   bool ok = true;
   for (int64_t n = 0; ok && n < *t.total; n++) {
+    // Located (size checked), not read: the join reads each segment through
+    // this gateway, which verifies it before serving it.
     SegmentInfo info;
-    GBytes *b = cache->lookup(n, &info);
-    ok = b && !info.etag.empty() && (n == 0 || info.content_type == type);
-    if (b) g_bytes_unref(b);
+    std::string seg_path;
+    ok = cache->locate(n, info, seg_path) && !info.etag.empty() &&
+         (n == 0 || info.content_type == type);
     if (n == 0) type = info.content_type;
     g_checksum_update(sum, reinterpret_cast<const guchar *>(info.etag.data()),
                       static_cast<gssize>(info.etag.size()));
@@ -240,12 +297,13 @@ bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string 
   meta.content_type = c->type;
   meta.cache_control = immutable_cc(opts);
   const std::string path = cache->track_dir() + "/joined-" + hex.substr(0, 16) + "." + c->ext;
-  if (g_file_test(path.c_str(), G_FILE_TEST_IS_REGULAR) && reply_file(msg, path, meta)) return true;
   auto it = joins.find(path);
   if (it != joins.end()) {
     it->second->wait(msg);
     return true;
   }
+  if (reply_joined(msg, id, path, meta, c->ext)) return true;
+  unlink(record_path(path).c_str());  // a file is served only with its record
   if (!gst_init_check(nullptr, nullptr, nullptr)) return false;
   auto job = std::make_unique<JoinJob>(*this, id, path, meta, std::move(cache), *c);
   if (!job->start(self_url(), error)) {

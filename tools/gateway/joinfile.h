@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "gateway/filebody.h"
 #include "gateway/fill.h"
 
 #include <gst/gst.h>
@@ -39,7 +40,8 @@ class JoinJob {
   static GstPadProbeReturn on_caps(GstPad *pad, GstPadProbeInfo *info, gpointer data) noexcept;
   static gboolean on_bus(GstBus *, GstMessage *m, gpointer data) noexcept;
   bool add_tail(GstPad *pad, GstCaps *caps);
-  void finish(bool ok, const std::string &why);
+  void finish(bool ok, const std::string &why);  // the pipeline ended
+  void done(bool ok, const std::string &why);    // the file hashed and recorded, or not
 
   Gateway::Impl &gw_;
   const std::string id_, path_;

@@ -4,6 +4,7 @@
  * "video-id" (the id in clear, for the cache listing: folder names are
  * hashes); the Cache removes it with the folder.
  */
+#include "gateway/filebody.h"
 #include "gateway/fill.h"
 
 #include <gio/gio.h>
@@ -16,6 +17,8 @@ namespace segdl::gateway {
 namespace {
 constexpr const char *kIdFile = "video-id";
 constexpr int64_t kEvictEveryUs = 5 * G_USEC_PER_SEC;
+// Tracks whose form is remembered (ids are the clients' choice).
+constexpr size_t kMaxForms = 10000;
 }  // namespace
 
 bool Gateway::Impl::cache_dir_of(const std::string &id, std::string &dir) const {
@@ -57,19 +60,40 @@ std::vector<int64_t> Gateway::Impl::local_segments(const std::string &id) {
   return out;
 }
 
-bool Gateway::Impl::lookup(const std::string &id, int64_t n, GBytes **bytes, Entity &meta) {
-  std::string dir, error;
+// The form of segment 0 from its cached file, once the file passed its
+// SHA-256 check (the Verifier reads its first bytes through
+// check_segment()); a file that fails leaves the cache.
+bool Gateway::Impl::learn_form(const std::string &id) {
+  if (forms.count(id)) return false;
+  std::string dir, error, path;
   if (!cache_dir_of(id, dir)) return false;
   std::unique_ptr<Cache> cache = open_cache(id, error);
-  if (!cache) return false;
   SegmentInfo info;
-  GBytes *b = cache->lookup(n, &info);
-  if (!b) return false;
-  meta.etag = info.etag;
-  meta.last_modified = info.last_modified;
-  meta.content_type = info.content_type;
-  meta.cache_control = immutable_cc(opts);
-  *bytes = b;
+  if (!cache || !cache->locate(0, info, path)) return false;
+  auto learnt = [this, id](const Verified &v) {
+    if (forms.size() > kMaxForms) forms.clear();
+    forms[id] = v.form;
+  };
+  Verified v;
+  if (files().known(path, info.sha256, v)) {
+    learnt(v);
+    return false;
+  }
+  files().check(
+      path, info.sha256, [this, id, learnt](bool ok, const Verified &v, const std::string &why) {
+        if (ok) {
+          learnt(v);
+        } else {
+          g_message("segdl-gateway: %s segment 0 left the cache: %s", id.c_str(), why.c_str());
+          std::string error;
+          std::unique_ptr<Cache> c = open_cache(id, error);
+          if (c) c->remove(0);
+        }
+        std::vector<Fill *> waiting;
+        for (auto &kv : fills)
+          if (kv.first.first == id) waiting.push_back(kv.second.get());
+        for (Fill *f : waiting) f->form_known();  // may end fills
+      });
   return true;
 }
 
