@@ -261,6 +261,34 @@ void check_container(const std::string &codec, const std::string &ext, const std
   check_joined(*gw, dir.path(), demux, type, codec == "libopus" ? "opus" : "vorbis", ref);
 }
 
+// ffmpeg cuts a 9 s sine encoded with `codec` into 3 s files of `format`
+// (DIR/root/kId/seg_N.EXT); returns how many.
+int cut_track(const std::string &dir, const std::string &codec, const std::string &format,
+              const std::string &ext) {
+  const std::string folder = dir + "/root/" + kId;
+  fail_unless_equals_int(g_mkdir_with_parents(folder.c_str(), 0755), 0);
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -f lavfi -i sine=frequency=440:duration=9 -c:a " + codec +
+      " -f segment -segment_time 3 -segment_format " + format + " '" + folder + "/seg_%d." + ext +
+      "'";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  int n = 0;
+  while (
+      g_file_test((folder + "/seg_" + std::to_string(n) + "." + ext).c_str(), G_FILE_TEST_EXISTS))
+    n++;
+  fail_unless(n >= 3, "%d segments", n);
+  return n;
+}
+
+// Every segment of kId fetched through the gateway into its cache.
+void cache_all(const segdl::gateway::Gateway &gw, int segments) {
+  const std::string base = gw.base_url() + "/stream?v=" + kId;
+  fail_unless_equals_int(gwtest::get(gw.base_url() + "/status?v=" + kId).status, 200);
+  for (int n = 0; n < segments; n++)
+    fail_unless_equals_int(gwtest::get(base + "&segment=" + std::to_string(n)).status, 200);
+  fail_unless(gw.wait_idle(gwtest::kWaitMs));
+}
+
 }  // namespace
 
 GST_START_TEST(test_listen_adts) {
@@ -381,6 +409,80 @@ GST_START_TEST(test_joined_m4a) {
 }
 GST_END_TEST;
 
+// FLAC segments (files of their own, cut by ffmpeg) revealed one a second:
+// /listen streams the FLAC stream `segdlsrc ! flacparse` gives, the very
+// bytes, before the last segment is there; ffprobe counts its frames. Once
+// complete it is one FLAC file of those bytes with its length and Range.
+GST_START_TEST(test_listen_flac) {
+  gwtest::TempDir dir;
+  const int segments = cut_track(dir.path(), "flac", "flac", "flac");
+  segdl::server::Options so;
+  so.reveal_every = 1.0;
+  auto srv = gwtest::start_server(so);
+  std::string error;
+  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
+  const std::string url = gw->base_url() + "/listen/" + kId;
+  Streamed s = stream(url, *srv);
+  fail_unless_equals_int(s.status, 200);
+  fail_unless(s.error.empty(), "%s", s.error.c_str());
+  assert_str_eq(s.content_type, "audio/flac");
+  assert_str_eq(s.encoding, "chunked");
+  for (const auto &r : s.at_first_bytes)
+    fail_unless(r.segment != segments - 1, "the last segment was asked for before the first bytes");
+  segdl::test::Run run;
+  GstElement *p = segdl::test::make_pipeline(srv->base_url(), kId, "",
+                                             "flacparse ! appsink name=sink sync=false");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos);
+  fail_unless(s.body == std::string(run.bytes.begin(), run.bytes.end()),
+              "/listen gave %zu bytes, %zu expected", s.body.size(), run.bytes.size());
+  size_t frames = 0;
+  for (size_t i = 0; i < run.frames.size(); i++) frames += run.header[i] ? 0 : 1;
+  fail_unless(frames > 50, "%zu frames", frames);
+  const std::string file = dir.path() + "/listen.flac";
+  fail_unless(g_file_set_contents(file.c_str(), s.body.data(), gssize(s.body.size()), nullptr));
+  assert_str_eq(ffprobe(file), "flac," + std::to_string(frames));
+  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  const std::string whole = check_whole(url, "audio/flac");
+  fail_unless(whole == s.body, "the whole track (%zu bytes) is not what was streamed (%zu)",
+              whole.size(), s.body.size());
+  fail_unless_equals_int(gw->counters().upstream_full, 0);
+}
+GST_END_TEST;
+
+// A complete track whose join into the form its segments' type promises
+// fails: m4a segments holding MP3 are offered as audio/mp4 (or ADTS), and
+// aacparse cannot take MP3. /listen then streams the form of the codec
+// segdlsrc finds (MP3, the very frames `segdlsrc ! mpegaudioparse` gives),
+// never the backend's whole file, whose form may be another; a client that
+// accepts only audio/mp4 gets a 406 before any byte.
+GST_START_TEST(test_listen_join_fails) {
+  gwtest::TempDir dir;
+  const int segments = cut_track(dir.path(), "libmp3lame", "mp4", "m4a");
+  auto srv = gwtest::start_server();
+  std::string error;
+  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
+  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
+  cache_all(*gw, segments);
+  const std::string url = gw->base_url() + "/listen/" + kId;
+  Streamed s = stream(url, *srv);
+  fail_unless_equals_int(s.status, 200);
+  fail_unless(s.error.empty(), "%s", s.error.c_str());
+  assert_str_eq(s.content_type, "audio/mpeg");
+  assert_str_eq(s.encoding, "chunked");
+  size_t frames = 0;
+  const segdl::test::Bytes ref = reference(srv->base_url(), "mpegaudioparse", frames);
+  fail_unless(frames > 100, "%zu frames", frames);
+  fail_unless(s.body == std::string(ref.begin(), ref.end()), "/listen gave %zu bytes, %zu expected",
+              s.body.size(), ref.size());
+  Reply no = gwtest::get(url, {{"Accept", "audio/mp4"}});
+  gwtest::assert_json_error(no, 406, "not_acceptable");
+  fail_unless_equals_int(gw->counters().upstream_full, 0);
+}
+GST_END_TEST;
+
 // Once the track is whole in the cache: one file, its length, Range.
 GST_START_TEST(test_listen_complete) {
   gwtest::TempDir cache;
@@ -439,7 +541,9 @@ GST_END_TEST;
 
 // A client that goes away mid-stream stops its listener's pipeline: the
 // listener count and the process's threads come back to their baseline
-// (taken after a first such client, so pooled threads are counted).
+// (taken after a first such client, so pooled threads are counted). The
+// listener count falls once the pipeline's threads are joined, and
+// live_thread_count() leaves out threads already exiting: one count then.
 GST_START_TEST(test_disconnect_stops_pipeline) {
   gwtest::TempDir cache;
   segdl::server::Options so;
@@ -455,13 +559,10 @@ GST_START_TEST(test_disconnect_stops_pipeline) {
     fail_unless_equals_int(gw->counters().listeners, 1);
     c.close_now();
     fail_unless(gw->wait_for(none, gwtest::kWaitMs), "the listener outlived its client");
-    if (round == 0) baseline = gwtest::thread_count();
+    if (round == 0) baseline = gwtest::live_thread_count();
   }
-  const int64_t until = g_get_monotonic_time() + gwtest::kWaitMs * 1000;
-  while (gwtest::thread_count() > baseline && g_get_monotonic_time() < until)
-    g_usleep(10000);  // polling a count: no event tells when a thread is gone
-  fail_unless(gwtest::thread_count() <= baseline, "%d threads, %d before", gwtest::thread_count(),
-              baseline);
+  const int now = gwtest::live_thread_count();
+  fail_unless(now <= baseline, "%d threads, %d before", now, baseline);
 }
 GST_END_TEST;
 
@@ -541,6 +642,8 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_listen_vorbis_ogg);
   tcase_add_test(tc, test_listen_complete);
   tcase_add_test(tc, test_joined_m4a);
+  tcase_add_test(tc, test_listen_join_fails);
+  tcase_add_test(tc, test_listen_flac);
   tcase_add_test(tc, test_listen_errors);
   tcase_add_test(tc, test_cors_and_page);
   tcase_add_test(tc, test_stop_while_listening);

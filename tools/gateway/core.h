@@ -60,6 +60,9 @@ struct KnownTrack {
 
 using StatusCallback = std::function<void(const Outcome &, const Status &)>;
 using FillCallback = std::function<void(const Outcome &, GBytes *bytes, const Entity &meta)>;
+// Where a client waiting for a joined file goes when the join fails (it
+// gets the message paused, with no answer set).
+using JoinFallback = std::function<void(SoupServerMessage *msg)>;
 
 struct Gateway::Impl {
   // Out of line (gateway.cpp): the members' destructors need the complete
@@ -126,12 +129,13 @@ struct Gateway::Impl {
   bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
 
   // ---- joinfile.cpp: self-contained tracks joined into one cached file ----
-  bool serve_joined_file(SoupServerMessage *msg, const std::string &id, const char *ext = nullptr);
+  bool serve_joined_file(SoupServerMessage *msg, const std::string &id, const char *ext = nullptr,
+                         JoinFallback fallback = {});
   // The joined file at `path` if it has its record (size, SHA-256: checked
   // before serving), else false; one found changed is removed and joined
   // again (`ext` as above).
   bool reply_joined(SoupServerMessage *msg, const std::string &id, const std::string &path,
-                    const Entity &meta, const char *ext);
+                    const Entity &meta, const char *ext, JoinFallback fallback = {});
   void join_ended(JoinJob *j);  // deletes it
   void abandon_joins();
   void abandon_bodies();         // filebody.cpp
@@ -143,6 +147,7 @@ struct Gateway::Impl {
   bool web_route(SoupServerMessage *msg, const char *path, const std::string &method);
   void listen_track(SoupServerMessage *msg, const std::string &id);
   bool serve_listen_file(SoupServerMessage *msg, const std::string &id, const Accept &accept);
+  bool prepare_gstreamer(std::string &error);  // at start: GStreamer, the plugins /listen uses
 
   // ---- fill.cpp: upstream segments, status, whole tracks ----
   // The running or queued fill of a segment, made (and queued) if needed;

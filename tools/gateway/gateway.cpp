@@ -264,6 +264,10 @@ bool Gateway::start(std::string &error) {
     error = "already started";
     return false;
   }
+  // GStreamer now, not on the first /listen (listen.cpp); without it the
+  // API still works and /listen answers the error.
+  std::string gst_error;
+  if (!impl_->prepare_gstreamer(gst_error)) g_warning("segdl-gateway: %s", gst_error.c_str());
   impl_->ctx = g_main_context_new();
   impl_->loop = g_main_loop_new(impl_->ctx, FALSE);
   impl_->thread = std::thread([this] { impl_->thread_main(); });

@@ -27,14 +27,16 @@ namespace segdl::gateway {
 namespace {
 
 // The container of a self-contained segment type, or the one named by `ext`
-// (/listen's choice; "aac" is ADTS, no muxer); null for the others.
+// (/listen's choice; "aac" is ADTS and "flac" FLAC, no muxer); null for the
+// others.
 const Container *container_for(const std::string &type, const char *ext) {
   static const Container kMp4 = {"m4a", "audio/mp4", "mp4mux faststart=true"};
   static const Container kWebm = {"webm", "audio/webm", "webmmux"};
   static const Container kOgg = {"ogg", "audio/ogg", "oggmux"};
   static const Container kAdts = {"aac", "audio/aac", nullptr};
+  static const Container kFlac = {"flac", "audio/flac", nullptr};
   if (ext) {
-    for (const Container *c : {&kMp4, &kWebm, &kOgg, &kAdts})
+    for (const Container *c : {&kMp4, &kWebm, &kOgg, &kAdts, &kFlac})
       if (strcmp(ext, c->ext) == 0) return c;
     return nullptr;
   }
@@ -56,6 +58,7 @@ const char *parser_for(const GstCaps *caps, const Container &c) {
                    : "aacparse ! audio/mpeg,stream-format=adts";
   if (name == "audio/x-opus") return "opusparse";
   if (name == "audio/x-vorbis") return "capsfilter caps=audio/x-vorbis";
+  if (name == "audio/x-flac" && !c.muxer) return "flacparse";  // FLAC's own stream
   return nullptr;
 }
 
@@ -206,7 +209,7 @@ void JoinJob::done(bool ok, const std::string &why) {
     g_warning("segdl-gateway: joining %s into %s failed: %s", id_.c_str(), container_.ext,
               why.c_str());
   }
-  std::vector<HeldPtr> waiters;
+  std::vector<std::pair<HeldPtr, JoinFallback>> waiters;
   waiters.swap(waiters_);
   JoinJob *self = this;
   const std::string id = id_;
@@ -215,16 +218,19 @@ void JoinJob::done(bool ok, const std::string &why) {
   const std::string path = path_;
   const char *ext = container_.ext;
   gw.join_ended(self);  // deletes this
-  for (HeldPtr &h : waiters) {
+  for (auto &[h, fallback] : waiters) {
     SoupServerMessage *msg = h->msg();
     if (!msg) continue;
-    if (ok && gw.reply_joined(msg, id, path, meta, ext)) {
+    if (ok && gw.reply_joined(msg, id, path, meta, ext, fallback)) {
       h->resume();
       continue;
     }
     g_object_ref(msg);
-    h->release();  // the backends take the paused message over
-    gw.start_full(msg, id);
+    h->release();  // the backends (or the fallback) take the paused message over
+    if (fallback)
+      fallback(msg);
+    else
+      gw.start_full(msg, id);
     g_object_unref(msg);
   }
 }
@@ -233,9 +239,10 @@ void JoinJob::done(bool ok, const std::string &why) {
 // and its size holds (read in chunks as the client takes them, never mapped,
 // its SHA-256 checked first: filebody.cpp), with `meta`'s validators; false
 // otherwise. A file found changed is removed with its record, and the track
-// joined again (or, failing that, the backends).
+// joined again (or `fallback`, or the backends).
 bool Gateway::Impl::reply_joined(SoupServerMessage *msg, const std::string &id,
-                                 const std::string &path, const Entity &meta, const char *ext) {
+                                 const std::string &path, const Entity &meta, const char *ext,
+                                 JoinFallback fallback) {
   FilePart part;
   int64_t size = -1;
   FileStamp st;
@@ -246,10 +253,14 @@ bool Gateway::Impl::reply_joined(SoupServerMessage *msg, const std::string &id,
   part.path = path;
   part.length = static_cast<uint64_t>(size);
   serve_parts(*this, msg, e, {part}, nullptr,
-              [this, id, ext](SoupServerMessage *m, const FilePart &bad) {
+              [this, id, ext, fallback](SoupServerMessage *m, const FilePart &bad) {
                 unlink(bad.path.c_str());
                 unlink(record_path(bad.path).c_str());
-                if (!serve_joined_file(m, id, ext)) start_full(m, id);
+                if (serve_joined_file(m, id, ext, fallback)) return;
+                if (fallback)
+                  fallback(m);
+                else
+                  start_full(m, id);
               });
   return true;
 }
@@ -267,7 +278,7 @@ void Gateway::Impl::abandon_joins() {
 // needed); with `ext`, joined into that container whatever the segments' form.
 // False when the track is not such a track (the caller goes on).
 bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string &id,
-                                      const char *ext) {
+                                      const char *ext, JoinFallback fallback) {
   std::string dir, error;
   if (!cache_dir_of(id, dir)) return false;
   std::unique_ptr<Cache> cache = open_cache(id, error);
@@ -299,10 +310,10 @@ bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string 
   const std::string path = cache->track_dir() + "/joined-" + hex.substr(0, 16) + "." + c->ext;
   auto it = joins.find(path);
   if (it != joins.end()) {
-    it->second->wait(msg);
+    it->second->wait(msg, std::move(fallback));
     return true;
   }
-  if (reply_joined(msg, id, path, meta, c->ext)) return true;
+  if (reply_joined(msg, id, path, meta, c->ext, fallback)) return true;
   unlink(record_path(path).c_str());  // a file is served only with its record
   if (!gst_init_check(nullptr, nullptr, nullptr)) return false;
   auto job = std::make_unique<JoinJob>(*this, id, path, meta, std::move(cache), *c);
@@ -310,7 +321,7 @@ bool Gateway::Impl::serve_joined_file(SoupServerMessage *msg, const std::string 
     g_warning("segdl-gateway: cannot join %s: %s", id.c_str(), error.c_str());
     return false;
   }
-  job->wait(msg);
+  job->wait(msg, std::move(fallback));
   joins.emplace(path, std::move(job));
   return true;
 }

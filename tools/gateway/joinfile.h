@@ -33,7 +33,11 @@ class JoinJob {
   JoinJob &operator=(const JoinJob &) = delete;
 
   const std::string &path() const { return path_; }
-  void wait(SoupServerMessage *msg) { waiters_.push_back(std::make_shared<Held>(msg)); }
+  // `msg` waits for the file; if the join fails it goes to `fallback`
+  // (none: the backends' whole track, as for /stream?v=ID).
+  void wait(SoupServerMessage *msg, JoinFallback fallback = {}) {
+    waiters_.push_back({std::make_shared<Held>(msg), std::move(fallback)});
+  }
   bool start(const std::string &backend, std::string &error);
 
  private:
@@ -52,7 +56,7 @@ class JoinJob {
   int fd_ = -1;
   GstElement *pipeline_ = nullptr;
   GSource *bus_watch_ = nullptr;
-  std::vector<HeldPtr> waiters_;
+  std::vector<std::pair<HeldPtr, JoinFallback>> waiters_;
 };
 
 }  // namespace segdl::gateway

@@ -19,9 +19,15 @@
  *
  * A complete track is one file instead, with its length, Range and ETag:
  * the segments' bytes when they are the chosen format (ADTS, MP3;
- * joined.cpp), else the track joined once into it (joinfile.cpp).
+ * joined.cpp), else the track joined once into it (joinfile.cpp: m4a, WebM,
+ * Ogg, ADTS, FLAC). A join that fails streams the track as above, never the
+ * backend's whole file (its form may not be the one negotiated).
+ *
+ * GStreamer and the plugins all this uses are loaded when the gateway
+ * starts (prepare_gstreamer), not by the first listener.
  */
 #include "gateway/fill.h"
+#include "segdl/httpmodule.h"
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
@@ -33,6 +39,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <mutex>
 
 namespace segdl::gateway {
 
@@ -74,7 +81,8 @@ constexpr Format kVorbisWebm = {"audio/webm",
                                 {"video/webm", nullptr, nullptr},
                                 "capsfilter caps=audio/x-vorbis ! webmmux streamable=true",
                                 "webm"};
-constexpr Format kFlac = {"audio/flac", {"audio/x-flac", nullptr, nullptr}, "flacparse", nullptr};
+// Complete: joined into one FLAC file, the same bytes as streamed.
+constexpr Format kFlac = {"audio/flac", {"audio/x-flac", nullptr, nullptr}, "flacparse", "flac"};
 
 using Offers = std::vector<const Format *>;
 
@@ -106,6 +114,7 @@ Offers offers_for(const std::string &type) {
   if (type == "audio/mpeg" || type == "audio/mp3") return {&kMp3};
   if (type == "audio/webm" || type == "video/webm") return {&kOpusWebm, &kOpusOgg};
   if (type == "audio/ogg" || type == "application/ogg") return {&kOpusOgg, &kOpusWebm};
+  if (type == "audio/flac" || type == "audio/x-flac") return {&kFlac};
   return {};
 }
 
@@ -577,6 +586,65 @@ bool Listen::ended(GstMessage *m) {
   return false;
 }
 
+// What /listen and the joins use, loaded once when the gateway starts so the
+// first listener does not pay for it: GStreamer itself (the registry), the
+// elements' plugins (segdlsrc, parsebin and the demuxers and typefinders it
+// plugs, the parsers and muxers of every form, appsink, filesink) and
+// segdl's HTTP module (segdlsrc loads the same file; it stays resident).
+// False with `error` when GStreamer cannot be initialised; a missing element
+// is left to the request that needs it, whose error names it.
+bool Gateway::Impl::prepare_gstreamer(std::string &error) {
+  GError *gerr = nullptr;
+  if (!gst_init_check(nullptr, nullptr, &gerr)) {
+    error = std::string("GStreamer: ") + (gerr ? gerr->message : "cannot initialise");
+    g_clear_error(&gerr);
+    return false;
+  }
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static const char *const kElements[] = {
+        "segdlsrc", "parsebin",       "typefind",  "capsfilter", "appsink", "filesink", "identity",
+        "aacparse", "mpegaudioparse", "opusparse", "flacparse",  "mp4mux",  "webmmux",  "oggmux",
+        "qtdemux",  "matroskademux",  "oggdemux",  "tsdemux",    "id3demux"};
+    for (const char *name : kElements) {
+      GstElement *e = gst_element_factory_make(name, nullptr);  // the plugin loaded, class_init
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    }
+    GList *finders = gst_type_find_factory_get_list();
+    for (GList *l = finders; l; l = l->next) {
+      GstPluginFeature *loaded = gst_plugin_feature_load(GST_PLUGIN_FEATURE(l->data));
+      if (loaded) gst_object_unref(loaded);
+    }
+    gst_plugin_feature_list_free(finders);
+    std::string module_error;
+    if (!load_http_module(module_error))
+      g_warning("segdl-gateway: %s (/listen will fail)", module_error.c_str());
+  });
+  return true;
+}
+
+namespace {
+
+// The track streamed to `msg` by a Listen of its own (a JSON error if it
+// cannot start). `msg` may be paused already (a join's waiter).
+void stream_track(Gateway::Impl &gw, SoupServerMessage *msg, const std::string &id,
+                  const Accept &accept) {
+  std::string error;
+  if (!gw.prepare_gstreamer(error)) {  // once done, only gst_init_check's answer
+    reply_error(msg, 500, "internal_error", error);
+    soup_server_message_unpause(msg);
+    return;
+  }
+  auto *l = new Listen(gw, msg, id, accept);
+  if (!l->start(gw.self_url(), error)) {
+    delete l;
+    reply_error(msg, 500, "internal_error", error);
+    soup_server_message_unpause(msg);
+  }
+}
+
+}  // namespace
+
 void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) {
   SoupMessageHeaders *req = soup_server_message_get_request_headers(msg);
   soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Vary", "Accept");
@@ -585,20 +653,7 @@ void Gateway::Impl::listen_track(SoupServerMessage *msg, const std::string &id) 
   const Offers every = {&kAdts, &kFmp4, &kMp3, &kOpusWebm, &kOpusOgg, &kFlac};
   if (!accept.choose(every)) return reply_not_acceptable(msg, id, accept, every);
   if (serve_listen_file(msg, id, accept)) return;
-  GError *gerr = nullptr;
-  if (!gst_init_check(nullptr, nullptr, &gerr)) {
-    reply_error(msg, 500, "internal_error",
-                std::string("GStreamer: ") + (gerr ? gerr->message : "cannot initialise"));
-    g_clear_error(&gerr);
-    return;
-  }
-  auto *l = new Listen(*this, msg, id, accept);
-  std::string error;
-  if (!l->start(self_url(), error)) {
-    delete l;
-    reply_error(msg, 500, "internal_error", error);
-    soup_server_message_unpause(msg);
-  }
+  stream_track(*this, msg, id, accept);
 }
 
 // A complete track as one file with its length (Range and validators as for
@@ -627,7 +682,14 @@ bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string 
   const bool same =
       (f == &kAdts && (t == "audio/aac" || t == "audio/aacp" || t == "audio/x-aac")) || f == &kMp3;
   if (same) return serve_joined(msg, id);
-  return f->ext && serve_joined_file(msg, id, f->ext);
+  // A join that fails (the segments' type promised a codec they do not
+  // hold, the disk is full...) streams the track instead: the form the
+  // client accepts for the codec segdlsrc finds, or a JSON error before any
+  // byte; never the backend's bytes, whose form may be another.
+  JoinFallback stream = [this, id, accept](SoupServerMessage *m) {
+    stream_track(*this, m, id, accept);
+  };
+  return f->ext && serve_joined_file(msg, id, f->ext, std::move(stream));
 }
 
 }  // namespace segdl::gateway

@@ -14,6 +14,7 @@
 #include "server/util.h"
 
 #include <glib.h>
+#include <gst/gst.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
       {nullptr}};
   GOptionContext *octx = g_option_context_new("- the music app's segment API on segdl");
   g_option_context_add_main_entries(octx, entries, nullptr);
+  g_option_context_add_group(octx, gst_init_get_option_group());  // --gst-debug...; gst_init
   GError *err = nullptr;
   const bool parsed = g_option_context_parse(octx, &argc, &argv, &err);
   g_option_context_free(octx);
