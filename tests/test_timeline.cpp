@@ -351,18 +351,35 @@ GST_START_TEST(test_seek_not_yet_produced) {
   const bool accurate = __i__ == 0;
   auto srv = start_server(rich());
   srv->add_track("p", make_track(media::Form::Adts));
+  // The first wait runs out before segment 0 is there (no segment is
+  // produced until the element buffers), as it may on a loaded machine:
+  // segment 0 alone must then end the BUFFERING for the preroll. With the
+  // default buffer-size (64 KB, more than this segment) it waited for
+  // segment 1, which only the seek below lets come: the preroll hung.
+  srv->hold_ready("p", 0);
+  GstElement *p =
+      make_pipeline(srv->base_url(), "p", "buffer-size=4096", "appsink name=sink sync=false");
+  fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  {
+    GstBus *bus = gst_element_get_bus(p);
+    GstMessage *m = gst_bus_timed_pop_filtered(bus, 20 * GST_SECOND, GST_MESSAGE_BUFFERING);
+    fail_unless(m != nullptr, "no BUFFERING while waiting for segment 0");
+    gst_message_unref(m);
+    gst_object_unref(bus);
+  }
   srv->hold_ready("p", 1);  // only segment 0 until the seek is waiting
-  GstElement *p = make_pipeline(srv->base_url(), "p", "", "appsink name=sink sync=false");
   Run run;
   GstClockTime target = GstClockTime(9.0 * GST_SECOND);
   int lowest_buffering = 100;
   run_pipeline(p, run, 30, [&](GstElement *pl) {
+    // The BUFFERING of the preroll's wait is not the one looked for.
+    GstBus *bus = gst_element_get_bus(pl);
+    while (GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_BUFFERING)) gst_message_unref(m);
     fail_unless(gst_element_seek_simple(
         pl, GST_FORMAT_TIME,
         GstSeekFlags(GST_SEEK_FLAG_FLUSH | (accurate ? GST_SEEK_FLAG_ACCURATE : 0)),
         gint64(target)));
     // It waits for segment 3, and says so.
-    GstBus *bus = gst_element_get_bus(pl);
     for (;;) {
       GstMessage *m = gst_bus_timed_pop_filtered(
           bus, 20 * GST_SECOND, GstMessageType(GST_MESSAGE_BUFFERING | GST_MESSAGE_ERROR));

@@ -314,7 +314,6 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
   uint64_t clip_start = 0, clip_end = 0;
   take_clipping(self, frame, clip_start, clip_end);
   clip_end = std::max<uint64_t>(clip_end, ogg_end_trim(self, frame, uint64_t(samples)));
-  priv->frames_out++;
   priv->pending.push_back({frame, caps ? gst_caps_ref(caps) : nullptr});
   segdl::Timeline::Decisions ds;
   priv->timeline.push(priv->tl_segment, uint64_t(samples), priv->next_token++, ds, clip_start,
@@ -348,6 +347,9 @@ GstFlowReturn gst_seg_dl_src_take_ready(GstSegDlSrc *self, GstBuffer **outbuf) {
   if (f.caps) gst_caps_unref(f.caps);
   if (!priv->caps_set) GST_BUFFER_FLAG_SET(f.buffer, GST_BUFFER_FLAG_DISCONT);
   priv->caps_set = true;
+  // What a fallback skips: the frames that left, not those that went in
+  // (a frame the timeline or a flush dropped was never heard).
+  if (!GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_HEADER)) priv->frames_out++;
   *outbuf = f.buffer;
   return GST_FLOW_OK;
 }

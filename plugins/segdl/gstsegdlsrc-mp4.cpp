@@ -38,8 +38,16 @@ static GstSegDlSrcMp4 *current(GstSegDlSrcPrivate *priv) {
 }
 
 // Gives up reading segment m.segment while it arrives: flush_iso() reads
-// it whole. Only before any of its frames went into the timeline.
+// it whole. Only before any of its frames went into the timeline: once the
+// moov is read (from the head, while the tail was still asked), frames may
+// be in, and reading the segment whole would enter them a second time (the
+// fallback's frame count with them); the reading goes on from the head.
 static void read_whole(GstSegDlSrc *self, GstSegDlSrcMp4 &m, const char *why) {
+  if (m.caps) {
+    GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT ": moov read already, %s: ignored",
+                     m.segment, why);
+    return;
+  }
   GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT ": read whole (%s)", m.segment, why);
   m.off = true;
 }

@@ -183,7 +183,7 @@ struct GstSegDlSrcPrivate {
   uint64_t fallback_seen = 0;        // how much was dropped so far
   uint64_t fallback_skip_bytes = 0;  // join=bytes: bytes of the fallback already pushed
   bool fallback_by_frames = false;   // skip counts frames (exact for the same encode)
-  uint64_t frames_out = 0;           // frames stamped since the track start
+  uint64_t frames_out = 0;           // frames (not headers) output since the track start
   bool frames_out_valid = true;      // false after a seek: the count no longer starts at 0
   // missing-segment=gap: the segment to leave out once the frames before it are out.
   int64_t gap_segment = -1;
