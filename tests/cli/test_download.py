@@ -71,10 +71,10 @@ class Download(CliTestCase):
         self.assertEqual([e["segments_done"] for e in segs], [1, 2, 3, 4])
         self.assertEqual(sum(e["bytes"] for e in segs), sum(len(b) for b in served.values()))
         self.assertTrue(all(e["source"] == "network" for e in segs))
-        if all(e["index"] is not None for e in segs):  # per-segment messages from segdlsrc
-            self.assertEqual(sorted(e["index"] for e in segs), [0, 1, 2, 3])
-            for e in segs:
-                self.assertEqual(e["bytes"], len(served[e["index"]]))
+        # segdlsrc's per-segment "segdl-segment" messages name each segment.
+        self.assertEqual(sorted(e["index"] for e in segs), [0, 1, 2, 3])
+        for e in segs:
+            self.assertEqual(e["bytes"], len(served[e["index"]]))
         done = evs[-1]
         self.assertTrue(done["complete"])
         self.assertEqual(done["segments_total"], 4)
