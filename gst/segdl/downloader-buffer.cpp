@@ -108,6 +108,10 @@ Downloader::Item Downloader::pop_locked(std::unique_lock<std::mutex> &lock,
       if (item.error.segment < 0) item.error.segment = consumer_;
       return item;
     }
+    if (tail_news_) {  // a tail the consumer waits for came: Timeout, once
+      tail_news_ = false;
+      return item;
+    }
     if (cond_.wait_until(lock, deadline) == std::cv_status::timeout) {
       item.kind = Item::Kind::Timeout;
       return item;

@@ -359,6 +359,7 @@ void Downloader::start_job(Job &job) {
   SEGDL_ENGINE_LOG(GST_LEVEL_DEBUG, "%s: request, attempt %d%s", job_name(job.n).c_str(),
                    job.failures + 1, job.received > 0 ? " (resumed with Range)" : "");
   job.fetch_id = fetcher_->start(req, &job);
+  prefetch_tail(job);  // an m4a's moov beside its body (downloader-tail.cpp)
   job.last_byte_us = now_us();
   arm_stall(job, job.last_byte_us + int64_t(cfg_.stall_timeout_s) * 1000000);
 }

@@ -124,6 +124,11 @@ struct DownloaderConfig {
   // time, every poll_interval_s / 4 at most, or the server's Retry-After),
   // so it is fetched as soon as it exists (downloader-status.cpp).
   bool speculative_fetch = true;
+  // The last N bytes of the segment the consumer reads next (segment 0 at
+  // the start, a seek's target) asked with a suffix Range beside its body
+  // while the track may be m4a with its moov last (downloader-tail.cpp):
+  // first audio in one round trip. 0 = off (only request_tail()).
+  int64_t tail_prefetch_bytes = 0;
   // The engine's time and every one of its timers (clock.h); not owned,
   // must outlive the engine. nullptr = system_clock() (real time).
   EngineClock *clock = nullptr;
@@ -235,13 +240,19 @@ class Downloader {
     enum class State { None, Pending, Ready, Unavailable };
     State state = State::None;  // None: not asked (or dropped by a seek)
     GBytes *bytes = nullptr;    // Ready: the bytes, given once (the taker unrefs them)
+    uint64_t offset = 0;        // Ready: where they begin in the segment
+    bool waited = false;        // the consumer waits for it (pop() wakes when it comes)
   };
   // Consumer: asks for segment `segment`'s bytes from `offset` to its end
-  // (one Range request beside its body; once per segment).
+  // (one Range request beside its body), unless a tail from at or before
+  // `offset` is asked or came already.
   void request_tail(int64_t segment, uint64_t offset);
-  // Consumer: the tail's state; Ready hands its bytes over. Unavailable:
-  // the server ignores Range or the request failed; read the whole segment.
-  // wait_change() wakes when it changes.
+  // Consumer: the tail's state; Ready hands its bytes over (from `offset`,
+  // which may lie before the one asked: a suffix fetched with the body).
+  // Unavailable: the server ignores Range or the request failed; read the
+  // whole segment. wait_change() wakes when it changes, and pop() returns
+  // Timeout early when a tail the consumer waits for (Pending when taken)
+  // comes.
   Tail take_tail(int64_t segment);
   // EngineStats::track_duration_ns() without copying the stats.
   int64_t track_duration_ns();
@@ -296,7 +307,8 @@ class Downloader {
   bool switch_to_fallback(std::unique_lock<std::mutex> &lock, EngineError why);
   void set_fatal(EngineError e);
   void publish_end();
-  void start_tail(int64_t segment, uint64_t offset);
+  void start_tail(int64_t segment, int64_t from);
+  void prefetch_tail(const Job &job);
   void tail_response(TailJob &tj, const FetchResponse &resp);
   void tail_data(TailJob &tj, GBytes *chunk);
   void tail_done(TailJob &tj, FetchError err, const std::string &msg);
@@ -373,6 +385,9 @@ class Downloader {
   std::deque<EngineEvent> events_;    // for take_events()
   std::set<int64_t> segments_whole_;  // distinct segments completed (stats, events)
   std::map<int64_t, Tail> tails_;     // request_tail()'s segments, by segment
+  bool tail_news_ = false;            // a tail the consumer waits for came: pop() returns
+  bool ranges_refused_ = false;       // a tail was answered 200: no more tails
+  bool tails_wanted_ = false;         // the consumer asked for a tail: the moov comes last
   // Segments the consumer could not play (reject_segment()).
   std::set<int64_t> rejected_;
 

@@ -61,7 +61,7 @@ struct FetcherConfig {
 
 struct FetchRequest {
   std::string url;
-  int64_t range_start = 0;  // > 0 sends "Range: bytes=N-"
+  int64_t range_start = 0;  // > 0 sends "Range: bytes=N-"; < 0 "bytes=-N" (the last N bytes)
 };
 
 // What the response head said.

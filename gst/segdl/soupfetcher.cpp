@@ -49,7 +49,7 @@ struct Transfer {
   bool cancelled = false;       // set by SoupFetcher::cancel(); HTTP thread only
   bool timed_out = false;       // the deadline fired
   int redirects = 0;            // followed so far
-  int64_t range_start = 0;      // Range: bytes=N- on every (redirected) request
+  int64_t range_start = 0;      // Range: bytes=N- (< 0: bytes=-N) on every (redirected) request
   std::string shown_url;        // the URL asked for, without its password (logs)
   int http_status = 0;          // of the final response; 0 before one
   uint64_t bytes = 0;           // body bytes received
@@ -247,9 +247,9 @@ class SoupFetcher final : public Fetcher {
       return t->id;
     }
     t->range_start = req.range_start;
-    if (t->range_start > 0)
-      SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s (Range: bytes=%" G_GINT64_FORMAT "-)",
-                     t->shown_url.c_str(), t->range_start);
+    if (t->range_start != 0)
+      SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s (Range: bytes=%" G_GINT64_FORMAT "%s)",
+                     t->shown_url.c_str(), t->range_start, t->range_start > 0 ? "-" : "");
     else
       SEGDL_HTTP_LOG(GST_LEVEL_DEBUG, "GET %s", t->shown_url.c_str());
     prepare(t);
@@ -286,7 +286,7 @@ class SoupFetcher final : public Fetcher {
   // few hops are taken.
   void prepare(Transfer *t) {
     soup_message_add_flags(t->msg, SOUP_MESSAGE_NO_REDIRECT);
-    if (t->range_start > 0)
+    if (t->range_start != 0)  // < 0: a suffix, the last -range_start bytes
       soup_message_headers_set_range(soup_message_get_request_headers(t->msg), t->range_start, -1);
     if (!ssl_strict_)
       g_signal_connect(t->msg, "accept-certificate", G_CALLBACK(accept_any_certificate), nullptr);

@@ -3,9 +3,10 @@
  * (issue 11: first audio before the whole segment). ffmpeg writes each
  * segment's moov after its mdat, so the frames cannot be told apart before
  * the end. segdl::Mp4Progressive reads the head as it comes; when the moov
- * follows the mdat and the rest of the mdat is not already buffered, the
- * engine fetches the segment's tail (from the mdat's end) with one Range
- * request beside the body (Downloader::request_tail()). Once the moov is
+ * follows the mdat, its tail comes from the engine: for segment 0 (and a
+ * seek's target) a suffix Range sent with the body (one round trip), else
+ * asked from the mdat's end once the head shows it, unless the rest of the
+ * mdat is already buffered (Downloader::request_tail()). Once the moov is
  * read, the samples whose bytes are in go into the timeline as the body
  * arrives, with the caps and the edit-list trims read_mp4_segment() gives
  * the whole file (mp4_segment_setup()), so trims, edit lists and seeks are
@@ -15,6 +16,7 @@
  */
 #include "gstsegdlsrc-stream.h"
 
+#include <algorithm>
 #include <cstring>
 
 #define GST_CAT_DEFAULT gst_seg_dl_src_debug
@@ -93,23 +95,54 @@ static bool enter_samples(GstSegDlSrc *self, GstSegDlSrcMp4 &m, const guint8 *da
   return true;
 }
 
-// Takes the engine's answer for the tail, if there is one yet.
+// The tail in hand from the mdat's end: the part of `bytes` (from `from`
+// in the segment; owned) there. False when they begin after it (a suffix
+// fetched with the body, shorter than this moov).
+static bool keep_tail(GstSegDlSrcMp4 &m, GBytes *bytes, uint64_t from) {
+  const uint64_t offset = m.reader.tail_offset();
+  const gsize size = g_bytes_get_size(bytes);
+  if (from > offset || from + size < offset) {
+    g_bytes_unref(bytes);
+    return false;
+  }
+  m.tail = g_bytes_new_from_bytes(bytes, gsize(offset - from), gsize(from + size - offset));
+  g_bytes_unref(bytes);
+  m.tail_state = GstSegDlSrcMp4::Tail::Have;
+  return true;
+}
+
+// Takes the engine's answer for the tail, if there is one yet: the one
+// asked by maybe_ask_tail(), or the suffix the engine asked with the body
+// (segment 0, a seek's target: Downloader::prefetch_tail()). A suffix that
+// begins after the mdat's end (a moov bigger than the engine guessed) is
+// followed by a request from there.
 static void take_tail(GstSegDlSrc *self, segdl::Downloader *dl, GstSegDlSrcMp4 &m) {
-  if (m.tail_state != GstSegDlSrcMp4::Tail::Asked) return;
+  if (m.tail_state == GstSegDlSrcMp4::Tail::Have || m.tail_state == GstSegDlSrcMp4::Tail::Refused)
+    return;
+  using S = segdl::Downloader::Tail::State;
   segdl::Downloader::Tail t = dl->take_tail(m.segment);
-  if (t.state == segdl::Downloader::Tail::State::Ready && t.bytes) {
-    m.tail = t.bytes;
-    m.tail_state = GstSegDlSrcMp4::Tail::Have;
-  } else if (t.state == segdl::Downloader::Tail::State::Ready ||
-             t.state == segdl::Downloader::Tail::State::Unavailable) {
+  if (t.state == S::Pending) {
+    m.tail_state = GstSegDlSrcMp4::Tail::Asked;
+  } else if (t.state == S::Ready && t.bytes) {
+    if (keep_tail(m, t.bytes, t.offset)) return;
+    GST_DEBUG_OBJECT(self,
+                     "segment %" G_GINT64_FORMAT
+                     ": the tail fetched with it begins at %" G_GUINT64_FORMAT
+                     ", after the mdat's end: asked from %" G_GUINT64_FORMAT,
+                     m.segment, t.offset, m.reader.tail_offset());
+    dl->request_tail(m.segment, m.reader.tail_offset());
+    m.tail_state = GstSegDlSrcMp4::Tail::Asked;
+  } else if (t.state == S::Ready || t.state == S::Unavailable) {
     m.tail_state = GstSegDlSrcMp4::Tail::Refused;
     read_whole(self, m, "no tail: the server ignores Range or the request failed");
   }
 }
 
-// The moov follows the mdat: the tail is asked for unless the rest of the
-// mdat is buffered already (a segment fetched ahead needs no extra request).
+// The moov follows the mdat: the tail is asked for unless it is asked or
+// came already (with the body), or the rest of the mdat is buffered (a
+// segment fetched ahead needs no extra request).
 static void maybe_ask_tail(GstSegDlSrc *self, segdl::Downloader *dl, GstSegDlSrcMp4 &m) {
+  take_tail(self, dl, m);
   if (m.tail_state != GstSegDlSrcMp4::Tail::None) return;
   uint64_t offset = m.reader.tail_offset();
   uint64_t missing = offset > m.head ? offset - m.head : 0;  // of the mdat
@@ -136,7 +169,6 @@ bool gst_seg_dl_src_mp4_step(GstSegDlSrc *self, segdl::Downloader *dl) {
   }
   if (st == Mp4State::NeedTail) {
     maybe_ask_tail(self, dl, m);
-    take_tail(self, dl, m);
     if (m.off) return false;
     if (m.tail) {
       gsize size = 0;
@@ -156,7 +188,8 @@ bool gst_seg_dl_src_mp4_step(GstSegDlSrc *self, segdl::Downloader *dl) {
 bool gst_seg_dl_src_mp4_tail_came(GstSegDlSrc *self, segdl::Downloader *dl) {
   GstSegDlSrcPrivate *priv = self->priv;
   GstSegDlSrcMp4 *m = current(priv);
-  if (!m || m->tail_state != GstSegDlSrcMp4::Tail::Asked) return false;
+  if (!m || m->tail_state != GstSegDlSrcMp4::Tail::Asked || m->reader.state() != Mp4State::NeedTail)
+    return false;
   take_tail(self, dl, *m);
   return m->tail_state == GstSegDlSrcMp4::Tail::Have;
 }
@@ -181,7 +214,7 @@ static bool check_whole(GstSegDlSrcMp4 &m, const guint8 *data, gsize len, std::s
   return true;
 }
 
-bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok) {
+bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok, std::string &why) {
   GstSegDlSrcPrivate *priv = self->priv;
   GstSegDlSrcMp4 &m = priv->mp4;
   if (!priv->iso_bytes || m.collection != priv->iso_bytes || m.off || !m.caps) {
@@ -190,16 +223,11 @@ bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok) {
   }
   const guint8 *data = priv->iso_bytes->data;
   const gsize len = priv->iso_bytes->len;
-  std::string why;
   ok = check_whole(m, data, len, why);
   if (ok) {
     enter_samples(self, m, data, len);
     GST_DEBUG_OBJECT(self, "segment %" G_GINT64_FORMAT ": %zu frames, read while it arrived",
                      m.segment, m.entered);
-  } else {
-    GST_ELEMENT_ERROR(self, STREAM, DEMUX,
-                      ("Could not read the audio of segment %" G_GINT64_FORMAT ".", m.segment),
-                      ("%s", why.c_str()));
   }
   g_byte_array_unref(priv->iso_bytes);
   priv->iso_bytes = nullptr;
@@ -210,4 +238,13 @@ bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok) {
 
 void gst_seg_dl_src_mp4_reset(GstSegDlSrc *self) {
   self->priv->mp4.clear();
+}
+
+// ffmpeg's moov for AAC is about 0.8 kB plus 4 bytes a frame (172 bytes a
+// second at 44.1 kHz: 3.3 kB for 15 s, 5.9 kB for 30 s), so 400 bytes a
+// second of the longer nominal segment plus 4 KiB covers 48 kHz twice
+// over. A bigger moov costs a second request, not an error.
+int64_t gst_seg_dl_src_mp4_prefetch_bytes(double first_s, double rest_s) {
+  const double longest = std::min(std::max(first_s, rest_s), 3600.0);
+  return int64_t(std::max(longest, 0.0) * 400) + 4096;
 }

@@ -173,6 +173,8 @@ GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
       case K::Flushing:
         return GST_FLOW_FLUSHING;
       case K::Timeout:
+        // The engine wakes the wait early when the tail we wait for comes.
+        if (gst_seg_dl_src_mp4_tail_came(self, dl)) return GST_FLOW_OK;
         priv->buffering = true;
         continue;
       case K::Error:

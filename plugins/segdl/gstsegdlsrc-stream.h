@@ -49,11 +49,14 @@ bool gst_seg_dl_src_mp4_step(GstSegDlSrc *self, segdl::Downloader *dl);
 // (the caller stops waiting; the next step() reads it).
 bool gst_seg_dl_src_mp4_tail_came(GstSegDlSrc *self, segdl::Downloader *dl);
 // flush_iso(): the segment is whole. True when it was read while it
-// arrived (its last frames go in now; `ok` false after an error, posted;
-// iso_bytes is released); false: read it whole as before.
-bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok);
+// arrived (its last frames go in now; `ok` false when it cannot be, `why`
+// says why: a bad segment; iso_bytes is released); false: read it whole.
+bool gst_seg_dl_src_mp4_finish(GstSegDlSrc *self, bool &ok, std::string &why);
 // Forgets the segment being read (seek, fallback, start).
 void gst_seg_dl_src_mp4_reset(GstSegDlSrc *self);
+// The suffix the engine asks with the body of the first segment read
+// (DownloaderConfig::tail_prefetch_bytes), from the nominal segment lengths.
+int64_t gst_seg_dl_src_mp4_prefetch_bytes(double first_s, double rest_s);
 
 /* gstsegdlsrc-frames.cpp */
 

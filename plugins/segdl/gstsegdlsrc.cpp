@@ -39,7 +39,7 @@
 // clang-format on
 #include "config.h"
 
-#include "gstsegdlsrc-private.h"
+#include "gstsegdlsrc-stream.h"
 
 #include "segdl/httpmodule.h"
 #include "segdl/log.h"
@@ -166,6 +166,104 @@ void gst_seg_dl_src_post_events(GstSegDlSrc *self, segdl::Downloader *dl) {
 
 /* ---- GstBaseSrc vfuncs ------------------------------------------------ */
 
+// The engine's configuration from the element's settings.
+static segdl::DownloaderConfig engine_config(GstSegDlSrc *self, const Settings &s,
+                                             const std::string &backend,
+                                             const std::string &fallback) {
+  segdl::DownloaderConfig cfg;
+  cfg.backend = backend;
+  cfg.video_id = s.video_id;
+  cfg.max_concurrent = int(s.max_concurrent);
+  cfg.poll_interval_s = s.poll_interval;
+  cfg.max_retries = int(s.max_retries);
+  cfg.retry_backoff_s = s.retry_backoff;
+  cfg.timeout_s = s.timeout;
+  cfg.stall_timeout_s = s.stall_timeout;
+  cfg.max_segment_size = int64_t(std::min<guint64>(s.max_segment_size, G_MAXINT64));
+  cfg.max_wait_s = s.max_wait;
+  cfg.monitor = s.monitor;
+  cfg.idle_timeout_s = s.idle_timeout;
+  cfg.speculative_fetch = s.speculative_fetch;
+  // Only join=timeline reads an m4a while it arrives.
+  cfg.tail_prefetch_bytes =
+      s.join == JOIN_TIMELINE
+          ? gst_seg_dl_src_mp4_prefetch_bytes(s.first_segment_duration, s.segment_duration)
+          : 0;
+  cfg.user_agent = s.user_agent;
+  cfg.ssl_strict = s.ssl_strict;
+  cfg.cache.dir = s.cache_dir;
+  cfg.fallback_uri = fallback;
+  cfg.missing_segment = s.missing_segment;
+  cfg.same_form = s.join == JOIN_BYTES;  // appended bytes: one form (the timeline renegotiates)
+  cfg.cache.max_size_bytes = s.cache_max_size;
+  cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
+  // Tests only: the engine's clock (docs/design.md, "Timers"); null = real time.
+  cfg.clock =
+      static_cast<segdl::EngineClock *>(g_object_get_data(G_OBJECT(self), "segdl-engine-clock"));
+  return cfg;
+}
+
+// Loads the HTTP module and starts the engine; null (an error posted) on failure.
+static std::unique_ptr<segdl::Downloader> start_engine(GstSegDlSrc *self,
+                                                       const segdl::DownloaderConfig &cfg,
+                                                       const segdl::HttpOptions &http) {
+  // libsoup 3 would abort this process if libsoup 2 were in it already.
+  if (segdl::libsoup2_loaded()) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT,
+                      ("segdlsrc cannot run in a process that has libsoup 2 loaded: it needs "
+                       "libsoup 3, and the two cannot be used in one process."),
+                      ("libsoup-2.4 symbols found in the process; not loading libsegdl-http"));
+    return nullptr;
+  }
+  std::string error;
+  SegdlHttpFetcherNew entry = segdl::load_http_module(error);
+  if (!entry) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not load the segdl HTTP module."),
+                      ("%s", error.c_str()));
+    return nullptr;
+  }
+  auto factory = [entry, http](const segdl::FetcherConfig &fc,
+                               std::string &err) -> std::unique_ptr<segdl::Fetcher> {
+    segdl::FetcherConfig full = fc;
+    full.http = http;
+    char *msg = nullptr;
+    segdl::Fetcher *f = entry(SEGDL_HTTP_MODULE_ABI, &full, &msg);
+    if (!f) err = msg ? msg : "unknown error";
+    g_free(msg);
+    return std::unique_ptr<segdl::Fetcher>(f);
+  };
+  auto dl = std::make_unique<segdl::Downloader>(cfg, factory);
+  if (!dl->start(error)) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not start the HTTP client."),
+                      ("%s", error.c_str()));
+    return nullptr;
+  }
+  return dl;
+}
+
+// The streaming state of a new run.
+static void reset_stream_state(GstSegDlSrc *self, const Settings &s) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  priv->join = s.join;
+  priv->first_segment_duration = s.first_segment_duration;
+  priv->segment_duration = s.segment_duration;
+  priv->discont = false;
+  priv->frames_out = 0;
+  priv->frames_out_valid = true;
+  priv->gap_segment = -1;
+  gst_base_src_set_format(GST_BASE_SRC(self),
+                          s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
+  priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
+  priv->track_done = false;
+  gst_seg_dl_src_reset_timeline(self);
+  priv->duration_ns = -1;
+  priv->buffer_size = s.buffer_size;
+  priv->caps_set = false;
+  priv->offset = 0;
+  priv->buffering = false;
+  priv->percent = 100;
+}
+
 static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
   GstSegDlSrc *self = GST_SEG_DL_SRC(bsrc);
   GstSegDlSrcPrivate *priv = self->priv;
@@ -191,80 +289,10 @@ static gboolean gst_seg_dl_src_start(GstBaseSrc *bsrc) noexcept {
         (nullptr));
     return FALSE;
   }
-  // libsoup 3 would abort this process if libsoup 2 were in it already.
-  if (segdl::libsoup2_loaded()) {
-    GST_ELEMENT_ERROR(self, LIBRARY, INIT,
-                      ("segdlsrc cannot run in a process that has libsoup 2 loaded: it needs "
-                       "libsoup 3, and the two cannot be used in one process."),
-                      ("libsoup-2.4 symbols found in the process; not loading libsegdl-http"));
-    return FALSE;
-  }
-  std::string error;
-  SegdlHttpFetcherNew entry = segdl::load_http_module(error);
-  if (!entry) {
-    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not load the segdl HTTP module."),
-                      ("%s", error.c_str()));
-    return FALSE;
-  }
-
-  segdl::DownloaderConfig cfg;
-  cfg.backend = backend;
-  cfg.video_id = s.video_id;
-  cfg.max_concurrent = int(s.max_concurrent);
-  cfg.poll_interval_s = s.poll_interval;
-  cfg.max_retries = int(s.max_retries);
-  cfg.retry_backoff_s = s.retry_backoff;
-  cfg.timeout_s = s.timeout;
-  cfg.stall_timeout_s = s.stall_timeout;
-  cfg.max_segment_size = int64_t(std::min<guint64>(s.max_segment_size, G_MAXINT64));
-  cfg.max_wait_s = s.max_wait;
-  cfg.monitor = s.monitor;
-  cfg.idle_timeout_s = s.idle_timeout;
-  cfg.speculative_fetch = s.speculative_fetch;
-  cfg.user_agent = s.user_agent;
-  cfg.ssl_strict = s.ssl_strict;
-  cfg.cache.dir = s.cache_dir;
-  cfg.fallback_uri = fallback;
-  cfg.missing_segment = s.missing_segment;
-  cfg.same_form = s.join == JOIN_BYTES;  // appended bytes: one form (the timeline renegotiates)
-  cfg.cache.max_size_bytes = s.cache_max_size;
-  cfg.cache.max_age_s = int64_t(std::min<guint64>(s.cache_max_age, G_MAXINT64));
-  // Tests only: the engine's clock (docs/design.md, "Timers"); null = real time.
-  cfg.clock =
-      static_cast<segdl::EngineClock *>(g_object_get_data(G_OBJECT(self), "segdl-engine-clock"));
-  auto factory = [entry, http](const segdl::FetcherConfig &fc,
-                               std::string &err) -> std::unique_ptr<segdl::Fetcher> {
-    segdl::FetcherConfig full = fc;
-    full.http = http;
-    char *msg = nullptr;
-    segdl::Fetcher *f = entry(SEGDL_HTTP_MODULE_ABI, &full, &msg);
-    if (!f) err = msg ? msg : "unknown error";
-    g_free(msg);
-    return std::unique_ptr<segdl::Fetcher>(f);
-  };
-  auto dl = std::make_unique<segdl::Downloader>(cfg, factory);
-  if (!dl->start(error)) {
-    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Could not start the HTTP client."),
-                      ("%s", error.c_str()));
-    return FALSE;
-  }
-  priv->join = s.join;
-  priv->first_segment_duration = s.first_segment_duration;
-  priv->segment_duration = s.segment_duration;
-  priv->discont = false;
-  priv->frames_out = 0;
-  priv->frames_out_valid = true;
-  priv->gap_segment = -1;
-  gst_base_src_set_format(bsrc, s.join == JOIN_TIMELINE ? GST_FORMAT_TIME : GST_FORMAT_BYTES);
-  priv->joiner.reset(s.join == JOIN_TIMELINE ? new segdl::FrameJoiner(GST_ELEMENT(self)) : nullptr);
-  priv->track_done = false;
-  gst_seg_dl_src_reset_timeline(self);
-  priv->duration_ns = -1;
-  priv->buffer_size = s.buffer_size;
-  priv->caps_set = false;
-  priv->offset = 0;
-  priv->buffering = false;
-  priv->percent = 100;
+  std::unique_ptr<segdl::Downloader> dl =
+      start_engine(self, engine_config(self, s, backend, fallback), http);
+  if (!dl) return FALSE;
+  reset_stream_state(self, s);
   GST_INFO_OBJECT(self, "starting %s for id '%s'", backend.c_str(), s.video_id.c_str());
   std::lock_guard<std::mutex> lock(priv->state_lock);
   priv->downloader = std::move(dl);
@@ -381,8 +409,10 @@ static void gst_seg_dl_src_set_property(GObject *object, guint prop_id, const GV
   bool running = GST_STATE(self) > GST_STATE_READY;
   GST_OBJECT_UNLOCK(self);
   if (running) {
-    GST_WARNING_OBJECT(self, "property '%s' can be changed only in the NULL or READY state; "
-                       "the change is ignored", pspec->name);
+    GST_WARNING_OBJECT(self,
+                       "property '%s' can be changed only in the NULL or READY state; "
+                       "the change is ignored",
+                       pspec->name);
     return;
   }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);

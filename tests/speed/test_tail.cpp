@@ -2,9 +2,13 @@
 /* segdl tests — a segment's tail fetched apart (issue 11, m4a first audio
  * before the whole segment): Downloader::request_tail() asks segdl-server
  * for the bytes from an offset with "Range: bytes=N-" beside the segment's
- * body, and take_tail() gives exactly those bytes; a server that ignores
- * Range makes the tail Unavailable and the segment still comes whole.
- * Checked in the request log and against the served bytes; no timing.
+ * body, and take_tail() gives exactly those bytes; with
+ * tail_prefetch_bytes, segment 0's last N bytes are asked ("bytes=-N")
+ * with its body, and a tail from before them is asked again; a server that
+ * ignores Range makes the tail Unavailable (and no tail is asked again)
+ * and the segment still comes whole; pop() wakes when a tail the consumer
+ * waits for comes, while the body is held. Checked in the request log and
+ * against the served bytes; no timing.
  */
 #include "../harness.h"
 
@@ -16,7 +20,8 @@ using namespace segdl::test;
 
 namespace {
 
-std::unique_ptr<Downloader> start_engine(const std::string &backend, const std::string &id) {
+std::unique_ptr<Downloader> start_engine(const std::string &backend, const std::string &id,
+                                         int64_t prefetch = 0) {
   std::string error;
   SegdlHttpFetcherNew entry = load_http_module(error);
   fail_unless(entry != nullptr, "%s", error.c_str());
@@ -25,6 +30,7 @@ std::unique_ptr<Downloader> start_engine(const std::string &backend, const std::
   cfg.video_id = id;
   cfg.poll_interval_s = 0.1;
   cfg.retry_backoff_s = 0.05;
+  cfg.tail_prefetch_bytes = prefetch;
   auto factory = [entry](const FetcherConfig &fc, std::string &err) -> std::unique_ptr<Fetcher> {
     char *msg = nullptr;
     Fetcher *f = entry(SEGDL_HTTP_MODULE_ABI, &fc, &msg);
@@ -134,6 +140,125 @@ GST_START_TEST(test_tail_without_range) {
 }
 GST_END_TEST;
 
+// The bytes of a Ready tail, which must begin at `from`.
+Bytes tail_bytes(Downloader::Tail &t, uint64_t from) {
+  fail_unless(t.state == Downloader::Tail::State::Ready && t.bytes != nullptr);
+  fail_unless_equals_uint64(t.offset, from);
+  gsize size = 0;
+  const auto *p = static_cast<const uint8_t *>(g_bytes_get_data(t.bytes, &size));
+  Bytes out(p, p + size);
+  g_bytes_unref(t.bytes);
+  t.bytes = nullptr;
+  return out;
+}
+
+// Segment 0's last 600 bytes come with its body (a suffix Range); a tail
+// from before them is asked again from there, one from within them is not.
+GST_START_TEST(test_suffix_with_body) {
+  server::Options opts;
+  opts.bandwidth_kbps = 2000;
+  auto srv = start_server(opts);
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track("s", track);
+  const Bytes &seg0 = track.segments[0];
+  const uint64_t size = seg0.size();
+  auto dl = start_engine(srv->base_url(), "s", 600);
+  Downloader::Tail suffix = wait_tail(*dl, 0);
+  fail_unless(tail_bytes(suffix, size - 600) == Bytes(seg0.end() - 600, seg0.end()));
+  dl->request_tail(0, size - 300);  // within the suffix: nothing asked
+  dl->request_tail(0, size - 900);  // before it: asked from there
+  Downloader::Tail more = wait_tail(*dl, 0);
+  fail_unless(tail_bytes(more, size - 900) == Bytes(seg0.end() - 900, seg0.end()));
+  fail_unless(drain(*dl) == concat(track.segments));
+  dl->stop();
+  fail_unless(srv->wait_idle(10000));
+  auto reqs = ranged(*srv);
+  fail_unless_equals_int(int(reqs.size()), 2);
+  fail_unless_equals_string(reqs[0].range.c_str(), "bytes=-600");
+  fail_unless_equals_int(reqs[0].http_status, 206);
+  const std::string asked = "bytes=" + std::to_string(size - 900) + "-";
+  fail_unless_equals_string(reqs[1].range.c_str(), asked.c_str());
+  fail_unless_equals_int(reqs[1].http_status, 206);
+  // Only segment 0, the one the consumer reads first, gets a suffix.
+  for (const auto &r : srv->requests())
+    fail_unless(r.segment == 0 || r.range.empty(), "segment %" G_GINT64_FORMAT ": %s", r.segment,
+                r.range.c_str());
+}
+GST_END_TEST;
+
+// Without Range the suffix comes back 200: Unavailable, and a tail asked
+// later is Unavailable at once, with no request (each would bring the
+// whole body).
+GST_START_TEST(test_suffix_without_range) {
+  server::Options opts;
+  opts.ranges = false;
+  auto srv = start_server(opts);
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track("n", track);
+  auto dl = start_engine(srv->base_url(), "n", 600);
+  Downloader::Tail t = wait_tail(*dl, 0);
+  fail_unless(t.state == Downloader::Tail::State::Unavailable);
+  fail_unless(t.bytes == nullptr);
+  dl->request_tail(1, 100);
+  fail_unless(dl->take_tail(1).state == Downloader::Tail::State::Unavailable);
+  fail_unless(drain(*dl) == concat(track.segments));
+  dl->stop();
+  fail_unless(srv->wait_idle(10000));
+  int with_range = 0;
+  for (const auto &r : srv->requests()) with_range += r.range.empty() ? 0 : 1;
+  fail_unless_equals_int(with_range, 1);
+  auto reqs = ranged(*srv);
+  fail_unless_equals_int(int(reqs.size()), 1);
+  fail_unless_equals_string(reqs[0].range.c_str(), "bytes=-600");
+  fail_unless_equals_int(reqs[0].http_status, 200);
+}
+GST_END_TEST;
+
+// pop() wakes when a tail the consumer waits for comes. Segment 0's body
+// is held at its half for 15 s: once its first half is popped, the tail is
+// asked and pop() may wait 30 s. It returns Timeout with the tail Ready
+// while the body is still held (without the wake-up it would return the
+// body's next bytes, after the hold).
+GST_START_TEST(test_tail_wakes_pop) {
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts);
+  srv->add_track("w", track);
+  srv->add_fault(fault("stall", "w", 0, 1, 15));
+  const Bytes &seg0 = track.segments[0];
+  const uint64_t half = std::max<uint64_t>(1, seg0.size() / 2);
+  auto dl = start_engine(srv->base_url(), "w");
+  uint64_t popped = 0;
+  const gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  while (popped < half) {
+    dl->take_events();
+    Downloader::Item item = dl->pop(std::chrono::milliseconds(100));
+    if (item.kind == Downloader::Item::Kind::Data) {
+      fail_unless_equals_int(int(item.segment), 0);
+      popped += g_bytes_get_size(item.bytes);
+      g_bytes_unref(item.bytes);
+    }
+    fail_unless(g_get_monotonic_time() < deadline, "segment 0's first half not in 10 s");
+  }
+  fail_unless_equals_uint64(popped, half);
+  dl->request_tail(0, seg0.size() - 700);
+  Downloader::Item woke = dl->pop(std::chrono::milliseconds(30000));
+  fail_unless_equals_int(int(woke.kind), int(Downloader::Item::Kind::Timeout));
+  Downloader::Tail t = dl->take_tail(0);
+  fail_unless(tail_bytes(t, seg0.size() - 700) == Bytes(seg0.end() - 700, seg0.end()));
+  // The body was still held: its request had not ended.
+  bool body_open = false;
+  for (const auto &r : srv->requests())
+    if (r.path == "/stream" && r.segment == 0 && r.range.empty()) body_open = r.end_us == 0;
+  fail_unless(body_open, "segment 0's body ended before the wake-up");
+  srv->end_stalls("w", 0);
+  Bytes rest = drain(*dl);
+  Bytes all(seg0.begin(), seg0.begin() + long(half));
+  all.insert(all.end(), rest.begin(), rest.end());
+  fail_unless(all == concat(track.segments));
+  dl->stop();
+}
+GST_END_TEST;
+
 static Suite *tail_suite() {
   Suite *s = suite_create("tail");
   TCase *tc = tcase_create("general");
@@ -141,6 +266,9 @@ static Suite *tail_suite() {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_tail_with_range);
   tcase_add_test(tc, test_tail_without_range);
+  tcase_add_test(tc, test_suffix_with_body);
+  tcase_add_test(tc, test_suffix_without_range);
+  tcase_add_test(tc, test_tail_wakes_pop);
   return s;
 }
 

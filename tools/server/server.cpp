@@ -279,7 +279,8 @@ struct Server::Impl {
       r->log_index = log.size();
       log.push_back(rec);
       responses_open++;
-      if (r->kind == Kind::Segment) {
+      // Segment downloads in flight: a tail asked beside one (suffix) is not one.
+      if (r->kind == Kind::Segment && !g_str_has_prefix(r->range.c_str(), "bytes=-")) {
         r->counted = true;
         segments_in_flight++;
         max_segments_in_flight = std::max(max_segments_in_flight, segments_in_flight);
@@ -532,15 +533,17 @@ struct Server::Impl {
       if (it != tracks.end()) t = it->second;
       const bool in_range =
           t && (r->kind == Kind::Full || r->segment < static_cast<int64_t>(t->segments.size()));
+      // A tail asked with a suffix Range beside a body ("bytes=-N") meets
+      // no fault: the faults are the body's (a test holding or failing a
+      // body must not hit the tail instead, whichever request comes first).
+      const bool suffix = g_str_has_prefix(r->range.c_str(), "bytes=-");
       if (in_range) {
         // Faults that replace the answer come first, whatever the reveal state.
-        faulted = take_fault(
-            r->video_id, r->kind, r->segment,
-            [](const Fault &f) {
-              return f.kind == "http500" || f.kind == "notready" || f.kind == "redirect" ||
-                     f.kind == "redirectftp";
-            },
-            fault);
+        auto replaces = [](const Fault &f) {
+          return f.kind == "http500" || f.kind == "notready" || f.kind == "redirect" ||
+                 f.kind == "redirectftp";
+        };
+        faulted = !suffix && take_fault(r->video_id, r->kind, r->segment, replaces, fault);
         const bool held = held_ready.count(r->video_id) > 0;
         if (!faulted && r->kind == Kind::Segment && (held || opts.reveal_every > 0)) {
           const int64_t now = g_get_monotonic_time();
@@ -555,7 +558,7 @@ struct Server::Impl {
           }
         }
         // Faults that damage the body only apply to bodies.
-        if (!faulted && reveal_in_s == 0) {
+        if (!faulted && reveal_in_s == 0 && !suffix) {
           faulted = take_fault(
               r->video_id, r->kind, r->segment,
               [](const Fault &f) {
@@ -613,8 +616,8 @@ struct Server::Impl {
     uint64_t first = 0, last = 0;
     guint status = SOUP_STATUS_OK;
     GBytes *body;
-    if (opts.ranges && parse_range(r->range.empty() ? nullptr : r->range.c_str(), size,
-                                   satisfiable, first, last)) {
+    if (opts.ranges && parse_range(r->range.empty() ? nullptr : r->range.c_str(), size, satisfiable,
+                                   first, last)) {
       if (!satisfiable) {
         soup_message_headers_replace(hdrs, "Content-Range",
                                      ("bytes */" + std::to_string(size)).c_str());

@@ -43,6 +43,7 @@ struct Track {
 // body kinds with segment = -2 ("full" in a spec) match the full-track requests
 // (/stream?v=ID without segment, /full/ID) instead, which other specs never touch.
 // "reset" and "truncate" send half the body first; "stall" pauses after half.
+// No fault applies to a suffix Range request ("bytes=-N": a tail beside a body).
 struct Fault {
   std::string kind;
   std::string video_id;
@@ -112,7 +113,8 @@ class Server {
   std::string base_url() const;  // "http://127.0.0.1:PORT"
 
   std::vector<RequestRecord> requests() const;
-  // Highest number of /stream segment requests whose responses were in flight at once.
+  // Highest number of /stream segment requests whose responses were in flight at once
+  // (suffix Range requests, tails beside a body, not counted).
   int max_segment_requests_in_flight() const;
   // Waits until no response is in flight (every logged request has its end_us).
   // A client sees the end of a body slightly before the server does; tests call
