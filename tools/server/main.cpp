@@ -117,15 +117,15 @@ bool add_demo(segdl::server::Server &server, double seconds, double first_s, dou
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char **argv) {
+// The command line, as GOption parsed it (its strings freed with it).
+struct CommandLine {
   gchar *root = nullptr;
   gchar *host = nullptr;
   gchar *style = nullptr;
   gchar *seg_seconds = nullptr;
   gchar **fault_specs = nullptr;
   gchar *hold = nullptr;
+  gchar *request_log = nullptr;
   gint port = 8080;
   gint latency_ms = 0;
   gint bandwidth_kbps = 0;
@@ -133,69 +133,79 @@ int main(int argc, char **argv) {
   gdouble demo_seconds = 180;
   gboolean total_unknown = FALSE;
   gboolean demo = FALSE;
+
+  CommandLine() = default;
+  CommandLine(const CommandLine &) = delete;
+  CommandLine &operator=(const CommandLine &) = delete;
+  ~CommandLine() {
+    for (gchar *str : {root, host, style, seg_seconds, hold, request_log}) g_free(str);
+    g_strfreev(fault_specs);
+  }
+};
+
+// Parses the options into `cl`; 0, or the exit status of a usage error.
+int parse_command_line(int &argc, char **&argv, CommandLine &cl) {
   const GOptionEntry entries[] = {
-      {"root", 'r', 0, G_OPTION_ARG_FILENAME, &root, "Serve DIR/ID/seg_N.EXT", "DIR"},
-      {"port", 'p', 0, G_OPTION_ARG_INT, &port, "Port (default 8080, 0 = pick a free one)", "P"},
-      {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1)",
+      {"root", 'r', 0, G_OPTION_ARG_FILENAME, &cl.root, "Serve DIR/ID/seg_N.EXT", "DIR"},
+      {"port", 'p', 0, G_OPTION_ARG_INT, &cl.port, "Port (default 8080, 0 = pick a free one)", "P"},
+      {"host", 0, 0, G_OPTION_ARG_STRING, &cl.host, "Address to listen on (default 127.0.0.1)",
        "HOST"},
-      {"reveal-every", 0, 0, G_OPTION_ARG_DOUBLE, &reveal_every,
+      {"reveal-every", 0, 0, G_OPTION_ARG_DOUBLE, &cl.reveal_every,
        "Segment k becomes ready k*S seconds after the first request for its id", "S"},
-      {"latency-ms", 0, 0, G_OPTION_ARG_INT, &latency_ms, "Delay before every response", "MS"},
-      {"bandwidth-kbps", 0, 0, G_OPTION_ARG_INT, &bandwidth_kbps,
+      {"latency-ms", 0, 0, G_OPTION_ARG_INT, &cl.latency_ms, "Delay before every response", "MS"},
+      {"bandwidth-kbps", 0, 0, G_OPTION_ARG_INT, &cl.bandwidth_kbps,
        "Throttle every response body (1 kbps = 1000 bit/s)", "KBPS"},
-      {"status-style", 0, 0, G_OPTION_ARG_STRING, &style, "Status JSON: bare (default) or rich",
+      {"status-style", 0, 0, G_OPTION_ARG_STRING, &cl.style, "Status JSON: bare (default) or rich",
        "STYLE"},
-      {"total-unknown", 0, 0, G_OPTION_ARG_NONE, &total_unknown, "Never send totalSegments",
+      {"total-unknown", 0, 0, G_OPTION_ARG_NONE, &cl.total_unknown, "Never send totalSegments",
        nullptr},
-      {"fault", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fault_specs,
+      {"fault", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cl.fault_specs,
        "Inject a fault (repeatable); SEGMENT is N, * or full", "KIND:ID:SEGMENT:COUNT[:ARG]"},
-      {"hold-ready", 0, 0, G_OPTION_ARG_STRING, &hold,
+      {"hold-ready", 0, 0, G_OPTION_ARG_STRING, &cl.hold,
        "List only the first N segments of ID as ready until the server gets SIGUSR1 (lets a "
        "test decide when the rest appears)",
        "ID:N"},
-      {"demo", 0, 0, G_OPTION_ARG_NONE, &demo,
+      {"request-log", 0, 0, G_OPTION_ARG_FILENAME, &cl.request_log,
+       "On exit, write every request to FILE (tab-separated: start and end in ms from the "
+       "first request, path, id, segment, Range, status)",
+       "FILE"},
+      {"demo", 0, 0, G_OPTION_ARG_NONE, &cl.demo,
        "Serve a generated melody: ids demo (ADTS AAC), demo-mp3, demo-ts", nullptr},
-      {"demo-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &demo_seconds, "Demo length (default 180)", "N"},
-      {"segment-seconds", 0, 0, G_OPTION_ARG_STRING, &seg_seconds,
+      {"demo-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &cl.demo_seconds, "Demo length (default 180)",
+       "N"},
+      {"segment-seconds", 0, 0, G_OPTION_ARG_STRING, &cl.seg_seconds,
        "First and later segment durations: how the demo is cut, what the rich status "
        "reports (default 15,30)",
        "FIRST,REST"},
       {nullptr}};
-
   GOptionContext *octx = g_option_context_new("- the segdl reference backend");
   g_option_context_add_main_entries(octx, entries, nullptr);
   g_option_context_add_group(octx, gst_init_get_option_group());
   GError *err = nullptr;
   const bool parsed = g_option_context_parse(octx, &argc, &argv, &err);
   g_option_context_free(octx);
-  // Frees the option strings on every way out of main.
-  struct Strings {
-    gchar **p[5];
-    gchar ***specs;
-    ~Strings() {
-      for (gchar **s : p) g_free(*s);
-      g_strfreev(*specs);
-    }
-  } strings{{&root, &host, &style, &seg_seconds, &hold}, &fault_specs};
   if (!parsed) {
     const std::string msg = err ? err->message : "bad options";
     g_clear_error(&err);
     return usage_error(msg);
   }
   if (argc > 1) return usage_error(std::string("unexpected argument: ") + argv[1]);
+  return 0;
+}
 
-  segdl::server::Options opts;
-  if (host) opts.host = host;
-  if (port < 0 || port > 65535) return usage_error("--port must be 0..65535");
-  opts.port = port;
-  if (reveal_every < 0) return usage_error("--reveal-every must be >= 0");
-  opts.reveal_every = reveal_every;
-  if (latency_ms < 0) return usage_error("--latency-ms must be >= 0");
-  opts.latency_ms = latency_ms;
-  if (bandwidth_kbps < 0) return usage_error("--bandwidth-kbps must be >= 0");
-  opts.bandwidth_kbps = bandwidth_kbps;
-  if (style) {
-    const std::string s = style;
+// The server's options from the command line; 0, or a usage error's status.
+int server_options(const CommandLine &cl, segdl::server::Options &opts) {
+  if (cl.host) opts.host = cl.host;
+  if (cl.port < 0 || cl.port > 65535) return usage_error("--port must be 0..65535");
+  opts.port = cl.port;
+  if (cl.reveal_every < 0) return usage_error("--reveal-every must be >= 0");
+  opts.reveal_every = cl.reveal_every;
+  if (cl.latency_ms < 0) return usage_error("--latency-ms must be >= 0");
+  opts.latency_ms = cl.latency_ms;
+  if (cl.bandwidth_kbps < 0) return usage_error("--bandwidth-kbps must be >= 0");
+  opts.bandwidth_kbps = cl.bandwidth_kbps;
+  if (cl.style) {
+    const std::string s = cl.style;
     if (s == "bare")
       opts.status_style = segdl::server::StatusStyle::Bare;
     else if (s == "rich")
@@ -203,16 +213,46 @@ int main(int argc, char **argv) {
     else
       return usage_error("--status-style must be bare or rich");
   }
-  opts.total_unknown = total_unknown;
+  opts.total_unknown = cl.total_unknown;
+  return 0;
+}
+
+// --request-log: one line a request, times in ms from the first one's start.
+bool write_request_log(const char *path, const std::vector<segdl::server::RequestRecord> &reqs) {
+  std::string out = "#start_ms\tend_ms\tpath\tid\tsegment\trange\tstatus\n";
+  const int64_t t0 = reqs.empty() ? 0 : reqs.front().start_us;
+  char line[64];
+  for (const segdl::server::RequestRecord &r : reqs) {
+    g_snprintf(line, sizeof line, "%.1f\t%.1f\t", double(r.start_us - t0) / 1000,
+               r.end_us ? double(r.end_us - t0) / 1000 : -1.0);
+    out += line + r.path + "\t" + r.video_id + "\t" + std::to_string(r.segment) + "\t" +
+           (r.range.empty() ? "-" : r.range) + "\t" + std::to_string(r.http_status) + "\n";
+  }
+  GError *err = nullptr;
+  if (!g_file_set_contents(path, out.data(), gssize(out.size()), &err)) {
+    g_printerr("segdl-server: --request-log: %s\n", err->message);
+    g_clear_error(&err);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  CommandLine cl;
+  if (int status = parse_command_line(argc, argv, cl)) return status;
+  segdl::server::Options opts;
+  if (int status = server_options(cl, opts)) return status;
   double first_s = 15, rest_s = 30;
-  if (seg_seconds && !parse_segment_seconds(seg_seconds, first_s, rest_s))
+  if (cl.seg_seconds && !parse_segment_seconds(cl.seg_seconds, first_s, rest_s))
     return usage_error("--segment-seconds wants FIRST,REST (two positive numbers)");
-  if (demo && !(demo_seconds > 0 && demo_seconds <= 6 * 3600))
+  if (cl.demo && !(cl.demo_seconds > 0 && cl.demo_seconds <= 6 * 3600))
     return usage_error("--demo-seconds must be in (0, 21600]");
-  if (!root && !demo) return usage_error("nothing to serve: give --root DIR or --demo");
+  if (!cl.root && !cl.demo) return usage_error("nothing to serve: give --root DIR or --demo");
 
   std::vector<segdl::server::Fault> faults;
-  for (gchar **s = fault_specs; s && *s; s++) {
+  for (gchar **s = cl.fault_specs; s && *s; s++) {
     segdl::server::Fault f;
     std::string why;
     if (!segdl::server::parse_fault(*s, f, why)) return usage_error(why);
@@ -221,18 +261,18 @@ int main(int argc, char **argv) {
 
   std::string hold_id;
   int64_t hold_n = -1;
-  if (hold && !parse_hold(hold, hold_id, hold_n))
+  if (cl.hold && !parse_hold(cl.hold, hold_id, hold_n))
     return usage_error("--hold-ready wants ID:N (N >= 0)");
 
   segdl::server::Server server(opts);
   std::string error;
-  if (root) {
-    if (!g_file_test(root, G_FILE_TEST_IS_DIR))
-      return usage_error(std::string("--root: not a directory: ") + root);
-    if (!server.load_dir(root, first_s, rest_s, error)) return usage_error(error);
-    g_print("serving the tracks under %s\n", root);
+  if (cl.root) {
+    if (!g_file_test(cl.root, G_FILE_TEST_IS_DIR))
+      return usage_error(std::string("--root: not a directory: ") + cl.root);
+    if (!server.load_dir(cl.root, first_s, rest_s, error)) return usage_error(error);
+    g_print("serving the tracks under %s\n", cl.root);
   }
-  if (demo && !add_demo(server, demo_seconds, first_s, rest_s, error)) {
+  if (cl.demo && !add_demo(server, cl.demo_seconds, first_s, rest_s, error)) {
     g_printerr("segdl-server: %s\n", error.c_str());
     return 1;
   }
@@ -254,5 +294,6 @@ int main(int argc, char **argv) {
   if (release) g_source_remove(release);
   server.stop();
   g_print("segdl-server stopped\n");
+  if (cl.request_log && !write_request_log(cl.request_log, server.requests())) return 1;
   return 0;
 }
