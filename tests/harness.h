@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common/mediagen.h"
+#include "segdl/clock.h"
 #include "server/server.h"
 
 #include <gst/app/gstappsink.h>
@@ -262,6 +263,28 @@ inline GstElement *make_pipeline(const std::string &backend, const std::string &
   g_object_set(src, "backend-url", backend.c_str(), "video-id", id.c_str(), nullptr);
   gst_object_unref(src);
   return p;
+}
+
+// Hands the segdlsrc named "src" an engine clock (the GObject data
+// "segdl-engine-clock", tests only) before it starts; `clock` must outlive
+// the pipeline's engine.
+inline void use_engine_clock(GstElement *pipeline, segdl::EngineClock &clock) {
+  GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+  fail_unless(src != nullptr, "no element named src");
+  g_object_set_data(G_OBJECT(src), "segdl-engine-clock", &clock);
+  gst_object_unref(src);
+}
+
+// The `stats` of the segdlsrc named "src" (after run_pipeline()); the
+// caller frees it.
+inline GstStructure *stats_of(GstElement *pipeline) {
+  GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+  fail_unless(src != nullptr, "no element named src");
+  GstStructure *stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  gst_object_unref(src);
+  fail_unless(stats != nullptr, "no stats");
+  return stats;
 }
 
 }  // namespace segdl::test

@@ -35,14 +35,6 @@ struct TempDir {
   }
 };
 
-GstStructure *stats_of(GstElement *pipeline) {
-  GstElement *src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
-  GstStructure *st = nullptr;
-  g_object_get(src, "stats", &st, nullptr);
-  gst_object_unref(src);
-  return st;
-}
-
 Bytes read_file(const std::string &path) {
   gchar *data = nullptr;
   gsize len = 0;

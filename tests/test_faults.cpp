@@ -62,14 +62,11 @@ GST_START_TEST(test_fault_matrix) {
   GstElement *p = make_pipeline(srv->base_url(), "f", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 40);
-  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
-  GstStructure *st = nullptr;
-  g_object_get(src, "stats", &st, nullptr);
+  GstStructure *st = stats_of(p);
   gint64 faults = 0, resumes = 0;
   gst_structure_get_int64(st, "faults", &faults);
   gst_structure_get_int64(st, "resumes", &resumes);
   gst_structure_free(st);
-  gst_object_unref(src);
   gst_object_unref(p);
   fail_if(run.timed_out, "%s@%" G_GINT64_FORMAT " %s: no EOS in time", fk.kind, seg, join);
   fail_unless(run.error == nullptr, "%s@%" G_GINT64_FORMAT " %s: %s", fk.kind, seg, join,
@@ -273,9 +270,7 @@ GST_START_TEST(test_error_ahead_while_buffering) {
   srv->add_fault(fault("http500", "f", 2, -1));
   GstElement *p = make_pipeline(srv->base_url(), "f", "join=bytes max-retries=2 buffer-size=1000",
                                 "appsink name=sink sync=false");
-  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
-  g_object_set_data(G_OBJECT(src), "segdl-engine-clock", static_cast<segdl::EngineClock *>(&clock));
-  gst_object_unref(src);
+  use_engine_clock(p, clock);
   GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "sink");
   GstBus *bus = gst_element_get_bus(p);
   fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);

@@ -300,9 +300,7 @@ GST_START_TEST(test_error_max_wait) {
   srv->add_track("slow", track);
   GstElement *p = make_pipeline(srv->base_url(), "slow", "join=bytes max-wait=1",
                                 "appsink name=sink sync=false");
-  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
-  g_object_set_data(G_OBJECT(src), "segdl-engine-clock", static_cast<segdl::EngineClock *>(&clock));
-  gst_object_unref(src);
+  use_engine_clock(p, clock);
   GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "sink");
   GstBus *bus = gst_element_get_bus(p);
   fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);

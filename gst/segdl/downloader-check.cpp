@@ -52,6 +52,38 @@ SniffResult::Verdict Downloader::job_check(Job &job, GBytes *chunk, bool whole, 
   return r.verdict;
 }
 
+// A segment whose length is this much shorter than the status says is cut.
+constexpr double kShortSegment = 0.9;
+
+// HTTP thread. A body without a length (chunked) ended cleanly, held whole:
+// libsoup 3 takes a malformed chunk size for the last chunk, so a clean end
+// proves nothing. It must end where its last frame (packet, page, box) ends
+// and, when the status gives the segments' durations, a segment before the
+// last must hold at least kShortSegment of its length. `why` when not.
+bool Downloader::held_body_whole(Job &job, std::string &why) {
+  if (!job.head || job.head->len == 0) return true;  // the empty body is refused on its own
+  SegmentEnd end = check_segment_end(job.head->data, job.head->len);
+  if (!end.whole) {
+    why = "a body without Content-Length cut short: " + end.why;
+    return false;
+  }
+  const bool last = !progress_.end() || job.n + 1 >= *progress_.end();
+  if (end.seconds < 0 || last) return true;
+  double nominal;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    nominal = job.n == 0 ? stats_.first_segment_duration_s : stats_.segment_duration_s;
+  }
+  if (nominal <= 0 || end.seconds >= kShortSegment * nominal) return true;
+  char text[160];
+  g_snprintf(text, sizeof text,
+             "a body without Content-Length cut short: %.3f s of audio, the status says %s "
+             "lasts %g s",
+             end.seconds, job.n == 0 ? "segment 0" : "a segment", nominal);
+  why = text;
+  return false;
+}
+
 // HTTP thread. A copy of segment job.n is not audio: nothing of it was
 // output or cached (the cache's temporary file goes with the writer). The
 // first time it is fetched again; then it is missing.

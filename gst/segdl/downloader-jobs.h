@@ -56,6 +56,9 @@ struct Downloader::Job final : FetchListener {
   GByteArray *head = nullptr;
   bool checked = false;
   int refused = 0;
+  // This attempt's body has no length (chunked): all of it is held until it
+  // has ended and held_body_whole() says it is whole.
+  bool hold_whole = false;
   // Waiting for the cache worker's read of its cached copy (a token; 0
   // none), and whether that copy failed to read or verify (the network's turn).
   uint64_t cache_read = 0;

@@ -418,6 +418,9 @@ void Downloader::job_response(Job &job, const FetchResponse &resp) {
                -1, false);
     return;
   }
+  // No length to check the end against: held whole, judged when it ends.
+  job.hold_whole = cfg_.check_segments && target == Target::Segment && s == 200 &&
+                   resp.content_length < 0 && job.received == 0;
   job.info.size = job.expected;
   job.info.etag = resp.etag;
   job.info.last_modified = resp.last_modified;
@@ -447,6 +450,13 @@ void Downloader::job_data(Job &job, GBytes *chunk) {
   }
   // Nothing of a segment leaves (to the consumer or the cache) before its
   // first bytes pass check_segment().
+  if (!job.checked && job.hold_whole) {
+    if (!job.head) job.head = g_byte_array_new();
+    g_byte_array_append(job.head, static_cast<const guint8 *>(g_bytes_get_data(keep, nullptr)),
+                        guint(g_bytes_get_size(keep)));
+    g_bytes_unref(keep);
+    return;
+  }
   if (!job.checked) {
     GBytes *passed = nullptr;
     if (job_check(job, keep, false, &passed) != SniffResult::Verdict::Audio) return;
@@ -492,6 +502,13 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
                "body ended after " + std::to_string(job.received) + " of " +
                    std::to_string(job.expected) + " bytes",
                -1, true);
+    return;
+  }
+  std::string cut;
+  if (err == FetchError::None && job.hold_whole && !job.checked && !held_body_whole(job, cut)) {
+    g_byte_array_unref(job.head);  // nothing of it was output or cached
+    job.head = nullptr;
+    job_failed(job, EngineError::Kind::Read, 0, cut, -1, true);
     return;
   }
   if (err == FetchError::None && !job.checked) {

@@ -285,6 +285,7 @@ class Downloader {
   void job_done(Job &job, FetchError err, const std::string &msg);
   SniffResult::Verdict job_check(Job &job, GBytes *chunk, bool whole, GBytes **out);
   void hand_over(Job &job, GBytes *keep);
+  bool held_body_whole(Job &job, std::string &why);
   void job_refused(Job &job, const std::string &why);
   bool cached_is_audio(int64_t n, GBytes *bytes);
   Job &job_for(int64_t n);
@@ -350,8 +351,8 @@ class Downloader {
   std::map<int64_t, std::unique_ptr<Job>> jobs_;
   std::unique_ptr<StatusJob> status_job_;
   std::map<int64_t, std::unique_ptr<TailJob>> tail_jobs_;  // by segment
-  GSource *poll_timer_ = nullptr;  // a failed status poll's retry (backoff)
-  GSource *poll_tick_ = nullptr;   // the fixed-rate poll's next tick
+  GSource *poll_timer_ = nullptr;                          // a failed status poll's retry (backoff)
+  GSource *poll_tick_ = nullptr;                           // the fixed-rate poll's next tick
   // When poll_tick_ is due: the first poll's start + k * poll-interval.
   int64_t poll_due_us_ = 0;
   GSource *max_wait_timer_ = nullptr;

@@ -214,4 +214,98 @@ SniffResult check_segment(const uint8_t *data, size_t size, bool whole, MediaFor
   return r;
 }
 
+// ------------------------------------------------------- a whole body's end
+
+namespace {
+
+SegmentEnd cut_short(std::string why) {
+  SegmentEnd e;
+  e.whole = false;
+  e.why = std::move(why);
+  return e;
+}
+
+// Bytes of the ID3v2 tags at d[0] (they passed check_segment()).
+size_t id3_prefix(const uint8_t *d, size_t n) {
+  size_t off = 0;
+  for (int tags = 0; tags < kMaxId3Tags && n - off >= 10 && memcmp(d + off, "ID3", 3) == 0;
+       tags++) {
+    size_t tag = id3v2_size(d + off, n - off);
+    if (tag == 0 || tag > n - off) break;
+    off += tag;
+  }
+  return off;
+}
+
+// Frames of an elementary stream, each where the one before ends, up to
+// the last byte; an ID3v1 tag (128 bytes, "TAG") may close MPEG audio.
+template <typename Header, typename Parse>
+SegmentEnd walk_frames(const uint8_t *d, size_t n, const char *name, bool id3v1, Parse parse) {
+  size_t off = id3_prefix(d, n);
+  uint64_t samples = 0;
+  uint32_t rate = 0;
+  while (off < n) {
+    if (id3v1 && n - off == 128 && memcmp(d + off, "TAG", 3) == 0) break;
+    Header h;
+    if (!parse(d + off, n - off, h))
+      return cut_short(std::string("no ") + name + " frame where the one before ends (byte " +
+                       std::to_string(off) + " of " + std::to_string(n) + ")");
+    if (h.frame_size > n - off)
+      return cut_short(std::string("its last ") + name + " frame is cut (" +
+                       std::to_string(n - off) + " of " + std::to_string(h.frame_size) + " bytes)");
+    samples += uint64_t(h.samples);
+    rate = h.sample_rate;
+    off += h.frame_size;
+  }
+  SegmentEnd e;
+  if (rate > 0) e.seconds = double(samples) / double(rate);
+  return e;
+}
+
+SegmentEnd walk_ogg(const uint8_t *d, size_t n) {
+  size_t off = 0;
+  while (off < n) {
+    const size_t left = n - off;
+    if (left < 27 || memcmp(d + off, "OggS", 4) != 0)
+      return cut_short(left < 27 ? "its last Ogg page is cut"
+                                 : "no Ogg page where the one before ends (byte " +
+                                       std::to_string(off) + ")");
+    const size_t segs = d[off + 26];
+    if (left < 27 + segs) return cut_short("its last Ogg page is cut");
+    size_t page = 27 + segs;
+    for (size_t i = 0; i < segs; i++) page += d[off + 27 + i];
+    if (page > left) return cut_short("its last Ogg page is cut");
+    off += page;
+  }
+  return SegmentEnd{};
+}
+
+}  // namespace
+
+SegmentEnd check_segment_end(const uint8_t *data, size_t size) {
+  SniffResult r = check_segment(data, size, true);
+  if (r.verdict != Verdict::Audio) return SegmentEnd{};  // check_segment() refuses it
+  switch (r.form) {
+    case MediaForm::Adts:
+      return walk_frames<AdtsHeader>(
+          data, size, "ADTS", false, [](const uint8_t *p, size_t s, AdtsHeader &h) {
+            return s >= 7 && parse_adts_header(p, s, h) && h.frame_size >= h.header_size;
+          });
+    case MediaForm::MpegAudio:
+      return walk_frames<MpegAudioHeader>(
+          data, size, "MPEG audio", true, [](const uint8_t *p, size_t s, MpegAudioHeader &h) {
+            return s >= 4 && parse_mpeg_audio_header(p, s, h) && h.frame_size > 4;
+          });
+    case MediaForm::MpegTs:
+      if (size % kTsPacket != 0)
+        return cut_short(std::to_string(size % kTsPacket) +
+                         " bytes after its last whole MPEG-TS packet");
+      return SegmentEnd{};
+    case MediaForm::Ogg:
+      return walk_ogg(data, size);
+    default:  // MP4: check_segment() walked its boxes to the end; the others are not walked
+      return SegmentEnd{};
+  }
+}
+
 }  // namespace segdl

@@ -59,4 +59,19 @@ constexpr size_t kSniffBytes = 4096;
 SniffResult check_segment(const uint8_t *data, size_t size, bool whole,
                           MediaForm track_form = MediaForm::Unknown);
 
+// What the whole body of a segment says about its end, for a body no
+// header gave a length (chunked): libsoup 3 reads a malformed chunk size as
+// 0, the last chunk, so such a body can end cleanly in the middle. A body
+// that passed check_segment() must end where its last unit ends: ADTS and
+// MPEG audio frames walked from the first (an ID3v1 tag may follow MPEG
+// audio), MPEG-TS packets of 188 bytes, Ogg pages, MP4 boxes (see
+// check_segment()). Matroska, FLAC and WAV are not walked (`whole` true).
+// `seconds`: the audio it holds (ADTS, MPEG audio), else -1.
+struct SegmentEnd {
+  bool whole = true;
+  double seconds = -1;
+  std::string why;  // when not whole: where it stops
+};
+SegmentEnd check_segment_end(const uint8_t *data, size_t size);
+
 }  // namespace segdl

@@ -204,6 +204,58 @@ GST_START_TEST(test_broken_streams) {
 }
 GST_END_TEST;
 
+// check_segment_end(), for bodies without a length: every generated
+// segment ends on a whole frame (packet) and, for ADTS and MP3, holds the
+// seconds it was cut to; the same bytes cut anywhere in a frame, or
+// missing whole frames (then shorter), are caught; Ogg pages are walked.
+GST_START_TEST(test_segment_end) {
+  const struct {
+    media::Form form;
+    bool timed;
+  } kForms[] = {{media::Form::Adts, true}, {media::Form::Mp3, true}, {media::Form::MpegTs, false}};
+  for (const auto &f : kForms) {
+    std::vector<Bytes> segs = media::cut(encoded(f.form), 1.5, 2.0);
+    for (size_t i = 0; i + 1 < segs.size(); i++) {
+      const Bytes &s = segs[i];
+      SegmentEnd e = check_segment_end(s.data(), s.size());
+      fail_unless(e.whole, "%s segment %zu: %s", media::form_name(f.form), i, e.why.c_str());
+      const double nominal = i == 0 ? 1.5 : 2.0;
+      if (f.timed)
+        fail_unless(e.seconds > nominal - 0.1 && e.seconds < nominal + 0.1, "%s %zu: %.3f s",
+                    media::form_name(f.form), i, e.seconds);
+      else
+        fail_unless(e.seconds < 0);
+      // Cut at every 97th byte past the check's head: never whole, or (on a
+      // frame boundary by chance) shorter.
+      for (size_t cut = kSniffBytes; cut < s.size(); cut += 97) {
+        if (!f.timed && cut % 188 == 0) continue;  // whole packets: a cut the walk cannot see
+        SegmentEnd c = check_segment_end(s.data(), cut);
+        fail_unless(!c.whole || (f.timed && c.seconds < e.seconds), "%s %zu cut at %zu taken whole",
+                    media::form_name(f.form), i, cut);
+        if (!c.whole) fail_unless(!c.why.empty());
+      }
+    }
+  }
+  // Ogg: two whole pages, then the second one cut.
+  Bytes ogg;
+  for (int page = 0; page < 2; page++) {
+    Bytes p = {'O', 'g', 'g', 'S', 0, uint8_t(page == 0 ? 2 : 0)};
+    p.insert(p.end(), 20, 0);
+    p.push_back(2);  // two lacing values: 255 + 10 bytes
+    p.push_back(255);
+    p.push_back(10);
+    p.insert(p.end(), 265, uint8_t(page));
+    ogg.insert(ogg.end(), p.begin(), p.end());
+  }
+  fail_unless(check_segment_end(ogg.data(), ogg.size()).whole);
+  fail_if(check_segment_end(ogg.data(), ogg.size() - 1).whole);
+  fail_if(check_segment_end(ogg.data(), ogg.size() / 2 + 10).whole);
+  // Not audio is check_segment()'s to refuse: no verdict here.
+  Bytes html = of("<html>error</html>");
+  fail_unless(check_segment_end(html.data(), html.size()).whole);
+}
+GST_END_TEST;
+
 static Suite *sniff_suite() {
   Suite *s = suite_create("sniff");
   TCase *tc = tcase_create("general");
@@ -214,6 +266,7 @@ static Suite *sniff_suite() {
   tcase_add_test(tc, test_containers);
   tcase_add_test(tc, test_not_audio);
   tcase_add_test(tc, test_broken_streams);
+  tcase_add_test(tc, test_segment_end);
   return s;
 }
 

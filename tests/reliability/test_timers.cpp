@@ -2,7 +2,8 @@
 /* segdl tests — the download engine's timers on an injected clock
  * (segdl::ManualClock, gst/segdl/clock.h) against the scripted fake
  * Fetcher of downloader_rig.h: stall-timeout (status and segments), the
- * retry backoff, the fixed-rate status poll and the max-wait budget.
+ * retry backoff, the fixed-rate status poll, the max-wait budget and the
+ * "not yet" waits (Retry-After, poll-interval, the listed segment's grace).
  *
  * The engine's time moves only when a test advances it: a timer due at T
  * is asserted to be armed at exactly T, to have done nothing at T - 1 µs,
@@ -72,6 +73,18 @@ bool has_warning(const Drained &d, const std::string &cause) {
   return false;
 }
 
+// The setup every test shares: the status answers `status` and segment 0
+// `seg0` (the last reply repeats), then the engine starts. Returns the
+// engine's time at the start.
+int64_t start_rig(Rig &rig, ManualClock &clock, std::vector<Reply> status,
+                  std::vector<Reply> seg0) {
+  rig.server.script(rig.status(), std::move(status));
+  rig.server.script(rig.seg(0), std::move(seg0));
+  const int64_t t0 = clock.now_us();
+  rig.start();
+  return t0;
+}
+
 }  // namespace
 
 // A status request that never ends fails at exactly stall-timeout after it
@@ -84,10 +97,8 @@ GST_START_TEST(test_status_stall) {
   hang.cut_after = 5;
   hang.hang = true;
   std::string s0 = make_body(0, 700);
-  rig.server.script(rig.status(), {hang, ok(R"({"ready":[0],"totalSegments":1})")});
-  rig.server.script(rig.seg(0), {ok(s0)});
-  const int64_t t0 = clock.now_us();
-  rig.start();
+  const int64_t t0 =
+      start_rig(rig, clock, {hang, ok(R"({"ready":[0],"totalSegments":1})")}, {ok(s0)});
 
   fail_unless(rig.server.wait_until(
       [&](const Log &log) { return log.stalled == 1 && log.finished_count(rig.seg(0)) == 1; },
@@ -130,10 +141,8 @@ GST_START_TEST(test_segment_stall) {
   first.pause_at = 1000;   // silent until the test resumes it...
   first.cut_after = 2000;  // ...then 1000 bytes more, then silent for good
   first.hang = true;
-  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":1})")});
-  rig.server.script(rig.seg(0), {first, ok(s0)});
-  const int64_t t0 = clock.now_us();
-  rig.start();
+  const int64_t t0 =
+      start_rig(rig, clock, {ok(R"({"ready":[0],"totalSegments":1})")}, {first, ok(s0)});
 
   fail_unless(rig.server.wait_until([](const Log &log) { return log.paused == 1; }, 5000ms));
   fail_unless(clock.wait_timer_at(t0 + 5 * kSecond, 5000ms));
@@ -171,9 +180,8 @@ GST_START_TEST(test_backoff_schedule) {
   ManualClock clock;
   Rig rig(clocked_config(clock));
   std::string s0 = make_body(0, 900);
-  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":1})")});
-  rig.server.script(rig.seg(0), {answer(500), answer(500), answer(500), ok(s0)});
-  rig.start();
+  start_rig(rig, clock, {ok(R"({"ready":[0],"totalSegments":1})")},
+            {answer(500), answer(500), answer(500), ok(s0)});
 
   for (int k = 1; k <= 3; k++) {
     fail_unless(rig.server.wait_until(
@@ -206,10 +214,8 @@ GST_START_TEST(test_poll_no_drift) {
   DownloaderConfig cfg = clocked_config(clock);
   cfg.poll_interval_s = 2;
   Rig rig(cfg);
-  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":5})")});
-  rig.server.script(rig.seg(0), {ok(make_body(0, 100))});
-  const int64_t t0 = clock.now_us();
-  rig.start();
+  const int64_t t0 =
+      start_rig(rig, clock, {ok(R"({"ready":[0],"totalSegments":5})")}, {ok(make_body(0, 100))});
 
   for (int k = 1; k <= 3; k++) {
     const int64_t tick = t0 + 2 * kSecond * k;
@@ -247,12 +253,11 @@ GST_START_TEST(test_max_wait_budget) {
   cfg.poll_interval_s = 6;
   Rig rig(cfg);
   std::string s0 = make_body(0, 500), s1 = make_body(1, 600);
-  rig.server.script(rig.status(), {ok(R"({"ready":[0],"totalSegments":3})"),
-                                   ok(R"({"ready":[0,1],"totalSegments":3})")});
-  rig.server.script(rig.seg(0), {ok(s0)});
   rig.server.script(rig.seg(1), {ok(s1)});
-  const int64_t t0 = clock.now_us();
-  rig.start();
+  const int64_t t0 = start_rig(
+      rig, clock,
+      {ok(R"({"ready":[0],"totalSegments":3})"), ok(R"({"ready":[0,1],"totalSegments":3})")},
+      {ok(s0)});
 
   check_bytes(pop_bytes(*rig.dl, s0.size()), s0);
   fail_unless(rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 1 from t0
@@ -278,6 +283,94 @@ GST_START_TEST(test_max_wait_budget) {
 }
 GST_END_TEST;
 
+// "Not yet" (425, 503) from a segment the status lists is waited for on the
+// engine's clock -- Retry-After when given, else poll-interval -- for
+// max(1 s, 3 x poll-interval) in all (6 s here); the first answer after
+// that is a failure: WARNING, then the backoff, never sooner than its
+// Retry-After.
+GST_START_TEST(test_listed_not_ready) {
+  ManualClock clock;
+  DownloaderConfig cfg = clocked_config(clock);
+  cfg.poll_interval_s = 2;
+  Rig rig(cfg);
+  std::string s0 = make_body(0, 500), s1 = make_body(1, 700);
+  rig.server.script(rig.seg(1), {answer(503, 4), answer(425), answer(503, 1), ok(s1)});
+  const int64_t t0 = start_rig(rig, clock, {ok(R"({"ready":[0,1],"totalSegments":2})")}, {ok(s0)});
+
+  auto answered = [&](int k) {
+    return rig.server.wait_until(
+        [&](const Log &log) { return log.cancelled_count(rig.seg(1)) == k; }, 5000ms);
+  };
+  // 503 with Retry-After: 4 at t0: asked again at exactly t0 + 4 s.
+  fail_unless(answered(1));
+  fail_unless(clock.wait_timer_at(t0 + 4 * kSecond, 5000ms), "no wait of Retry-After");
+  clock.advance_to(t0 + 4 * kSecond - 1);
+  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 1);
+  clock.advance_to(t0 + 4 * kSecond);
+  // 425 without Retry-After at 4 s: poll-interval, asked at 6 s.
+  fail_unless(answered(2));
+  fail_unless(clock.wait_timer_at(t0 + 6 * kSecond, 5000ms), "no wait of poll-interval");
+  fail_unless_equals_int64(rig.dl->stats().retries, 0);  // waits, not failures
+  clock.advance_to(t0 + 6 * kSecond - 1);
+  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 2);
+  clock.advance_to(t0 + 6 * kSecond);
+  // 503 at 6 s, the grace spent: failure 1, retried after max(backoff, 1 s).
+  fail_unless(answered(3));
+  const int64_t failed = t0 + 6 * kSecond;
+  int64_t retry = wait_deadline_in(clock, failed + backoff_delay_us(1, 1, 0, 1),
+                                   failed + backoff_delay_us(1, 1, 1, 1) + 1);
+  fail_unless(retry > 0, "no retry timer after the grace");
+  fail_unless_equals_int64(rig.dl->stats().retries, 1);
+  clock.advance_to(retry - 1);
+  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 3);
+  clock.advance_to(retry);
+
+  Drained d = drain(*rig.dl);
+  check_end(d, Kind::Eos);
+  check_bytes(d.bytes, s0 + s1);
+  fail_unless(has_warning(d, "although the status lists it as ready"));
+  rig.finish();
+}
+GST_END_TEST;
+
+// "Not yet" (404 with Retry-After) from a segment asked before the status
+// lists it (speculative fetch) is no failure: asked again after
+// max(Retry-After, poll-interval / 4) on the engine's clock, and at once
+// when a status lists it, its wait dropped.
+GST_START_TEST(test_unlisted_not_yet) {
+  ManualClock clock;
+  DownloaderConfig cfg = clocked_config(clock);
+  cfg.poll_interval_s = 4;
+  cfg.speculative_fetch = true;
+  Rig rig(cfg);
+  std::string s0 = make_body(0, 500), s1 = make_body(1, 600);
+  rig.server.script(rig.seg(1), {answer(404, 3), answer(404, 3), ok(s1)});
+  const int64_t t0 = start_rig(
+      rig, clock,
+      {ok(R"({"ready":[0],"totalSegments":2})"), ok(R"({"ready":[0,1],"totalSegments":2})")},
+      {ok(s0)});
+
+  fail_unless(rig.server.wait_until(
+      [&](const Log &log) { return log.cancelled_count(rig.seg(1)) == 1; }, 5000ms));
+  fail_unless(clock.wait_timer_at(t0 + 3 * kSecond, 5000ms), "no wait of Retry-After");
+  clock.advance_to(t0 + 3 * kSecond - 1);
+  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 1);
+  clock.advance_to(t0 + 3 * kSecond);
+  fail_unless(rig.server.wait_until(
+      [&](const Log &log) { return log.cancelled_count(rig.seg(1)) == 2; }, 5000ms));
+  fail_unless(clock.wait_timer_at(t0 + 6 * kSecond, 5000ms));
+  // The poll at 4 s lists it: asked at once, not at 6 s.
+  clock.advance_to(t0 + 4 * kSecond);
+  fail_unless(
+      rig.server.wait_until([&](const Log &log) { return log.count(rig.seg(1)) == 3; }, 5000ms));
+  Drained d = drain(*rig.dl);
+  check_end(d, Kind::Eos);
+  check_bytes(d.bytes, s0 + s1);
+  fail_unless_equals_int64(rig.dl->stats().retries, 0);
+  rig.finish();
+}
+GST_END_TEST;
+
 static Suite *timers_suite() {
   Suite *s = suite_create("timers");
   TCase *tc = tcase_create("general");
@@ -288,6 +381,8 @@ static Suite *timers_suite() {
   tcase_add_test(tc, test_backoff_schedule);
   tcase_add_test(tc, test_poll_no_drift);
   tcase_add_test(tc, test_max_wait_budget);
+  tcase_add_test(tc, test_listed_not_ready);
+  tcase_add_test(tc, test_unlisted_not_yet);
   return s;
 }
 
