@@ -245,12 +245,18 @@ class Server:
         self.proc.stdout.close()
 
 
+# Segdl processes started by the running test: killed by its tearDown, so a
+# test failing while one runs leaves none behind.
+_started = []
+
+
 class Segdl:
     """segdl as a child process whose stdout lines are read as they come."""
 
     def __init__(self, args, cwd, env=None, stderr=subprocess.PIPE):
         self.proc = subprocess.Popen([SEGDL] + args, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=stderr, text=True)
+        _started.append(self.proc)
         self.lines = queue.Queue()
         self.out = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -303,6 +309,11 @@ class CliTestCase(unittest.TestCase):
         self.servers = []
 
     def tearDown(self):
+        while _started:
+            p = _started.pop()
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=WAIT)
         for s in self.servers:
             s.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
