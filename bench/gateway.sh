@@ -41,6 +41,9 @@ start() {
 
 rss() { awk '/^VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
 hwm() { awk '/^VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
+# CPU seconds (user + sys) a process has used: comparable between runs even
+# when other work shares the machine, unlike wall-clock figures.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
 start "$BUILD_DIR/tools/segdl-server" --demo --demo-seconds 180 --port 0
 UPSTREAM=$URL
@@ -69,9 +72,11 @@ request = function()
 end
 LUA
 echo "## wrk, $CONNS connections, ${SECONDS_RUN} s, cached segments"
+cpu_before=$(cpu "$GW_PID")
 timeout $((SECONDS_RUN + 30)) wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$WORK/paths.lua" "$GW" \
   | tee "$WORK/wrk.txt"
 rss_after=$(rss "$GW_PID")
+cpu_after=$(cpu "$GW_PID")
 
 # The small ones: the status of a cached track.
 echo "## wrk, $CONNS connections, ${SECONDS_RUN} s, /status?v=demo"
@@ -98,6 +103,7 @@ req_s=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt")
 p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
 xfer=$(awk '/^Transfer\/sec/ {print $2}' "$WORK/wrk.txt")
+reqs=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 errors=$(grep -E 'Socket errors|Non-2xx' "$WORK/wrk.txt" || echo "none")
 s_req=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-status.txt")
 s_p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk-status.txt")
@@ -110,5 +116,7 @@ echo "| /status?v= of a cached track | $s_req | $s_p50 | $s_p99 | - |"
 echo
 echo "wrk errors: $errors"
 echo "gateway RSS: ${rss_before} MiB after warming, ${rss_after} MiB after the load, peak $(hwm "$GW_PID") MiB"
+echo "gateway CPU for the cached segments: $(awk "BEGIN {printf \"%.2f s user+sys, %.3f ms a request (%d requests)\", $cpu_after - $cpu_before, 1000 * ($cpu_after - $cpu_before) / $reqs, $reqs}")"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "misses: $CONNS clients on 7 uncached segments: $(awk "BEGIN {printf \"%.2f\", $miss_end - $miss_start}") s," \
   "all ok: $([ $wait_ok = 0 ] && echo yes || echo no); cache afterwards: $cached"

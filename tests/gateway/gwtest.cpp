@@ -97,9 +97,20 @@ void GatedUpstream::set_coding(const std::string &coding) {
   coding_ = coding;
 }
 
+void GatedUpstream::set_status(int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  status_ = status;
+}
+
 void GatedUpstream::answer(SoupServerMessage *msg, int64_t seg) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (status_) {
+      soup_server_message_set_status(msg, static_cast<guint>(status_), nullptr);
+      soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After",
+                                   "3");
+      return;
+    }
     if (!coding_.empty())
       soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                    "Content-Encoding", coding_.c_str());

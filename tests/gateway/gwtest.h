@@ -251,6 +251,9 @@ class GatedUpstream {
   // Later segment and whole-track answers (GET /stream?v=ID, the segments
   // end to end) carry "Content-Encoding: CODING" (empty = none).
   void set_coding(const std::string &coding);
+  // Later segment answers are this status (with "Retry-After: 3" and an
+  // empty body) instead of the segment; 0 = the segment again.
+  void set_status(int status);
 
  private:
   static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -264,6 +267,7 @@ class GatedUpstream {
   bool open_ = false;                 // server thread only
   bool half_first_ = false;
   std::string coding_;                                         // under mu_
+  int status_ = 0;                                             // under mu_
   std::vector<std::pair<SoupServerMessage *, int64_t>> held_;  // server thread only
   int port_ = 0;
   GMainContext *ctx_ = nullptr;

@@ -439,7 +439,8 @@ GST_START_TEST(test_cache_listing) {
 GST_END_TEST;
 
 // DELETE /api/segments/cache: refused without --admin-token, 401 without or
-// with a wrong bearer token; with it, tracks older than maxAge go.
+// with a wrong bearer token; with it, tracks older than maxAge go, and
+// without maxAge those above --cache-max-size.
 GST_START_TEST(test_admin_token) {
   TempDir cache;
   auto srv = start_server();
@@ -493,6 +494,14 @@ GST_START_TEST(test_admin_token) {
   fail_unless_equals_int(j.i("removedTracks"), 1);
   fail_unless_equals_int(get(gw->base_url() + "/api/segments/cache/" + kId).status, 404);
   fail_unless_equals_int(get(gw->base_url() + "/api/segments/cache/AAAAAAAAAAA").status, 200);
+  // Without maxAge, the size limit (--cache-max-size) evicts what is above it.
+  o.cache_max_size = 1;
+  auto small = start_gateway(o);
+  Reply by_size = request("DELETE", small->base_url() + "/api/segments/cache",
+                          {{"Authorization", "Bearer s3cret"}});
+  fail_unless_equals_int(by_size.status, 200);
+  fail_unless_equals_int(Json(by_size.body).i("removedTracks"), 1);
+  fail_unless_equals_int(get(gw->base_url() + "/api/segments/cache/AAAAAAAAAAA").status, 404);
 }
 GST_END_TEST;
 

@@ -685,12 +685,16 @@ GST_START_TEST(test_joined_file_checked) {
   const std::string joined = track_file(cache, "joined-", ".m4a");
   fail_unless(!joined.empty());
   fail_unless(file_text(joined) == whole.body);
-  auto record_of = [](const std::string &body) {
+  auto sha_of = [](const std::string &body) -> std::string {
     g_autofree char *sha = g_compute_checksum_for_data(
         G_CHECKSUM_SHA256, reinterpret_cast<const guchar *>(body.data()), body.size());
-    return "size=" + std::to_string(body.size()) + "\nsha256=" + sha + "\n";
+    return sha;
+  };
+  auto record_of = [&](const std::string &body) {
+    return "size=" + std::to_string(body.size()) + "\nsha256=" + sha_of(body) + "\n";
   };
   assert_str_eq(file_text(joined + ".meta"), record_of(whole.body));
+  assert_str_eq(whole.h("etag"), "\"" + sha_of(whole.body).substr(0, 32) + "\"");
   const uint64_t checks = gw->counters().file_checks;
   Reply part = get(url, {{"Range", "bytes=100-199"}});
   fail_unless_equals_int(part.status, 206);
@@ -704,6 +708,8 @@ GST_START_TEST(test_joined_file_checked) {
   fail_unless(again.body != std::string(100, '\0'), "changed bytes were served");
   fail_unless(again.body == rejoined.substr(100, 100));
   assert_str_eq(file_text(joined + ".meta"), record_of(rejoined));
+  // Another join, other bytes (mp4mux writes the time), another ETag.
+  fail_unless(rejoined == whole.body || again.h("etag") != whole.h("etag"));
 
   fail_unless_equals_int(g_unlink((joined + ".meta").c_str()), 0);
   Reply third = get(url);
@@ -711,6 +717,42 @@ GST_START_TEST(test_joined_file_checked) {
   fail_unless(third.body == file_text(joined));
   assert_str_eq(file_text(joined + ".meta"), record_of(third.body));
   fail_unless_equals_int(gw->counters().upstream_full, 0);
+}
+GST_END_TEST;
+
+// The status codes of upstream answers that are not the segment: 425 and
+// 503 are 503 not_ready with the upstream's Retry-After (not retried); a
+// segment above max_segment_bytes is 502 segment_too_large; a status
+// document that does not parse is 502 upstream_bad_status. Nothing cached.
+GST_START_TEST(test_upstream_statuses) {
+  TempDir cache;
+  auto track = make_track(2);
+  GatedUpstream up(kId, track.segments);
+  up.open();
+  auto o = gw_options(up.base_url(), cache.path());
+  o.max_segment_bytes = 25000;
+  auto gw = start_gateway(o);
+  for (int status : {503, 425}) {
+    up.set_status(status);
+    Reply r = get(seg_url(*gw, 0));
+    assert_json_error(r, 503, "not_ready");
+    assert_str_eq(r.h("retry-after"), "3");
+  }
+  fail_unless_equals_int(up.segment_requests(0), 2);  // once each: not retried
+  up.set_status(0);
+  assert_json_error(get(seg_url(*gw, 1)), 502, "segment_too_large");  // 30000 bytes
+  fail_unless_equals_int(get(seg_url(*gw, 0)).status, 200);           // 20000 bytes
+  fail_unless(gw->wait_idle(kWaitMs));
+  fail_unless(segment_files(cache.path(), 1).empty());
+
+  auto srv = start_server();
+  srv->add_track(kId, make_track());
+  srv->add_fault(fault("badjson", -1, -1));
+  auto gw2 = start_gateway(gw_options(srv->base_url(), cache.path() + "/2"));
+  assert_json_error(get(gw2->base_url() + "/status?v=" + kId), 502, "upstream_bad_status");
+  Json st(get(gw2->base_url() + "/api/segments/status/" + kId).body);
+  fail_unless_equals_int(json_object_get_size(json_object_get_object_member(st.obj(), "remote")),
+                         0);
 }
 GST_END_TEST;
 
@@ -735,6 +777,7 @@ static Suite *gateway_faults_suite() {
   tcase_add_test(tc, test_joined_range_checked);
   tcase_add_test(tc, test_form_after_restart);
   tcase_add_test(tc, test_joined_file_checked);
+  tcase_add_test(tc, test_upstream_statuses);
   return s;
 }
 

@@ -228,10 +228,18 @@ void Fill::on_response(const FetchResponse &resp) {
     bad_status_ = 502;  // not an answer to our request, or an error page
     return;
   }
+  if (resp.content_length > gw_.opts.max_segment_bytes) {  // refused before any byte
+    gw_.fetcher->cancel(fetch_id_);                        // no callback follows: end here
+    fetch_id_ = 0;
+    fail({false, 502, "segment_too_large",
+          "segment " + std::to_string(n_) + " of " + id_ + " is larger than " +
+              std::to_string(gw_.opts.max_segment_bytes) + " bytes (" +
+              std::to_string(resp.content_length) + ")"});
+    return;
+  }
   have_head_ = true;
   open_writer();
   total_ = resp.content_length;
-  if (total_ > gw_.opts.max_segment_bytes) total_ = -1;  // refused in on_data
   content_type_ = resp.content_type.empty() ? "application/octet-stream" : resp.content_type;
   last_modified_ = resp.last_modified.empty() ? http_date_now() : resp.last_modified;
   // The clients get the head once the first bytes are known to be audio (on_data).

@@ -248,7 +248,12 @@ bool Gateway::Impl::reply_joined(SoupServerMessage *msg, const std::string &id,
   FileStamp st;
   if (!read_record(path, size, part.sha256) || !stamp_of_path(path, st) || st.size != size)
     return false;
+  // The file's own SHA-256 is its ETag: two joins of the same segments are
+  // not the same bytes (mp4mux writes the time of the join into the file),
+  // so a strong ETag made of the segments' would splice them in Range
+  // requests across a re-join or across gateways.
   Entity e = meta;
+  e.etag = "\"" + part.sha256.substr(0, 32) + "\"";
   e.last_modified = http_date(st.mtime_ns / 1000000000);
   part.path = path;
   part.length = static_cast<uint64_t>(size);
