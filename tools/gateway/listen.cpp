@@ -588,9 +588,10 @@ bool Listen::ended(GstMessage *m) {
 
 // What /listen and the joins use, loaded once when the gateway starts so the
 // first listener does not pay for it: GStreamer itself (the registry), the
-// elements' plugins (segdlsrc, parsebin and the demuxers and typefinders it
-// plugs, the parsers and muxers of every form, appsink, filesink) and
-// segdl's HTTP module (segdlsrc loads the same file; it stays resident).
+// elements' plugins (segdlsrc, parsebin and the demuxers and common
+// typefinders it plugs, the parsers and muxers of every form, appsink,
+// filesink) and segdl's HTTP module (segdlsrc loads the same file; it stays
+// resident).
 // False with `error` when GStreamer cannot be initialised; a missing element
 // is left to the request that needs it, whose error names it.
 bool Gateway::Impl::prepare_gstreamer(std::string &error) {
@@ -610,9 +611,13 @@ bool Gateway::Impl::prepare_gstreamer(std::string &error) {
       GstElement *e = gst_element_factory_make(name, nullptr);  // the plugin loaded, class_init
       if (e) gst_object_unref(gst_object_ref_sink(e));
     }
+    // The common typefinders (parsebin's); not every plugin with one (libav
+    // alone would map its codecs' libraries, and is loaded only if needed).
     GList *finders = gst_type_find_factory_get_list();
     for (GList *l = finders; l; l = l->next) {
-      GstPluginFeature *loaded = gst_plugin_feature_load(GST_PLUGIN_FEATURE(l->data));
+      GstPluginFeature *f = GST_PLUGIN_FEATURE(l->data);
+      if (g_strcmp0(gst_plugin_feature_get_plugin_name(f), "typefindfunctions") != 0) continue;
+      GstPluginFeature *loaded = gst_plugin_feature_load(f);
       if (loaded) gst_object_unref(loaded);
     }
     gst_plugin_feature_list_free(finders);

@@ -24,7 +24,9 @@ export function start(exe, args) {
     const child = spawn(exe, args, { stdio: ["ignore", "pipe", "inherit"] });
     children.push(child);
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`${exe} did not start: ${out}`)), 30000);
+    // 60 s: the gateway initialises GStreamer before it listens, which
+    // with no registry yet (a fresh build) scans every plugin.
+    const timer = setTimeout(() => reject(new Error(`${exe} did not start: ${out}`)), 60000);
     child.on("exit", (code, signal) => {
       if (!stopping && !child.stopping) console.error(`${path.basename(exe)} exited: ${signal || code}`);
       reject(new Error(`${exe} exited (${signal || code}): ${out}`));
