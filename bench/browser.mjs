@@ -72,7 +72,8 @@ async function floor(root, id) {
     for (let r = 0; r < runs; r++) {
       const desc = `souphttpsrc location="${upstream}/stream?v=${id}&segment=0" ! decodebin ! ` +
         "fakesink name=sink sync=false";
-      const g = spawnSync("python3", [env("BENCH_GSTRUN"), "--first-only", "--timeout", "30", desc],
+      // Debian's python3, which has GStreamer's bindings (as bench/contenders.py).
+      const g = spawnSync("/usr/bin/python3", [env("BENCH_GSTRUN"), "--first-only", "--timeout", "30", desc],
         { encoding: "utf8", timeout: 60000 });
       if (g.status !== 0) throw new Error(`gstrun.py failed: ${g.stderr}`);
       out.push(Math.round(JSON.parse(g.stdout).first[0] * 1000));
