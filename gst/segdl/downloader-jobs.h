@@ -112,8 +112,8 @@ struct Downloader::StatusJob final : FetchListener {
 struct Downloader::TailJob final : FetchListener {
   Downloader *dl = nullptr;
   int64_t n = 0;
-  uint64_t offset = 0;  // where the bytes begin (a suffix's: from its Content-Range)
-  bool suffix = false;  // asked as the last N bytes (prefetch_tail())
+  uint64_t offset = 0;   // where the bytes begin (a suffix's: from its Content-Range)
+  bool suffix = false;   // asked as the last N bytes (prefetch_tail())
   uint64_t fetch_id = 0;
   bool running = false;  // a transfer runs (cancel it when dropped)
   int64_t expected = -1;
