@@ -343,6 +343,7 @@ GST_START_TEST(test_window_bound) {
   fail_unless_equals_int64(int64_t(lv.bytes_ahead),
                            int64_t(segs[0].size() + segs[1].size() + segs[2].size()));
   fail_unless(!lv.can_finish);
+  fail_unless(!lv.backend_bound, "segment 3 is listed: the wait is for the network");
 
   Drained d = drain(*rig.dl);
   check_end(d, Kind::Eos);
@@ -350,6 +351,40 @@ GST_START_TEST(test_window_bound) {
   log = rig.server.log();
   for (int n = 0; n < 6; n++) fail_unless_equals_int(log.count(rig.seg(n)), 1);
   fail_unless(log.max_active_segments <= 2, "%d segments at once", log.max_active_segments);
+  rig.finish();
+}
+GST_END_TEST;
+
+// 13b. Every byte the backend has made so far is here (segments 0-1 of 3,
+// segment 2 not listed): level() says the wait is for the backend, so the
+// element ends BUFFERING with what it has however small it is.
+GST_START_TEST(test_level_backend_bound) {
+  DownloaderConfig cfg = test_config();
+  cfg.speculative_fetch = false;  // segment 2 is not asked for before it is listed
+  Rig rig(cfg);
+  std::string s0 = make_body(0, 300), s1 = make_body(1, 400);
+  rig.server.script(rig.status(), {ok(R"({"ready":[0,1],"totalSegments":3})")});
+  rig.server.script(rig.seg(0), {ok(s0)});
+  rig.server.script(rig.seg(1), {ok(s1)});
+  rig.start();
+
+  bool settled = rig.server.wait_until(
+      [&](const Log &log) {
+        return log.finished_count(rig.status()) >= 1 && log.finished_count(rig.seg(0)) == 1 &&
+               log.finished_count(rig.seg(1)) == 1;
+      },
+      3000ms);
+  fail_unless(settled, "segments 0-1 did not finish");
+  Downloader::Level lv;
+  for (int i = 0; i < 300; i++) {  // the HTTP thread publishes after the log (bounded)
+    lv = rig.dl->level();
+    if (lv.bytes_ahead == s0.size() + s1.size()) break;
+    rig.dl->wait_change(10ms);
+  }
+  fail_unless_equals_int64(int64_t(lv.bytes_ahead), int64_t(s0.size() + s1.size()));
+  fail_unless(lv.backend_bound, "segment 2 is not made yet");
+  fail_unless(!lv.can_finish);
+  rig.dl->stop();
   rig.finish();
 }
 GST_END_TEST;
@@ -616,6 +651,7 @@ static Suite *downloader_suite() {
   tcase_add_test(tc, test_seek_cancels_jobs_behind);
   tcase_add_test(tc, test_fallback_cancels_jobs_behind);
   tcase_add_test(tc, test_level_error_ahead);
+  tcase_add_test(tc, test_level_backend_bound);
   return s;
 }
 

@@ -161,7 +161,11 @@ Downloader::Level Downloader::level() {
       break;
     }
     auto it = buf_.find(n);
-    if (it == buf_.end()) break;
+    if (it == buf_.end()) {
+      // Nothing of segment n yet, and the backend has not made it yet.
+      lv.backend_bound = status_seen_ && !fallback_started_ && !listed_ready_.count(n);
+      break;
+    }
     for (GBytes *b : it->second.chunks) lv.bytes_ahead += g_bytes_get_size(b);
     if (it->second.error) {
       lv.can_finish = true;

@@ -221,6 +221,8 @@ void Downloader::publish_end() {
     if (!fallback_started_) end_ = progress_.end();
     stats_.segments_total = end_ ? *end_ : -1;
     stats_.segments_available = progress_.ready_count();
+    status_seen_ = progress_.seen_status();
+    if (listed_ready_.size() != progress_.ready().size()) listed_ready_ = progress_.ready();
     const Status &st = progress_.last();
     if (st.duration) stats_.duration_s = *st.duration;
     if (st.first_segment_duration) stats_.first_segment_duration_s = *st.first_segment_duration;

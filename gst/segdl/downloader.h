@@ -192,6 +192,10 @@ class Downloader {
     uint64_t bytes_ahead = 0;    // contiguous bytes ready for the consumer
     bool can_finish = false;     // the consumer can run to the end (or to an error) without waiting
     bool ends_in_error = false;  // ...and that end is an ERROR (no fallback, no gap to take)
+    // Every byte the backend has produced so far is here: the next segment
+    // is not listed ready yet, so waiting longer waits for the backend, not
+    // for the network.
+    bool backend_bound = false;
   };
 
   Downloader(DownloaderConfig cfg, FetcherFactory factory);
@@ -380,6 +384,8 @@ class Downloader {
   std::optional<EngineError> fatal_;
   bool flushing_ = false;
   bool track_known_ = false;       // a status (or the cache) said what the track is
+  bool status_seen_ = false;       // a status came: listed_ready_ is the backend's word
+  std::set<int64_t> listed_ready_;  // the segments the backend listed ready (level())
   WaitBudget wait_budget_;         // max-wait: the consumer's time waiting for the backend
   bool fallback_started_ = false;  // the switch happened (at most once)
   EngineStats stats_;

@@ -39,6 +39,7 @@ class TrackProgress {
   // segment away.
   bool is_ready(int64_t n) const { return ready_.count(n) != 0; }
   int64_t ready_count() const { return int64_t(ready_.size()); }
+  const std::set<int64_t> &ready() const { return ready_; }
   int64_t contiguous_ready() const;
   // The number of segments the track has, once known.
   std::optional<int64_t> end() const { return end_; }

@@ -141,7 +141,10 @@ void gst_seg_dl_src_update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
 
 // Waits for the next item in order from the engine. While it waits it posts
 // BUFFERING, with hysteresis: once buffering, it goes on only when
-// buffer-size bytes are ready or the track can be finished. Returns
+// buffer-size bytes are ready, the track can be finished, or every byte the
+// backend has produced so far is here (waiting longer would wait for the
+// backend: a segment smaller than buffer-size must not hold playback until
+// the next one is made). Returns
 // GST_FLOW_OK with a Data, Gap or Eos item (or Timeout when the tail of
 // the m4a segment being read came: gstsegdlsrc-mp4.cpp), or the flow to
 // return.
@@ -156,9 +159,11 @@ GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
     }
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
-      int pct = lv.can_finish ? 100
-                              : int(std::min<uint64_t>(
-                                    100, lv.bytes_ahead * 100 / std::max(1u, priv->buffer_size)));
+      const bool all_made = lv.backend_bound && lv.bytes_ahead > 0;
+      int pct = lv.can_finish || all_made
+                    ? 100
+                    : int(std::min<uint64_t>(
+                          100, lv.bytes_ahead * 100 / std::max(1u, priv->buffer_size)));
       if (pct < 100) {
         post_buffering(self, pct);
         if (!dl->wait_change(kPopWait)) return GST_FLOW_FLUSHING;

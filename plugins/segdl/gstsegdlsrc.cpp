@@ -848,7 +848,8 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
   /**
    * GstSegDlSrc:buffer-size:
    * Bytes that must be ready before playback goes on after the element ran
-   * dry (the BUFFERING hysteresis; default 65536).
+   * dry (the BUFFERING hysteresis; default 65536), unless every byte the
+   * backend has made so far is ready (the next segment is not listed yet).
    */
   g_object_class_install_property(
       gobject_class, PROP_BUFFER_SIZE,
