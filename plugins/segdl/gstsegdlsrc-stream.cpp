@@ -153,7 +153,11 @@ GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
     gst_seg_dl_src_post_events(self, dl);  // WARNINGs and segment messages, from this thread
-    if (gst_seg_dl_src_mp4_tail_came(self, dl)) {
+    // Not while buffering: the frames the tail frees would be pushed with
+    // BUFFERING still below 100 posted, and an application that paused on
+    // it (gst-launch with several sources) never hears 100 from a source
+    // blocked in that push. The tail is taken once buffering ends.
+    if (!priv->buffering && gst_seg_dl_src_mp4_tail_came(self, dl)) {
       item.kind = segdl::Downloader::Item::Kind::Timeout;  // an m4a segment's moov came apart
       return GST_FLOW_OK;
     }
