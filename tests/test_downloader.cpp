@@ -626,6 +626,116 @@ GST_START_TEST(test_level_error_ahead) {
 }
 GST_END_TEST;
 
+// ADTS frames as a backend serves them: `count` frames of `frame_size`
+// bytes (7-byte header, AAC LC, 44.1 kHz stereo, no CRC; the payload made
+// up, different for every `seed`).
+static std::string adts_frames(int64_t seed, int count, size_t frame_size) {
+  const std::string payload = make_body(seed, size_t(count) * frame_size);
+  std::string out;
+  for (int i = 0; i < count; i++) {
+    const uint8_t header[7] = {0xff,
+                               0xf1,
+                               0x50,  // LC, 44100 Hz (index 4), 2 channels (high bit 0)
+                               uint8_t(0x80 | (frame_size >> 11)),
+                               uint8_t(frame_size >> 3),
+                               uint8_t((frame_size & 7) << 5 | 0x1f),
+                               0xfc};
+    out.append(reinterpret_cast<const char *>(header), sizeof header);
+    out.append(payload, size_t(i) * frame_size + 7, frame_size - 7);
+  }
+  return out;
+}
+
+// The engine's "checked to its end" lines (segdl-engine, DEBUG) and the
+// thread each came from; any thread writes, under mu.
+struct EndChecks {
+  std::mutex mu;
+  std::vector<std::pair<std::thread::id, std::string>> lines;
+};
+
+static void record_end_check(GstDebugCategory *category, GstDebugLevel, const gchar *,
+                             const gchar *, gint, GObject *, GstDebugMessage *message,
+                             gpointer data) noexcept {
+  if (g_strcmp0(gst_debug_category_get_name(category), "segdl-engine") != 0) return;
+  const gchar *text = gst_debug_message_get(message);
+  if (!text || !strstr(text, "checked to its end")) return;
+  auto *checks = static_cast<EndChecks *>(data);
+  std::lock_guard<std::mutex> lock(checks->mu);
+  checks->lines.emplace_back(std::this_thread::get_id(), text);
+}
+
+// 20. A body without Content-Length (chunked) is held whole and walked to
+// its end on the worker thread, never on the HTTP thread (the thread that
+// made the Fetcher): a copy of segment 1 that ends cleanly in the middle of
+// a frame is a broken transfer (WARNING, fetched again from its start),
+// nothing of it is output; the good copy's bytes are.
+GST_START_TEST(test_held_body_checked_off_the_http_thread) {
+  DownloaderConfig cfg = test_config();
+  cfg.check_segments = true;  // real ADTS frames here
+  Rig rig(cfg);
+  const std::string s0 = adts_frames(0, 40, 200), s1 = adts_frames(1, 30, 180);
+  rig.server.script(rig.status(), {ok(R"({"ready":[0,1],"totalSegments":2})")});
+  rig.server.script(rig.seg(0), {ok(s0)});
+  Reply cut = ok(s1);
+  cut.send_length = false;
+  cut.cut_after = 12 * 180 + 77;  // ends cleanly inside frame 12
+  cut.cut_error = FetchError::None;
+  Reply good = ok(s1);
+  good.send_length = false;
+  rig.server.script(rig.seg(1), {cut, good});
+
+  EndChecks checks;
+  const gboolean was_active = gst_debug_is_active();  // off unless GST_DEBUG is set
+  gst_debug_set_active(TRUE);
+  gst_debug_set_threshold_for_name("segdl-engine", GST_LEVEL_DEBUG);
+  gst_debug_add_log_function(record_end_check, &checks, nullptr);
+  std::mutex http_mu;
+  std::thread::id http_thread;
+  FakeServer *srv = &rig.server;
+  rig.dl = std::make_unique<Downloader>(
+      rig.cfg, [&, srv](const FetcherConfig &, std::string &) -> std::unique_ptr<Fetcher> {
+        std::lock_guard<std::mutex> lock(http_mu);
+        http_thread = std::this_thread::get_id();  // the factory runs on the HTTP thread
+        return std::make_unique<FakeFetcher>(*srv);
+      });
+  std::string error;
+  fail_unless(rig.dl->start(error), "start: %s", error.c_str());
+
+  Drained d = drain(*rig.dl);
+  rig.dl->stop();
+  gst_debug_remove_log_function_by_data(&checks);
+  gst_debug_unset_threshold_for_name("segdl-engine");
+  gst_debug_set_active(was_active);
+  check_end(d, Kind::Eos);
+  check_bytes(d.segments[1], s1);
+  check_bytes(d.bytes, s0 + s1);
+  Log log = rig.server.log();
+  fail_unless(log.ranges(rig.seg(1)) == std::vector<int64_t>({0, 0}),
+              "segment 1 asked %zu times, or resumed", log.ranges(rig.seg(1)).size());
+  int cut_warnings = 0;
+  for (const EngineEvent &ev : d.events)
+    if (ev.kind == EngineEvent::Kind::Warning && ev.warning.segment == 1 &&
+        contains(ev.warning.cause, "without Content-Length cut short"))
+      cut_warnings++;
+  fail_unless_equals_int(cut_warnings, 1);
+  fail_unless_equals_int64(rig.dl->stats().retries, 1);
+
+  std::lock_guard<std::mutex> lock(checks.mu);
+  fail_unless_equals_int(int(checks.lines.size()), 2);  // segment 1's two copies; 0 had a length
+  fail_unless(contains(checks.lines[0].second, "segment 1") &&
+                  contains(checks.lines[0].second, "cut short"),
+              "first check: %s", checks.lines[0].second.c_str());
+  fail_unless(
+      contains(checks.lines[1].second, "segment 1") && contains(checks.lines[1].second, ": whole"),
+      "second check: %s", checks.lines[1].second.c_str());
+  std::lock_guard<std::mutex> http_lock(http_mu);
+  for (const auto &line : checks.lines)
+    fail_unless(line.first != http_thread, "checked on the HTTP thread: %s", line.second.c_str());
+  fail_unless(checks.lines[0].first != std::this_thread::get_id());
+  rig.finish();
+}
+GST_END_TEST;
+
 static Suite *downloader_suite() {
   Suite *s = suite_create("downloader");
   TCase *tc = tcase_create("general");
@@ -652,6 +762,7 @@ static Suite *downloader_suite() {
   tcase_add_test(tc, test_fallback_cancels_jobs_behind);
   tcase_add_test(tc, test_level_error_ahead);
   tcase_add_test(tc, test_level_backend_bound);
+  tcase_add_test(tc, test_held_body_checked_off_the_http_thread);
   return s;
 }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* segdl — the cache worker: one thread that runs the disk cache's slow
- * work (fsync and rename of a finished segment, the track record, eviction)
- * so the HTTP thread, which serves every transfer and the status poll,
- * never waits for a disk.
+/* segdl — the cache worker: one thread that runs the engine's slow work
+ * (the disk cache's fsync and rename of a finished segment, the track
+ * record, eviction, cached reads and their SHA-256; the end check of a body
+ * held whole) so the HTTP thread, which serves every transfer and the
+ * status poll, never waits for a disk nor walks a whole segment.
  */
 #pragma once
 

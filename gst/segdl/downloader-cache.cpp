@@ -164,6 +164,14 @@ void Downloader::remember_track() {
   cache_async([ct](Cache &c, std::string &error) { return c.write_track(ct, error); });
 }
 
+// HTTP thread. The worker thread for work kept off the HTTP thread: the
+// cache's (made by open_cache()), else made here on first use (the end
+// check of a body held whole, downloader-check.cpp).
+CacheWorker &Downloader::worker() {
+  if (!cache_worker_) cache_worker_ = std::make_unique<CacheWorker>();
+  return *cache_worker_;
+}
+
 // Runs `work` on the cache worker (the disk never stalls the HTTP thread);
 // a failure comes back to the HTTP thread and turns the cache off.
 void Downloader::cache_async(std::function<bool(Cache &, std::string &)> work) {

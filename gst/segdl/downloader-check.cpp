@@ -8,7 +8,9 @@
  * found unplayable by the consumer (reject_segment()) -- is fetched once
  * more from the network, its cached copy removed; a second refusal makes it
  * missing: pop() returns it as missing-segment says (an ERROR, a gap, or
- * the fallback), with a WARNING before, never skipped silently.
+ * the fallback), with a WARNING before, never skipped silently. A body
+ * without a length (chunked) is held whole until the worker thread has
+ * walked it to its end (check_held_body()).
  */
 #include "segdl/downloader.h"
 #include "segdl/downloader-jobs.h"
@@ -16,12 +18,17 @@
 #include "segdl/log.h"
 #include "segdl/urls.h"
 
+#include <atomic>
+#include <memory>
+
 namespace segdl {
 
 // HTTP thread. Holds `chunk` (owned; may be null when `whole`) with the
-// segment's first bytes until check_segment() tells. Audio: `*out` has
-// every byte held, for the caller. NeedMore: held. NotAudio: the transfer
-// is stopped and the job refused (job_refused()).
+// segment's first bytes until check_segment() tells. A whole body in one
+// piece (a body held whole, nothing held in job.head) is checked as it is,
+// without a copy. Audio: `*out` has every byte held, for the caller.
+// NeedMore: held. NotAudio: the transfer is stopped and the job refused
+// (job_refused()).
 SniffResult::Verdict Downloader::job_check(Job &job, GBytes *chunk, bool whole, GBytes **out) {
   *out = nullptr;
   if (!cfg_.check_segments) {
@@ -29,59 +36,125 @@ SniffResult::Verdict Downloader::job_check(Job &job, GBytes *chunk, bool whole, 
     *out = chunk;
     return SniffResult::Verdict::Audio;
   }
-  if (!job.head) job.head = g_byte_array_new();
-  if (chunk) {
-    gsize size = 0;
-    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
-    g_byte_array_append(job.head, data, guint(size));
-    g_bytes_unref(chunk);
+  GBytes *one_piece = !job.head && whole ? chunk : nullptr;  // owned
+  if (!one_piece) {
+    if (!job.head) job.head = g_byte_array_new();
+    if (chunk) {
+      gsize size = 0;
+      const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(chunk, &size));
+      g_byte_array_append(job.head, data, guint(size));
+      g_bytes_unref(chunk);
+    }
   }
+  gsize size = one_piece ? g_bytes_get_size(one_piece) : job.head->len;
+  const guint8 *data = one_piece ? static_cast<const guint8 *>(g_bytes_get_data(one_piece, nullptr))
+                                 : job.head->data;
   const bool fallback = job.n == kFallbackSegment;
-  SniffResult r = check_segment(job.head->data, job.head->len, whole,
+  SniffResult r = check_segment(data, size, whole,
                                 fallback || !cfg_.same_form ? MediaForm::Unknown : track_form_);
-  if (r.verdict == SniffResult::Verdict::NeedMore) return r.verdict;
+  if (r.verdict == SniffResult::Verdict::NeedMore) return r.verdict;  // never when whole
   if (r.verdict == SniffResult::Verdict::NotAudio) {
+    if (one_piece) g_bytes_unref(one_piece);
     if (!whole) fetcher_->cancel(job.fetch_id);  // no callback follows
     job_refused(job, r.why);
     return r.verdict;
   }
   if (!fallback && track_form_ == MediaForm::Unknown) track_form_ = r.form;
   job.checked = true;
-  *out = g_byte_array_free_to_bytes(job.head);
-  job.head = nullptr;
+  if (one_piece) {
+    *out = one_piece;
+  } else {
+    *out = g_byte_array_free_to_bytes(job.head);
+    job.head = nullptr;
+  }
   return r.verdict;
 }
+
+namespace {
 
 // A segment whose length is this much shorter than the status says is cut.
 constexpr double kShortSegment = 0.9;
 
-// HTTP thread. A body without a length (chunked) ended cleanly, held whole:
-// libsoup 3 takes a malformed chunk size for the last chunk, so a clean end
-// proves nothing. It must end where its last frame (packet, page, box) ends
-// and, when the status gives the segments' durations, a segment before the
-// last must hold at least kShortSegment of its length. `why` when not.
-bool Downloader::held_body_whole(Job &job, std::string &why) {
-  if (!job.head || job.head->len == 0) return true;  // the empty body is refused on its own
-  SegmentEnd end = check_segment_end(job.head->data, job.head->len);
+// Any thread (pure). Whether a body held whole (no Content-Length) is
+// whole: it must end where its last frame (packet, page, box) ends and,
+// unless it is the track's last segment (`last`), hold at least
+// kShortSegment of `nominal` seconds (the status's length of segment `n`;
+// <= 0 unknown). `why` when not.
+bool held_body_whole(const guint8 *data, size_t size, int64_t n, bool last, double nominal,
+                     std::string &why) {
+  if (size == 0) return true;  // the empty body is refused on its own
+  SegmentEnd end = check_segment_end(data, size);
   if (!end.whole) {
     why = "a body without Content-Length cut short: " + end.why;
     return false;
   }
-  const bool last = !progress_.end() || job.n + 1 >= *progress_.end();
   if (end.seconds < 0 || last) return true;
-  double nominal;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    nominal = job.n == 0 ? stats_.first_segment_duration_s : stats_.segment_duration_s;
-  }
   if (nominal <= 0 || end.seconds >= kShortSegment * nominal) return true;
   char text[160];
   g_snprintf(text, sizeof text,
              "a body without Content-Length cut short: %.3f s of audio, the status says %s "
              "lasts %g s",
-             end.seconds, job.n == 0 ? "segment 0" : "a segment", nominal);
+             end.seconds, n == 0 ? "segment 0" : "a segment", nominal);
   why = text;
   return false;
+}
+
+}  // namespace
+
+// HTTP thread. A body without a length (chunked) ended cleanly, held whole
+// in job.head: libsoup 3 takes a malformed chunk size for the last chunk,
+// so a clean end proves nothing. Its frames are walked to its end on the
+// worker thread, not here (the HTTP thread serves every transfer); the job
+// waits (Waiting, no timer) for held_body_checked(). The body becomes an
+// immutable GBytes that the worker and the job's answer share.
+void Downloader::check_held_body(Job &job) {
+  const bool last = !progress_.end() || job.n + 1 >= *progress_.end();
+  double nominal;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    nominal = job.n == 0 ? stats_.first_segment_duration_s : stats_.segment_duration_s;
+  }
+  static std::atomic<uint64_t> checks{0};
+  const uint64_t token = ++checks;
+  job.phase = Job::Phase::Waiting;
+  job.end_check = token;
+  std::shared_ptr<GBytes> body(g_byte_array_free_to_bytes(job.head), g_bytes_unref);
+  job.head = nullptr;
+  const int64_t n = job.n;
+  worker().run([this, n, token, body, last, nominal] {
+    gsize size = 0;
+    const guint8 *data = static_cast<const guint8 *>(g_bytes_get_data(body.get(), &size));
+    std::string why;
+    const bool whole = held_body_whole(data, size, n, last, nominal, why);
+    SEGDL_ENGINE_LOG(GST_LEVEL_DEBUG,
+                     "segment %s: body without Content-Length checked to its end (%" G_GSIZE_FORMAT
+                     " bytes): %s",
+                     std::to_string(n).c_str(), size, whole ? "whole" : why.c_str());
+    // The answer owns its ref of the body: freed with it if it never runs (teardown).
+    post([this, n, token, body, whole, why] {
+      held_body_checked(n, token, whole ? body.get() : nullptr, why);
+    });
+  });
+}
+
+// HTTP thread: the worker's answer for segment n's held body: `body` (not
+// owned) when it is whole, null when it is cut (`why`). Whole: the job ends
+// as any other (checked, handed over, cached); cut: a broken transfer
+// (retried from its start, then missing-segment decides), and nothing of it
+// was output or cached.
+void Downloader::held_body_checked(int64_t n, uint64_t token, GBytes *body,
+                                   const std::string &why) {
+  if (stopping_) return;
+  auto it = jobs_.find(n);
+  // Dropped meanwhile (a seek, a refetch, the fallback): nothing to do.
+  if (it == jobs_.end() || it->second->end_check != token) return;
+  Job &job = *it->second;
+  job.end_check = 0;
+  if (!body) {
+    job_failed(job, EngineError::Kind::Read, 0, why, -1, true);
+    return;
+  }
+  job_ended(job, FetchError::None, "", g_bytes_ref(body));
 }
 
 // HTTP thread. A copy of segment job.n is not audio: nothing of it was

@@ -57,8 +57,10 @@ struct Downloader::Job final : FetchListener {
   bool checked = false;
   int refused = 0;
   // This attempt's body has no length (chunked): all of it is held until it
-  // has ended and held_body_whole() says it is whole.
+  // has ended and the worker says it is whole (check_held_body(); a token
+  // in end_check while it runs, else 0).
   bool hold_whole = false;
+  uint64_t end_check = 0;
   // Waiting for the cache worker's read of its cached copy (a token; 0
   // none), and whether that copy failed to read or verify (the network's turn).
   uint64_t cache_read = 0;
@@ -112,8 +114,8 @@ struct Downloader::StatusJob final : FetchListener {
 struct Downloader::TailJob final : FetchListener {
   Downloader *dl = nullptr;
   int64_t n = 0;
-  uint64_t offset = 0;   // where the bytes begin (a suffix's: from its Content-Range)
-  bool suffix = false;   // asked as the last N bytes (prefetch_tail())
+  uint64_t offset = 0;  // where the bytes begin (a suffix's: from its Content-Range)
+  bool suffix = false;  // asked as the last N bytes (prefetch_tail())
   uint64_t fetch_id = 0;
   bool running = false;  // a transfer runs (cancel it when dropped)
   int64_t expected = -1;

@@ -504,17 +504,21 @@ void Downloader::job_done(Job &job, FetchError err, const std::string &msg) {
                -1, true);
     return;
   }
-  std::string cut;
-  if (err == FetchError::None && job.hold_whole && !job.checked && !held_body_whole(job, cut)) {
-    g_byte_array_unref(job.head);  // nothing of it was output or cached
-    job.head = nullptr;
-    job_failed(job, EngineError::Kind::Read, 0, cut, -1, true);
+  if (err == FetchError::None && job.hold_whole && !job.checked && held > 0) {
+    check_held_body(job);  // on the worker; held_body_checked() goes on
     return;
   }
+  job_ended(job, err, msg, nullptr);
+}
+
+// HTTP thread: the rest of job_done(). `held` (owned, or null): a body held
+// whole, found whole by the worker (downloader-check.cpp), not checked yet.
+void Downloader::job_ended(Job &job, FetchError err, const std::string &msg, GBytes *held) {
   if (err == FetchError::None && !job.checked) {
-    // A body shorter than the check needed is whole now: judged as it is.
+    // A body shorter than the check needed, or held whole, is whole now:
+    // judged as it is.
     GBytes *passed = nullptr;
-    if (job_check(job, nullptr, true, &passed) != SniffResult::Verdict::Audio) return;
+    if (job_check(job, held, true, &passed) != SniffResult::Verdict::Audio) return;
     if (passed && g_bytes_get_size(passed) > 0)
       hand_over(job, passed);
     else if (passed)

@@ -287,9 +287,12 @@ class Downloader {
   void job_response(Job &job, const FetchResponse &resp);
   void job_data(Job &job, GBytes *chunk);
   void job_done(Job &job, FetchError err, const std::string &msg);
+  void job_ended(Job &job, FetchError err, const std::string &msg, GBytes *held);
   SniffResult::Verdict job_check(Job &job, GBytes *chunk, bool whole, GBytes **out);
   void hand_over(Job &job, GBytes *keep);
-  bool held_body_whole(Job &job, std::string &why);
+  void check_held_body(Job &job);
+  void held_body_checked(int64_t n, uint64_t token, GBytes *body, const std::string &why);
+  CacheWorker &worker();
   void job_refused(Job &job, const std::string &why);
   bool cached_is_audio(int64_t n, GBytes *bytes);
   Job &job_for(int64_t n);
@@ -363,7 +366,9 @@ class Downloader {
   GSource *status_deadline_ = nullptr;  // the status request's stall-timeout
   TrackProgress progress_;
   std::shared_ptr<Cache> cache_;  // null when off or failed; shared with cache_worker_'s tasks
-  std::unique_ptr<CacheWorker> cache_worker_;  // fsync, track record, eviction
+  // The worker thread: fsync, track record, eviction, cached reads, the end
+  // check of bodies held whole. Made at start with a cache, else on first use.
+  std::unique_ptr<CacheWorker> cache_worker_;
   bool track_remembered_ = false;
   // The form of the first segment that passed check_segment().
   MediaForm track_form_ = MediaForm::Unknown;
