@@ -264,17 +264,29 @@ GST_START_TEST(test_no_monitor) {
 }
 GST_END_TEST;
 
-// 12. max_wait_s: a segment that never becomes ready fails as NotFound,
-// after what came before it.
-GST_START_TEST(test_max_wait) {
+// Segments 0 and 1 of 3 are listed and served; segment 2 is never listed,
+// and never asked for (no speculative fetch; tests/speed: when it is).
+// test_max_wait and test_level_backend_bound start from this.
+static DownloaderConfig two_of_three_config() {
   DownloaderConfig cfg = test_config();
-  cfg.max_wait_s = 0.5;
-  cfg.speculative_fetch = false;  // segment 2 is never asked for (tests/speed: when it is)
-  Rig rig(cfg);
-  std::string s0 = make_body(0, 500), s1 = make_body(1, 500);
+  cfg.speculative_fetch = false;
+  return cfg;
+}
+
+static void script_two_of_three(Rig &rig, const std::string &s0, const std::string &s1) {
   rig.server.script(rig.status(), {ok(R"({"ready":[0,1],"totalSegments":3})")});
   rig.server.script(rig.seg(0), {ok(s0)});
   rig.server.script(rig.seg(1), {ok(s1)});
+}
+
+// 12. max_wait_s: a segment that never becomes ready fails as NotFound,
+// after what came before it.
+GST_START_TEST(test_max_wait) {
+  DownloaderConfig cfg = two_of_three_config();
+  cfg.max_wait_s = 0.5;
+  Rig rig(cfg);
+  std::string s0 = make_body(0, 500), s1 = make_body(1, 500);
+  script_two_of_three(rig, s0, s1);
   rig.start();
 
   Drained d = drain(*rig.dl);
@@ -359,13 +371,9 @@ GST_END_TEST;
 // segment 2 not listed): level() says the wait is for the backend, so the
 // element ends BUFFERING with what it has however small it is.
 GST_START_TEST(test_level_backend_bound) {
-  DownloaderConfig cfg = test_config();
-  cfg.speculative_fetch = false;  // segment 2 is not asked for before it is listed
-  Rig rig(cfg);
+  Rig rig(two_of_three_config());
   std::string s0 = make_body(0, 300), s1 = make_body(1, 400);
-  rig.server.script(rig.status(), {ok(R"({"ready":[0,1],"totalSegments":3})")});
-  rig.server.script(rig.seg(0), {ok(s0)});
-  rig.server.script(rig.seg(1), {ok(s1)});
+  script_two_of_three(rig, s0, s1);
   rig.start();
 
   bool settled = rig.server.wait_until(
