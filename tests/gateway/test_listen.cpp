@@ -10,6 +10,7 @@
  */
 #include "../harness.h"
 #include "gwtest.h"
+#include "segdl/codec.h"
 
 #include <glib/gstdio.h>
 
@@ -349,12 +350,14 @@ struct Container {
   std::string type;      // /listen's Content-Type
   std::string mux;       // /listen's tail: `segdlsrc ! mux` is the reference file
   std::string ext;       // /listen's form, for ffmpeg: webm, ogg
+  std::string accept;    // the request's Accept; empty: none (the codec's default form)
 };
 
 // /listen's container holds the very packets segdlsrc gives, ffprobe reads
-// the codec, it decodes to the samples of `segdlsrc ! mux`; once complete,
-// the joined file (check_joined).
-void check_container(const Container &c) {
+// the codec, it decodes to the samples of `segdlsrc ! mux`; once complete
+// (default form only), the joined file (check_joined). Returns the bytes
+// streamed.
+std::string check_container(const Container &c) {
   gwtest::TempDir dir;
   cut_track(dir.path(), c.codec, c.segments, c.segments);
   segdl::server::Options so;
@@ -363,10 +366,11 @@ void check_container(const Container &c) {
   std::string error;
   fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
   auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
-  Streamed s = stream(gw->base_url() + "/listen/" + kId, *srv);
+  Streamed s = stream(gw->base_url() + "/listen/" + kId, *srv, {}, c.accept);
   fail_unless_equals_int(s.status, 200);
   fail_unless(s.error.empty(), "%s", s.error.c_str());
   assert_str_eq(s.content_type, c.type);
+  assert_str_eq(s.encoding, "chunked");
   for (const auto &r : s.at_first_bytes) fail_unless(r.segment != 2, "segment 2 before bytes");
   const std::string file = dir.path() + "/listen.out";
   write_file(file, s.body);
@@ -381,7 +385,113 @@ void check_container(const Container &c) {
   size_t frames = 0;
   check_decodes_same(dir.path(), s.body, reference(srv->base_url(), c.mux, frames), c.ext, 9.0);
   fail_unless(gw->wait_idle(gwtest::kWaitMs));
-  check_joined(*gw, dir.path(), c.demux, c.type, codec, ref);
+  if (c.accept.empty()) check_joined(*gw, dir.path(), c.demux, c.type, codec, ref);
+  return s.body;
+}
+
+uint32_t le32(const uint8_t *p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+// The CRC of an Ogg page (RFC 3533: polynomial 0x04c11db7, initial value
+// 0, no reflection), its CRC field read as zeros.
+uint32_t ogg_crc(const uint8_t *page, size_t size) {
+  uint32_t crc = 0;
+  for (size_t i = 0; i < size; i++) {
+    crc ^= uint32_t(i >= 22 && i < 26 ? 0 : page[i]) << 24;
+    for (int k = 0; k < 8; k++) crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u : crc << 1;
+  }
+  return crc;
+}
+
+struct OggPage {
+  uint8_t flags = 0;
+  int64_t granule = -1;
+  std::vector<std::string> ended;  // the packets that end on this page
+};
+
+// The pages of an Ogg stream, each checked whole: the capture pattern and
+// version 0, its CRC, one serial number, page numbers 0, 1, 2... in order,
+// beginning-of-stream on the first page only, end-of-stream on the last
+// only, "continued" exactly when a packet goes on from the page before, no
+// byte after the last page.
+std::vector<OggPage> ogg_pages(const std::string &bytes) {
+  std::vector<OggPage> pages;
+  std::string packet;  // the one going on
+  bool open = false;   // a packet goes on to the next page
+  uint32_t serial = 0;
+  for (size_t at = 0; at < bytes.size();) {
+    const auto *p = reinterpret_cast<const uint8_t *>(bytes.data()) + at;
+    const size_t left = bytes.size() - at, n = pages.size();
+    fail_unless(left >= 27 && memcmp(p, "OggS", 4) == 0 && p[4] == 0, "no Ogg page at byte %zu",
+                at);
+    const size_t lacing = p[26];
+    size_t size = 27 + lacing;
+    fail_unless(left >= size, "page %zu is cut short", n);
+    for (size_t i = 0; i < lacing; i++) size += p[27 + i];
+    fail_unless(left >= size, "page %zu is cut short", n);
+    fail_unless(ogg_crc(p, size) == le32(p + 22), "page %zu: wrong CRC", n);
+    if (n == 0) serial = le32(p + 14);
+    fail_unless(le32(p + 14) == serial, "page %zu: another serial number", n);
+    fail_unless(le32(p + 18) == n, "page %zu is numbered %u", n, le32(p + 18));
+    OggPage page;
+    page.flags = p[5];
+    page.granule = int64_t(uint64_t(le32(p + 6)) | uint64_t(le32(p + 10)) << 32);
+    fail_unless(bool(page.flags & 0x02) == (n == 0), "page %zu: beginning-of-stream flag", n);
+    fail_unless(bool(page.flags & 0x01) == open, "page %zu: continued flag", n);
+    const uint8_t *data = p + 27 + lacing;
+    for (size_t i = 0; i < lacing; i++) {
+      packet.append(reinterpret_cast<const char *>(data), p[27 + i]);
+      data += p[27 + i];
+      open = p[27 + i] == 255;
+      if (!open) page.ended.push_back(std::move(packet));
+      if (!open) packet.clear();
+    }
+    pages.push_back(std::move(page));
+    at += size;
+  }
+  fail_unless(pages.size() > 2 && !open, "%zu pages, the last packet unfinished", pages.size());
+  for (size_t i = 0; i < pages.size(); i++)
+    fail_unless(bool(pages[i].flags & 0x04) == (i + 1 == pages.size()),
+                "page %zu: end-of-stream flag", i);
+  return pages;
+}
+
+// Ogg Opus (RFC 7845): the OpusHead and OpusTags pages (granule 0), then
+// continuous granule positions: each page's is the previous one's plus the
+// samples (48 kHz, from each packet's TOC) of the packets that end on it; a
+// page on which none ends has -1. Only the last page's may be less, by the
+// end trim (less than that page's samples).
+void check_opus_granules(const std::vector<OggPage> &pages) {
+  fail_unless(pages[0].ended.size() == 1 &&
+              g_str_has_prefix(pages[0].ended[0].c_str(), "OpusHead"));
+  fail_unless(pages[1].ended.size() == 1 &&
+              g_str_has_prefix(pages[1].ended[0].c_str(), "OpusTags"));
+  fail_unless(pages[0].granule == 0 && pages[1].granule == 0, "header granules");
+  int64_t total = 0;
+  for (size_t i = 2; i < pages.size(); i++) {
+    int64_t in_page = 0;
+    for (const std::string &pkt : pages[i].ended) {
+      const int n =
+          segdl::opus_packet_samples(reinterpret_cast<const uint8_t *>(pkt.data()), pkt.size());
+      fail_unless(n > 0, "page %zu: a packet that is not Opus", i);
+      in_page += n;
+    }
+    total += in_page;
+    const int64_t g = pages[i].granule;
+    if (pages[i].ended.empty())
+      fail_unless(g == -1, "page %zu ends no packet but has granule %" G_GINT64_FORMAT, i, g);
+    else if (i + 1 < pages.size())
+      fail_unless(g == total,
+                  "page %zu: granule %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                  " samples up to its end",
+                  i, g, total);
+    else
+      fail_unless(g <= total && g > total - in_page,
+                  "the last page: granule %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                  " samples up to its end",
+                  g, total);
+  }
 }
 
 // Every segment of kId fetched through the gateway into its cache.
@@ -467,13 +577,25 @@ GST_END_TEST;
 // Opus in WebM segments, and Vorbis in Ogg segments.
 GST_START_TEST(test_listen_opus_webm) {
   check_container({"libopus", "webm", "opusparse", "matroskademux", "audio/webm",
-                   "opusparse ! webmmux streamable=true", "webm"});
+                   "opusparse ! webmmux streamable=true", "webm", ""});
+}
+GST_END_TEST;
+
+// Opus in WebM segments revealed one a second, asked as Ogg (Accept:
+// audio/ogg, as an app choosing the form does): it streams while the track
+// is produced, every byte is whole Ogg pages with continuous granule
+// positions, the packets are segdlsrc's and it decodes to the samples of
+// `segdlsrc ! opusparse ! oggmux`.
+GST_START_TEST(test_listen_opus_ogg) {
+  const std::string body = check_container({"libopus", "webm", "opusparse", "oggdemux", "audio/ogg",
+                                            "opusparse ! oggmux", "ogg", "audio/ogg"});
+  check_opus_granules(ogg_pages(body));
 }
 GST_END_TEST;
 
 GST_START_TEST(test_listen_vorbis_ogg) {
   check_container({"libvorbis", "ogg", "identity", "oggdemux", "audio/ogg",
-                   "capsfilter caps=audio/x-vorbis ! oggmux", "ogg"});
+                   "capsfilter caps=audio/x-vorbis ! oggmux", "ogg", ""});
 }
 GST_END_TEST;
 
@@ -747,6 +869,7 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_listen_ts);
   tcase_add_test(tc, test_listen_accept_aac);
   tcase_add_test(tc, test_listen_opus_webm);
+  tcase_add_test(tc, test_listen_opus_ogg);
   tcase_add_test(tc, test_listen_vorbis_ogg);
   tcase_add_test(tc, test_listen_complete);
   tcase_add_test(tc, test_joined_m4a);
