@@ -191,6 +191,13 @@ inline std::unique_ptr<segdl::server::Server> start_server(
   return s;
 }
 
+// Checks that `r` is a 200 whose body is exactly `body`.
+inline void assert_body(const Reply &r, const std::string &body) {
+  fail_unless_equals_int(r.status, 200);
+  fail_unless(r.body == body, "a body of %zu bytes, %zu expected%s%s", r.body.size(), body.size(),
+              r.error.empty() ? "" : ": ", r.error.c_str());
+}
+
 // Segment requests (any id) the reference server received.
 inline size_t segment_requests(const segdl::server::Server &s, int64_t seg = -1) {
   size_t n = 0;
@@ -235,6 +242,23 @@ inline std::unique_ptr<segdl::gateway::Gateway> start_gateway(const segdl::gatew
   fail_unless(g->start(error), "gateway: %s", error.c_str());
   return g;
 }
+
+// The usual set-up: a reference server (`so`) holding `track` as `id`
+// (none when it has no segment: the test adds its own), and a gateway in
+// front of it (gw_options()) with a cache folder of its own. Members go in
+// reverse: the gateway stops first, the folder goes last.
+struct Rig {
+  explicit Rig(const std::string &id, segdl::server::Track t = make_track(),
+               const segdl::server::Options &so = segdl::server::Options())
+      : track(std::move(t)), srv(start_server(so)) {
+    if (!track.segments.empty()) srv->add_track(id, track);
+    gw = start_gateway(gw_options(srv->base_url(), cache.path()));
+  }
+  TempDir cache;
+  const segdl::server::Track track;
+  std::unique_ptr<segdl::server::Server> srv;
+  std::unique_ptr<segdl::gateway::Gateway> gw;
+};
 
 // An upstream whose segment answers are held until open() (status answers
 // at once). Runs on its own thread and context; counts segment requests.

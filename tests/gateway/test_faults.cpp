@@ -217,9 +217,7 @@ GST_START_TEST(test_stall) {
   auto o = gw_options(srv->base_url(), cache.path());
   o.timeout_s = 1;
   auto gw = start_gateway(o);
-  Reply r = get(seg_url(*gw, 2));
-  fail_unless_equals_int(r.status, 200);
-  fail_unless(r.body == str(track.segments[2]));
+  assert_body(get(seg_url(*gw, 2)), str(track.segments[2]));
   fail_unless(gw->wait_idle(kWaitMs));
   fail_unless_equals_int(segment_files(cache.path(), 2).size(), 2);
 }
@@ -268,20 +266,15 @@ GST_END_TEST;
 // Whole tracks: the upstream's full-track endpoint; when it fails, the old
 // backend (--fallback-upstream); without one, a JSON error.
 GST_START_TEST(test_full_and_fallback) {
-  TempDir cache;
-  auto srv = start_server();
-  auto track = make_track();
-  srv->add_track(kId, track);
-  auto gw = start_gateway(gw_options(srv->base_url(), cache.path()));
-  Reply whole = get(gw->base_url() + "/stream?v=" + kId);
-  fail_unless_equals_int(whole.status, 200);
-  fail_unless(whole.body == str(track.full));
+  Rig rig(kId);
+  Reply whole = get(rig.gw->base_url() + "/stream?v=" + kId);
+  assert_body(whole, str(rig.track.full));
   assert_str_eq(whole.h("cache-control"), "no-store");
-  Reply part = get(gw->base_url() + "/stream?v=" + kId, {{"Range", "bytes=1000-"}});
+  Reply part = get(rig.gw->base_url() + "/stream?v=" + kId, {{"Range", "bytes=1000-"}});
   fail_unless_equals_int(part.status, 206);
-  fail_unless(part.body == str(track.full).substr(1000));
-  assert_str_eq(part.h("content-range"), "bytes 1000-" + std::to_string(track.full.size() - 1) +
-                                             "/" + std::to_string(track.full.size()));
+  fail_unless(part.body == str(rig.track.full).substr(1000));
+  assert_str_eq(part.h("content-range"), "bytes 1000-" + std::to_string(rig.track.full.size() - 1) +
+                                             "/" + std::to_string(rig.track.full.size()));
 
   // The old backend holds a different encode of the track: its bytes show
   // where the answer came from.
@@ -289,21 +282,17 @@ GST_START_TEST(test_full_and_fallback) {
   auto old_track = make_track();
   old_track.full = pattern(9, 12345);
   old->add_track(kId, old_track);
-  srv->add_fault(fault("http500", -2, -1));
-  auto o = gw_options(srv->base_url(), cache.path());
+  rig.srv->add_fault(fault("http500", -2, -1));
+  auto o = gw_options(rig.srv->base_url(), rig.cache.path());
   o.fallback_upstream = old->base_url();
   auto gw2 = start_gateway(o);
-  Reply fb = get(gw2->base_url() + "/stream?v=" + kId);
-  fail_unless_equals_int(fb.status, 200);
-  fail_unless(fb.body == str(old_track.full));
-  assert_json_error(get(gw->base_url() + "/stream?v=" + kId), 502, "upstream_error");
+  assert_body(get(gw2->base_url() + "/stream?v=" + kId), str(old_track.full));
+  assert_json_error(get(rig.gw->base_url() + "/stream?v=" + kId), 502, "upstream_error");
   // Neither knows the id: 404.
   assert_json_error(get(gw2->base_url() + "/stream?v=AAAAAAAAAAA"), 404, "not_found");
   // The upstream down altogether: the old backend still answers.
-  srv->stop();
-  Reply down = get(gw2->base_url() + "/stream?v=" + kId);
-  fail_unless_equals_int(down.status, 200);
-  fail_unless(down.body == str(old_track.full));
+  rig.srv->stop();
+  assert_body(get(gw2->base_url() + "/stream?v=" + kId), str(old_track.full));
 }
 GST_END_TEST;
 
@@ -332,8 +321,7 @@ GST_START_TEST(test_joined_from_cache) {
   const std::string url = gw->base_url() + "/stream?v=" + kId;
   const std::string all = str(track.full);
   Reply r = get(url);
-  fail_unless_equals_int(r.status, 200);
-  fail_unless(r.body == all);
+  assert_body(r, all);
   assert_str_eq(r.h("content-length"), std::to_string(all.size()));
   assert_str_eq(r.h("cache-control"), "public, max-age=31536000, immutable");
   assert_str_eq(r.h("content-type"), "audio/aac");
@@ -365,14 +353,10 @@ GST_START_TEST(test_unasked_coding) {
   fail_unless(segment_files(cache.path(), 0).empty());
   assert_json_error(get(gw->base_url() + "/stream?v=" + kId), 502, "upstream_bad_encoding");
   up.set_coding("identity");
-  Reply r = get(seg_url(*gw, 0));
-  fail_unless_equals_int(r.status, 200);
-  fail_unless(r.body == str(track.segments[0]));
+  assert_body(get(seg_url(*gw, 0)), str(track.segments[0]));
   fail_unless_equals_int(up.segment_requests(0), 2);
   up.set_coding("");
-  Reply whole = get(gw->base_url() + "/stream?v=" + kId);
-  fail_unless_equals_int(whole.status, 200);
-  fail_unless(whole.body == str(track.full));
+  assert_body(get(gw->base_url() + "/stream?v=" + kId), str(track.full));
 }
 GST_END_TEST;
 
@@ -423,9 +407,7 @@ GST_START_TEST(test_not_audio) {
   GatedUpstream up(kId, segs);
   up.open();
   auto gw = start_gateway(gw_options(up.base_url(), cache.path()));
-  Reply seg0 = get(seg_url(*gw, 0));
-  fail_unless_equals_int(seg0.status, 200);
-  fail_unless(seg0.body == str(segs[0]));
+  assert_body(get(seg_url(*gw, 0)), str(segs[0]));
   for (int64_t n = 1; n < 6; n++) {
     Reply r = get(seg_url(*gw, n));
     assert_json_error(r, 502, "upstream_not_audio");
@@ -539,9 +521,7 @@ GST_START_TEST(test_joined_file_changes) {
     // The next request checks segment 2 before answering: not whole in the
     // cache now (cut short, or its SHA-256 differs: removed), so the track
     // comes from the upstream.
-    Reply again = get(t.gw->base_url() + t.url());
-    fail_unless_equals_int(again.status, 200);
-    fail_unless(again.body == str(t.track.full));
+    assert_body(get(t.gw->base_url() + t.url()), str(t.track.full));
     if (!truncate_it) fail_unless(!g_file_test(victim.c_str(), G_FILE_TEST_EXISTS));
   }
 }
@@ -553,39 +533,36 @@ GST_END_TEST;
 // (same size) is never served in part: it leaves the cache and the segment
 // comes from the upstream again; with the upstream down, a JSON error.
 GST_START_TEST(test_cached_range_checked) {
-  TempDir cache;
-  auto srv = start_server();
-  auto track = make_track();
-  srv->add_track(kId, track);
-  auto gw = start_gateway(gw_options(srv->base_url(), cache.path()));
-  const std::string s1 = str(track.segments[1]);  // 30000 bytes
-  fail_unless_equals_int(get(seg_url(*gw, 1)).status, 200);
-  fail_unless(gw->wait_idle(kWaitMs));
-  fail_unless_equals_int(gw->counters().file_checks, 0);
-  Reply r = get(seg_url(*gw, 1), {{"Range", "bytes=100-199"}});
+  Rig rig(kId);
+  const std::string s1 = str(rig.track.segments[1]);  // 30000 bytes
+  fail_unless_equals_int(get(seg_url(*rig.gw, 1)).status, 200);
+  fail_unless(rig.gw->wait_idle(kWaitMs));
+  fail_unless_equals_int(rig.gw->counters().file_checks, 0);
+  Reply r = get(seg_url(*rig.gw, 1), {{"Range", "bytes=100-199"}});
   fail_unless_equals_int(r.status, 206);
   fail_unless(r.body == s1.substr(100, 100));
-  fail_unless_equals_int(gw->counters().file_checks, 1);
-  fail_unless(get(seg_url(*gw, 1)).body == s1);
-  fail_unless_equals_int(request("HEAD", seg_url(*gw, 1)).status, 200);
-  fail_unless_equals_int(gw->counters().file_checks, 1);  // remembered
-  fail_unless_equals_int(gw->counters().cache_hits, 3);
+  fail_unless_equals_int(rig.gw->counters().file_checks, 1);
+  fail_unless(get(seg_url(*rig.gw, 1)).body == s1);
+  fail_unless_equals_int(request("HEAD", seg_url(*rig.gw, 1)).status, 200);
+  fail_unless_equals_int(rig.gw->counters().file_checks, 1);  // remembered
+  fail_unless_equals_int(rig.gw->counters().cache_hits, 3);
 
-  const std::string file = track_file(cache.path(), "seg_1.", ".bin");
+  const std::string file = track_file(rig.cache.path(), "seg_1.", ".bin");
   scribble(file, 100, 100, 'X');
-  Reply again = get(seg_url(*gw, 1), {{"Range", "bytes=100-199"}});
+  Reply again = get(seg_url(*rig.gw, 1), {{"Range", "bytes=100-199"}});
   fail_unless_equals_int(again.status, 206);
   fail_unless(again.body == s1.substr(100, 100), "changed bytes were served");
-  fail_unless_equals_int(gw->counters().file_checks, 2);
-  fail_unless_equals_int(ranges_of(*srv, 1).size(), 2);  // fetched again
-  fail_unless(gw->wait_idle(kWaitMs));
+  fail_unless_equals_int(rig.gw->counters().file_checks, 2);
+  fail_unless_equals_int(ranges_of(*rig.srv, 1).size(), 2);  // fetched again
+  fail_unless(rig.gw->wait_idle(kWaitMs));
   fail_unless(file_text(file) == s1, "the cache holds the segment again");
 
   scribble(file, 0, 10, 'Y');
-  srv->stop();
-  assert_json_error(get(seg_url(*gw, 1), {{"Range", "bytes=-10"}}), 502, "upstream_unreachable");
+  rig.srv->stop();
+  assert_json_error(get(seg_url(*rig.gw, 1), {{"Range", "bytes=-10"}}), 502,
+                    "upstream_unreachable");
   fail_unless(!g_file_test(file.c_str(), G_FILE_TEST_EXISTS));
-  fail_unless_equals_int(gw->counters().cache_hits, 3);
+  fail_unless_equals_int(rig.gw->counters().cache_hits, 3);
 }
 GST_END_TEST;
 
@@ -646,9 +623,7 @@ GST_START_TEST(test_form_after_restart) {
   fail_unless(r.body.find("in a track whose segment 0 is") != std::string::npos, "%s",
               r.body.c_str());
   fail_unless_equals_int(gw->counters().file_checks, 1);  // segment 0, hashed once
-  Reply ok = get(seg_url(*gw, 2));
-  fail_unless_equals_int(ok.status, 200);
-  fail_unless(ok.body == str(segs[2]));
+  assert_body(get(seg_url(*gw, 2)), str(segs[2]));
   fail_unless(segment_files(cache.path(), 1).empty());
 }
 GST_END_TEST;
@@ -713,8 +688,7 @@ GST_START_TEST(test_joined_file_checked) {
 
   fail_unless_equals_int(g_unlink((joined + ".meta").c_str()), 0);
   Reply third = get(url);
-  fail_unless_equals_int(third.status, 200);
-  fail_unless(third.body == file_text(joined));
+  assert_body(third, file_text(joined));
   assert_str_eq(file_text(joined + ".meta"), record_of(third.body));
   fail_unless_equals_int(gw->counters().upstream_full, 0);
 }
