@@ -48,7 +48,7 @@ def documented_value(text, pspec):
         return None
     if text in ("true", "false"):
         return text == "true"
-    m = re.fullmatch(r"([0-9.]+)\s*(KiB|MiB|GiB)?", text)
+    m = re.fullmatch(r"(-?[0-9.]+)\s*(KiB|MiB|GiB)?", text)
     if m:
         n = float(m.group(1)) * SIZES.get(m.group(2), 1)
         return n

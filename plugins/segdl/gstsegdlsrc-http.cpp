@@ -20,6 +20,7 @@ enum {
   PROP_SSL_CA_FILE,
   PROP_TLS_DATABASE,
   PROP_HTTP_LOG_LEVEL,
+  PROP_TAIL_PREFETCH,
 };
 
 // SoupLoggerLogLevel's values, registered here: the plugin does not link
@@ -136,6 +137,26 @@ void gst_seg_dl_src_install_http_properties(GObjectClass *klass) {
                         "How much of each request libsoup logs to the segdl-http debug category "
                         "at level LOG (GST_DEBUG=segdl-http:6)",
                         log_level_get_type(), 2, rw));
+  /**
+   * GstSegDlSrc:tail-prefetch:
+   * An m4a segment cut by ffmpeg has its moov (the index of its frames)
+   * after its audio. To play it while it arrives, the last tail-prefetch
+   * bytes of the segment read next (segment 0, a seek's target) are asked
+   * with a suffix Range ("Range: bytes=-N") beside its body, while the
+   * track may be such an m4a: first audio in one round trip. -1 (the
+   * default): 400 bytes per second of the longer nominal segment + 4 KiB
+   * (16096 with the default durations). 0: no such request (a track that
+   * is not m4a then costs no extra request; an m4a segment's moov is asked
+   * once its head shows where it begins, one round trip later). Only with
+   * join=timeline; never again once a server ignored a Range.
+   */
+  g_object_class_install_property(
+      klass, PROP_TAIL_PREFETCH,
+      g_param_spec_int64("tail-prefetch", "Tail prefetch",
+                         "Bytes of the end of the segment read next asked beside its body "
+                         "(an m4a's moov: first audio in one round trip); -1 = from the segment "
+                         "durations, 0 = never",
+                         -1, G_MAXINT32, -1, rw));
   gst_type_mark_as_plugin_api(log_level_get_type(), GstPluginAPIFlags(0));
 }
 
@@ -179,6 +200,9 @@ bool gst_seg_dl_src_set_http_property(GstSegDlSrcHttpSettings &s, guint prop_id,
       return true;
     case PROP_HTTP_LOG_LEVEL:
       s.log_level = g_value_get_enum(value);
+      return true;
+    case PROP_TAIL_PREFETCH:
+      s.tail_prefetch = g_value_get_int64(value);
       return true;
     default:
       return false;
@@ -226,9 +250,16 @@ bool gst_seg_dl_src_get_http_property(const GstSegDlSrcHttpSettings &s, guint pr
     case PROP_HTTP_LOG_LEVEL:
       g_value_set_enum(value, s.log_level);
       return true;
+    case PROP_TAIL_PREFETCH:
+      g_value_set_int64(value, s.tail_prefetch);
+      return true;
     default:
       return false;
   }
+}
+
+int64_t gst_seg_dl_src_tail_prefetch(const GstSegDlSrcHttpSettings &s, int64_t automatic) {
+  return s.tail_prefetch >= 0 ? s.tail_prefetch : automatic;
 }
 
 segdl::HttpOptions gst_seg_dl_src_http_options(const GstSegDlSrcHttpSettings &s,

@@ -185,10 +185,10 @@ static segdl::DownloaderConfig engine_config(GstSegDlSrc *self, const Settings &
   cfg.idle_timeout_s = s.idle_timeout;
   cfg.speculative_fetch = s.speculative_fetch;
   // Only join=timeline reads an m4a while it arrives.
+  const int64_t tail =
+      gst_seg_dl_src_mp4_prefetch_bytes(s.first_segment_duration, s.segment_duration);
   cfg.tail_prefetch_bytes =
-      s.join == JOIN_TIMELINE
-          ? gst_seg_dl_src_mp4_prefetch_bytes(s.first_segment_duration, s.segment_duration)
-          : 0;
+      s.join == JOIN_TIMELINE ? gst_seg_dl_src_tail_prefetch(s.http, tail) : 0;
   cfg.user_agent = s.user_agent;
   cfg.ssl_strict = s.ssl_strict;
   cfg.cache.dir = s.cache_dir;

@@ -3,13 +3,16 @@
  * producing the track, segdlsrc asks for the segment after the ready ones
  * before the status lists it, one request at a time, never faster than the
  * server's Retry-After or poll-interval / 4; `speculative-fetch=false` asks
- * only for listed segments. Checked in segdl-server's request log: what was
+ * only for listed segments; and the tail asked beside a body
+ * (`tail-prefetch`) goes only with segment 0 of a track that is not m4a,
+ * none with 0. Checked in segdl-server's request log: what was
  * asked, what it answered, in which order; the output against the served
  * bytes. No assertion depends on how fast the machine is.
  */
 #include "../harness.h"
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 using namespace segdl;
@@ -59,6 +62,36 @@ void check_one_at_a_time(const std::vector<server::RequestRecord> &reqs, int64_t
     }
     prev = &r;
   }
+}
+
+// The requests that carried a Range header, in order.
+std::vector<server::RequestRecord> ranged_requests(const server::Server &srv) {
+  std::vector<server::RequestRecord> out;
+  for (const auto &r : segment_requests(srv))
+    if (!r.range.empty()) out.push_back(r);
+  return out;
+}
+
+// Plays `id` with join=timeline (the default: the join that reads m4a
+// while it arrives) to EOS, after a seek to `seek` when valid.
+void play_frames(server::Server &srv, const std::string &id, const std::string &props,
+                 GstClockTime seek = GST_CLOCK_TIME_NONE) {
+  GstElement *p = make_pipeline(srv.base_url(), id, props, "appsink name=sink sync=false");
+  std::function<void(GstElement *)> before_play;
+  if (GST_CLOCK_TIME_IS_VALID(seek))
+    before_play = [seek](GstElement *pipeline) {
+      fail_unless(gst_element_seek_simple(
+          pipeline, GST_FORMAT_TIME, GstSeekFlags(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+          seek));
+      fail_unless_equals_int(gst_element_get_state(pipeline, nullptr, nullptr, 20 * GST_SECOND),
+                             GST_STATE_CHANGE_SUCCESS);
+    };
+  Run run;
+  run_pipeline(p, run, 60, before_play);
+  gst_object_unref(p);
+  fail_unless(run.eos && !run.error, "%s", run.error ? run.error->message : "no EOS");
+  fail_unless(!run.frames.empty());
+  fail_unless(srv.wait_idle(10000));
 }
 
 }  // namespace
@@ -167,6 +200,46 @@ GST_START_TEST(test_no_speculation_when_complete) {
 }
 GST_END_TEST;
 
+// The tail asked beside a body (tail-prefetch, for an m4a's moov) goes
+// only with a segment read before the track's form is known: segment 0's
+// suffix, the default 16096 bytes from the default segment lengths. Once
+// segment 0 showed ADTS, none goes with a segment that playback waits for
+// while the backend makes it (asked when playback reaches it, the case a
+// suffix would go with), nor with a seek's target.
+GST_START_TEST(test_no_tail_once_not_mp4) {
+  server::Options opts;
+  opts.reveal_every = 0.5;
+  auto produced = start_server(opts);
+  auto sought = start_server();
+  server::Track track = make_track(media::Form::Adts, 7.5);  // 1.5 + 3 + 3 s
+  produced->add_track("adts", track);
+  sought->add_track("adts", track);
+  play_frames(*produced, "adts", "");
+  play_frames(*sought, "adts", "max-concurrent=1", 5 * GST_SECOND);  // into segment 2
+  for (server::Server *srv : {produced.get(), sought.get()}) {
+    auto ranged = ranged_requests(*srv);
+    fail_unless_equals_int(int(ranged.size()), 1);
+    fail_unless_equals_int(int(ranged[0].segment), 0);
+    fail_unless_equals_string(ranged[0].range.c_str(), "bytes=-16096");
+  }
+  // The seek's target was asked (after segment 0).
+  auto reqs = segment_requests(*sought);
+  fail_unless(std::any_of(reqs.begin(), reqs.end(), [](const auto &r) { return r.segment == 2; }));
+}
+GST_END_TEST;
+
+// tail-prefetch=0: not even segment 0's suffix.
+GST_START_TEST(test_tail_prefetch_off) {
+  auto srv = start_server();
+  server::Track track = make_track(media::Form::Adts, 7.5);
+  srv->add_track("off", track);
+  play_frames(*srv, "off", "tail-prefetch=0");
+  fail_unless(ranged_requests(*srv).empty(), "a Range request: %s",
+              ranged_requests(*srv)[0].range.c_str());
+  fail_unless_equals_int(int(segment_requests(*srv).size()), int(track.segments.size()));
+}
+GST_END_TEST;
+
 static Suite *speculative_suite() {
   Suite *s = suite_create("speculative");
   TCase *tc = tcase_create("general");
@@ -177,6 +250,8 @@ static Suite *speculative_suite() {
   tcase_add_test(tc, test_speculative_rate_floor);
   tcase_add_test(tc, test_no_speculation_without_total);
   tcase_add_test(tc, test_no_speculation_when_complete);
+  tcase_add_test(tc, test_no_tail_once_not_mp4);
+  tcase_add_test(tc, test_tail_prefetch_off);
   return s;
 }
 
