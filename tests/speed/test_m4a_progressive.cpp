@@ -14,13 +14,18 @@
  * output (every frame, pts and duration, the caps) must equal the
  * whole-segment path's, which a server without Range gets; seeks too.
  * Segments made by ffmpeg (`-f segment`, timestamps kept and reset: edit
- * lists with and without leading empty edits).
+ * lists with and without leading empty edits). tail-prefetch=0: segment
+ * 0's moov asked like the others'. And the rule that no buffer leaves
+ * while a BUFFERING below 100 is posted, with an application that pauses
+ * on it as gst-launch-1.0 does (test_no_push_while_buffering).
  */
 #include "../timeline/ffmpeg.h"
 
 #include "segdl/mp4.h"
 
+#include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -278,8 +283,10 @@ void play_without_range(const server::Track &track, Output &out,
 }
 
 // Every segment read while it arrives (held at its half until one of its
-// buffers is out), and the output the whole-segment path's.
-void check_form(const ff::Form &form) {
+// buffers is out), and the output the whole-segment path's. With
+// `prefetch` false (tail-prefetch=0), segment 0's tail too is asked from
+// its mdat's end, once its head is in.
+void check_form(const ff::Form &form, bool prefetch = true) {
   const ff::Fixture &fx = fixture_of(form);
   const int64_t total = int64_t(fx.segments().size());
   fail_unless_equals_int(int(total), 3);
@@ -289,7 +296,7 @@ void check_form(const ff::Form &form) {
       {0, 0}, {1, GstClockTime(1.6 * GST_SECOND)}, {2, GstClockTime(4.6 * GST_SECOND)}};
   for (const Hold &h : holds) srv->add_fault(fault("stall", "p", h.segment, 1, kStallS));
   Output progressive, whole;
-  play(*srv, "p", "", holds, progressive);
+  play(*srv, "p", prefetch ? "" : "tail-prefetch=0", holds, progressive);
   fail_unless(srv->wait_idle(10000));
   for (int64_t k = 0; k < total; k++) {
     // Segment 0's tail is the suffix asked with its body (one round trip
@@ -297,14 +304,132 @@ void check_form(const ff::Form &form) {
     auto tails = segment_requests(*srv, k, true);
     fail_unless_equals_int(int(tails.size()), 1);
     fail_unless_equals_int(tails[0].http_status, 206);
-    fail_unless(is_suffix(tails[0].range) == (k == 0), "segment %" G_GINT64_FORMAT ": %s", k,
-                tails[0].range.c_str());
+    fail_unless(is_suffix(tails[0].range) == (prefetch && k == 0),
+                "segment %" G_GINT64_FORMAT ": %s", k, tails[0].range.c_str());
     auto bodies = segment_requests(*srv, k, false);
     fail_unless_equals_int(int(bodies.size()), 1);
     fail_unless_equals_int(bodies[0].http_status, 200);
   }
   play_without_range(fx.track(), whole);
   check_same(progressive, whole);
+}
+
+// ---- the BUFFERING rule -----------------------------------------------
+
+// What segdlsrc posted and pushed, in its streaming thread's own order: a
+// sync handler sees each BUFFERING as it is posted, a pad probe each buffer
+// as it leaves. `broken`: a buffer left while the last BUFFERING posted was
+// below 100.
+struct BufferingRule {
+  GstElement *src = nullptr;
+  std::mutex lock;
+  std::vector<int> posted;
+  bool broken = false;
+  int broken_percent = 0;
+  GstClockTime broken_pts = GST_CLOCK_TIME_NONE;
+  int current() {
+    std::lock_guard<std::mutex> g(lock);
+    return posted.empty() ? 100 : posted.back();
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> g(lock);
+    return posted.size();
+  }
+  void check() {
+    std::lock_guard<std::mutex> g(lock);
+    fail_unless(!broken,
+                "a buffer (pts %" GST_TIME_FORMAT
+                ") left segdlsrc while BUFFERING %d %% was posted",
+                GST_TIME_ARGS(broken_pts), broken_percent);
+  }
+};
+
+GstBusSyncReply on_sync_message(GstBus *, GstMessage *msg, gpointer data) noexcept {
+  auto *rule = static_cast<BufferingRule *>(data);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_BUFFERING &&
+      GST_MESSAGE_SRC(msg) == GST_OBJECT(rule->src)) {
+    gint pct = 0;
+    gst_message_parse_buffering(msg, &pct);
+    std::lock_guard<std::mutex> g(rule->lock);
+    rule->posted.push_back(pct);
+  }
+  return GST_BUS_PASS;
+}
+
+GstPadProbeReturn on_src_buffer(GstPad *, GstPadProbeInfo *info, gpointer data) noexcept {
+  auto *rule = static_cast<BufferingRule *>(data);
+  std::lock_guard<std::mutex> g(rule->lock);
+  const int pct = rule->posted.empty() ? 100 : rule->posted.back();
+  if (pct < 100 && !rule->broken) {
+    rule->broken = true;
+    rule->broken_percent = pct;
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (buf) rule->broken_pts = GST_BUFFER_PTS(buf);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+// The application: gst-launch-1.0's rule. A BUFFERING below 100 pauses a
+// pipeline that was meant to play; 100 sets it playing again.
+struct PausingApp {
+  GstElement *pipeline;
+  bool buffering = false;
+  size_t handled = 0;  // BUFFERING messages acted on
+  bool eos = false;
+  // Acts on the bus messages there, waiting at most `wait_ms` for the
+  // first; fails on an ERROR.
+  void step(int wait_ms) {
+    GstBus *bus = gst_element_get_bus(pipeline);
+    GstClockTime wait = GstClockTime(wait_ms) * GST_MSECOND;
+    const auto types = GstMessageType(GST_MESSAGE_BUFFERING | GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+    while (GstMessage *msg = gst_bus_timed_pop_filtered(bus, wait, types)) {
+      wait = 0;
+      if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+        GError *err = nullptr;
+        gst_message_parse_error(msg, &err, nullptr);
+        std::string text = err ? err->message : "?";
+        g_clear_error(&err);
+        gst_message_unref(msg);
+        gst_object_unref(bus);
+        ck_abort_msg("ERROR: %s", text.c_str());
+      }
+      if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS) eos = true;
+      if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_BUFFERING) {
+        gint pct = 0;
+        gst_message_parse_buffering(msg, &pct);
+        handled++;
+        if (pct == 100) {
+          buffering = false;
+          gst_element_set_state(pipeline, GST_STATE_PLAYING);
+        } else {
+          if (!buffering) gst_element_set_state(pipeline, GST_STATE_PAUSED);
+          buffering = true;
+        }
+      }
+      gst_message_unref(msg);
+    }
+    gst_object_unref(bus);
+  }
+};
+
+// The tails asked for `segment` from its mdat's end (not a suffix).
+std::vector<server::RequestRecord> mdat_tails(const server::Server &srv, int64_t segment) {
+  std::vector<server::RequestRecord> out;
+  for (const auto &r : segment_requests(srv, segment, true))
+    if (!is_suffix(r.range)) out.push_back(r);
+  return out;
+}
+
+// Runs the app (and checks the rule) until `done` holds, at most 20 s.
+void run_until(PausingApp &app, BufferingRule &rule, const char *what,
+               const std::function<bool()> &done) {
+  const gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  for (;;) {
+    app.step(50);
+    rule.check();
+    if (done()) return;
+    fail_unless(g_get_monotonic_time() < deadline, "not in 20 s: %s", what);
+  }
 }
 
 }  // namespace
@@ -318,6 +443,13 @@ GST_END_TEST;
 // ...with -reset_timestamps 1: an edit list from 0.
 GST_START_TEST(test_reset) {
   check_form(kReset);
+}
+GST_END_TEST;
+
+// tail-prefetch=0: no suffix with segment 0's body; its moov too is asked
+// from the mdat's end, and its frames still leave before its body is whole.
+GST_START_TEST(test_no_prefetch) {
+  check_form(kKept, false);
 }
 GST_END_TEST;
 
@@ -380,6 +512,78 @@ GST_START_TEST(test_moov_first) {
 }
 GST_END_TEST;
 
+// The rule behind 5920f40: no buffer leaves segdlsrc while the last
+// BUFFERING it posted is below 100. An application that pauses on
+// BUFFERING < 100 (gst-launch-1.0: 16 m4a tracks in one gst-launch hung
+// before 5920f40) never hears the 100 of a source blocked in a push into
+// the paused pipeline. segdl-server holds segment 1's body at its half and
+// the tail asked from its mdat's end; once the element buffers for the
+// rest and the application has paused for it, the tail is let go, and
+// only once it has been sent whole, the body: the tail comes while the
+// element buffers, and its frames must wait for the 100. With the tail
+// taken while buffering (the code before 5920f40) a buffer leaves at 0 %
+// every time (and the pipeline hangs).
+GST_START_TEST(test_no_push_while_buffering) {
+  const ff::Fixture &fx = fixture_of(kKept);
+  auto srv = start_server();
+  srv->add_track("b", fx.track());
+  srv->add_fault(fault("stall", "b", 1, 2, kStallS));  // segment 1's body, then its tail
+  GstElement *p = make_pipeline(srv->base_url(), "b", "stall-timeout=120 buffer-size=1024",
+                                "appsink name=sink sync=false");
+  Sink sink;
+  GstElement *appsink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstAppSinkCallbacks cbs = {};
+  cbs.new_sample = on_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(appsink), &cbs, &sink, nullptr);
+  BufferingRule rule;
+  rule.src = gst_bin_get_by_name(GST_BIN(p), "src");
+  GstBus *bus = gst_element_get_bus(p);
+  gst_bus_set_sync_handler(bus, on_sync_message, &rule, nullptr);
+  GstPad *pad = gst_element_get_static_pad(rule.src, "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_src_buffer, &rule, nullptr);
+  PausingApp app{p};
+  fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  // Segment 1's tail is asked after the start's buffering ended (100
+  // posted before any byte is popped): a BUFFERING below 100 posted since
+  // is segment 1's. The app has acted on every one posted.
+  run_until(app, rule, "segment 1's tail asked and BUFFERING < 100 for it", [&] {
+    return !mdat_tails(*srv, 1).empty() && rule.current() < 100 && app.handled == rule.count();
+  });
+  fail_unless(app.buffering);
+  srv->end_stalls("b", 1, true);
+  run_until(app, rule, "segment 1's tail sent whole", [&] {
+    auto tails = mdat_tails(*srv, 1);
+    return !tails.empty() && tails[0].end_us != 0;
+  });
+  srv->end_stalls("b", 1);
+  run_until(app, rule, "EOS", [&] { return app.eos; });
+  fail_unless(gst_element_set_state(p, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(pad);
+  gst_object_unref(bus);
+  gst_object_unref(rule.src);
+  gst_object_unref(appsink);
+  gst_object_unref(p);
+  fail_unless(srv->wait_idle(10000));
+  auto tails = mdat_tails(*srv, 1);
+  fail_unless_equals_int(int(tails.size()), 1);
+  fail_unless_equals_int(tails[0].http_status, 206);
+  // It buffered (below 100, then 100), and the output is the whole track.
+  auto low = std::find_if(rule.posted.begin(), rule.posted.end(), [](int v) { return v < 100; });
+  fail_unless(low != rule.posted.end() &&
+              std::find(low, rule.posted.end(), 100) != rule.posted.end());
+  Output got, whole;
+  {
+    std::lock_guard<std::mutex> g(sink.lock);
+    got.frames = std::move(sink.frames);
+    got.pts = std::move(sink.pts);
+    got.durations = std::move(sink.durations);
+    std::swap(got.caps, sink.caps);
+  }
+  play_without_range(fx.track(), whole);
+  check_same(got, whole);
+}
+GST_END_TEST;
+
 static Suite *m4a_progressive_suite() {
   Suite *s = suite_create("m4a-progressive");
   TCase *tc = tcase_create("general");
@@ -387,8 +591,10 @@ static Suite *m4a_progressive_suite() {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_kept);
   tcase_add_test(tc, test_reset);
+  tcase_add_test(tc, test_no_prefetch);
   tcase_add_test(tc, test_seek);
   tcase_add_test(tc, test_moov_first);
+  tcase_add_test(tc, test_no_push_while_buffering);
   return s;
 }
 

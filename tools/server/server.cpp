@@ -215,12 +215,13 @@ struct Server::Impl {
     Impl *impl;
     std::string video_id;
     int64_t segment;
+    bool ranged_only;
   };
   static gboolean on_end_stalls(gpointer data) noexcept {
     auto *e = static_cast<EndStalls *>(data);
     for (Response *r : e->impl->responses) {
       if (r->video_id != e->video_id || r->segment != e->segment || r->after != After::Stall ||
-          r->stall_over)
+          r->stall_over || (e->ranged_only && r->range.empty()))
         continue;
       r->stall_s = 0;
       if (r->timer_kind == Timer::StallOver) e->impl->schedule(r, 0, Timer::StallOver);
@@ -816,12 +817,12 @@ void Server::hold_ready(const std::string &video_id, int64_t n) {
     impl_->held_ready[video_id] = n;
 }
 
-void Server::end_stalls(const std::string &video_id, int64_t segment) {
+void Server::end_stalls(const std::string &video_id, int64_t segment, bool ranged_only) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->thread.joinable()) return;
   GSource *src = g_idle_source_new();
   g_source_set_callback(src, Impl::on_end_stalls,
-                        new Impl::EndStalls{impl_.get(), video_id, segment},
+                        new Impl::EndStalls{impl_.get(), video_id, segment, ranged_only},
                         [](gpointer p) { delete static_cast<Impl::EndStalls *>(p); });
   g_source_attach(src, impl_->ctx);
   g_source_unref(src);

@@ -103,7 +103,9 @@ class Server {
   // Ends the "stall" of VIDEO_ID's segment responses now: a body paused by
   // the fault goes on at once, one not paused yet will not pause. With a
   // long stall, a test holds a body until it has seen what it waits for.
-  void end_stalls(const std::string &video_id, int64_t segment);
+  // `ranged_only`: only the responses to a request with a Range header (a
+  // tail asked apart from the mdat's end), not the segment's body.
+  void end_stalls(const std::string &video_id, int64_t segment, bool ranged_only = false);
 
   // Listens and starts the server thread; returns once it accepts connections.
   bool start(std::string &error);
