@@ -19,7 +19,9 @@ namespace {
 
 constexpr int64_t kSecond = 1000000;
 
-DownloaderConfig clocked_config(ManualClock &clock) {
+// Every test's engine config: its timers on `clock`, changed by `tune`.
+DownloaderConfig clocked_config(ManualClock &clock,
+                                const std::function<void(DownloaderConfig &)> &tune) {
   DownloaderConfig cfg = test_config();
   cfg.clock = &clock;
   cfg.stall_timeout_s = 5;
@@ -28,6 +30,7 @@ DownloaderConfig clocked_config(ManualClock &clock) {
   cfg.poll_interval_s = 100;  // no poll tick unless a test wants one
   cfg.speculative_fetch = false;
   cfg.max_wait_s = 0;  // no max-wait timer unless a test wants one
+  if (tune) tune(cfg);
   return cfg;
 }
 
@@ -73,17 +76,52 @@ bool has_warning(const Drained &d, const std::string &cause) {
   return false;
 }
 
-// The setup every test shares: the status answers `status` and segment 0
-// `seg0` (the last reply repeats), then the engine starts. Returns the
-// engine's time at the start.
-int64_t start_rig(Rig &rig, ManualClock &clock, std::vector<Reply> status,
-                  std::vector<Reply> seg0) {
-  rig.server.script(rig.status(), std::move(status));
-  rig.server.script(rig.seg(0), std::move(seg0));
-  const int64_t t0 = clock.now_us();
-  rig.start();
-  return t0;
-}
+// The set-up every test shares: the engine on a ManualClock against the
+// scripted fake, and the steps the tests repeat.
+struct Timed {
+  ManualClock clock;
+  Rig rig;  // after the clock: its config points at it
+  explicit Timed(const std::function<void(DownloaderConfig &)> &tune = nullptr)
+      : rig(clocked_config(clock, tune)) {}
+
+  // The status answers `status`, segment 0 `seg0` and segment 1 `seg1`
+  // (when given; the last reply repeats), then the engine starts. Returns
+  // the engine's time at the start.
+  int64_t start(std::vector<Reply> status, std::vector<Reply> seg0, std::vector<Reply> seg1 = {}) {
+    rig.server.script(rig.status(), std::move(status));
+    rig.server.script(rig.seg(0), std::move(seg0));
+    if (!seg1.empty()) rig.server.script(rig.seg(1), std::move(seg1));
+    const int64_t t0 = clock.now_us();
+    rig.start();
+    return t0;
+  }
+  // Waits (bounded) until `url` has been asked `n` times.
+  bool asked(const std::string &url, int n) {
+    return rig.server.wait_until([&](const Log &log) { return log.count(url) == n; }, 5000ms);
+  }
+  // Waits (bounded) until `n` of `url`'s transfers were cancelled (each
+  // answer the engine acted on: a failure, a "not yet").
+  bool answered(const std::string &url, int n) {
+    return rig.server.wait_until([&](const Log &log) { return log.cancelled_count(url) == n; },
+                                 5000ms);
+  }
+  // The timer due at `due` is armed (bounded wait), and `url` has been
+  // asked only `n` times at `due` - 1 µs; then the clock reaches `due`.
+  void fire_at(int64_t due, const std::string &url, int n, const char *what) {
+    fail_unless(clock.wait_timer_at(due, 5000ms), "no timer: %s", what);
+    clock.advance_to(due - 1);
+    fail_unless_equals_int(rig.server.log().count(url), n);
+    clock.advance_to(due);
+  }
+  // The engine runs to EOS with exactly `bytes`; what it gave, for more
+  // checks.
+  Drained ends_with(const std::string &bytes) {
+    Drained d = drain(*rig.dl);
+    check_end(d, Kind::Eos);
+    check_bytes(d.bytes, bytes);
+    return d;
+  }
+};
 
 }  // namespace
 
@@ -91,42 +129,34 @@ int64_t start_rig(Rig &rig, ManualClock &clock, std::vector<Reply> status,
 // started (the whole request: a trickle cannot keep it alive), then is
 // retried after the first backoff delay.
 GST_START_TEST(test_status_stall) {
-  ManualClock clock;
-  Rig rig(clocked_config(clock));
+  Timed t;
   Reply hang = ok(R"({"ready":[0],"totalSegments":1})");
   hang.cut_after = 5;
   hang.hang = true;
   std::string s0 = make_body(0, 700);
-  const int64_t t0 =
-      start_rig(rig, clock, {hang, ok(R"({"ready":[0],"totalSegments":1})")}, {ok(s0)});
+  const int64_t t0 = t.start({hang, ok(R"({"ready":[0],"totalSegments":1})")}, {ok(s0)});
 
-  fail_unless(rig.server.wait_until(
-      [&](const Log &log) { return log.stalled == 1 && log.finished_count(rig.seg(0)) == 1; },
+  fail_unless(t.rig.server.wait_until(
+      [&](const Log &log) { return log.stalled == 1 && log.finished_count(t.rig.seg(0)) == 1; },
       5000ms));
-  fail_unless(clock.wait_timer_at(t0 + 5 * kSecond, 5000ms), "no stall timer at start + 5 s");
-  clock.advance(5 * kSecond - 1);
-  fail_unless(has_pending(clock, t0 + 5 * kSecond));
-  fail_unless_equals_int(rig.server.log().cancelled_count(rig.status()), 0);
+  fail_unless(t.clock.wait_timer_at(t0 + 5 * kSecond, 5000ms), "no stall timer at start + 5 s");
+  t.clock.advance(5 * kSecond - 1);
+  fail_unless(has_pending(t.clock, t0 + 5 * kSecond));
+  fail_unless_equals_int(t.rig.server.log().cancelled_count(t.rig.status()), 0);
 
-  clock.advance(1);
-  fail_unless(rig.server.wait_until(
-      [&](const Log &log) { return log.cancelled_count(rig.status()) == 1; }, 5000ms));
+  t.clock.advance(1);
+  fail_unless(t.answered(t.rig.status(), 1));
   // The retry: backoff 1 s x [0.5, 1) after the failure.
   const int64_t failed = t0 + 5 * kSecond;
-  int64_t retry = wait_deadline_in(clock, failed + backoff_delay_us(1, 1, 0),
+  int64_t retry = wait_deadline_in(t.clock, failed + backoff_delay_us(1, 1, 0),
                                    failed + backoff_delay_us(1, 1, 1));
   fail_unless(retry > 0, "no retry timer in [0.5 s, 1 s) after the stall");
-  clock.advance_to(retry - 1);
-  fail_unless_equals_int(rig.server.log().count(rig.status()), 1);
-  clock.advance_to(retry);
-  fail_unless(
-      rig.server.wait_until([&](const Log &log) { return log.count(rig.status()) == 2; }, 5000ms));
+  t.fire_at(retry, t.rig.status(), 1, "the status's retry");
+  fail_unless(t.asked(t.rig.status(), 2));
 
-  Drained d = drain(*rig.dl);
-  check_end(d, Kind::Eos);
-  check_bytes(d.bytes, s0);
+  Drained d = t.ends_with(s0);
   fail_unless(has_warning(d, "stall-timeout (5 s)"));
-  rig.finish();
+  t.rig.finish();
 }
 GST_END_TEST;
 
@@ -134,42 +164,37 @@ GST_END_TEST;
 // counted from its last byte (not from its start), and is resumed with
 // Range after the backoff.
 GST_START_TEST(test_segment_stall) {
-  ManualClock clock;
-  Rig rig(clocked_config(clock));
+  Timed t;
   std::string s0 = make_body(0, 3000);
   Reply first = ok(s0);
   first.pause_at = 1000;   // silent until the test resumes it...
   first.cut_after = 2000;  // ...then 1000 bytes more, then silent for good
   first.hang = true;
-  const int64_t t0 =
-      start_rig(rig, clock, {ok(R"({"ready":[0],"totalSegments":1})")}, {first, ok(s0)});
+  const int64_t t0 = t.start({ok(R"({"ready":[0],"totalSegments":1})")}, {first, ok(s0)});
 
-  fail_unless(rig.server.wait_until([](const Log &log) { return log.paused == 1; }, 5000ms));
-  fail_unless(clock.wait_timer_at(t0 + 5 * kSecond, 5000ms));
+  fail_unless(t.rig.server.wait_until([](const Log &log) { return log.paused == 1; }, 5000ms));
+  fail_unless(t.clock.wait_timer_at(t0 + 5 * kSecond, 5000ms));
   // 3 s of silence, then bytes: the silence starts again from them.
-  clock.advance(3 * kSecond);
-  rig.server.resume();
-  fail_unless(rig.server.wait_until([](const Log &log) { return log.stalled == 1; }, 5000ms));
-  clock.advance_to(t0 + 5 * kSecond);  // the first check: only 2 s of silence
+  t.clock.advance(3 * kSecond);
+  t.rig.server.resume();
+  fail_unless(t.rig.server.wait_until([](const Log &log) { return log.stalled == 1; }, 5000ms));
+  t.clock.advance_to(t0 + 5 * kSecond);  // the first check: only 2 s of silence
   const int64_t due = t0 + 8 * kSecond;
-  fail_unless(clock.wait_timer_at(due, 5000ms), "the stall timer did not move to the last byte");
-  clock.advance_to(due - 1);
-  fail_unless_equals_int(rig.server.log().cancelled_count(rig.seg(0)), 0);
-  clock.advance_to(due);
-  fail_unless(rig.server.wait_until(
-      [&](const Log &log) { return log.cancelled_count(rig.seg(0)) == 1; }, 5000ms));
+  fail_unless(t.clock.wait_timer_at(due, 5000ms), "the stall timer did not move to the last byte");
+  t.clock.advance_to(due - 1);
+  fail_unless_equals_int(t.rig.server.log().cancelled_count(t.rig.seg(0)), 0);
+  t.clock.advance_to(due);
+  fail_unless(t.answered(t.rig.seg(0), 1));
 
   int64_t retry =
-      wait_deadline_in(clock, due + backoff_delay_us(1, 1, 0), due + backoff_delay_us(1, 1, 1));
+      wait_deadline_in(t.clock, due + backoff_delay_us(1, 1, 0), due + backoff_delay_us(1, 1, 1));
   fail_unless(retry > 0, "no retry timer in [0.5 s, 1 s) after the stall");
-  clock.advance_to(retry);
-  Drained d = drain(*rig.dl);
-  check_end(d, Kind::Eos);
-  check_bytes(d.bytes, s0);
-  Log log = rig.server.log();
-  fail_unless(log.ranges(rig.seg(0)) == std::vector<int64_t>({0, 2000}));
+  t.clock.advance_to(retry);
+  Drained d = t.ends_with(s0);
+  Log log = t.rig.server.log();
+  fail_unless(log.ranges(t.rig.seg(0)) == std::vector<int64_t>({0, 2000}));
   fail_unless(has_warning(d, "no data for 5 s (stall-timeout)"));
-  rig.finish();
+  t.rig.finish();
 }
 GST_END_TEST;
 
@@ -177,32 +202,25 @@ GST_END_TEST;
 // retry-backoff x 2^(k-1) x [0.5, 1) after failure k, not a microsecond
 // sooner.
 GST_START_TEST(test_backoff_schedule) {
-  ManualClock clock;
-  Rig rig(clocked_config(clock));
+  Timed t;
   std::string s0 = make_body(0, 900);
-  start_rig(rig, clock, {ok(R"({"ready":[0],"totalSegments":1})")},
-            {answer(500), answer(500), answer(500), ok(s0)});
+  t.start({ok(R"({"ready":[0],"totalSegments":1})")},
+          {answer(500), answer(500), answer(500), ok(s0)});
 
   for (int k = 1; k <= 3; k++) {
-    fail_unless(rig.server.wait_until(
-        [&](const Log &log) { return log.cancelled_count(rig.seg(0)) == k; }, 5000ms));
-    const int64_t failed = clock.now_us();
+    fail_unless(t.answered(t.rig.seg(0), k));
+    const int64_t failed = t.clock.now_us();
     const int64_t lo = failed + backoff_delay_us(1, k, 0);
     const int64_t hi = failed + backoff_delay_us(1, k, 1);
-    int64_t retry = wait_deadline_in(clock, lo, hi);
+    int64_t retry = wait_deadline_in(t.clock, lo, hi);
     fail_unless(retry > 0, "retry %d: no timer in [%" PRId64 ", %" PRId64 ") us", k, lo - failed,
                 hi - failed);
-    clock.advance_to(retry - 1);
-    fail_unless_equals_int(rig.server.log().count(rig.seg(0)), k);
-    clock.advance_to(retry);
-    fail_unless(rig.server.wait_until(
-        [&](const Log &log) { return log.count(rig.seg(0)) == k + 1; }, 5000ms));
+    t.fire_at(retry, t.rig.seg(0), k, "a retry");
+    fail_unless(t.asked(t.rig.seg(0), k + 1));
   }
-  Drained d = drain(*rig.dl);
-  check_end(d, Kind::Eos);
-  check_bytes(d.bytes, s0);
-  fail_unless_equals_int64(rig.dl->stats().retries, 3);
-  rig.finish();
+  t.ends_with(s0);
+  fail_unless_equals_int64(t.rig.dl->stats().retries, 3);
+  t.rig.finish();
 }
 GST_END_TEST;
 
@@ -210,36 +228,30 @@ GST_END_TEST;
 // that runs late (here 0.7 s) does not push the next one back, and one so
 // late that a later tick is past too asks once.
 GST_START_TEST(test_poll_no_drift) {
-  ManualClock clock;
-  DownloaderConfig cfg = clocked_config(clock);
-  cfg.poll_interval_s = 2;
-  Rig rig(cfg);
-  const int64_t t0 =
-      start_rig(rig, clock, {ok(R"({"ready":[0],"totalSegments":5})")}, {ok(make_body(0, 100))});
+  Timed t([](DownloaderConfig &cfg) { cfg.poll_interval_s = 2; });
+  const int64_t t0 = t.start({ok(R"({"ready":[0],"totalSegments":5})")}, {ok(make_body(0, 100))});
 
   for (int k = 1; k <= 3; k++) {
     const int64_t tick = t0 + 2 * kSecond * k;
     // The poll before has been answered (a tick while it runs asks nothing).
-    fail_unless(rig.server.wait_until(
-        [&](const Log &log) { return log.finished_count(rig.status()) == k; }, 5000ms));
-    fail_unless(clock.wait_timer_at(tick, 5000ms), "tick %d not at start + %d s", k, 2 * k);
-    fail_unless(!has_pending(clock, tick + 700000));  // no tick re-armed from a late one
-    clock.advance_to(tick + 700000);
-    fail_unless(rig.server.wait_until(
-        [&](const Log &log) { return log.count(rig.status()) == k + 1; }, 5000ms));
+    fail_unless(t.rig.server.wait_until(
+        [&](const Log &log) { return log.finished_count(t.rig.status()) == k; }, 5000ms));
+    fail_unless(t.clock.wait_timer_at(tick, 5000ms), "tick %d not at start + %d s", k, 2 * k);
+    fail_unless(!has_pending(t.clock, tick + 700000));  // no tick re-armed from a late one
+    t.clock.advance_to(tick + 700000);
+    fail_unless(t.asked(t.rig.status(), k + 1));
   }
   // The next tick is at start + 8 s, not 0.7 s later.
-  fail_unless(clock.wait_timer_at(t0 + 8 * kSecond, 5000ms));
-  fail_unless(!has_pending(clock, t0 + 8 * kSecond + 700000));
+  fail_unless(t.clock.wait_timer_at(t0 + 8 * kSecond, 5000ms));
+  fail_unless(!has_pending(t.clock, t0 + 8 * kSecond + 700000));
   // 5 s late: the ticks at 8 and 10 s are past; one poll, the next at 12 s.
-  fail_unless(rig.server.wait_until(
-      [&](const Log &log) { return log.finished_count(rig.status()) == 4; }, 5000ms));
-  clock.advance_to(t0 + 11 * kSecond);
-  fail_unless(clock.wait_timer_at(t0 + 12 * kSecond, 5000ms));
-  fail_unless(
-      rig.server.wait_until([&](const Log &log) { return log.count(rig.status()) == 5; }, 5000ms));
-  fail_unless_equals_int(rig.server.log().count(rig.status()), 5);
-  rig.finish();
+  fail_unless(t.rig.server.wait_until(
+      [&](const Log &log) { return log.finished_count(t.rig.status()) == 4; }, 5000ms));
+  t.clock.advance_to(t0 + 11 * kSecond);
+  fail_unless(t.clock.wait_timer_at(t0 + 12 * kSecond, 5000ms));
+  fail_unless(t.asked(t.rig.status(), 5));
+  fail_unless_equals_int(t.rig.server.log().count(t.rig.status()), 5);
+  t.rig.finish();
 }
 GST_END_TEST;
 
@@ -247,39 +259,36 @@ GST_END_TEST;
 // waiting for segment 1, 4 s in which the consumer has data (not counted),
 // then 4 s waiting for segment 2 end a 10 s budget at 14 s, not at 10 s.
 GST_START_TEST(test_max_wait_budget) {
-  ManualClock clock;
-  DownloaderConfig cfg = clocked_config(clock);
-  cfg.max_wait_s = 10;
-  cfg.poll_interval_s = 6;
-  Rig rig(cfg);
+  Timed t([](DownloaderConfig &cfg) {
+    cfg.max_wait_s = 10;
+    cfg.poll_interval_s = 6;
+  });
   std::string s0 = make_body(0, 500), s1 = make_body(1, 600);
-  rig.server.script(rig.seg(1), {ok(s1)});
-  const int64_t t0 = start_rig(
-      rig, clock,
+  const int64_t t0 = t.start(
       {ok(R"({"ready":[0],"totalSegments":3})"), ok(R"({"ready":[0,1],"totalSegments":3})")},
-      {ok(s0)});
+      {ok(s0)}, {ok(s1)});
 
-  check_bytes(pop_bytes(*rig.dl, s0.size()), s0);
-  fail_unless(rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 1 from t0
-  fail_unless(clock.wait_timer_at(t0 + 10 * kSecond, 5000ms));
-  clock.advance_to(t0 + 6 * kSecond);              // the poll that lists segment 1
-  check_bytes(pop_bytes(*rig.dl, s1.size()), s1);  // 6 s spent
+  check_bytes(pop_bytes(*t.rig.dl, s0.size()), s0);
+  fail_unless(t.rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 1 from t0
+  fail_unless(t.clock.wait_timer_at(t0 + 10 * kSecond, 5000ms));
+  t.clock.advance_to(t0 + 6 * kSecond);              // the poll that lists segment 1
+  check_bytes(pop_bytes(*t.rig.dl, s1.size()), s1);  // 6 s spent
   // The consumer has data: the next 4 s do not count.
-  clock.advance_to(t0 + 10 * kSecond);
-  fail_unless(clock.wait_timer_at(t0 + 14 * kSecond, 5000ms), "max-wait not re-armed for 4 s");
-  fail_unless(!rig.dl->level().ends_in_error);
-  fail_unless(rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 2 from 10 s
-  clock.advance_to(t0 + 14 * kSecond - 1);
-  fail_unless(!rig.dl->level().ends_in_error);
-  fail_unless(has_pending(clock, t0 + 14 * kSecond));
-  clock.advance_to(t0 + 14 * kSecond);
+  t.clock.advance_to(t0 + 10 * kSecond);
+  fail_unless(t.clock.wait_timer_at(t0 + 14 * kSecond, 5000ms), "max-wait not re-armed for 4 s");
+  fail_unless(!t.rig.dl->level().ends_in_error);
+  fail_unless(t.rig.dl->pop(20ms).kind == Kind::Timeout);  // waits for segment 2 from 10 s
+  t.clock.advance_to(t0 + 14 * kSecond - 1);
+  fail_unless(!t.rig.dl->level().ends_in_error);
+  fail_unless(has_pending(t.clock, t0 + 14 * kSecond));
+  t.clock.advance_to(t0 + 14 * kSecond);
 
-  Drained d = drain(*rig.dl);
+  Drained d = drain(*t.rig.dl);
   check_end(d, Kind::Error);
   fail_unless_equals_string(error_kind_name(d.error.kind), "not-found");
   fail_unless_equals_int64(d.error.segment, 2);
   fail_unless(contains(d.error.message, "max-wait"), "message: %s", d.error.message.c_str());
-  rig.finish();
+  t.rig.finish();
 }
 GST_END_TEST;
 
@@ -289,47 +298,32 @@ GST_END_TEST;
 // that is a failure: WARNING, then the backoff, never sooner than its
 // Retry-After.
 GST_START_TEST(test_listed_not_ready) {
-  ManualClock clock;
-  DownloaderConfig cfg = clocked_config(clock);
-  cfg.poll_interval_s = 2;
-  Rig rig(cfg);
+  Timed t([](DownloaderConfig &cfg) { cfg.poll_interval_s = 2; });
   std::string s0 = make_body(0, 500), s1 = make_body(1, 700);
-  rig.server.script(rig.seg(1), {answer(503, 4), answer(425), answer(503, 1), ok(s1)});
-  const int64_t t0 = start_rig(rig, clock, {ok(R"({"ready":[0,1],"totalSegments":2})")}, {ok(s0)});
+  const int64_t t0 = t.start({ok(R"({"ready":[0,1],"totalSegments":2})")}, {ok(s0)},
+                             {answer(503, 4), answer(425), answer(503, 1), ok(s1)});
+  const std::string seg1 = t.rig.seg(1);
 
-  auto answered = [&](int k) {
-    return rig.server.wait_until(
-        [&](const Log &log) { return log.cancelled_count(rig.seg(1)) == k; }, 5000ms);
-  };
   // 503 with Retry-After: 4 at t0: asked again at exactly t0 + 4 s.
-  fail_unless(answered(1));
-  fail_unless(clock.wait_timer_at(t0 + 4 * kSecond, 5000ms), "no wait of Retry-After");
-  clock.advance_to(t0 + 4 * kSecond - 1);
-  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 1);
-  clock.advance_to(t0 + 4 * kSecond);
+  fail_unless(t.answered(seg1, 1));
+  t.fire_at(t0 + 4 * kSecond, seg1, 1, "Retry-After");
   // 425 without Retry-After at 4 s: poll-interval, asked at 6 s.
-  fail_unless(answered(2));
-  fail_unless(clock.wait_timer_at(t0 + 6 * kSecond, 5000ms), "no wait of poll-interval");
-  fail_unless_equals_int64(rig.dl->stats().retries, 0);  // waits, not failures
-  clock.advance_to(t0 + 6 * kSecond - 1);
-  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 2);
-  clock.advance_to(t0 + 6 * kSecond);
+  fail_unless(t.answered(seg1, 2));
+  fail_unless(t.clock.wait_timer_at(t0 + 6 * kSecond, 5000ms), "no wait of poll-interval");
+  fail_unless_equals_int64(t.rig.dl->stats().retries, 0);  // waits, not failures
+  t.fire_at(t0 + 6 * kSecond, seg1, 2, "poll-interval");
   // 503 at 6 s, the grace spent: failure 1, retried after max(backoff, 1 s).
-  fail_unless(answered(3));
+  fail_unless(t.answered(seg1, 3));
   const int64_t failed = t0 + 6 * kSecond;
-  int64_t retry = wait_deadline_in(clock, failed + backoff_delay_us(1, 1, 0, 1),
+  int64_t retry = wait_deadline_in(t.clock, failed + backoff_delay_us(1, 1, 0, 1),
                                    failed + backoff_delay_us(1, 1, 1, 1) + 1);
   fail_unless(retry > 0, "no retry timer after the grace");
-  fail_unless_equals_int64(rig.dl->stats().retries, 1);
-  clock.advance_to(retry - 1);
-  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 3);
-  clock.advance_to(retry);
+  fail_unless_equals_int64(t.rig.dl->stats().retries, 1);
+  t.fire_at(retry, seg1, 3, "the retry after the grace");
 
-  Drained d = drain(*rig.dl);
-  check_end(d, Kind::Eos);
-  check_bytes(d.bytes, s0 + s1);
+  Drained d = t.ends_with(s0 + s1);
   fail_unless(has_warning(d, "although the status lists it as ready"));
-  rig.finish();
+  t.rig.finish();
 }
 GST_END_TEST;
 
@@ -338,36 +332,26 @@ GST_END_TEST;
 // max(Retry-After, poll-interval / 4) on the engine's clock, and at once
 // when a status lists it, its wait dropped.
 GST_START_TEST(test_unlisted_not_yet) {
-  ManualClock clock;
-  DownloaderConfig cfg = clocked_config(clock);
-  cfg.poll_interval_s = 4;
-  cfg.speculative_fetch = true;
-  Rig rig(cfg);
+  Timed t([](DownloaderConfig &cfg) {
+    cfg.poll_interval_s = 4;
+    cfg.speculative_fetch = true;
+  });
   std::string s0 = make_body(0, 500), s1 = make_body(1, 600);
-  rig.server.script(rig.seg(1), {answer(404, 3), answer(404, 3), ok(s1)});
-  const int64_t t0 = start_rig(
-      rig, clock,
+  const int64_t t0 = t.start(
       {ok(R"({"ready":[0],"totalSegments":2})"), ok(R"({"ready":[0,1],"totalSegments":2})")},
-      {ok(s0)});
+      {ok(s0)}, {answer(404, 3), answer(404, 3), ok(s1)});
+  const std::string seg1 = t.rig.seg(1);
 
-  fail_unless(rig.server.wait_until(
-      [&](const Log &log) { return log.cancelled_count(rig.seg(1)) == 1; }, 5000ms));
-  fail_unless(clock.wait_timer_at(t0 + 3 * kSecond, 5000ms), "no wait of Retry-After");
-  clock.advance_to(t0 + 3 * kSecond - 1);
-  fail_unless_equals_int(rig.server.log().count(rig.seg(1)), 1);
-  clock.advance_to(t0 + 3 * kSecond);
-  fail_unless(rig.server.wait_until(
-      [&](const Log &log) { return log.cancelled_count(rig.seg(1)) == 2; }, 5000ms));
-  fail_unless(clock.wait_timer_at(t0 + 6 * kSecond, 5000ms));
+  fail_unless(t.answered(seg1, 1));
+  t.fire_at(t0 + 3 * kSecond, seg1, 1, "Retry-After");
+  fail_unless(t.answered(seg1, 2));
+  fail_unless(t.clock.wait_timer_at(t0 + 6 * kSecond, 5000ms));
   // The poll at 4 s lists it: asked at once, not at 6 s.
-  clock.advance_to(t0 + 4 * kSecond);
-  fail_unless(
-      rig.server.wait_until([&](const Log &log) { return log.count(rig.seg(1)) == 3; }, 5000ms));
-  Drained d = drain(*rig.dl);
-  check_end(d, Kind::Eos);
-  check_bytes(d.bytes, s0 + s1);
-  fail_unless_equals_int64(rig.dl->stats().retries, 0);
-  rig.finish();
+  t.clock.advance_to(t0 + 4 * kSecond);
+  fail_unless(t.asked(seg1, 3));
+  t.ends_with(s0 + s1);
+  fail_unless_equals_int64(t.rig.dl->stats().retries, 0);
+  t.rig.finish();
 }
 GST_END_TEST;
 
