@@ -35,6 +35,34 @@ FrameJoiner::~FrameJoiner() {
   reset();
 }
 
+// True for AAC caps that are not raw (ADTS, LOAS, ADIF, or no format).
+static bool aac_not_raw(const GstStructure *st) {
+  int version = 0;
+  if (!gst_structure_has_name(st, "audio/mpeg") ||
+      (gst_structure_get_int(st, "mpegversion", &version) && version == 1))
+    return false;
+  return g_strcmp0(gst_structure_get_string(st, "stream-format"), "raw") != 0;
+}
+
+// parsebin asks before it plugs an element. ADTS (a byte stream's, or a
+// transport stream's) is exposed as it is, not parsed there: on_pad_added()
+// gives it to the one aacparse that outputs raw AAC. Left to parsebin, its
+// aacparse settles on ADTS before the joiner is linked (it asks its
+// unlinked pad what downstream takes; parsebin's autoplug-query is not
+// asked then), and a second one converted every frame again. The values
+// are parsebin's GstAutoplugSelectResult (in no installed header).
+gint FrameJoiner::on_autoplug_select(GstElement *, GstPad *, GstCaps *caps,
+                                     GstElementFactory *factory, gpointer) noexcept {
+  constexpr gint kTry = 0, kExpose = 1;
+  if (!caps || gst_caps_get_size(caps) == 0 ||
+      g_strcmp0(gst_plugin_feature_get_name(GST_PLUGIN_FEATURE(factory)), "aacparse") != 0)
+    return kTry;
+  const GstStructure *st = gst_caps_get_structure(caps, 0);
+  return aac_not_raw(st) && g_strcmp0(gst_structure_get_string(st, "stream-format"), "adts") == 0
+             ? kExpose
+             : kTry;
+}
+
 void FrameJoiner::on_pad_added(GstElement *, GstPad *pad, gpointer data) noexcept {
   auto *self = static_cast<FrameJoiner *>(data);
   if (self->linked_) return;  // one audio stream: the first one
@@ -43,22 +71,16 @@ void FrameJoiner::on_pad_added(GstElement *, GstPad *pad, gpointer data) noexcep
   bool audio = false;
   if (caps && !gst_caps_is_empty(caps))
     audio = g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(caps, 0)), "audio/");
-  bool aac = false;
-  if (audio) {
-    const GstStructure *st = gst_caps_get_structure(caps, 0);
-    int version = 0;
-    aac = gst_structure_has_name(st, "audio/mpeg") &&
-          !(gst_structure_get_int(st, "mpegversion", &version) && version == 1);
-  }
+  const bool convert = audio && aac_not_raw(gst_caps_get_structure(caps, 0));
   if (caps) gst_caps_unref(caps);
   if (!audio) return;
   GstPad *target = self->sink_;
   GstPad *conv_sink = nullptr;
-  if (aac) {
-    // AAC leaves as raw frames with codec_data (what muxers take). The
-    // parser settled on its output format before we were linked (ADTS for
-    // ADTS input), so a second aacparse, linked to a raw-only capsfilter from
-    // the start, converts (or passes raw through).
+  if (convert) {
+    // AAC leaves as raw frames with codec_data (what muxers take): ADTS
+    // comes unparsed (on_autoplug_select()), and aacparse, linked to a
+    // raw-only capsfilter from the start, parses and converts it, once.
+    // Raw AAC from a demuxer was parsed by parsebin and is linked as it is.
     GstElement *conv = gst_element_factory_make("aacparse", nullptr);
     GstElement *filter = gst_element_factory_make("capsfilter", nullptr);
     if (conv && filter) {
@@ -171,6 +193,7 @@ void FrameJoiner::new_instance(int64_t first_segment) {
   bus_ = gst_bus_new();
   gst_element_set_bus(bin_, bus_);
   g_signal_connect(parsebin_, "pad-added", G_CALLBACK(on_pad_added), this);
+  g_signal_connect(parsebin_, "autoplug-select", G_CALLBACK(on_autoplug_select), nullptr);
 
   sink_ = gst_pad_new("joinsink", GST_PAD_SINK);
   gst_pad_set_element_private(sink_, this);

@@ -73,6 +73,8 @@ class FrameJoiner {
   static gboolean on_event(GstPad *pad, GstObject *parent, GstEvent *event) noexcept;
   static gboolean on_query(GstPad *pad, GstObject *parent, GstQuery *query) noexcept;
   static void on_pad_added(GstElement *bin, GstPad *pad, gpointer data) noexcept;
+  static gint on_autoplug_select(GstElement *bin, GstPad *pad, GstCaps *caps,
+                                 GstElementFactory *factory, gpointer data) noexcept;
   bool check_bus(std::string &error);
   void teardown();
 
