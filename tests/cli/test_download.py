@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """segdl downloads: with and without monitor, JSON events, the bar on a
 terminal, several ids."""
+import fcntl
 import glob
 import os
 import pty
 import re
+import shutil
+import struct
 import subprocess
+import termios
 import threading
 
 import clitest
@@ -65,6 +69,13 @@ class Download(CliTestCase):
         self.assertIn("output", names)
         self.assertEqual(evs[0]["id"], "t")
         self.assertTrue(all(e["id"] == "t" for e in evs))
+        # Times to the millisecond, as written: "elapsed":1.250, never 17 digits.
+        times = re.findall(r'"(elapsed|seconds)":([^,}]*)', r.stdout)
+        self.assertGreaterEqual(len(times), len(evs) + 4, r.stdout)
+        for key, value in times:
+            want = r"^\d+\.\d{3}$" if key == "elapsed" else r"^(\d+\.\d{3}|null)$"
+            self.assertRegex(value, want, key)
+        self.assertTrue(any(k == "seconds" and v != "null" for k, v in times), r.stdout)
         elapsed = [e["elapsed"] for e in evs]
         self.assertEqual(elapsed, sorted(elapsed))
         segs = [e for e in evs if e["event"] == "segment"]
@@ -106,13 +117,17 @@ class Download(CliTestCase):
         self.assertEqual(evs[-1]["retries"], 1)
         self.assertTrue(evs[-1]["complete"])
 
-    def test_bar_redraws_in_place_on_a_terminal(self):
+    def run_on_a_terminal(self, video_id, columns=None):
+        """segdl VIDEO_ID with stderr on a pty (`columns` wide when given);
+        returns (exit code, what it wrote there)."""
         srv = self.serve(self.root, "--reveal-every", "0.6")
         master, slave = pty.openpty()
+        if columns:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         env = dict(os.environ, TERM="xterm")
-        p = subprocess.Popen([clitest.SEGDL, "t", "-b", srv.url, "-d", "dl", "--poll-interval",
-                              "0.2"], cwd=self.tmp, env=env, stdout=subprocess.DEVNULL,
-                             stderr=slave)
+        p = subprocess.Popen([clitest.SEGDL, video_id, "-b", srv.url, "-d", "dl",
+                              "--poll-interval", "0.2"], cwd=self.tmp, env=env,
+                             stdout=subprocess.DEVNULL, stderr=slave)
         os.close(slave)
         chunks = []
 
@@ -131,8 +146,11 @@ class Download(CliTestCase):
         rc = p.wait(timeout=clitest.WAIT)
         t.join(timeout=clitest.WAIT)
         os.close(master)
+        return rc, b"".join(chunks).decode()
+
+    def test_bar_redraws_in_place_on_a_terminal(self):
+        rc, text = self.run_on_a_terminal("t")
         self.assertEqual(rc, 0)
-        text = b"".join(chunks).decode()
         redraws = text.count("\r\x1b[K")
         self.assertGreaterEqual(redraws, 5, text)
         # Every redraw rewrites the same line: no line feed before the last
@@ -143,6 +161,25 @@ class Download(CliTestCase):
         self.assertRegex(text, r"\[#+-*\] [0-4]/4")
         self.assertIn("waiting for the backend", text)
         self.assertRegex(text, r"t: complete: 4 segments")
+
+    def test_bar_fits_a_narrow_terminal(self):
+        # 32 columns and a 33-character id: every redraw fits in 31 columns
+        # (a longer line would wrap and the next redraw would erase only its
+        # last row), the id is shortened, the count and the state are whole.
+        long_id = "a-rather-long-track-identifier-42"
+        shutil.copytree(os.path.join(self.root, "t"), os.path.join(self.root, long_id))
+        rc, text = self.run_on_a_terminal(long_id, columns=32)
+        self.assertEqual(rc, 0, text)
+        parts = text.split("\r\x1b[K")
+        bars = [p for p in parts[1:-1] if p and "\n" not in p]
+        self.assertGreaterEqual(len(bars), 5, text)
+        states = ("starting", "waiting", "waiting for the backend", "downloading", "joining",
+                  "done")
+        for bar in bars:
+            self.assertLessEqual(len(bar), 31, repr(bar))
+            self.assertRegex(bar, r"^a-rather-\S*\.\.\. [0-4]/[4?]  ", repr(bar))
+            self.assertTrue(bar.endswith(states), repr(bar))
+        self.assertIn("complete: 4 segments", parts[-1])
 
     def test_plain_lines_when_not_a_terminal(self):
         srv = self.serve(self.root)

@@ -9,6 +9,7 @@
  * anything but the cache's own folders (an old-tools DIR/<id>/ is safe).
  */
 #include "commands.h"
+#include "json.h"
 #include "progress.h"
 #include "segdl/cache.h"
 
@@ -120,11 +121,7 @@ void print_tracks_json(const std::string &dir, const std::vector<TrackInfo> &tra
   json_builder_set_member_name(b, "bytes");
   json_builder_add_int_value(b, int64_t(total));
   json_builder_end_object(b);
-  JsonNode *root = json_builder_get_root(b);
-  gchar *text = json_to_string(root, FALSE);
-  printf("%s\n", text);
-  g_free(text);
-  json_node_unref(root);
+  printf("%s\n", json_text(b).c_str());
   g_object_unref(b);
 }
 

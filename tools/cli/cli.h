@@ -9,6 +9,7 @@
  *   output.*      --combine: container by extension, muxer by codec
  *   migrate.*     reusing a download dir written by the old tools
  *   commands.cpp  status, cache info, cache clean
+ *   json.*        JSON text for --json (reals to the millisecond)
  */
 #pragma once
 

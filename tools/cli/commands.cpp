@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* segdl — status, cache info, cache clean. */
 #include "commands.h"
+#include "json.h"
 
 #include "config.h"
 
@@ -126,14 +127,7 @@ std::string ranges(const std::vector<int64_t> &v) {
 }
 
 void print_json(JsonBuilder *b) {
-  JsonNode *root = json_builder_get_root(b);
-  JsonGenerator *gen = json_generator_new();
-  json_generator_set_root(gen, root);
-  gchar *text = json_generator_to_data(gen, nullptr);
-  printf("%s\n", text);
-  g_free(text);
-  g_object_unref(gen);
-  json_node_unref(root);
+  printf("%s\n", json_text(b).c_str());
 }
 
 void member_opt_double(JsonBuilder *b, const char *key, const std::optional<double> &v) {

@@ -3,6 +3,7 @@
 #include "progress.h"
 
 #include "cli.h"
+#include "json.h"
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -13,6 +14,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 namespace segdl::cli {
 
@@ -25,7 +27,7 @@ class JsonEvent {
     json_builder_begin_object(b_);
     str("event", event);
     if (!id.empty()) str("id", id);
-    real("elapsed", std::round(elapsed * 1000) / 1000);
+    real("elapsed", elapsed);
   }
   ~JsonEvent() { g_object_unref(b_); }
   JsonEvent(const JsonEvent &) = delete;
@@ -64,15 +66,8 @@ class JsonEvent {
   }
   void emit() {
     json_builder_end_object(b_);
-    JsonNode *root = json_builder_get_root(b_);
-    JsonGenerator *gen = json_generator_new();
-    json_generator_set_root(gen, root);
-    gchar *text = json_generator_to_data(gen, nullptr);
-    fprintf(stdout, "%s\n", text);
+    fprintf(stdout, "%s\n", json_text(b_).c_str());
     fflush(stdout);
-    g_free(text);
-    g_object_unref(gen);
-    json_node_unref(root);
   }
 
  private:
@@ -277,35 +272,101 @@ void Progress::clear_bar() {
   bar_shown_ = false;
 }
 
-// [2/3] ID [#######-------] 3/8 1.2 MB 350 kB/s ETA 0:12 retries 1 downloading
-// redrawn in place: carriage return, erase the line, the new text.
+// [2/3] ID [#######-------] 3/8  1.2 MB  350 kB/s  ETA 0:12  retries 1  downloading
+// redrawn in place: carriage return, erase the line, the new text. The line
+// fits the terminal (a longer one wraps, and the next redraw erases only
+// its last row): see bar_text().
 void Progress::draw_bar() {
   if (mode_ != Mode::Bar) return;
-  const Snapshot &s = last_;
-  const double secs = elapsed();
-  std::string text;
-  if (count_ > 1) text += "[" + std::to_string(position_) + "/" + std::to_string(count_) + "] ";
-  text += id_ + " ";
-  if (s.total > 0) {
-    const int width = 20;
-    const int filled = int(std::min<int64_t>(s.done, s.total) * width / s.total);
-    text +=
-        "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '-') + "] ";
-    text += std::to_string(s.done) + "/" + std::to_string(s.total);
-  } else {
-    text += std::to_string(s.done) + "/?";
-  }
-  text += "  " + human_bytes(double(s.bytes));
-  if (secs > 0.5 && s.bytes > 0) text += "  " + human_bytes(double(s.bytes) / secs) + "/s";
-  if (s.total > 0 && s.done > 0 && s.done < s.total && state_ == "downloading")
-    text += "  ETA " + human_duration(secs / double(s.done) * double(s.total - s.done));
-  if (s.retries > 0) text += "  retries " + std::to_string(s.retries);
-  text += "  " + state_text(state_);
-  const size_t columns = size_t(terminal_columns() - 1);
-  if (text.size() > columns) text.resize(columns);
+  const std::string text = bar_text(size_t(terminal_columns() - 1));
   fprintf(stderr, "\r\033[K%s", text.c_str());
   fflush(stderr);
   bar_shown_ = true;
+}
+
+namespace {
+
+// Columns of `text`, one per character (UTF-8 continuation bytes take none).
+size_t columns_of(const std::string &text) {
+  size_t n = 0;
+  for (unsigned char c : text)
+    if ((c & 0xc0) != 0x80) n++;
+  return n;
+}
+
+// The first `columns` characters of `text`.
+std::string first_columns(const std::string &text, size_t columns) {
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); i++) {
+    if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80 && n++ == columns)
+      return text.substr(0, i);
+  }
+  return text;
+}
+
+// What the bar line shows; bar_text() leaves parts out until it fits.
+struct BarLine {
+  std::string prefix, id, counts, bytes, rate, eta, retries, state;
+  int64_t done = 0, total = 0;
+  int bar = 20;  // columns of the bar between its brackets; 0: none
+
+  std::string text() const {
+    std::string t = prefix + id + " ";
+    if (bar > 0 && total > 0) {
+      const int filled = int(std::min(done, total) * bar / total);
+      t += "[" + std::string(size_t(filled), '#') + std::string(size_t(bar - filled), '-') + "] ";
+    }
+    t += counts;
+    for (const std::string *part : {&bytes, &rate, &eta, &retries, &state})
+      if (!part->empty()) t += "  " + *part;
+    return t;
+  }
+};
+
+}  // namespace
+
+// The bar line in at most `columns` columns. Left out first, in this order,
+// until it fits: half the bar, the rate, the ETA, the bytes, the bar, the
+// retries, the state's long words; then the id is shortened ("..."). The
+// count and the state stay; a terminal narrower than them cuts the end.
+std::string Progress::bar_text(size_t columns) const {
+  const Snapshot &s = last_;
+  const double secs = elapsed();
+  BarLine b;
+  if (count_ > 1) b.prefix = "[" + std::to_string(position_) + "/" + std::to_string(count_) + "] ";
+  b.id = id_;
+  b.done = s.done;
+  b.total = s.total;
+  b.counts = std::to_string(s.done) + "/" + (s.total > 0 ? std::to_string(s.total) : "?");
+  b.bytes = human_bytes(double(s.bytes));
+  if (secs > 0.5 && s.bytes > 0) b.rate = human_bytes(double(s.bytes) / secs) + "/s";
+  if (s.total > 0 && s.done > 0 && s.done < s.total && state_ == "downloading")
+    b.eta = "ETA " + human_duration(secs / double(s.done) * double(s.total - s.done));
+  if (s.retries > 0) b.retries = "retries " + std::to_string(s.retries);
+  b.state = state_text(state_);
+  const std::function<void(BarLine &)> shorter[] = {
+      [](BarLine &l) { l.bar = 10; },
+      [](BarLine &l) { l.rate.clear(); },
+      [](BarLine &l) { l.eta.clear(); },
+      [](BarLine &l) { l.bytes.clear(); },
+      [](BarLine &l) { l.bar = 0; },
+      [](BarLine &l) { l.retries.clear(); },
+      [this](BarLine &l) { l.state = state_; },
+  };
+  std::string text = b.text();
+  for (const auto &step : shorter) {
+    if (columns_of(text) <= columns) return text;
+    step(b);
+    text = b.text();
+  }
+  const size_t over = columns_of(text) > columns ? columns_of(text) - columns : 0;
+  const size_t id_columns = columns_of(b.id);
+  if (over > 0 && id_columns > 1) {
+    const size_t keep = id_columns > over + 3 ? id_columns - over - 3 : 1;
+    b.id = first_columns(b.id, keep) + "...";
+    text = b.text();
+  }
+  return first_columns(text, columns);
 }
 
 std::string human_bytes(double bytes) {

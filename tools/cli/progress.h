@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -55,6 +56,7 @@ class Progress {
 
  private:
   void draw_bar();
+  std::string bar_text(size_t columns) const;
   void clear_bar();
   void line(const std::string &text);  // a line above the bar (stderr)
   double elapsed() const;
