@@ -26,6 +26,7 @@
  * GStreamer and the plugins all this uses are loaded when the gateway
  * starts (prepare_gstreamer), not by the first listener.
  */
+#include "cli/plugin.h"
 #include "gateway/fill.h"
 #include "segdl/httpmodule.h"
 
@@ -603,6 +604,11 @@ bool Gateway::Impl::prepare_gstreamer(std::string &error) {
   }
   static std::once_flag once;
   std::call_once(once, [] {
+    // segdlsrc from the registry, else beside this program (a build tree,
+    // or its own prefix wherever it was moved), as segdl finds it.
+    std::string where;
+    if (!segdl::cli::ensure_segdlsrc(where))
+      g_warning("segdl-gateway: %s: /listen will answer 500 until it is found", where.c_str());
     static const char *const kElements[] = {
         "segdlsrc", "parsebin",       "typefind",  "capsfilter", "appsink", "filesink", "identity",
         "aacparse", "mpegaudioparse", "opusparse", "flacparse",  "mp4mux",  "webmmux",  "oggmux",
