@@ -10,11 +10,15 @@ namespace segdl {
 namespace {
 constexpr uint64_t kSecond = 1000000000ull;
 
-// a * b / c rounded to nearest, without overflow for audio-sized values.
-uint64_t scale_round(uint64_t a, uint64_t b, uint64_t c) {
+// a * b / c rounded to nearest (`add` c / 2), down (0) or up (c - 1),
+// without overflow for audio-sized values.
+uint64_t scale(uint64_t a, uint64_t b, uint64_t c, uint64_t add) {
   if (c == 0) return 0;
-  unsigned __int128 p = static_cast<unsigned __int128>(a) * b + c / 2;
+  unsigned __int128 p = static_cast<unsigned __int128>(a) * b + add;
   return static_cast<uint64_t>(p / c);
+}
+uint64_t scale_round(uint64_t a, uint64_t b, uint64_t c) {
+  return scale(a, b, c, c / 2);
 }
 }  // namespace
 
@@ -63,7 +67,7 @@ void Timeline::begin_segment(int64_t segment) {
   current_ = segment;
   in_segment_ = 0;
   presented_in_seg_ = 0;
-  if (!estimated_) starts_[segment] = ns_at(pos_);
+  if (!estimated_) starts_[segment] = Start{base_ns_, pos_, rate_};
 }
 
 // The frame's place within its segment's presented part: how much the
@@ -130,9 +134,28 @@ void Timeline::release(Decisions &out, bool all) {
   }
 }
 
+// The sample of the seek target, from base_ns_: the last one whose pts
+// (rounded like every pts) is at or before it, so a seek to a pts the
+// stream gave lands on that sample.
+uint64_t Timeline::target_pos() const {
+  if (target_ns_ <= base_ns_ || rate_ <= 0) return 0;
+  // Its real time is at or before the target; the next one's pts may be too.
+  uint64_t s = scale(target_ns_ - base_ns_, uint64_t(rate_), kSecond, 0);
+  return ns_at(s + 1) <= target_ns_ ? s + 1 : s;
+}
+
+// A key-unit seek: moves the target to the start of the frame holding it
+// (`skip` samples into its `n`) or of the next one.
+void Timeline::snap_target(uint64_t skip, uint64_t n) {
+  bool after =
+      skip > 0 && (snap_ == SeekSnap::After || (snap_ == SeekSnap::Nearest && 2 * skip > n));
+  snap_ = SeekSnap::Exact;
+  target_ns_ = ns_at(pos_ + (after ? n : 0));
+}
+
 // Hands out a kept frame at `pts_ns`; the first after a start, seek or gap
-// is DISCONT. The pre-roll deferred by a key-unit seek goes first, at the
-// same pts.
+// is DISCONT. The clipped pre-roll a key-unit seek deferred goes first, at
+// the same pts.
 void Timeline::emit(FrameDecision &d, uint64_t pts_ns, Decisions &out) {
   for (FrameDecision &p : deferred_) {
     if (!p.drop) {
@@ -149,68 +172,98 @@ void Timeline::emit(FrameDecision &d, uint64_t pts_ns, Decisions &out) {
   out.push_back(d);
 }
 
-// A key-unit seek: moves the target to the start of the frame holding it
-// (`skip` samples into its `n`) or of the next one. True when the target
-// moved past this frame (it becomes pre-roll).
-bool Timeline::snap_target(uint64_t skip, uint64_t n) {
-  bool after =
-      skip > 0 && (snap_ == SeekSnap::After || (snap_ == SeekSnap::Nearest && 2 * skip > n));
-  snap_ = SeekSnap::Exact;
-  target_ns_ = ns_at(pos_ + (after ? n : 0));
-  return after;
+// A dropped frame, in order behind the deferred pre-roll if there is one.
+void Timeline::pass(FrameDecision &d, Decisions &out) {
+  d.drop = true;
+  if (deferred_.empty())
+    out.push_back(d);
+  else
+    deferred_.push_back(d);
 }
 
-// Places a frame: at the position, or, while a seek is on its way to its
-// target, dropped (too early), given as pre-roll (fully clipped) or clipped
-// at its start so its first presented sample is the target's.
+// A frame (`n` samples presented from pos_) while a seek is on its way to
+// its target; false when it lies after the target (placed as usual). A
+// key-unit seek first moves the target to a frame start. A frame that ends
+// more than the pre-roll before the target is dropped; one that ends
+// closer is pre-roll (decoded, not presented); the frame holding the
+// target ends the seek, so that the first sample presented is the
+// target's. How, depends on the mode (PrerollMode):
+//  - Timed: everything keeps its own time; the pre-roll ends at or before
+//    the target, where the segment starts, and the frame holding the
+//    target is stamped so that clipping its decoded samples to the segment
+//    (gst_audio_buffer_clip: the time before the segment's start, in
+//    samples rounded down) drops exactly those before the target's;
+//  - Clipped: the pre-roll is fully clipped, at the target's pts with no
+//    duration (after a key-unit seek at the pts of the frame it lands on,
+//    so it waits for that frame), and the frame holding the target is
+//    clipped at its start and stamped at the target.
+bool Timeline::place_in_seek(FrameDecision &d, uint64_t n, Decisions &out) {
+  uint64_t target = target_pos();
+  if (snap_ != SeekSnap::Exact && pos_ <= target && target < pos_ + n) {
+    snap_target(target - pos_, n);
+    target = target_pos();
+  }
+  const bool timed = preroll_mode_ == PrerollMode::Timed;
+  const uint64_t start = ns_at(pos_);
+  if (pos_ + n <= target) {
+    pos_ += n;
+    if (target - pos_ >= preroll_) {
+      pass(d, out);
+      return true;
+    }
+    d.preroll = true;
+    if (timed) {
+      // A decoder times its output from the frame's pts and its sample
+      // count (rounded): it must end at or before the target.
+      const uint64_t length = samples_to_ns(n, rate_);
+      uint64_t pts = start;
+      if (pts + length > target_ns_) pts = target_ns_ > length ? target_ns_ - length : 0;
+      preroll_end_ns_ = std::max(preroll_end_ns_, pts + length);
+      d.duration_ns = ns_at(pos_) - pts;
+      emit(d, pts, out);
+    } else {
+      d.clip_start = d.samples - d.clip_end;
+      d.duration_ns = 0;
+      if (snap_ != SeekSnap::Exact)
+        deferred_.push_back(d);  // its pts is the frame start found later
+      else
+        emit(d, target_ns_, out);
+    }
+    return true;
+  }
+  seeking_ = false;
+  if (pos_ > target) return false;
+  const uint64_t skip = target - pos_;
+  pos_ += n;
+  uint64_t pts = 0;
+  if (timed && skip > 0) {
+    uint64_t before = scale(skip, kSecond, uint64_t(rate_), uint64_t(rate_) - 1);  // rounded up
+    pts = target_ns_ > before ? target_ns_ - before : 0;
+  } else if (timed) {
+    // Where the target moved to a frame start (a key-unit seek), the
+    // pre-roll before may end up to 1 ns after it.
+    pts = std::max(target_ns_, preroll_end_ns_);
+  } else {
+    d.clip_start += skip;
+    pts = std::max(target_ns_, base_ns_);
+  }
+  const uint64_t end = ns_at(pos_);
+  d.duration_ns = end > pts ? end - pts : 0;
+  emit(d, pts, out);
+  return true;
+}
+
+// Places a frame at the position; while a seek is on its way to its
+// target, see place_in_seek().
 void Timeline::decide(Held &h, Decisions &out) {
   FrameDecision &d = h.d;
   if (d.drop) {
-    if (deferred_.empty())
-      out.push_back(d);
-    else
-      deferred_.push_back(d);  // in order behind the deferred pre-roll
+    pass(d, out);
     return;
   }
-  uint64_t n = h.presented;
-  if (seeking_) {
-    uint64_t target = target_ns_ > base_ns_ ? ns_to_samples(target_ns_ - base_ns_, rate_) : 0;
-    bool before = pos_ + n <= target;
-    if (!before && snap_ != SeekSnap::Exact && pos_ <= target && snap_target(target - pos_, n)) {
-      target = pos_ + n;
-      before = true;
-    }
-    if (before) {
-      pos_ += n;
-      if (target - pos_ >= preroll_) {  // before the pre-roll the decoder needs
-        d.drop = true;
-        out.push_back(d);
-        return;
-      }
-      d.clip_start = d.samples - d.clip_end;  // pre-roll: decoded, not presented
-      d.duration_ns = 0;
-      if (snap_ != SeekSnap::Exact) {
-        deferred_.push_back(d);  // its pts is the frame start found later
-        return;
-      }
-      emit(d, target_ns_, out);
-      return;
-    }
-    seeking_ = false;
-    if (snap_ != SeekSnap::Exact && pos_ <= target) snap_target(target - pos_, n);
-    target = target_ns_ > base_ns_ ? ns_to_samples(target_ns_ - base_ns_, rate_) : 0;
-    if (pos_ <= target) {
-      // The first presented sample is the target's: its pts is the target.
-      uint64_t skip = target - pos_;
-      d.clip_start += skip;
-      pos_ = target + (n - skip);
-      uint64_t pts = std::max(target_ns_, base_ns_);
-      d.duration_ns = ns_at(pos_) - std::min(pts, ns_at(pos_));
-      emit(d, pts, out);
-      return;
-    }
-  }
-  uint64_t pts = ns_at(pos_);
+  const uint64_t n = h.presented;
+  if (seeking_ && place_in_seek(d, n, out)) return;
+  const uint64_t pts = ns_at(pos_);
   pos_ += n;
   d.duration_ns = ns_at(pos_) - pts;
   emit(d, pts, out);
@@ -234,7 +287,7 @@ void Timeline::skip_segment(int64_t segment, const NominalSegments &nominal, uin
 bool Timeline::segment_start(int64_t segment, uint64_t &ns) const {
   auto it = starts_.find(segment);
   if (it == starts_.end()) return false;
-  ns = it->second;
+  ns = it->second.ns();
   return true;
 }
 
@@ -248,7 +301,7 @@ uint64_t Timeline::segment_start_or_nominal(int64_t segment, const NominalSegmen
   --it;
   uint64_t from = nominal.start_ns(it->first);
   uint64_t to = nominal.start_ns(segment);
-  return it->second + (to > from ? to - from : 0);
+  return it->second.ns() + (to > from ? to - from : 0);
 }
 
 // Restarts from the latest segment whose real start was counted and lies
@@ -261,10 +314,12 @@ SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap, const NominalSegments
   uint64_t preroll_ns = samples_to_ns(preroll_, rate_);
   uint64_t lookup = target_ns > preroll_ns ? target_ns - preroll_ns : 0;
   SeekPlan plan;
+  Start from{0, 0, rate_};
   for (const auto &s : starts_)
-    if (s.first > plan.segment && s.second <= lookup) {
+    if (s.first > plan.segment && s.second.ns() <= lookup) {
       plan.segment = s.first;
-      plan.start_ns = s.second;
+      plan.start_ns = s.second.ns();
+      from = s.second;
     }
   estimated_ = false;
   if (fast) {
@@ -275,11 +330,13 @@ SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap, const NominalSegments
       plan.segment = k;
       plan.start_ns = segment_start_or_nominal(k, *fast);
       estimated_ = true;
+      from = Start{plan.start_ns, 0, rate_};
     }
   }
   plan.target_ns = target_ns;
-  base_ns_ = plan.start_ns;
-  pos_ = 0;
+  base_ns_ = from.base_ns;
+  pos_ = from.pos;
+  if (from.rate > 0) rate_ = from.rate;
   held_.clear();
   held_samples_ = 0;
   current_ = -1;
@@ -287,6 +344,7 @@ SeekPlan Timeline::seek(uint64_t target_ns, SeekSnap snap, const NominalSegments
   target_ns_ = target_ns;
   snap_ = seeking_ ? snap : SeekSnap::Exact;
   deferred_.clear();
+  preroll_end_ns_ = 0;
   discont_ = true;
   return plan;
 }

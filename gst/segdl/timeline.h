@@ -23,10 +23,14 @@
  *
  * It remembers where each segment's frames really began, and maps a seek
  * target to the segment to restart from (the latest one whose start it
- * counted): frames before the target are dropped, except the last
- * `preroll` samples' worth, which are given to the decoder fully clipped;
- * the frame holding the target is clipped at its start, so the first
- * presented sample is the target's.
+ * counted). After a seek the frames that end more than `preroll` samples
+ * before the target are dropped, the rest of those before it are pre-roll
+ * (decoded, not presented), and the first sample presented is the
+ * target's: either everything keeps its own time, as a demuxer's frames do
+ * after an accurate seek, and the decoder clips to the segment that starts
+ * at the target, or the pre-roll is fully clipped and the frame holding
+ * the target clipped at its start (PrerollMode; docs/design.md, "Duration
+ * and seeking").
  */
 #pragma once
 
@@ -55,6 +59,7 @@ struct FrameDecision {
   uint64_t pts_ns = 0;       // where its first presented sample plays
   uint64_t duration_ns = 0;  // of its presented samples (0 when fully clipped)
   bool discont = false;      // first frame after a start, seek or gap
+  bool preroll = false;      // before a seek target: for the decoder only
 };
 
 // Nominal segment lengths (from the status or the properties), for
@@ -74,6 +79,20 @@ struct NominalSegments {
 // Exact lands on the target's own sample.
 enum class SeekSnap { Exact, Before, After, Nearest };
 
+// How the pre-roll before a seek target goes to the decoder (see
+// Timeline::seek() and docs/design.md, "Duration and seeking").
+enum class PrerollMode {
+  // At its own times, before the segment's start (the target), for the
+  // decoder to clip away, as every GstAudioDecoder clips its output to the
+  // segment (and a demuxer's pre-roll comes after an accurate seek).
+  Timed,
+  // Fully clipped (GstAudioClippingMeta) at the target's pts with no
+  // duration, the frame holding the target clipped at its start: for
+  // decoders that apply the meta behind a parser that drops frames ending
+  // before the segment (aacparse in front of avdec_aac).
+  Clipped,
+};
+
 // Where a seek restarts.
 struct SeekPlan {
   int64_t segment = 0;     // download and demux from this segment
@@ -91,8 +110,11 @@ class Timeline {
   // The sample rate of the frames from now on (the position is kept).
   void set_rate(int rate);
   int rate() const { return rate_; }
-  // Samples given to the decoder, fully clipped, before a seek target.
-  void set_preroll(uint64_t samples) { preroll_ = samples; }
+  // Samples given to the decoder before a seek target, and how.
+  void set_preroll(uint64_t samples, PrerollMode mode = PrerollMode::Timed) {
+    preroll_ = samples;
+    preroll_mode_ = mode;
+  }
   // Frames held back near a segment's end, for end trims known late.
   void set_hold(uint64_t samples) { hold_ = samples; }
   // The trims of `segment`, before or while its frames go in (the end trim
@@ -117,10 +139,10 @@ class Timeline {
   // restarts at the latest segment whose start was counted (seen before,
   // segment 0 at 0) at or before the target less the pre-roll; the frames
   // from there on are counted to the target, so it lands on its own sample
+  // (the one playing at the target, as GStreamer clips audio to a segment)
   // even in segments never played (their nominal starts are never used).
-  // A key-unit seek (`snap`) moves the target to a frame start instead: the
-  // pre-roll frames are then decided with the frame that holds it, all at
-  // that frame's pts.
+  // A key-unit seek (`snap`) moves the target to a frame start instead (the
+  // caller moves the segment's start there too).
   //
   // With `fast` (a seek that did not ask to be accurate), a target more than
   // one segment past that counted start restarts at its own segment
@@ -150,17 +172,29 @@ class Timeline {
     FrameDecision d;
     uint64_t presented;  // samples after the container's clipping
   };
+  // Where a segment's frames began, as the position was then (a seek that
+  // restarts there stamps its frames exactly as the first pass did).
+  struct Start {
+    uint64_t base_ns;
+    uint64_t pos;
+    int rate;
+    uint64_t ns() const { return base_ns + samples_to_ns(pos, rate); }
+  };
   uint64_t ns_at(uint64_t pos) const;
   void begin_segment(int64_t segment);
   void decide(Held &h, Decisions &out);
   void release(Decisions &out, bool all);
-  bool snap_target(uint64_t skip, uint64_t n);
+  uint64_t target_pos() const;
+  void snap_target(uint64_t skip, uint64_t n);
+  bool place_in_seek(FrameDecision &d, uint64_t n, Decisions &out);
   void emit(FrameDecision &d, uint64_t pts_ns, Decisions &out);
+  void pass(FrameDecision &d, Decisions &out);
 
   int rate_ = 0;
   uint64_t base_ns_ = 0;  // time at pos_ == 0 (changes with the rate or a seek)
   uint64_t pos_ = 0;      // samples presented since base_ns_
   uint64_t preroll_ = 0;
+  PrerollMode preroll_mode_ = PrerollMode::Timed;
   uint64_t hold_ = 8192;
   bool discont_ = true;
 
@@ -172,13 +206,14 @@ class Timeline {
   std::deque<Held> held_;
   uint64_t held_samples_ = 0;
 
-  std::map<int64_t, uint64_t> starts_;  // segment -> ns where its frames began
+  std::map<int64_t, Start> starts_;  // segment -> where its frames began
 
   bool seeking_ = false;
   uint64_t target_ns_ = 0;
   SeekSnap snap_ = SeekSnap::Exact;
-  bool estimated_ = false;  // since a fast seek: starts are not counted ones
-  Decisions deferred_;      // pre-roll of a key-unit seek, until the target frame is known
+  bool estimated_ = false;       // since a fast seek: starts are not counted ones
+  Decisions deferred_;           // clipped pre-roll of a key-unit seek, until it lands
+  uint64_t preroll_end_ns_ = 0;  // where a decoder ends the timed pre-roll's output
 };
 
 }  // namespace segdl

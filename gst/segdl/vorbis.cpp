@@ -67,6 +67,15 @@ bool VorbisBlocks::init(const uint8_t *id, size_t id_size, const uint8_t *setup,
   return true;
 }
 
+void VorbisBlocks::begin_segment(int64_t segment) {
+  segment_blocks_[segment] = prev_block_;
+}
+
+void VorbisBlocks::restart_at(int64_t segment) {
+  auto it = segment_blocks_.find(segment);
+  prev_block_ = it != segment_blocks_.end() ? it->second : 0;
+}
+
 int64_t VorbisBlocks::next(const uint8_t *packet, size_t size) {
   if (!ready() || size == 0 || (packet[0] & 1)) return -1;  // header packets have bit 0 set
   uint32_t mode = mode_bits_ ? bits_at(packet, 1, mode_bits_) : 0;

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <vector>
 
 namespace segdl {
@@ -25,8 +26,15 @@ class VorbisBlocks {
   // Samples of the next audio packet in stream order; 0 for the first one
   // after construction or reset(), -1 for a packet that is not audio.
   int64_t next(const uint8_t *packet, size_t size);
-  // Forget the previous packet (after a seek).
+  // Forget the previous packet (after a gap, or a seek to the track start).
   void reset() { prev_block_ = 0; }
+  // `segment`'s first audio packet comes next: the block before it is
+  // remembered, so that a seek that restarts there (restart_at()) counts
+  // that packet as the continuous stream did.
+  void begin_segment(int64_t segment);
+  // A seek restarts at `segment`: the previous packet is the one before
+  // its first, if it was seen (else none, as after reset()).
+  void restart_at(int64_t segment);
 
   int block_size(bool long_block) const { return long_block ? block1_ : block0_; }
   size_t mode_count() const { return modes_.size(); }
@@ -35,7 +43,8 @@ class VorbisBlocks {
   int block0_ = 0, block1_ = 0;
   std::vector<bool> modes_;  // block flag of each mode
   int mode_bits_ = 0;
-  int prev_block_ = 0;  // 0 = no previous packet
+  int prev_block_ = 0;                     // 0 = no previous packet
+  std::map<int64_t, int> segment_blocks_;  // segment -> prev_block_ at its first packet
 };
 
 }  // namespace segdl

@@ -98,7 +98,9 @@ static uint64_t opus_preskip(const GstStructure *st) {
 
 // New caps for the frames entering the timeline: what the codec is, its
 // rate (Opus counts at 48 kHz whatever the caps say), the samples per frame
-// and the pre-roll a decoder needs before a seek target.
+// and the pre-roll a decoder needs before a seek target, and how it goes
+// (segdl::PrerollMode: timed for the decoders GStreamer plugs after us
+// unless a parser in front of them would drop it, see docs/design.md).
 static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
   GstSegDlSrcPrivate *priv = self->priv;
   const GstStructure *st = gst_caps_get_structure(caps, 0);
@@ -108,10 +110,12 @@ static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
   priv->vorbis = segdl::VorbisBlocks();
   priv->codec = CODEC_OTHER;
   uint64_t preroll = 0;
+  segdl::PrerollMode mode = segdl::PrerollMode::Timed;
   if (gst_structure_has_name(st, "audio/x-opus")) {
     priv->codec = CODEC_OPUS;
     rate = 48000;
     preroll = 24000;  // 0.5 s: see docs/design.md (80 ms, RFC 7845, is not exact)
+    mode = segdl::PrerollMode::Clipped;
     priv->opus_preskip = opus_preskip(st);
   } else if (gst_structure_has_name(st, "audio/x-vorbis")) {
     priv->codec = CODEC_VORBIS;
@@ -121,17 +125,21 @@ static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
              gst_structure_get_int(st, "mpegversion", &version)) {
     if (version == 1) {
       priv->codec = CODEC_MP3;
-      preroll = 3 * 1152;  // bit reservoir (up to 511 bytes back) and overlap
+      // mpegaudioparse's lead-in on seeks: the bit reservoir reaches up
+      // to 511 bytes back (9 frames at the lowest MPEG-1 rates), and the
+      // frame before the target must decode whole for its overlap.
+      preroll = 10 * 1152;
     } else {
       priv->codec = CODEC_AAC;
       priv->aac_frame = aac_frame_samples(st, rate);
       preroll = uint64_t(priv->aac_frame);  // the previous frame's overlap
+      mode = segdl::PrerollMode::Clipped;   // aacparse drops frames before the segment
     }
   }
   priv->out_rate = rate > 0 ? rate : 0;
   priv->last_samples = -1;
   priv->timeline.set_rate(priv->out_rate);
-  priv->timeline.set_preroll(preroll);
+  priv->timeline.set_preroll(preroll, mode);
   gst_caps_replace(&priv->in_caps, caps);
 }
 
@@ -224,6 +232,12 @@ static void apply_decisions(GstSegDlSrc *self, const segdl::Timeline::Decisions 
     GST_BUFFER_OFFSET(b) = GST_BUFFER_OFFSET_END(b) = GST_BUFFER_OFFSET_NONE;
     if (d.clip_start || d.clip_end)
       gst_buffer_add_audio_clipping_meta(b, GST_FORMAT_DEFAULT, d.clip_start, d.clip_end);
+    // Pre-roll of a seek: before the segment's start, decoded and clipped
+    // away by the decoder (GStreamer's meaning of the flag).
+    if (d.preroll)
+      GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DECODE_ONLY);
+    else
+      GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DECODE_ONLY);
     if (d.discont || priv->discont)
       GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
     else
@@ -296,6 +310,7 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
   if (segment >= 0) {
     priv->tl_segment = segment;
     priv->granules.reset();
+    if (priv->vorbis.ready()) priv->vorbis.begin_segment(segment);
     if (segment == 0 && priv->codec == CODEC_OPUS && priv->opus_preskip > 0) {
       // The track starts with the encoder's pre-skip (demuxers mark it on
       // the first frame, or not: oggdemux in push mode does not).

@@ -198,7 +198,8 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
   priv->track_done = false;
   priv->tl_segment = -1;
   priv->last_samples = -1;
-  if (priv->vorbis.ready()) priv->vorbis.reset();
+  // Its first packet is counted as the continuous stream counted it.
+  if (priv->vorbis.ready()) priv->vorbis.restart_at(plan.segment);
   priv->frames_out_valid = false;
   priv->discont = true;
   return TRUE;
@@ -206,22 +207,29 @@ gboolean gst_seg_dl_src_do_seek(GstBaseSrc *bsrc, GstSegment *segment) noexcept 
 
 /* ---- the timeline join's loop --------------------------------------------- */
 
-// A key-unit seek: true until a frame is stamped (its pts is where the
-// timeline snapped to). Codec headers alone do not tell.
+// The frame a key-unit seek lands on: not a codec header, not pre-roll.
+static bool lands(const GstSegDlSrcPrivate::Frame &f) {
+  return f.buffer && !GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_HEADER) &&
+         !GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_DECODE_ONLY);
+}
+
+// A key-unit seek: true until the frame it lands on is stamped (its pts is
+// where the timeline snapped to). Codec headers and pre-roll do not tell.
 static bool snap_unknown(GstSegDlSrcPrivate *priv) {
   if (!priv->snap_segment || priv->track_done || priv->fallback_first) return false;
   for (const GstSegDlSrcPrivate::Frame &f : priv->ready)
-    if (f.buffer && !GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_HEADER)) return false;
+    if (lands(f)) return false;
   return true;
 }
 
 // The segment basesrc sends with the first buffer after a key-unit seek
-// starts at the frame start the timeline snapped to.
+// starts at the frame start the timeline snapped to (the pre-roll before
+// it is clipped away by the decoder, as after an accurate seek).
 static void apply_snap(GstSegDlSrc *self) {
   GstSegDlSrcPrivate *priv = self->priv;
   priv->snap_segment = false;
   for (const GstSegDlSrcPrivate::Frame &f : priv->ready) {
-    if (!f.buffer || GST_BUFFER_FLAG_IS_SET(f.buffer, GST_BUFFER_FLAG_HEADER)) continue;
+    if (!lands(f)) continue;
     GstClockTime pts = GST_BUFFER_PTS(f.buffer);
     GST_OBJECT_LOCK(self);
     GstSegment *seg = &GST_BASE_SRC(self)->segment;

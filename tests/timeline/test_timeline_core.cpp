@@ -199,9 +199,10 @@ GST_START_TEST(test_gap) {
 GST_END_TEST;
 
 // A seek lands on the target's sample: the frames before the pre-roll are
-// dropped, those in it decoded but fully clipped, the one holding the
-// target clipped at its start; every kept frame says pts = target until
-// the first presented sample.
+// dropped, those in it kept at their own times for the decoder only
+// (pre-roll, ending at or before the target), and the one holding the
+// target is stamped so that clipping its decoded samples to the segment
+// (which starts at the target) leaves those from the target's on.
 GST_START_TEST(test_seek_exact) {
   Timeline tl = make();
   tl.set_preroll(2048);
@@ -222,11 +223,51 @@ GST_START_TEST(test_seek_exact) {
   for (int i = 0; i < 3; i++) fail_unless(out[i].drop, "frame %d", i);
   for (int i = 3; i < 5; i++) {
     fail_if(out[i].drop, "frame %d", i);
+    fail_unless(out[i].preroll, "frame %d", i);
+    fail_unless_equals_uint64(out[i].clip_start, 0);
+    fail_unless_equals_uint64(out[i].pts_ns, ns(71 * 1024 + uint64_t(i) * 1024));
+    fail_unless_equals_uint64(out[i].duration_ns, ns(71 * 1024 + uint64_t(i + 1) * 1024) -
+                                                      ns(71 * 1024 + uint64_t(i) * 1024));
+  }
+  fail_unless(out[3].discont);
+  fail_if(out[5].preroll);
+  fail_unless_equals_uint64(out[5].clip_start, 0);
+  // 300 samples before the target, rounded up to whole ns (the clipping
+  // rounds down): here the frame's own pts.
+  fail_unless_equals_uint64(out[5].pts_ns, target - 6250000);
+  fail_unless_equals_uint64(out[5].pts_ns, ns(71 * 1024 + 5 * 1024));
+  fail_unless_equals_uint64(out[5].pts_ns + out[5].duration_ns, ns(71 * 1024 + 6 * 1024));
+  fail_if(out[6].preroll);
+  check_continuous(out);
+}
+GST_END_TEST;
+
+// The same seek with the pre-roll clipped (PrerollMode::Clipped, for AAC
+// behind aacparse): the pre-roll decoded but fully clipped at the target's
+// pts with no duration, the frame holding the target clipped at its start.
+GST_START_TEST(test_seek_exact_clipped) {
+  Timeline tl = make();
+  tl.set_preroll(2048, PrerollMode::Clipped);
+  Timeline::Decisions out;
+  uint64_t token = 0;
+  push_frames(tl, 0, 71, 1024, token, out);
+  push_frames(tl, 1, 10, 1024, token, out);
+  tl.end_segment(out);
+  uint64_t target = ns(71 * 1024 + 5 * 1024 + 300);
+  fail_unless_equals_int(tl.seek(target).segment, 1);
+  out.clear();
+  push_frames(tl, 1, 10, 1024, token, out);
+  fail_unless_equals_int(out.size(), 10);
+  for (int i = 0; i < 3; i++) fail_unless(out[i].drop, "frame %d", i);
+  for (int i = 3; i < 5; i++) {
+    fail_if(out[i].drop, "frame %d", i);
+    fail_unless(out[i].preroll, "frame %d", i);
     fail_unless_equals_uint64(out[i].clip_start, 1024);
     fail_unless_equals_uint64(out[i].pts_ns, target);
     fail_unless_equals_uint64(out[i].duration_ns, 0);
   }
   fail_unless(out[3].discont);
+  fail_if(out[5].preroll);
   fail_unless_equals_uint64(out[5].clip_start, 300);
   fail_unless_equals_uint64(out[5].pts_ns, target);
   fail_unless_equals_uint64(out[5].pts_ns + out[5].duration_ns, ns(71 * 1024 + 6 * 1024));
@@ -299,6 +340,7 @@ static Suite *timeline_core_suite() {
   tcase_add_test(tc, test_frame_clipping);
   tcase_add_test(tc, test_gap);
   tcase_add_test(tc, test_seek_exact);
+  tcase_add_test(tc, test_seek_exact_clipped);
   tcase_add_test(tc, test_seek_preroll_previous_segment);
   tcase_add_test(tc, test_seek_unseen);
   tcase_add_test(tc, test_rate_change);
