@@ -75,6 +75,37 @@ Streamed stream(const std::string &url, const segdl::server::Server &upstream,
   return s;
 }
 
+// stream(), checked: a 200 of `type`, chunked, read to its end.
+Streamed stream_ok(const std::string &url, const segdl::server::Server &upstream,
+                   const std::string &type, const std::string &accept = "") {
+  Streamed s = stream(url, upstream, {}, accept);
+  fail_unless_equals_int(s.status, 200);
+  fail_unless(s.error.empty(), "%s", s.error.c_str());
+  assert_str_eq(s.content_type, type);
+  assert_str_eq(s.encoding, "chunked");
+  return s;
+}
+
+// The first bytes came before segment `seg` was asked for (so before it was
+// revealed).
+void assert_first_bytes_before(const Streamed &s, int64_t seg) {
+  for (const auto &r : s.at_first_bytes)
+    fail_unless(r.segment != seg, "segment %d was asked for before the first bytes", int(seg));
+}
+
+// A reference server revealing one segment every `seconds` (0: all at once).
+segdl::server::Options revealing(double seconds) {
+  segdl::server::Options so;
+  so.reveal_every = seconds;
+  return so;
+}
+
+// The files ffmpeg cut into DIR/root (cut_track()) served by the rig's server.
+void serve_files(const gwtest::Rig &rig, const std::string &dir) {
+  std::string error;
+  fail_unless(rig.srv->load_dir(dir + "/root", error), "%s", error.c_str());
+}
+
 // The reference: segdlsrc straight on the backend, then `tail` (a parser).
 segdl::test::Bytes reference(const std::string &backend, const std::string &tail, size_t &frames) {
   segdl::test::Run run;
@@ -222,41 +253,29 @@ std::string check_whole(const std::string &url, const std::string &type, const H
 // (check_whole).
 void check_form(Form form, const std::string &tail, const std::string &type,
                 const std::string &codec, const std::string &ext, bool again = false) {
-  gwtest::TempDir cache;
-  segdl::server::Options so;
-  so.reveal_every = 1.0;
-  auto srv = gwtest::start_server(so);
-  segdl::server::Track track = segdl::test::make_track(form, 10.5);
-  const int64_t last = static_cast<int64_t>(track.segments.size()) - 1;
+  gwtest::Rig rig(kId, segdl::test::make_track(form, 10.5), revealing(1.0));
+  const int64_t last = static_cast<int64_t>(rig.track.segments.size()) - 1;
   fail_unless(last >= 2);
-  srv->add_track(kId, track);
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
 
-  Streamed s = stream(gw->base_url() + "/listen/" + kId, *srv);
-  fail_unless_equals_int(s.status, 200);
-  fail_unless(s.error.empty(), "%s", s.error.c_str());
-  assert_str_eq(s.content_type, type);
-  assert_str_eq(s.encoding, "chunked");
+  Streamed s = stream_ok(rig.gw->base_url() + "/listen/" + kId, *rig.srv, type);
   assert_str_eq(s.acao, "*");
   assert_str_eq(s.vary, "Accept");
-  // The first bytes came before the last segment was revealed (and so asked for).
-  for (const auto &r : s.at_first_bytes)
-    fail_unless(r.segment != last, "segment %d was asked for before the first bytes", int(last));
+  assert_first_bytes_before(s, last);
 
   size_t frames = 0;
-  const segdl::test::Bytes ref = reference(srv->base_url(), tail, frames);
+  const segdl::test::Bytes ref = reference(rig.srv->base_url(), tail, frames);
   fail_unless(s.body == std::string(ref.begin(), ref.end()), "/listen gave %zu bytes, %zu expected",
               s.body.size(), ref.size());
-  const std::string file = cache.path() + "/listen.out";
+  const std::string file = rig.cache.path() + "/listen.out";
   write_file(file, s.body);
   assert_str_eq(ffprobe(file), codec + "," + std::to_string(frames));
-  check_decodes_same(cache.path(), s.body, ref, ext, track.duration);
-  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  check_decodes_same(rig.cache.path(), s.body, ref, ext, rig.track.duration);
+  fail_unless(rig.gw->wait_idle(gwtest::kWaitMs));
   if (!again) return;
-  const std::string whole = check_whole(gw->base_url() + "/listen/" + kId, type);
+  const std::string whole = check_whole(rig.gw->base_url() + "/listen/" + kId, type);
   fail_unless(whole == s.body, "the whole track (%zu bytes) is not what was streamed (%zu)",
               whole.size(), s.body.size());
-  fail_unless_equals_int(gw->counters().upstream_full, 0);
+  fail_unless_equals_int(rig.gw->counters().upstream_full, 0);
 }
 
 // The packets `demux` (a GStreamer description, from filesrc) reads in `path`.
@@ -360,21 +379,13 @@ struct Container {
 std::string check_container(const Container &c) {
   gwtest::TempDir dir;
   cut_track(dir.path(), c.codec, c.segments, c.segments);
-  segdl::server::Options so;
-  so.reveal_every = 1.0;
-  auto srv = gwtest::start_server(so);
-  std::string error;
-  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
-  Streamed s = stream(gw->base_url() + "/listen/" + kId, *srv, {}, c.accept);
-  fail_unless_equals_int(s.status, 200);
-  fail_unless(s.error.empty(), "%s", s.error.c_str());
-  assert_str_eq(s.content_type, c.type);
-  assert_str_eq(s.encoding, "chunked");
-  for (const auto &r : s.at_first_bytes) fail_unless(r.segment != 2, "segment 2 before bytes");
+  gwtest::Rig rig(kId, {}, revealing(1.0));
+  serve_files(rig, dir.path());
+  Streamed s = stream_ok(rig.gw->base_url() + "/listen/" + kId, *rig.srv, c.type, c.accept);
+  assert_first_bytes_before(s, 2);
   const std::string file = dir.path() + "/listen.out";
   write_file(file, s.body);
-  const std::vector<segdl::test::Bytes> ref = packets(srv->base_url(), c.parse);
+  const std::vector<segdl::test::Bytes> ref = packets(rig.srv->base_url(), c.parse);
   fail_unless(ref.size() > 100, "%zu frames", ref.size());
   const std::vector<segdl::test::Bytes> got = demuxed(file, c.demux);
   fail_unless_equals_int(got.size(), ref.size());
@@ -383,9 +394,9 @@ std::string check_container(const Container &c) {
   const std::string probe = ffprobe(file);
   fail_unless(g_str_has_prefix(probe.c_str(), (codec + ",").c_str()), "ffprobe: %s", probe.c_str());
   size_t frames = 0;
-  check_decodes_same(dir.path(), s.body, reference(srv->base_url(), c.mux, frames), c.ext, 9.0);
-  fail_unless(gw->wait_idle(gwtest::kWaitMs));
-  if (c.accept.empty()) check_joined(*gw, dir.path(), c.demux, c.type, codec, ref);
+  check_decodes_same(dir.path(), s.body, reference(rig.srv->base_url(), c.mux, frames), c.ext, 9.0);
+  fail_unless(rig.gw->wait_idle(gwtest::kWaitMs));
+  if (c.accept.empty()) check_joined(*rig.gw, dir.path(), c.demux, c.type, codec, ref);
   return s.body;
 }
 
@@ -527,14 +538,8 @@ GST_END_TEST;
 // complete (the same packets as segdlsrc's); a 406 JSON error when nothing
 // acceptable exists, before and after; Vary: Accept on every answer.
 GST_START_TEST(test_listen_accept_aac) {
-  gwtest::TempDir cache;
-  segdl::server::Options so;
-  so.reveal_every = 1.0;
-  auto srv = gwtest::start_server(so);
-  const segdl::server::Track track = segdl::test::make_track(Form::Adts, 7.5);
-  srv->add_track(kId, track);
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
-  const std::string url = gw->base_url() + "/listen/" + kId;
+  gwtest::Rig rig(kId, segdl::test::make_track(Form::Adts, 7.5), revealing(1.0));
+  const std::string url = rig.gw->base_url() + "/listen/" + kId;
   for (const char *none : {"audio/ogg, , audio/webm", "audio/aac;q=0, audio/mp4;q=0, audio/*"}) {
     Reply r = gwtest::get(url, {{"Accept", none}});  // told once segment 0 says AAC
     gwtest::assert_json_error(r, 406, "not_acceptable");
@@ -544,23 +549,20 @@ GST_START_TEST(test_listen_accept_aac) {
   Reply html = gwtest::get(url, {{"Accept", "text/html"}});  // at once, no pipeline
   gwtest::assert_json_error(html, 406, "not_acceptable");
 
-  Streamed s = stream(url, *srv, {}, "audio/aac;q=0.5, audio/mp4");
-  fail_unless_equals_int(s.status, 200);
-  assert_str_eq(s.content_type, "audio/mp4");
-  assert_str_eq(s.encoding, "chunked");
+  Streamed s = stream_ok(url, *rig.srv, "audio/mp4", "audio/aac;q=0.5, audio/mp4");
   assert_str_eq(s.vary, "Accept");
   const std::string raw = "aacparse ! audio/mpeg,stream-format=raw";
-  const std::vector<segdl::test::Bytes> ref = packets(srv->base_url(), raw);
+  const std::vector<segdl::test::Bytes> ref = packets(rig.srv->base_url(), raw);
   fail_unless(ref.size() > 200, "%zu frames", ref.size());
-  const std::string file = cache.path() + "/fmp4.out";
+  const std::string file = rig.cache.path() + "/fmp4.out";
   write_file(file, s.body);
   fail_unless(demuxed(file, "qtdemux") == ref, "the fragmented MP4's packets differ");
   assert_str_eq(ffprobe(file), "aac," + std::to_string(ref.size()));
   size_t frames = 0;
-  const segdl::test::Bytes fmp4 =
-      reference(srv->base_url(), raw + " ! mp4mux fragment-duration=1000 streamable=true", frames);
-  check_decodes_same(cache.path(), s.body, fmp4, "mp4", track.duration);
-  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  const segdl::test::Bytes fmp4 = reference(
+      rig.srv->base_url(), raw + " ! mp4mux fragment-duration=1000 streamable=true", frames);
+  check_decodes_same(rig.cache.path(), s.body, fmp4, "mp4", rig.track.duration);
+  fail_unless(rig.gw->wait_idle(gwtest::kWaitMs));
 
   // Complete: */* is the ADTS bytes, audio/mp4 the m4a joined from them.
   check_whole(url, "audio/aac", {{"Accept", "*/*"}});
@@ -570,7 +572,7 @@ GST_START_TEST(test_listen_accept_aac) {
   Reply no = gwtest::get(url, {{"Accept", "audio/webm"}});
   gwtest::assert_json_error(no, 406, "not_acceptable");
   assert_str_eq(no.h("vary"), "Accept");
-  fail_unless_equals_int(gw->counters().upstream_full, 0);
+  fail_unless_equals_int(rig.gw->counters().upstream_full, 0);
 }
 GST_END_TEST;
 
@@ -603,35 +605,13 @@ GST_END_TEST;
 // file is one m4a holding the packets segdlsrc gives.
 GST_START_TEST(test_joined_m4a) {
   gwtest::TempDir dir;
-  const std::string folder = dir.path() + "/root/" + kId;
-  fail_unless_equals_int(g_mkdir_with_parents(folder.c_str(), 0755), 0);
-  const std::string cmd =
-      "ffmpeg -nostdin -v error -f lavfi -i sine=frequency=440:duration=9 -c:a aac"
-      " -f segment -segment_time 3 -segment_format mp4 '" +
-      folder + "/seg_%d.m4a'";
-  fail_unless_equals_int(system(cmd.c_str()), 0);
-  auto srv = gwtest::start_server();
-  std::string error;
-  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
-  const std::string base = gw->base_url() + "/stream?v=" + kId;
-  fail_unless_equals_int(gwtest::get(gw->base_url() + "/status?v=" + kId).status, 200);
-  int n = 0;
-  while (g_file_test((folder + "/seg_" + std::to_string(n) + ".m4a").c_str(), G_FILE_TEST_EXISTS))
-    fail_unless_equals_int(gwtest::get(base + "&segment=" + std::to_string(n++)).status, 200);
-  fail_unless(n >= 3, "%d segments", n);
-  fail_unless(gw->wait_idle(gwtest::kWaitMs));
-  segdl::test::Run run;
-  GstElement *p = segdl::test::make_pipeline(srv->base_url(), kId, "",
-                                             "identity ! appsink name=sink sync=false");
-  segdl::test::run_pipeline(p, run, 60);
-  gst_object_unref(p);
-  fail_unless(run.eos);
-  std::vector<segdl::test::Bytes> ref;
-  for (size_t i = 0; i < run.frames.size(); i++)
-    if (!run.header[i]) ref.push_back(run.frames[i]);
+  const int segments = cut_track(dir.path(), "aac", "mp4", "m4a");
+  gwtest::Rig rig(kId, {});
+  serve_files(rig, dir.path());
+  cache_all(*rig.gw, segments);
+  const std::vector<segdl::test::Bytes> ref = packets(rig.srv->base_url(), "identity");
   fail_unless(ref.size() > 100, "%zu frames", ref.size());
-  check_joined(*gw, dir.path(), "qtdemux", "audio/mp4", "aac", ref);
+  check_joined(*rig.gw, dir.path(), "qtdemux", "audio/mp4", "aac", ref);
 }
 GST_END_TEST;
 
@@ -642,22 +622,13 @@ GST_END_TEST;
 GST_START_TEST(test_listen_flac) {
   gwtest::TempDir dir;
   const int segments = cut_track(dir.path(), "flac", "flac", "flac");
-  segdl::server::Options so;
-  so.reveal_every = 1.0;
-  auto srv = gwtest::start_server(so);
-  std::string error;
-  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
-  const std::string url = gw->base_url() + "/listen/" + kId;
-  Streamed s = stream(url, *srv);
-  fail_unless_equals_int(s.status, 200);
-  fail_unless(s.error.empty(), "%s", s.error.c_str());
-  assert_str_eq(s.content_type, "audio/flac");
-  assert_str_eq(s.encoding, "chunked");
-  for (const auto &r : s.at_first_bytes)
-    fail_unless(r.segment != segments - 1, "the last segment was asked for before the first bytes");
+  gwtest::Rig rig(kId, {}, revealing(1.0));
+  serve_files(rig, dir.path());
+  const std::string url = rig.gw->base_url() + "/listen/" + kId;
+  Streamed s = stream_ok(url, *rig.srv, "audio/flac");
+  assert_first_bytes_before(s, segments - 1);
   segdl::test::Run run;
-  GstElement *p = segdl::test::make_pipeline(srv->base_url(), kId, "",
+  GstElement *p = segdl::test::make_pipeline(rig.srv->base_url(), kId, "",
                                              "flacparse ! appsink name=sink sync=false");
   segdl::test::run_pipeline(p, run, 60);
   gst_object_unref(p);
@@ -671,11 +642,11 @@ GST_START_TEST(test_listen_flac) {
   write_file(file, s.body);
   assert_str_eq(ffprobe(file), "flac," + std::to_string(frames));
   check_decodes_same(dir.path(), s.body, run.bytes, "flac", 9.0);
-  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  fail_unless(rig.gw->wait_idle(gwtest::kWaitMs));
   const std::string whole = check_whole(url, "audio/flac");
   fail_unless(whole == s.body, "the whole track (%zu bytes) is not what was streamed (%zu)",
               whole.size(), s.body.size());
-  fail_unless_equals_int(gw->counters().upstream_full, 0);
+  fail_unless_equals_int(rig.gw->counters().upstream_full, 0);
 }
 GST_END_TEST;
 
@@ -688,41 +659,31 @@ GST_END_TEST;
 GST_START_TEST(test_listen_join_fails) {
   gwtest::TempDir dir;
   const int segments = cut_track(dir.path(), "libmp3lame", "mp4", "m4a");
-  auto srv = gwtest::start_server();
-  std::string error;
-  fail_unless(srv->load_dir(dir.path() + "/root", error), "%s", error.c_str());
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), dir.path() + "/cache"));
-  cache_all(*gw, segments);
-  const std::string url = gw->base_url() + "/listen/" + kId;
-  Streamed s = stream(url, *srv);
-  fail_unless_equals_int(s.status, 200);
-  fail_unless(s.error.empty(), "%s", s.error.c_str());
-  assert_str_eq(s.content_type, "audio/mpeg");
-  assert_str_eq(s.encoding, "chunked");
+  gwtest::Rig rig(kId, {});
+  serve_files(rig, dir.path());
+  cache_all(*rig.gw, segments);
+  const std::string url = rig.gw->base_url() + "/listen/" + kId;
+  Streamed s = stream_ok(url, *rig.srv, "audio/mpeg");
   size_t frames = 0;
-  const segdl::test::Bytes ref = reference(srv->base_url(), "mpegaudioparse", frames);
+  const segdl::test::Bytes ref = reference(rig.srv->base_url(), "mpegaudioparse", frames);
   fail_unless(frames > 100, "%zu frames", frames);
   fail_unless(s.body == std::string(ref.begin(), ref.end()), "/listen gave %zu bytes, %zu expected",
               s.body.size(), ref.size());
   Reply no = gwtest::get(url, {{"Accept", "audio/mp4"}});
   gwtest::assert_json_error(no, 406, "not_acceptable");
-  fail_unless_equals_int(gw->counters().upstream_full, 0);
+  fail_unless_equals_int(rig.gw->counters().upstream_full, 0);
 }
 GST_END_TEST;
 
 // Once the track is whole in the cache: one file, its length, Range.
 GST_START_TEST(test_listen_complete) {
-  gwtest::TempDir cache;
-  auto srv = gwtest::start_server();
-  segdl::server::Track track = segdl::test::make_track(Form::Adts, 10.5);
-  const segdl::test::Bytes whole = segdl::test::concat(track.segments);
-  srv->add_track(kId, track);
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
-  const std::string url = gw->base_url() + "/listen/" + kId;
-  Streamed live = stream(url, *srv);
+  gwtest::Rig rig(kId, segdl::test::make_track(Form::Adts, 10.5));
+  const segdl::test::Bytes whole = segdl::test::concat(rig.track.segments);
+  const std::string url = rig.gw->base_url() + "/listen/" + kId;
+  Streamed live = stream(url, *rig.srv);
   fail_unless_equals_int(live.status, 200);
   assert_str_eq(live.encoding, "chunked");
-  fail_unless(gw->wait_idle(gwtest::kWaitMs));
+  fail_unless(rig.gw->wait_idle(gwtest::kWaitMs));
 
   Reply all = gwtest::get(url);
   fail_unless_equals_int(all.status, 200);
@@ -775,20 +736,16 @@ GST_END_TEST;
 // joined, and live_thread_count() leaves out threads already exiting: one
 // count then.
 GST_START_TEST(test_disconnect_stops_pipeline) {
-  gwtest::TempDir cache;
-  segdl::server::Options so;
-  so.reveal_every = 30.0;  // segment 1 only after the test is over
-  auto srv = gwtest::start_server(so);
-  srv->add_track(kId, segdl::test::make_track(Form::Adts, 10.5));
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  // Segment 1 only after the test is over.
+  gwtest::Rig rig(kId, segdl::test::make_track(Form::Adts, 10.5), revealing(30.0));
   const auto none = [](const segdl::gateway::Counters &k) { return k.listeners == 0; };
   int baseline = 0;
   for (int round = 0; round < 3; round++) {
-    gwtest::RawClient c(gw->port(), std::string("/listen/") + kId);
+    gwtest::RawClient c(rig.gw->port(), std::string("/listen/") + kId);
     fail_unless(g_str_has_prefix(c.read_some().c_str(), "HTTP/1.1 200"));
-    fail_unless_equals_int(gw->counters().listeners, 1);
+    fail_unless_equals_int(rig.gw->counters().listeners, 1);
     c.close_now();
-    fail_unless(gw->wait_for(none, gwtest::kWaitMs), "the listener outlived its client");
+    fail_unless(rig.gw->wait_for(none, gwtest::kWaitMs), "the listener outlived its client");
     if (round == 1) baseline = gwtest::live_thread_count();
   }
   const int now = gwtest::live_thread_count();
@@ -798,25 +755,21 @@ GST_END_TEST;
 
 // An id the backend does not know: a JSON 404 before any byte; a bad id: 400.
 GST_START_TEST(test_listen_errors) {
-  gwtest::TempDir cache;
-  auto srv = gwtest::start_server();
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
-  Reply r = gwtest::get(gw->base_url() + "/listen/unknownTrk1");
+  gwtest::Rig rig(kId, {});
+  Reply r = gwtest::get(rig.gw->base_url() + "/listen/unknownTrk1");
   gwtest::assert_json_error(r, 404, "not_found");
   assert_str_eq(r.h("access-control-allow-origin"), "*");
-  gwtest::assert_json_error(gwtest::get(gw->base_url() + "/listen/bad%20id"), 400, "bad_video_id");
-  gwtest::assert_json_error(gwtest::request("POST", gw->base_url() + "/listen/" + kId), 405,
+  gwtest::assert_json_error(gwtest::get(rig.gw->base_url() + "/listen/bad%20id"), 400,
+                            "bad_video_id");
+  gwtest::assert_json_error(gwtest::request("POST", rig.gw->base_url() + "/listen/" + kId), 405,
                             "method_not_allowed");
 }
 GST_END_TEST;
 
 // CORS: the preflight, and the header on the API's answers; the page at /.
 GST_START_TEST(test_cors_and_page) {
-  gwtest::TempDir cache;
-  auto srv = gwtest::start_server();
-  srv->add_track(kId, gwtest::make_track());
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
-  Reply pre = gwtest::request("OPTIONS", gw->base_url() + "/api/segments/status/" + kId,
+  gwtest::Rig rig(kId);
+  Reply pre = gwtest::request("OPTIONS", rig.gw->base_url() + "/api/segments/status/" + kId,
                               {{"Origin", "http://app.example"},
                                {"Access-Control-Request-Method", "GET"},
                                {"Access-Control-Request-Headers", "range"}});
@@ -824,12 +777,12 @@ GST_START_TEST(test_cors_and_page) {
   assert_str_eq(pre.h("access-control-allow-origin"), "*");
   fail_unless(pre.h("access-control-allow-methods").find("GET") != std::string::npos);
   fail_unless(pre.h("access-control-allow-headers").find("Range") != std::string::npos);
-  Reply st = gwtest::get(gw->base_url() + "/api/segments/status/" + kId,
+  Reply st = gwtest::get(rig.gw->base_url() + "/api/segments/status/" + kId,
                          {{"Origin", "http://app.example"}});
   fail_unless_equals_int(st.status, 200);
   assert_str_eq(st.h("access-control-allow-origin"), "*");
   fail_unless(st.h("access-control-expose-headers").find("Content-Range") != std::string::npos);
-  Reply page = gwtest::get(gw->base_url() + "/");
+  Reply page = gwtest::get(rig.gw->base_url() + "/");
   fail_unless_equals_int(page.status, 200);
   assert_str_eq(page.h("content-type"), "text/html; charset=utf-8");
   fail_unless(page.body.find("<audio") != std::string::npos);
@@ -839,19 +792,16 @@ GST_END_TEST;
 
 // The gateway stops at once with a listener mid-stream (its pipeline stopped).
 GST_START_TEST(test_stop_while_listening) {
-  gwtest::TempDir cache;
-  segdl::server::Options so;
-  so.reveal_every = 30.0;  // segment 1 only after the test is over
-  auto srv = gwtest::start_server(so);
-  srv->add_track(kId, segdl::test::make_track(Form::Adts, 10.5));
-  auto gw = gwtest::start_gateway(gwtest::gw_options(srv->base_url(), cache.path()));
+  // Segment 1 only after the test is over.
+  gwtest::Rig rig(kId, segdl::test::make_track(Form::Adts, 10.5), revealing(30.0));
   Streamed s;
   std::promise<void> first;
-  std::thread t(
-      [&] { s = stream(gw->base_url() + "/listen/" + kId, *srv, [&] { first.set_value(); }); });
+  std::thread t([&] {
+    s = stream(rig.gw->base_url() + "/listen/" + kId, *rig.srv, [&] { first.set_value(); });
+  });
   const bool got = first.get_future().wait_for(std::chrono::milliseconds(gwtest::kWaitMs)) ==
                    std::future_status::ready;
-  gw->stop();
+  rig.gw->stop();
   t.join();
   fail_unless(got, "no bytes before the gateway stopped");
   fail_unless_equals_int(s.status, 200);
