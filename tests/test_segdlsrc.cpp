@@ -223,6 +223,9 @@ GST_START_TEST(test_error_unreachable) {
   check_error(run, GST_RESOURCE_ERROR_OPEN_READ, "");
   fail_unless(strstr(run.error->message, "segment 0") || strstr(run.error->message, "backend"),
               "message '%s' names neither the segment nor the backend", run.error->message);
+  // The cause in the transport's own words, in the text users see.
+  fail_unless(strstr(run.error->message, "Connection refused"), "message '%s' lacks the cause",
+              run.error->message);
   fail_unless(run.error_debug.find("127.0.0.1:" + std::to_string(port)) != std::string::npos,
               "debug '%s' lacks the URL", run.error_debug.c_str());
 }

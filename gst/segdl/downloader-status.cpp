@@ -52,8 +52,11 @@ void Downloader::on_status_done(StatusJob &sj, FetchError err, const std::string
   }
   if (err != FetchError::None) {
     Verdict v = classify_transport(err, false);
-    on_status_failure(std::string("cannot reach the backend (") + fetch_error_name(err) + ")", msg,
-                      0, EngineError::Kind::OpenRead, v.action == Verdict::Action::Retry);
+    // The transport's own words too ("Connection refused", "Name or service
+    // not known"): the user sees this line, not the debug text.
+    std::string why = std::string("cannot reach the backend (") + fetch_error_name(err) +
+                      (msg.empty() ? "" : ": " + msg) + ")";
+    on_status_failure(why, msg, 0, EngineError::Kind::OpenRead, v.action == Verdict::Action::Retry);
     return;
   }
   int s = sj.resp.http_status;
