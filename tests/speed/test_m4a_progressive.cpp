@@ -522,7 +522,10 @@ GST_END_TEST;
 // only once it has been sent whole, the body: the tail comes while the
 // element buffers, and its frames must wait for the 100. With the tail
 // taken while buffering (the code before 5920f40) a buffer leaves at 0 %
-// every time (and the pipeline hangs).
+// (and the pipeline hangs): 20 of 21 runs failed so. Known gap: a BUFFERING
+// below 100 posted while segment 1's first half still arrives (a loaded
+// machine) ends by itself; if the tail is let go then, it comes after
+// that 100 and the old code passes too (the likely cause of the one run).
 GST_START_TEST(test_no_push_while_buffering) {
   const ff::Fixture &fx = fixture_of(kKept);
   auto srv = start_server();
