@@ -46,8 +46,10 @@ if ! scripts/setup.sh "$BUILD_DIR" "${LINE_TABLES[@]}"; then
 fi
 
 asan_build=
+asan_log=
 stop_asan_build() {
   if [ -n "$asan_build" ]; then kill -- "-$asan_build" 2>/dev/null; fi
+  if [ -n "$asan_log" ]; then rm -f "$asan_log"; fi
 }
 trap stop_asan_build EXIT
 if [ "$QUICK" = 0 ]; then
