@@ -257,6 +257,34 @@ static void place_gap(GstSegDlSrc *self, int64_t segment, const segdl::EngineErr
   priv->discont = true;
 }
 
+// The frames the joiner holds, in order, onto the timeline (segment 0's
+// container tags kept for after the first buffer), but those of
+// `drop_instance`'s demuxer instance (-1: none), which are dropped. Frames
+// after an instance's first carry no segment: they belong to the instance
+// of the frame before them (the first popped, to the timeline's). Only
+// the next one unless `all`; false when there was none.
+static bool take_joined_frames(GstSegDlSrc *self, int64_t drop_instance, bool all) {
+  GstSegDlSrcPrivate *priv = self->priv;
+  bool took = false;
+  int64_t instance = priv->tl_segment;
+  GstCaps *caps = nullptr;
+  int64_t instance_start = -1;
+  while (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
+    if (instance_start >= 0) instance = instance_start;
+    if (GstTagList *tags = priv->joiner->take_tags()) {
+      if (priv->tags) gst_tag_list_unref(priv->tags);
+      priv->tags = tags;
+    }
+    if (drop_instance >= 0 && instance == drop_instance)
+      gst_buffer_unref(frame);
+    else
+      gst_seg_dl_src_on_joined_frame(self, frame, caps, instance_start);
+    took = true;
+    if (!all) break;
+  }
+  return took;
+}
+
 // Nothing of `segment` went out (no frame of it entered the timeline) and
 // the segments still come from the backend: it can be read again.
 static bool can_refetch(GstSegDlSrc *self, int64_t segment) {
@@ -271,17 +299,21 @@ static bool can_refetch(GstSegDlSrc *self, int64_t segment) {
 // first byte (Downloader::reject_segment()); a second failure comes back
 // from it as missing-segment says. What the demuxer holds of the segments
 // before it is finished first (their frames go out); what a failed instance
-// left queued is dropped; the per-segment state starts afresh, and the item
-// in hand is stale (`refetching`).
+// of `segment` left queued is dropped, while the frames an instance before
+// it gave when it ended in this same step (the last frames of a segment
+// before a skipped one) go on; the per-segment state starts afresh, and
+// the item in hand is stale (`refetching`).
 static void refetch(GstSegDlSrc *self, int64_t segment, const std::string &why) {
   GstSegDlSrcPrivate *priv = self->priv;
   GST_WARNING_OBJECT(self, "segment %" G_GINT64_FORMAT " gives no audio, read again: %s", segment,
                      why.c_str());
   std::string error;
-  if (!priv->joiner->has_instance())
+  if (!priv->joiner->has_instance()) {
+    take_joined_frames(self, segment, true);
     priv->joiner->reset();
-  else if (!priv->joiner->finish(error))
+  } else if (!priv->joiner->finish(error)) {
     GST_INFO_OBJECT(self, "the segment before it ends: %s", error.c_str());
+  }
   if (priv->probe) g_byte_array_unref(priv->probe);
   priv->probe = nullptr;
   priv->probe_segment = -1;
@@ -583,16 +615,7 @@ GstFlowReturn gst_seg_dl_src_create_timeline(GstSegDlSrc *self, segdl::Downloade
       }
       return GST_FLOW_OK;
     }
-    GstCaps *caps = nullptr;
-    int64_t instance_start = -1;
-    if (GstBuffer *frame = priv->joiner->pop(&caps, &instance_start)) {
-      if (GstTagList *tags = priv->joiner->take_tags()) {
-        if (priv->tags) gst_tag_list_unref(priv->tags);
-        priv->tags = tags;
-      }
-      gst_seg_dl_src_on_joined_frame(self, frame, caps, instance_start);
-      continue;
-    }
+    if (take_joined_frames(self, -1, false)) continue;
     if (priv->gap_segment >= 0) {
       // The frames before it are out of the joiner: the gap follows them.
       int64_t n = priv->gap_segment;
