@@ -614,6 +614,22 @@ const BadBody &bad_body(int i) {
   return kBodies[i];
 }
 
+// The AAC track of the m4a tests below: 10.5 s encoded once, cut into
+// four m4a segments (timestamps reset, 1.5 s + 3 s), and, with `whole_m4a`,
+// the same encode as one m4a file (the fallback's).
+void m4a_fixture(media::Packets &packets, std::vector<Bytes> &segments, Bytes *whole_m4a) {
+  std::string error;
+  fail_unless(media::available(media::Codec::Aac, media::Container::M4a), "no AAC encoder");
+  fail_unless(media::encode_packets(media::Codec::Aac, 10.5, packets, error), "%s", error.c_str());
+  fail_unless(media::segment_files(packets, media::Container::M4a, media::TimestampMode::Reset, 1.5,
+                                   3.0, segments, error),
+              "%s", error.c_str());
+  if (whole_m4a)
+    fail_unless(media::whole_file(packets, media::Container::M4a, *whole_m4a, error), "%s",
+                error.c_str());
+  fail_unless_equals_int(segments.size(), 4);
+}
+
 const char *const kPolicies[] = {"error", "gap", "fallback"};
 const char *const kJoins[] = {"bytes", "timeline"};
 
@@ -735,15 +751,8 @@ GST_START_TEST(test_undemuxable_middle_segment) {
   media::Packets packets;
   std::vector<Bytes> segments;
   Bytes whole_m4a;
+  m4a_fixture(packets, segments, &whole_m4a);
   std::string error;
-  fail_unless(media::available(media::Codec::Aac, media::Container::M4a), "no AAC encoder");
-  fail_unless(media::encode_packets(media::Codec::Aac, 10.5, packets, error), "%s", error.c_str());
-  fail_unless(media::segment_files(packets, media::Container::M4a, media::TimestampMode::Reset, 1.5,
-                                   3.0, segments, error),
-              "%s", error.c_str());
-  fail_unless(media::whole_file(packets, media::Container::M4a, whole_m4a, error), "%s",
-              error.c_str());
-  fail_unless_equals_int(segments.size(), 4);
   const Bytes body =
       __i__ / 3 == 0 ? break_moov(segments[1]) : make_track(media::Form::Adts).segments[1];
   RawServer srv([&](const std::string &req) -> std::vector<Piece> {
@@ -909,15 +918,7 @@ GST_START_TEST(test_m4a_tail_refused_after_moov) {
   media::Packets packets;
   std::vector<Bytes> segments;
   Bytes whole_m4a;
-  std::string error;
-  fail_unless(media::available(media::Codec::Aac, media::Container::M4a), "no AAC encoder");
-  fail_unless(media::encode_packets(media::Codec::Aac, 10.5, packets, error), "%s", error.c_str());
-  fail_unless(media::segment_files(packets, media::Container::M4a, media::TimestampMode::Reset, 1.5,
-                                   3.0, segments, error),
-              "%s", error.c_str());
-  fail_unless(media::whole_file(packets, media::Container::M4a, whole_m4a, error), "%s",
-              error.c_str());
-  fail_unless_equals_int(segments.size(), 4);
+  m4a_fixture(packets, segments, &whole_m4a);
   const Bytes seg0 = __i__ == 0 ? segments[0] : rename_box(segments[0], "edts", "free");
   const Bytes adts = make_track(media::Form::Adts).segments[1];
   Gate tail_asked, gates[2];  // the first buffer, the tail refused
@@ -1018,13 +1019,8 @@ GST_START_TEST(test_m4a_segment_cut_short) {
   const bool gap = __i__ == 0;
   media::Packets packets;
   std::vector<Bytes> segments;
+  m4a_fixture(packets, segments, nullptr);
   std::string error;
-  fail_unless(media::available(media::Codec::Aac, media::Container::M4a), "no AAC encoder");
-  fail_unless(media::encode_packets(media::Codec::Aac, 10.5, packets, error), "%s", error.c_str());
-  fail_unless(media::segment_files(packets, media::Container::M4a, media::TimestampMode::Reset, 1.5,
-                                   3.0, segments, error),
-              "%s", error.c_str());
-  fail_unless_equals_int(segments.size(), 4);
   const Bytes &seg1 = segments[1];
   const size_t moov = top_box(seg1, "moov");  // after the mdat: the tail
   const size_t mdat = top_box(seg1, "mdat");
