@@ -45,12 +45,14 @@ struct SeekForm {
 // (PNS), which the decoder draws from a pseudo-random generator seeded
 // once at its start and not reset by a flush, so after a seek those bands
 // carry other noise of the same energy: within 4e-5 over the first half
-// second, up to 4.2e-3 near the end where the encoder uses more of it; the
-// same encode without PNS ("without PNS" below) decodes exactly.
+// second, near the end (where the encoder uses more of it) 4.2e-3 to 5.1e-3
+// (measured; it depends on where the generator stood when the decoder was
+// flushed, so on how much it decoded before the seek); the same encode
+// without PNS ("without PNS" below) decodes exactly.
 constexpr double kVorbisTolerance = 0;
 constexpr double kMp3Tolerance = 1.0 / 32768;
 constexpr double kOpusTolerance = 2e-3;
-constexpr double kAacTolerance = 5e-3;
+constexpr double kAacTolerance = 1e-2;
 
 const SeekForm kForms[] = {
     {{"aac/adts",
@@ -331,7 +333,7 @@ GST_START_TEST(test_seeks) {
   // The unseeked decode of the same track: the reference.
   Run whole;
   GstElement *p = make_pipeline(srv->base_url(), "s", "", kPulledPcm);
-  run_pipeline(p, whole, 60);
+  run_pipeline(p, whole, 120);  // bounded: ASan beside other tests is slow
   gst_object_unref(p);
   fail_unless(whole.eos, "%s: %s", f.name, whole.error ? whole.error->message : "no EOS");
   std::vector<float> ref(whole.bytes.size() / 4);
@@ -397,7 +399,7 @@ GST_END_TEST;
 static Suite *element_seeks_suite() {
   Suite *s = suite_create("element-seeks");
   TCase *tc = tcase_create("seeks");
-  tcase_set_timeout(tc, 120);
+  tcase_set_timeout(tc, 240);
   suite_add_tcase(s, tc);
   size_t n = std::min(kPartSize, G_N_ELEMENTS(kForms) - kFirstForm);
   tcase_add_loop_test(tc, test_seeks, 0, int(n));
