@@ -23,10 +23,10 @@ failed=0
 
 # The plugin is loaded in the test process itself (no plugin-scanner child),
 # so that a sanitized plugin runs under the test's sanitizer runtime.
-run_tests() {  # BUILD_DIR [meson test options...]
-  local dir=$1
-  shift
-  if ! meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
+run_tests() {  # BUILD_DIR PROCESSES [meson test options...]
+  local dir=$1 procs=$2
+  shift 2
+  if ! meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$procs" \
     "${TEST_ARGS[@]}" "$@"; then
     failed=1
   fi
@@ -68,7 +68,8 @@ if [ "$QUICK" = 0 ]; then
   asan_build=$!
 fi
 
-if [ "$normal_built" = 1 ]; then run_tests "$BUILD_DIR"; fi
+# Two at a time: the sanitizer build uses what CPU they leave (see above).
+if [ "$normal_built" = 1 ]; then run_tests "$BUILD_DIR" 2; fi
 
 if [ "$QUICK" = 0 ]; then
   wait "$asan_build"
@@ -85,13 +86,14 @@ if [ "$QUICK" = 0 ]; then
     # GStreamer keep one-time allocations that LeakSanitizer would report.
     # The browser suite tests chromium playing the gateway's page: the
     # gateway code under it runs sanitized in gateway-listen, so it is not
-    # run twice.
+    # run twice. Three at a time on two cores: the suites spend much of
+    # their time waiting on servers, timers and child processes.
     pass_args=()
     if ((${#TEST_ARGS[@]} == 0)); then pass_args=(--no-suite browser); fi
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     GST_REGISTRY_FORK=no \
-      run_tests "$ASAN_DIR" "${pass_args[@]}"
+      run_tests "$ASAN_DIR" 3 "${pass_args[@]}"
   fi
 fi
 
