@@ -8,6 +8,7 @@
  * PES headers) to find the packets where a cut keeps the stream valid.
  */
 #include "common/mediagen.h"
+#include "common/gsthold.h"
 
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
@@ -27,24 +28,10 @@ constexpr int kChannels = 2;
 constexpr size_t kChunkFrames = 4096;  // PCM frames per appsrc buffer
 constexpr size_t kTsPacket = 188;
 
-// ---- small RAII helpers for GStreamer refs --------------------------------
-
-struct ObjectUnref {
-  void operator()(gpointer p) const { gst_object_unref(p); }
-};
-using ElementPtr = std::unique_ptr<GstElement, ObjectUnref>;
-using BusPtr = std::unique_ptr<GstBus, ObjectUnref>;
-
-struct MessageUnref {
-  void operator()(GstMessage *m) const { gst_message_unref(m); }
-};
-using MessagePtr = std::unique_ptr<GstMessage, MessageUnref>;
-
-// Sets the pipeline to NULL when it goes out of scope, whatever happened.
-struct PipelineGuard {
-  GstElement *pipeline;
-  ~PipelineGuard() { gst_element_set_state(pipeline, GST_STATE_NULL); }
-};
+using hold::BusPtr;
+using hold::ElementPtr;
+using hold::MessagePtr;
+using hold::PipelineGuard;
 
 // ---- the melody ------------------------------------------------------------
 

@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include "common/gsthold.h"
 #include "common/segmenter.h"
 
 #include <gst/gst.h>
@@ -26,25 +27,11 @@ namespace segdl::media::detail {
 // No pipeline is waited for less long than this.
 constexpr GstClockTime kMinPipelineTimeout = 30 * GST_SECOND;
 
-// ---- small RAII helpers for GStreamer refs --------------------------------
-
-struct ObjectUnref {
-  void operator()(gpointer p) const { gst_object_unref(p); }
-};
-using ElementPtr = std::unique_ptr<GstElement, ObjectUnref>;
-using BusPtr = std::unique_ptr<GstBus, ObjectUnref>;
-using PadPtr = std::unique_ptr<GstPad, ObjectUnref>;
-
-struct MessageUnref {
-  void operator()(GstMessage *m) const { gst_message_unref(m); }
-};
-using MessagePtr = std::unique_ptr<GstMessage, MessageUnref>;
-
-// Sets the pipeline to NULL when it goes out of scope, whatever happened.
-struct PipelineGuard {
-  GstElement *pipeline;
-  ~PipelineGuard() { gst_element_set_state(pipeline, GST_STATE_NULL); }
-};
+using hold::BusPtr;
+using hold::ElementPtr;
+using hold::MessagePtr;
+using hold::PadPtr;
+using hold::PipelineGuard;
 
 // ---- running a short pipeline (segmenter.cpp) -------------------------------
 
