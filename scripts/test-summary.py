@@ -8,6 +8,11 @@ script suites end with a line 'N passed, N failed': those are counted case by
 case. Any other test counts as one case. A test that
 crashed or timed out before printing its line counts as one failure; a
 skipped test (exit 77) as skipped. Exits 1 when anything failed or nothing ran.
+
+Before that line it names every test that failed, with the lines of its
+output that say why (gst-check's ':F:'/':E:' lines, 'FAIL', 'Assertion',
+sanitizer reports) or else its last lines, so that the end of a CI log alone
+tells what failed.
 """
 import json
 import re
@@ -21,7 +26,7 @@ lines = []
 for path in sys.argv[1:]:
     try:
         with open(path, encoding="utf-8") as f:
-            lines += [json.loads(l) for l in f if l.strip()]
+            lines += [dict(json.loads(l), log=path) for l in f if l.strip()]
     except OSError as e:
         print(f"no test log: {e}")
         failed += 1
@@ -39,6 +44,20 @@ def counts(out):
     return None
 
 
+WHY = re.compile(r":[FE]:|FAIL|Assertion|ERROR|Error|error:|not ok|"
+                 r"timed out|Timeout|Sanitizer|runtime error|CRITICAL|Traceback")
+failures = []
+
+
+def report(t):
+    """Lines naming a failed test and why, kept short."""
+    out = (t.get("stdout", "") or "").splitlines()
+    why = [l for l in out if WHY.search(l)][:12] or out[-8:]
+    head = (f"FAILED: {t.get('name')} ({t.get('result')}, exit "
+            f"{t.get('returncode')}, {t.get('duration', 0):.1f} s; {t['log']})")
+    return [head] + ["    " + l[:300] for l in why]
+
+
 for t in lines:
     result = t.get("result", "")
     c = counts(t.get("stdout", "") or "")
@@ -50,10 +69,16 @@ for t in lines:
         failed += bad
         if result == "FAIL" and bad == 0:
             failed += 1  # failed after its checks (e.g. a leak or a crash at exit)
+        if bad or result == "FAIL":
+            failures += report(t)
     elif result == "OK":
         passed += 1
     else:
         failed += 1
+        failures += report(t)
+
+for l in failures:
+    print(l)
 
 line = f"{passed} passed, {failed} failed"
 if skipped:
