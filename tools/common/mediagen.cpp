@@ -28,10 +28,9 @@ constexpr int kChannels = 2;
 constexpr size_t kChunkFrames = 4096;  // PCM frames per appsrc buffer
 constexpr size_t kTsPacket = 188;
 
-using hold::BusPtr;
 using hold::ElementPtr;
-using hold::MessagePtr;
 using hold::PipelineGuard;
+using hold::wait_eos;
 
 // ---- the melody ------------------------------------------------------------
 
@@ -194,32 +193,6 @@ const char *aac_encoder() {
     }
   }
   return nullptr;
-}
-
-// Waits (bounded) for EOS or an error on the pipeline's bus.
-bool wait_eos(GstElement *pipeline, GstClockTime timeout, std::string &error) {
-  BusPtr bus(gst_element_get_bus(pipeline));
-  const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(timeout / GST_USECOND);
-  for (;;) {
-    const gint64 left_us = deadline - g_get_monotonic_time();
-    if (left_us <= 0) {
-      error = "timed out waiting for the encoder to finish";
-      return false;
-    }
-    MessagePtr msg(gst_bus_timed_pop_filtered(
-        bus.get(), static_cast<GstClockTime>(left_us) * GST_USECOND,
-        static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR)));
-    if (!msg) continue;
-    if (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS) return true;
-    GError *err = nullptr;
-    gchar *dbg = nullptr;
-    gst_message_parse_error(msg.get(), &err, &dbg);
-    error = std::string("GStreamer error from ") + GST_OBJECT_NAME(GST_MESSAGE_SRC(msg.get())) +
-            ": " + (err ? err->message : "unknown") + (dbg ? std::string(" (") + dbg + ")" : "");
-    g_clear_error(&err);
-    g_free(dbg);
-    return false;
-  }
 }
 
 // ---- MPEG-TS cut points -----------------------------------------------------
@@ -441,7 +414,7 @@ bool encode(Form form, double seconds, Encoded &out, std::string &error) {
   }
   // Generous: encoding runs at many times real time, this only guards hangs.
   const GstClockTime timeout = 30 * GST_SECOND + static_cast<GstClockTime>(seconds * GST_SECOND);
-  if (!wait_eos(pipeline.get(), timeout, error)) return false;
+  if (!wait_eos(pipeline.get(), timeout, "encoder", error)) return false;
   gst_element_set_state(pipeline.get(), GST_STATE_NULL);
 
   if (col.bytes.empty()) {
@@ -564,7 +537,7 @@ bool decoded_duration(const Bytes &bytes, uint64_t &duration_ns, std::string &er
   GstBuffer *buf = gst_buffer_new_memdup(bytes.data(), bytes.size());
   gst_app_src_push_buffer(GST_APP_SRC(src.get()), buf);
   gst_app_src_end_of_stream(GST_APP_SRC(src.get()));
-  if (!wait_eos(pipeline.get(), 60 * GST_SECOND, error)) return false;
+  if (!wait_eos(pipeline.get(), 60 * GST_SECOND, "decoder", error)) return false;
   gst_element_set_state(pipeline.get(), GST_STATE_NULL);
   if (count.rate <= 0) {
     error = "the decoder produced no audio";

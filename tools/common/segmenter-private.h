@@ -32,6 +32,7 @@ using hold::ElementPtr;
 using hold::MessagePtr;
 using hold::PadPtr;
 using hold::PipelineGuard;
+using hold::wait_eos;
 
 // ---- running a short pipeline (segmenter.cpp) -------------------------------
 
@@ -39,8 +40,6 @@ bool have_factory(const char *name);
 // Builds a pipeline from a launch line (owned, not floating).
 ElementPtr launch(const std::string &line, const char *what, std::string &error);
 ElementPtr child(GstElement *pipeline, const char *name);
-// Waits (bounded) for EOS or an error on the pipeline's bus.
-bool wait_eos(GstElement *pipeline, GstClockTime timeout, const char *what, std::string &error);
 // Pushes `bytes` as one buffer, then EOS.
 void push_file(GstElement *appsrc, const Bytes &bytes);
 Bytes buffer_bytes(GstBuffer *buf);

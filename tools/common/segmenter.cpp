@@ -222,32 +222,6 @@ ElementPtr child(GstElement *pipeline, const char *name) {
   return ElementPtr(gst_bin_get_by_name(GST_BIN(pipeline), name));
 }
 
-// Waits (bounded) for EOS or an error on the pipeline's bus.
-bool wait_eos(GstElement *pipeline, GstClockTime timeout, const char *what, std::string &error) {
-  BusPtr bus(gst_element_get_bus(pipeline));
-  const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(timeout / GST_USECOND);
-  for (;;) {
-    const gint64 left_us = deadline - g_get_monotonic_time();
-    if (left_us <= 0) {
-      error = std::string("timed out waiting for the ") + what + " to finish";
-      return false;
-    }
-    MessagePtr msg(gst_bus_timed_pop_filtered(
-        bus.get(), static_cast<GstClockTime>(left_us) * GST_USECOND,
-        static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR)));
-    if (!msg) continue;
-    if (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS) return true;
-    GError *err = nullptr;
-    gchar *dbg = nullptr;
-    gst_message_parse_error(msg.get(), &err, &dbg);
-    error = std::string(what) + ": error from " + GST_OBJECT_NAME(GST_MESSAGE_SRC(msg.get())) +
-            ": " + (err ? err->message : "unknown") + (dbg ? std::string(" (") + dbg + ")" : "");
-    g_clear_error(&err);
-    g_free(dbg);
-    return false;
-  }
-}
-
 // Pushes `bytes` as one buffer, then EOS.
 void push_file(GstElement *appsrc, const Bytes &bytes) {
   GstBuffer *buf = gst_buffer_new_memdup(bytes.data(), bytes.size());
