@@ -18,7 +18,6 @@
 #include "segdl/log.h"
 #include "segdl/urls.h"
 
-#include <atomic>
 #include <memory>
 
 namespace segdl {
@@ -114,8 +113,7 @@ void Downloader::check_held_body(Job &job) {
     std::lock_guard<std::mutex> lock(mu_);
     nominal = job.n == 0 ? stats_.first_segment_duration_s : stats_.segment_duration_s;
   }
-  static std::atomic<uint64_t> checks{0};
-  const uint64_t token = ++checks;
+  const uint64_t token = ++held_checks_;
   job.phase = Job::Phase::Waiting;
   job.end_check = token;
   std::shared_ptr<GBytes> body(g_byte_array_free_to_bytes(job.head), g_bytes_unref);

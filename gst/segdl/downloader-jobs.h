@@ -57,8 +57,8 @@ struct Downloader::Job final : FetchListener {
   bool checked = false;
   int refused = 0;
   // This attempt's body has no length (chunked): all of it is held until it
-  // has ended and the worker says it is whole (check_held_body(); a token
-  // in end_check while it runs, else 0).
+  // has ended and the worker says it is whole (check_held_body(); its token,
+  // from Downloader::held_checks_, in end_check while it runs, else 0).
   bool hold_whole = false;
   uint64_t end_check = 0;
   // Waiting for the cache worker's read of its cached copy (a token; 0

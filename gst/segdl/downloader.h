@@ -370,6 +370,7 @@ class Downloader {
   // check of bodies held whole. Made at start with a cache, else on first use.
   std::unique_ptr<CacheWorker> cache_worker_;
   bool track_remembered_ = false;
+  uint64_t held_checks_ = 0;  // the last token check_held_body() gave a job's end_check
   // The form of the first segment that passed check_segment().
   MediaForm track_form_ = MediaForm::Unknown;
   bool verifying_record_ = false;  // one status checks the cache's record of a whole track
