@@ -98,6 +98,25 @@ class ExitCodes(CliTestCase):
         r = self.segdl("t", "-b", srv.url, "-d", os.path.join(blocker, "dl"))
         self.one_line_error(r, 5, "download dir")
 
+    def test_write_failure_names_the_file_and_the_cause(self):
+        # A file-size limit (ulimit -f) between the largest segment and the
+        # joined file: the output's writes fail (EFBIG, as a full disk gives
+        # ENOSPC), not the download dir's. One line names OUT and the OS's
+        # cause; exit 5; neither OUT nor OUT.part is left (docs/segdl.1.md).
+        segs = glob.glob(os.path.join(self.root, "t", "seg_*"))
+        largest = max(os.path.getsize(f) for f in segs)
+        joined = sum(os.path.getsize(f) for f in segs)
+        blocks = (largest + 8192) // 512  # ulimit -f counts 512-byte blocks
+        self.assertLess(blocks * 512 + 8192, joined, "the fixture is too small for the limit")
+        srv = self.serve(self.root)
+        out = os.path.join(self.tmp, "t.m4a")
+        r = clitest.run(["sh", "-c", 'ulimit -f "$0" && exec "$@"', str(blocks), clitest.SEGDL,
+                         "t", "-b", srv.url, "-d", "dl", "--combine", out], cwd=self.tmp)
+        self.one_line_error(r, 5, f"t: cannot write {out}: File too large ({out}.part removed)")
+        self.assertFalse(os.path.exists(out))
+        self.assertFalse(os.path.exists(out + ".part"))
+        self.assertEqual(temp_files(os.path.join(self.tmp, "dl")), [])
+
     def test_not_audio_is_6(self):
         track = os.path.join(self.tmp, "bad", "junk")
         os.makedirs(track)

@@ -100,6 +100,28 @@ int classify_other_error(const GError *err) {
   return kExitFailed;
 }
 
+// The OS's words for a filesink write failure. GStreamer 1.22's filesink
+// posts NO_SPACE_LEFT for ENOSPC and otherwise WRITE ("Could not write to
+// resource.") with g_strerror(errno) at the end of the debug text.
+std::string write_failure_cause(const GError *err, const char *debug) {
+  if (err->domain == GST_RESOURCE_ERROR && err->code == GST_RESOURCE_ERROR_NO_SPACE_LEFT)
+    return g_strerror(ENOSPC);
+  std::string best;  // the longest errno text the debug text ends with
+  for (int e = 1; debug && e < 256; e++) {
+    const char *text = g_strerror(e);
+    if (!g_str_has_prefix(text, "Unknown error") && g_str_has_suffix(debug, text) &&
+        strlen(text) > best.size())
+      best = text;
+  }
+  return best.empty() ? err->message : best;
+}
+
+bool is_filesink(GstObject *obj) {
+  if (!GST_IS_ELEMENT(obj)) return false;
+  GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(obj));
+  return f && g_strcmp0(gst_plugin_feature_get_name(GST_PLUGIN_FEATURE(f)), "filesink") == 0;
+}
+
 }  // namespace
 
 Download::Download(const Options &opts, const std::string &id, size_t position, size_t count,
@@ -449,6 +471,8 @@ void Download::on_error(GstMessage *msg) {
       from_src ? classify_source_error(err, details, read_stats().done) : classify_other_error(err);
   std::string text = err->message;
   if (!from_src) text = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + text;
+  if (err->domain == GST_RESOURCE_ERROR && is_filesink(GST_MESSAGE_SRC(msg)))
+    text = output_write_error(write_failure_cause(err, debug));
   std::string more = debug ? debug : "";
   if (details) {
     gchar *d = gst_structure_to_string(details);
@@ -666,6 +690,19 @@ void Download::interrupt(int signo) {
   if (exit_code_ >= 0) return;
   progress_.interrupted(signo);
   finish(128 + signo);
+}
+
+// "cannot write OUT: CAUSE (OUT.part removed)", for an error of the
+// output's filesink (finish() removes the partial file).
+std::string Download::output_write_error(const std::string &cause) {
+  std::string part;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    part = part_path_;
+  }
+  std::string out = part;
+  if (g_str_has_suffix(out.c_str(), ".part")) out.resize(out.size() - 5);
+  return "cannot write " + out + ": " + cause + " (" + part + " removed)";
 }
 
 void Download::remove_partial() {

@@ -55,6 +55,7 @@ class Download {
   Snapshot read_stats();
   void finish(int code);
   void remove_partial();
+  std::string output_write_error(const std::string &cause);
 
   static gboolean bus_cb(GstBus *bus, GstMessage *msg, gpointer data) noexcept;
   static gboolean tick_cb(gpointer data) noexcept;

@@ -311,5 +311,9 @@ int main(int argc, char **argv) {
   g_set_prgname("segdl");
   g_unix_signal_add(SIGINT, segdl::cli::on_signal, GINT_TO_POINTER(SIGINT));
   g_unix_signal_add(SIGTERM, segdl::cli::on_signal, GINT_TO_POINTER(SIGTERM));
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG, reported
+  // and cleaned up like a full disk, instead of SIGXFSZ killing segdl with
+  // OUT.part left behind.
+  signal(SIGXFSZ, SIG_IGN);
   return segdl::cli::main_impl(argc, argv);
 }
