@@ -63,9 +63,17 @@ class ExitCodes(CliTestCase):
         self.one_line_error(r, 3, "t: ")
 
     def test_unknown_track_is_3(self):
+        # One line says it: the id is unknown to the backend (its status
+        # answered 404), for a download and for `segdl status`.
         srv = self.serve(self.root)
-        r = self.segdl("nosuchtrack", "-b", srv.url, "-d", "dl", "--max-retries", "0")
-        self.one_line_error(r, 3, "nosuchtrack: ")
+        text = (f'nosuchtrack: unknown id: the backend has no track "nosuchtrack" (HTTP 404 for '
+                f'{srv.url}/status?v=nosuchtrack)')
+        for args in (["nosuchtrack", "-d", "dl"], ["nosuchtrack", "-d", "dl", "--json"],
+                     ["status", "nosuchtrack"]):
+            r = self.segdl(*args, "-b", srv.url)
+            self.one_line_error(r, 3, text)
+            self.assertEqual([l for l in r.stderr.splitlines() if "404" in l],
+                             ["segdl: " + text], r.stderr)
 
     def test_max_wait_is_4(self):
         srv = self.serve(self.root, "--reveal-every", "60")

@@ -10,6 +10,7 @@
 #include "segdl/cache.h"
 #include "segdl/fetcher.h"
 #include "segdl/httpmodule.h"
+#include "segdl/log.h"
 #include "segdl/status.h"
 #include "segdl/urls.h"
 
@@ -53,6 +54,11 @@ class BodyFetch : public FetchListener {
 };
 
 }  // namespace
+
+std::string unknown_id_text(const std::string &id, const std::string &status_url) {
+  return "unknown id: the backend has no track \"" + id + "\" (HTTP 404 for " +
+         redact_url(status_url) + ")";
+}
 
 // The loop of the status request in flight (main thread), for Ctrl-C.
 static GMainLoop *g_status_loop = nullptr;
@@ -98,9 +104,13 @@ bool fetch_status(const Options &opts, const std::string &id, Status &status, st
     error = "cannot reach " + req.url + ": " + fetch.message_;
     return false;
   }
+  if (fetch.resp_.http_status == 404) {
+    error = unknown_id_text(id, req.url);
+    return false;
+  }
   if (fetch.resp_.http_status != 200) {
-    error = req.url + " answered HTTP " + std::to_string(fetch.resp_.http_status) + " " +
-            fetch.resp_.reason;
+    error = redact_url(req.url) + " answered HTTP " + std::to_string(fetch.resp_.http_status) +
+            " " + fetch.resp_.reason;
     return false;
   }
   std::string why;

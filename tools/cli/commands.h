@@ -15,6 +15,8 @@ namespace segdl::cli {
 // after cancel_status_fetch()).
 bool fetch_status(const Options &opts, const std::string &id, Status &status, std::string &error);
 void cancel_status_fetch();
+// The one line for a status answered 404: the backend has no track `id`.
+std::string unknown_id_text(const std::string &id, const std::string &status_url);
 
 // segdl status ID: what the backend says, pretty or as one JSON object.
 int cmd_status(const Options &opts, const std::string &id);

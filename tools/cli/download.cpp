@@ -471,6 +471,11 @@ void Download::on_error(GstMessage *msg) {
       from_src ? classify_source_error(err, details, read_stats().done) : classify_other_error(err);
   std::string text = err->message;
   if (!from_src) text = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + text;
+  const char *uri = details ? gst_structure_get_string(details, "uri") : nullptr;
+  guint http = 0;
+  if (from_src && details && gst_structure_get_uint(details, "http-status-code", &http) &&
+      http == 404 && uri && strstr(uri, "/status?"))
+    text = unknown_id_text(id_, uri);
   if (err->domain == GST_RESOURCE_ERROR && is_filesink(GST_MESSAGE_SRC(msg)))
     text = output_write_error(write_failure_cause(err, debug));
   std::string more = debug ? debug : "";
