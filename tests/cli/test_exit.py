@@ -41,8 +41,19 @@ class ExitCodes(CliTestCase):
         self.assertEqual(self.segdl("-b", "http://127.0.0.1:9").returncode, 2)  # no id
         self.assertEqual(self.segdl("a", "b", "-b", "http://x", "--combine", "o.m4a").returncode, 2)
         self.assertEqual(self.segdl("cache", "clean", "--older-than", "soon").returncode, 2)
-        r = self.segdl("t", "-b", "ftp://127.0.0.1/", "-d", "dl")
-        self.assertEqual(r.returncode, 2, r.stderr)
+        # A backend or fallback URL that is not http(s): the usage error is
+        # the only output, before any progress line.
+        must = " must be an http:// or https:// URL: "
+        for args, first in (
+                (["t", "-b", "ftp://127.0.0.1/", "-d", "dl"],
+                 "the backend URL" + must + "ftp://127.0.0.1/"),
+                (["t", "-b", "http://127.0.0.1:9", "--fallback-url", "ftp://x/t.m4a"],
+                 "--fallback-url" + must + "ftp://x/t.m4a"),
+                (["status", "t", "-b", "ftp://127.0.0.1/"],
+                 "the backend URL" + must + "ftp://127.0.0.1/")):
+            r = self.segdl(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stderr.splitlines(), ["segdl: " + first, "Try 'segdl --help'."])
 
     def test_missing_element_is_1(self):
         # A copy of segdl with no plugin beside it (the build tree's finds its own).

@@ -14,6 +14,8 @@
 #include "output.h"
 #include "plugin.h"
 #include "progress.h"
+#include "segdl/log.h"
+#include "segdl/urls.h"
 
 #include <glib-unix.h>
 #include <glib.h>
@@ -203,10 +205,24 @@ int parse_options(int argc, char **argv, Parsed &p) {
   return kExitOk;
 }
 
-// Checks the download options before anything is fetched.
-int check_download_options(const Options &o, size_t ids) {
+// The backend is given and is an http(s) URL (exit 2 before any request
+// or progress output otherwise).
+int check_backend(const Options &o) {
   if (o.backend_url.empty())
     return usage("no backend: give --backend-url or set SEGDL_BACKEND_URL");
+  if (!is_http_url(o.backend_url))
+    return usage("the backend URL must be an http:// or https:// URL: " +
+                 redact_url(o.backend_url));
+  return kExitOk;
+}
+
+// Checks the download options before anything is fetched.
+int check_download_options(const Options &o, size_t ids) {
+  const int backend = check_backend(o);
+  if (backend != kExitOk) return backend;
+  if (!o.fallback_url.empty() && !is_http_url(o.fallback_url))
+    return usage("--fallback-url must be an http:// or https:// URL: " +
+                 redact_url(o.fallback_url));
   if (o.concurrent < 1 || o.concurrent > 16) return usage("--concurrent must be 1..16");
   if (o.max_retries < 0 || o.max_retries > 100) return usage("--max-retries must be 0..100");
   if (!(o.poll_interval >= 0.05 && o.poll_interval <= 3600))
@@ -275,9 +291,8 @@ int main_impl(int argc, char **argv) {
   if (strcmp(cmd, "help") == 0) return help_command(p.args.size() > 1 ? p.args[1] : "");
   if (strcmp(cmd, "status") == 0) {
     if (p.args.size() != 2) return usage("status takes one VIDEO_ID");
-    if (o.backend_url.empty())
-      return usage("no backend: give --backend-url or set SEGDL_BACKEND_URL");
-    return cmd_status(o, p.args[1]);
+    const int backend = check_backend(o);
+    return backend != kExitOk ? backend : cmd_status(o, p.args[1]);
   }
   if (strcmp(cmd, "cache") == 0) {
     const std::string sub = p.args.size() > 1 ? p.args[1] : "";
