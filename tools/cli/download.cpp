@@ -21,6 +21,11 @@ namespace {
 
 constexpr guint kTickMs = 200;
 
+// "waiting for the backend" only once nothing has come for this long (and
+// nothing listed is left to fetch): a pause between two ticks within a
+// download, or a segment's message landing after its bytes, is no change.
+constexpr int64_t kWaitingAfterUs = G_USEC_PER_SEC;
+
 // How much of the stream an aggregator muxer (mp4mux) may queue on its pad.
 // With GstAggregator's default latency of 0 a non-live pad holds ONE buffer:
 // the streaming thread hands every AAC frame to the muxer's own thread and
@@ -140,6 +145,7 @@ Download::~Download() {
 
 int Download::run() {
   start_us_ = g_get_monotonic_time();
+  last_move_us_ = start_us_;
   progress_.start(id_, position_, count_, opts_.backend_url);
   if (g_mkdir_with_parents(opts_.download_dir.c_str(), 0755) != 0) {
     const int e = errno;
@@ -529,9 +535,10 @@ void Download::on_element(GstMessage *msg) {
     gst_structure_get_int(s, "retries", &e.retries);
     if (gst_structure_get_int64(s, "segments-total", &v)) e.total = v;
     if (gst_structure_get_int64(s, "segments-done", &v)) e.done = v;
-    prev_.done = std::max(prev_.done, e.done);
+    // The total the status gave, when the segment was whole before its answer.
+    if (e.total < 0) e.total = read_stats().total;
+    // The state stays the tick's: the message may come after the bytes.
     progress_.segment(e);
-    progress_.state("downloading");
     if (e.index == 0) {
       segment0_done_ = true;
       if (!codec_error_.empty()) {
@@ -584,11 +591,12 @@ void Download::probe_segment0_codec() {
 }
 
 // BUFFERING from segdlsrc: the push loop ran dry. While playing, pause the
-// sound until it is back at 100 %, as players do.
+// sound until it is back at 100 %, as players do. The state shown is the
+// tick's (from the stats): running dry between two segments, while the next
+// one downloads, is not waiting for the backend.
 void Download::on_buffering(GstMessage *msg) {
   gint percent = 100;
   gst_message_parse_buffering(msg, &percent);
-  progress_.state(percent < 100 ? "waiting" : "downloading");
   if (!opts_.play) return;
   if (percent < 100 && !buffering_paused_) {
     buffering_paused_ = true;
@@ -671,12 +679,14 @@ void Download::tick() {
   if (probe_segment0_) probe_segment0_codec();
   if (exit_code_ >= 0) return;
   const Snapshot s = read_stats();
+  const int64_t now = g_get_monotonic_time();
   const bool moving = s.done > prev_.done || s.bytes > prev_.bytes;
+  if (moving) last_move_us_ = now;
   if (s.total >= 0 && s.done >= s.total && !opts_.combine.empty())
     progress_.state("joining");
   else if (moving)
     progress_.state("downloading");
-  else if (s.available <= s.done)
+  else if (s.available <= s.done && now - last_move_us_ >= kWaitingAfterUs)
     progress_.state("waiting");
   prev_ = s;
   progress_.update(s);

@@ -84,6 +84,7 @@ class Download {
   bool caps_came_ = false;       // attach_output() ran (its message is in)
   bool probe_segment0_ = false;  // read segment 0's codec from the download dir
   int64_t start_us_ = 0;
+  int64_t last_move_us_ = 0;  // the last tick that saw a byte or a segment come
 
   // Written by the streaming thread in attach_output(), read by the main thread.
   std::mutex mu_;
