@@ -29,6 +29,16 @@ def cached_segments(download_dir):
     return out
 
 
+def human_bytes(n):
+    """As segdl prints sizes: SI units, one decimal from kB on."""
+    units = ["B", "kB", "MB", "GB"]
+    u = 0
+    while n >= 1000 and u < len(units) - 1:
+        n /= 1000
+        u += 1
+    return f"{n:.0f} {units[u]}" if u == 0 else f"{n:.1f} {units[u]}"
+
+
 class Download(CliTestCase):
     def setUp(self):
         super().setUp()
@@ -91,13 +101,17 @@ class Download(CliTestCase):
         self.assertEqual(done["segments_total"], 4)
         self.assertEqual(done["segments_done"], 4)
         self.assertEqual(done["bytes"], sum(len(b) for b in served.values()))
+        self.assertEqual(done["segment_bytes"], sum(len(b) for b in served.values()))
         self.assertEqual(done["output"], out)
-        # A second run comes from the cache, with no request.
+        # A second run comes from the cache, with no request: no byte
+        # downloaded, the segments' bytes all there.
         r = self.segdl("t", "-b", srv.url, "-d", "dl", "--json", "--combine", out)
         self.assertEqual(r.returncode, 0, r.stderr)
         evs = clitest.events(r.stdout)
         self.assertEqual(evs[-1]["cache_hits"], 4)
         self.assertTrue(evs[-1]["offline"])
+        self.assertEqual(evs[-1]["bytes"], 0)
+        self.assertEqual(evs[-1]["segment_bytes"], sum(len(b) for b in served.values()))
         self.assertTrue(all(e["source"] == "cache" for e in evs if e["event"] == "segment"))
 
     def test_retry_event_before_the_segment(self):
@@ -187,6 +201,14 @@ class Download(CliTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("\x1b", r.stderr)
         self.assertEqual(len(re.findall(r"segment( \d+)? done \(\d/[4?]", r.stderr)), 4, r.stderr)
+        size = human_bytes(sum(len(b) for b in served_segments(self.root, "t").values()))
+        self.assertIn(f"t: complete: 4 segments, {size} downloaded in ", r.stderr)
+        # From the cache: the summary gives the segments' size and says that
+        # none of it was downloaded.
+        r = self.segdl("t", "-b", srv.url, "-d", "dl")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"t: complete: 4 segments, {size} (0 B downloaded, 4 from the cache) in ",
+                      r.stderr)
 
     def test_plain_state_lines_only_on_a_change(self):
         # A track revealed a segment at a time: a state line only when the

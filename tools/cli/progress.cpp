@@ -118,6 +118,7 @@ void Progress::start(const std::string &id, size_t position, size_t count,
   start_us_ = g_get_monotonic_time();
   state_ = "starting";
   last_ = Snapshot();
+  segment_bytes_ = 0;
   if (mode_ == Mode::Json)
     JsonEvent("start", id_, 0)
         .str("backend", backend)
@@ -152,6 +153,7 @@ void Progress::playing() {
 }
 
 void Progress::segment(const SegmentEvent &e) {
+  segment_bytes_ += int64_t(e.bytes);
   last_.done = std::max(last_.done, e.done);
   if (e.total >= 0) last_.total = e.total;
   if (mode_ == Mode::Json) {
@@ -215,6 +217,7 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
   if (mode_ == Mode::Json) {
     JsonEvent j("done", id_, elapsed_s);
     add_snapshot(j, s);
+    j.num("segment_bytes", std::max(segment_bytes_, s.bytes));
     if (!output.empty()) j.str("output", output);
     j.emit();
     return;
@@ -225,10 +228,17 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
   clear_bar();
   char secs[32];
   g_snprintf(secs, sizeof secs, "%.1f s", elapsed_s);
+  // The segments' size, and how much of it came over the network (the
+  // stats' bytes; a segment from the cache adds none).
   std::string text = id_ + ": " + (s.complete ? "complete" : "done (not complete)") + ": " +
-                     std::to_string(s.done) + " segments, " + human_bytes(double(s.bytes)) +
-                     " in " + secs;
-  if (s.cache_hits > 0) text += ", " + std::to_string(s.cache_hits) + " from the cache";
+                     std::to_string(s.done) + " segments, ";
+  if (s.cache_hits > 0)
+    text += human_bytes(double(std::max(segment_bytes_, s.bytes))) + " (" +
+            human_bytes(double(s.bytes)) + " downloaded, " + std::to_string(s.cache_hits) +
+            " from the cache)";
+  else
+    text += human_bytes(double(s.bytes)) + " downloaded";
+  text += std::string(" in ") + secs;
   if (s.retries > 0) text += ", " + std::to_string(s.retries) + " retries";
   if (!output.empty()) text += " -> " + output;
   line(text);

@@ -69,6 +69,7 @@ class Progress {
   size_t position_ = 0, count_ = 0;
   int64_t start_us_ = 0;
   Snapshot last_;
+  int64_t segment_bytes_ = 0;  // the bytes of this track's segment events (any source)
 };
 
 }  // namespace segdl::cli
