@@ -98,12 +98,18 @@ class Migrate(CliTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         st = json.loads(r.stdout)
         self.assertEqual((st["id"], st["ready"], st["total_segments"]), ("t", [0], 4))
+        # What this (bare) status does not say is null, the type included.
+        self.assertEqual((st["duration"], st["mime_type"]), (None, None))
         r = self.segdl("status", "t", "-b", srv.url)
         self.assertIn("ready:    0 (1 segments)", r.stdout)
         self.assertIn("total:    4", r.stdout)
         r = self.segdl("status", "nosuch", "-b", srv.url)
         self.assertEqual(r.returncode, 3)
         self.assertIn("HTTP 404", r.stderr)
+        rich = self.serve(self.root, "--status-style", "rich")
+        r = self.segdl("status", "t", "-b", rich.url, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["mime_type"], "audio/mp4")
 
     def test_help(self):
         r = self.segdl("--help")

@@ -172,8 +172,11 @@ void print_status(const Options &opts, const std::string &id, const Status &s) {
     member_opt_double(b, "duration", s.duration);
     member_opt_double(b, "first_segment_duration", s.first_segment_duration);
     member_opt_double(b, "segment_duration", s.segment_duration);
-    json_builder_set_member_name(b, "mime_type");
-    json_builder_add_string_value(b, s.mime_type.c_str());
+    json_builder_set_member_name(b, "mime_type");  // null when the status names none
+    if (s.mime_type.empty())
+      json_builder_add_null_value(b);
+    else
+      json_builder_add_string_value(b, s.mime_type.c_str());
     json_builder_end_object(b);
     print_json(b);
     g_object_unref(b);
