@@ -182,6 +182,26 @@ class Checks(CombineCase):
         self.check_outputs([(os.path.join(self.tmp, f"{form}.{ext}"), whole[form], form)
                             for form, ext in want.items()])
 
+    def test_auto_keeps_an_existing_file(self):
+        # --combine auto names the file itself: one already there is not
+        # replaced (exit 2, one line naming it) unless --overwrite is given.
+        whole = clitest.make_form(self.root, "t", "aac-m4a")
+        srv = self.serve(self.root)
+        mine = os.path.join(self.tmp, "t.m4a")
+        with open(mine, "wb") as f:
+            f.write(b"not segdl's")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--combine", "auto", "--json")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        errors = [l for l in r.stderr.splitlines() if l.startswith("segdl:")]
+        self.assertEqual(errors, ["segdl: t: --combine: t.m4a exists; give --overwrite to "
+                                  "replace it"], r.stderr)
+        self.assertNotIn("output", [e["event"] for e in clitest.events(r.stdout)])
+        self.assertEqual(clitest.read_bytes(mine), b"not segdl's")
+        self.assertFalse(os.path.exists(mine + ".part"))
+        r = self.segdl("t", "-b", srv.url, "-d", "dl", "--combine", "auto", "--overwrite")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_outputs([(mine, whole, "--combine auto --overwrite")])
+
     def test_play_starts_before_the_download_ends(self):
         clitest.make_form(self.root, "t", "aac-adts")
         # The last segment (of 4) is listed only once segdl says it plays:

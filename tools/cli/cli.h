@@ -47,7 +47,8 @@ struct Options {
   bool verbose = false;
   bool quiet = false;
   bool json = false;
-  bool migrate = true;  // --no-migrate turns the old-tools import off
+  bool migrate = true;     // --no-migrate turns the old-tools import off
+  bool overwrite = false;  // --overwrite: --combine auto may replace ID.EXT
 };
 
 // Reads ids from FILE ('-' = stdin): one a line, blank lines and lines

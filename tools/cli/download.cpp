@@ -317,6 +317,15 @@ void Download::attach_output(GstCaps *caps) {
     post_app("segdl-combine-codec", error);
     return;
   }
+  // --combine auto: a file of that name may be anything (an OUT the user
+  // named is replaced, as asked): it is kept unless --overwrite.
+  if (opts_.combine == "auto" && !opts_.overwrite && g_file_test(out.c_str(), G_FILE_TEST_EXISTS)) {
+    error = "--combine: " + out + " exists; give --overwrite to replace it";
+    std::string discard_error;
+    if (!link_discard_branch(discard_error)) error += "; " + discard_error;
+    post_app("segdl-combine-error", error);
+    return;
+  }
   if (!link_output_chain(path_extension(out), caps, part, error)) {
     post_app("segdl-combine-error", error);
     return;

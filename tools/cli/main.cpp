@@ -98,7 +98,7 @@ struct RawOptions {
   gint concurrent = 3, retries = 3;
   gdouble poll = 2, max_wait = 600;
   gboolean no_monitor = FALSE, verbose = FALSE, quiet = FALSE, play = FALSE, json = FALSE,
-           no_migrate = FALSE, version = FALSE;
+           no_migrate = FALSE, overwrite = FALSE, version = FALSE;
   RawOptions() = default;
   RawOptions(const RawOptions &) = delete;
   RawOptions &operator=(const RawOptions &) = delete;
@@ -118,6 +118,8 @@ std::vector<GOptionEntry> option_entries(RawOptions &r, Parsed &p) {
        "Join the track into OUT (.m4a .mp4 .mka .webm .ogg .opus .mp3 .aac), or 'auto' for "
        "ID.<natural extension>",
        "OUT"},
+      {"overwrite", 0, 0, G_OPTION_ARG_NONE, &r.overwrite,
+       "--combine auto may replace an existing ID.EXT (refused otherwise)", nullptr},
       {"play", 'p', 0, G_OPTION_ARG_NONE, &r.play, "Play while downloading", nullptr},
       {"concurrent", 'c', 0, G_OPTION_ARG_INT, &r.concurrent,
        "Parallel downloads, 1-16 (default 3)", "N"},
@@ -173,6 +175,7 @@ void apply_options(const RawOptions &r, Parsed &p) {
   o.play = r.play;
   o.json = r.json;
   o.migrate = !r.no_migrate;
+  o.overwrite = r.overwrite;
 }
 
 // Parses every option; the remaining words land in p.args.
