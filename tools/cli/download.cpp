@@ -22,8 +22,9 @@ namespace {
 constexpr guint kTickMs = 200;
 
 // "waiting for the backend" only once nothing has come for this long (and
-// nothing listed is left to fetch): a pause between two ticks within a
-// download, or a segment's message landing after its bytes, is no change.
+// nothing listed is left to fetch, and the track is not all in): a pause
+// between two ticks within a download, or a segment's message landing after
+// its bytes, is no change.
 constexpr int64_t kWaitingAfterUs = G_USEC_PER_SEC;
 
 // How much of the stream an aggregator muxer (mp4mux) may queue on its pad.
@@ -695,7 +696,8 @@ void Download::tick() {
     progress_.state("joining");
   else if (moving)
     progress_.state("downloading");
-  else if (s.available <= s.done && now - last_move_us_ >= kWaitingAfterUs)
+  else if (s.available <= s.done && (s.total < 0 || s.done < s.total) &&
+           now - last_move_us_ >= kWaitingAfterUs)
     progress_.state("waiting");
   prev_ = s;
   progress_.update(s);
