@@ -15,10 +15,9 @@
 
 // Two caps describe the same audio format if media type, rate, channels and
 // MPEG version/layer agree: codec_data and stream headers that every segment
-// repeats do not make a new format. Called twice a frame (the m4a reader's
-// frames carry their segment's caps, not the pad's): the fields are looked
-// up by quark and ints compared directly (by name it was 21 % of all the
-// instructions of segdlsrc ! fakesink, docs/benchmarks.md).
+// repeats do not make a new format. The fields are looked up by quark and
+// ints compared directly (by name it was 21 % of all the instructions of
+// segdlsrc ! fakesink, docs/benchmarks.md).
 static bool same_format(GstCaps *a, GstCaps *b) {
   if (!a || !b || gst_caps_is_empty(a) || gst_caps_is_empty(b)) return false;
   if (a == b) return true;  // every frame of a parser carries the same caps
@@ -39,6 +38,19 @@ static bool same_format(GstCaps *a, GstCaps *b) {
       return false;
     }
   }
+  return true;
+}
+
+// same_format(format, caps), asked once per caps object: `*like` holds a
+// ref to the last caps found of `format`'s format (the ref keeps its
+// address from coming back as other caps). Every frame carries caps (the
+// m4a reader's those of its segment, a parser's its own), so the fields are
+// compared once a segment, not twice a frame. Whoever changes `format`
+// clears `*like`.
+static bool same_format_as(GstCaps *format, GstCaps **like, GstCaps *caps) {
+  if (format && caps == *like) return true;
+  if (!same_format(format, caps)) return false;
+  gst_caps_replace(like, caps);
   return true;
 }
 
@@ -141,6 +153,7 @@ static void enter_caps(GstSegDlSrc *self, GstCaps *caps) {
   priv->timeline.set_rate(priv->out_rate);
   priv->timeline.set_preroll(preroll, mode);
   gst_caps_replace(&priv->in_caps, caps);
+  gst_caps_replace(&priv->in_caps_like, nullptr);
 }
 
 // Samples in a frame, from the codec itself (Opus TOC, MP3 header, AAC
@@ -302,7 +315,7 @@ static void mp3_gapless(GstSegDlSrc *self, GstBuffer *frame, bool info) {
 void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int64_t segment,
                                 int64_t known_samples) {
   GstSegDlSrcPrivate *priv = self->priv;
-  if (caps && !same_format(priv->in_caps, caps)) {
+  if (caps && !same_format_as(priv->in_caps, &priv->in_caps_like, caps)) {
     gst_seg_dl_src_end_timeline_segment(self);  // the frames before go out with their caps
     if (priv->in_caps) GST_INFO_OBJECT(self, "format changes to %" GST_PTR_FORMAT, caps);
     enter_caps(self, caps);
@@ -360,7 +373,7 @@ GstFlowReturn gst_seg_dl_src_take_ready(GstSegDlSrc *self, GstBuffer **outbuf) {
       gst_event_unref(f.event);
     return GST_FLOW_OK;
   }
-  if (f.caps && !same_format(priv->out_caps, f.caps)) {
+  if (f.caps && !same_format_as(priv->out_caps, &priv->out_caps_like, f.caps)) {
     if (!gst_base_src_set_caps(GST_BASE_SRC(self), f.caps)) {
       GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, (nullptr),
                         ("downstream refused %" GST_PTR_FORMAT, f.caps));
@@ -369,6 +382,7 @@ GstFlowReturn gst_seg_dl_src_take_ready(GstSegDlSrc *self, GstBuffer **outbuf) {
       return GST_FLOW_NOT_NEGOTIATED;
     }
     gst_caps_replace(&priv->out_caps, f.caps);
+    gst_caps_replace(&priv->out_caps_like, nullptr);
   }
   if (f.caps) gst_caps_unref(f.caps);
   if (!priv->caps_set) GST_BUFFER_FLAG_SET(f.buffer, GST_BUFFER_FLAG_DISCONT);
@@ -387,6 +401,8 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
   priv->timeline = segdl::Timeline();
   priv->next_token = 0;
   gst_caps_replace(&priv->in_caps, nullptr);
+  gst_caps_replace(&priv->in_caps_like, nullptr);
+  gst_caps_replace(&priv->out_caps_like, nullptr);  // stop() clears out_caps, then calls this
   priv->codec = CODEC_OTHER;
   priv->out_rate = 0;
   priv->tl_segment = -1;
@@ -416,7 +432,7 @@ void gst_seg_dl_src_reset_timeline(GstSegDlSrc *self) {
 static bool skip_fallback_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
                                 int64_t &samples) {
   GstSegDlSrcPrivate *priv = self->priv;
-  if (caps && !same_format(priv->in_caps, caps)) {
+  if (caps && !same_format_as(priv->in_caps, &priv->in_caps_like, caps)) {
     gst_seg_dl_src_end_timeline_segment(self);
     enter_caps(self, caps);
   }

@@ -134,9 +134,10 @@ struct GstSegDlSrcPrivate {
   std::unique_ptr<segdl::FrameJoiner> joiner;  // timeline join
   GByteArray *probe = nullptr;  // first bytes of a segment, until starts_container() can tell
   int64_t probe_segment = -1;
-  bool track_done = false;      // the engine said EOS and the joiner is drained
-  GstCaps *out_caps = nullptr;  // caps set on the src pad (timeline)
-  int out_rate = 0;             // sample rate of the frames entering the timeline, 0 if none
+  bool track_done = false;           // the engine said EOS and the joiner is drained
+  GstCaps *out_caps = nullptr;       // caps set on the src pad (timeline)
+  GstCaps *out_caps_like = nullptr;  // the last frame caps found of out_caps' format (a ref)
+  int out_rate = 0;                  // sample rate of the frames entering the timeline, 0 if none
   // The timeline: every frame's time, trims and seeks (see segdl/timeline.h).
   segdl::Timeline timeline;
   struct Frame {
@@ -148,6 +149,7 @@ struct GstSegDlSrcPrivate {
   std::deque<Frame> ready;    // stamped, out next, in order
   uint64_t next_token = 0;
   GstCaps *in_caps = nullptr;       // caps of the frames entering the timeline
+  GstCaps *in_caps_like = nullptr;  // the last caps found of in_caps' format (a ref)
   int codec = 0;                    // what the frames are (FrameCodec in the stream code)
   int aac_frame = 1024;             // AAC samples per frame at out_rate
   int64_t tl_segment = -1;          // the segment (demuxer instance) of the frames entering
