@@ -198,46 +198,62 @@ GST_START_TEST(test_gap) {
 }
 GST_END_TEST;
 
+namespace {
+
+// The seek of the two tests below: segment 0 (71 frames of 1024, so
+// segment 1 really starts at 71 * 1024) and 10 frames of segment 1 seen,
+// a seek 300 samples into segment 1's frame 5 with 2048 samples of
+// pre-roll in `mode`, then segment 1's 10 frames again: their decisions.
+// Frames 0..2 end before target - preroll: dropped; 3 and 4 are the
+// pre-roll (3 with DISCONT); 5 holds the target.
+const uint64_t kSeekTarget = ns(71 * 1024 + 5 * 1024 + 300);
+Timeline::Decisions seek_into_segment_1(PrerollMode mode) {
+  Timeline tl = make();
+  tl.set_preroll(2048, mode);
+  Timeline::Decisions out;
+  uint64_t token = 0;
+  push_frames(tl, 0, 71, 1024, token, out);
+  push_frames(tl, 1, 10, 1024, token, out);
+  tl.end_segment(out);
+  SeekPlan plan = tl.seek(kSeekTarget);
+  fail_unless_equals_int(plan.segment, 1);
+  fail_unless_equals_uint64(plan.start_ns, ns(71 * 1024));
+  out.clear();
+  push_frames(tl, 1, 10, 1024, token, out);
+  fail_unless_equals_int(out.size(), 10);
+  for (int i = 0; i < 3; i++) fail_unless(out[i].drop, "frame %d", i);
+  for (int i = 3; i < 5; i++) {
+    fail_if(out[i].drop, "frame %d", i);
+    fail_unless(out[i].preroll, "frame %d", i);
+  }
+  fail_unless(out[3].discont);
+  fail_if(out[5].preroll);
+  fail_if(out[6].preroll);
+  return out;
+}
+
+}  // namespace
+
 // A seek lands on the target's sample: the frames before the pre-roll are
 // dropped, those in it kept at their own times for the decoder only
 // (pre-roll, ending at or before the target), and the one holding the
 // target is stamped so that clipping its decoded samples to the segment
 // (which starts at the target) leaves those from the target's on.
 GST_START_TEST(test_seek_exact) {
-  Timeline tl = make();
-  tl.set_preroll(2048);
-  Timeline::Decisions out;
-  uint64_t token = 0;
-  push_frames(tl, 0, 71, 1024, token, out);  // segment 1 really starts at 71 * 1024
-  push_frames(tl, 1, 10, 1024, token, out);
-  tl.end_segment(out);
-  uint64_t target_samples = 71 * 1024 + 5 * 1024 + 300;
-  uint64_t target = ns(target_samples);
-  SeekPlan plan = tl.seek(target);
-  fail_unless_equals_int(plan.segment, 1);
-  fail_unless_equals_uint64(plan.start_ns, ns(71 * 1024));
-  out.clear();
-  push_frames(tl, 1, 10, 1024, token, out);
-  fail_unless_equals_int(out.size(), 10);
-  // Frames 0..2 end before target - preroll: dropped. 3, 4: pre-roll.
-  for (int i = 0; i < 3; i++) fail_unless(out[i].drop, "frame %d", i);
+  const uint64_t target = kSeekTarget;
+  Timeline::Decisions out = seek_into_segment_1(PrerollMode::Timed);
   for (int i = 3; i < 5; i++) {
-    fail_if(out[i].drop, "frame %d", i);
-    fail_unless(out[i].preroll, "frame %d", i);
     fail_unless_equals_uint64(out[i].clip_start, 0);
     fail_unless_equals_uint64(out[i].pts_ns, ns(71 * 1024 + uint64_t(i) * 1024));
     fail_unless_equals_uint64(out[i].duration_ns, ns(71 * 1024 + uint64_t(i + 1) * 1024) -
                                                       ns(71 * 1024 + uint64_t(i) * 1024));
   }
-  fail_unless(out[3].discont);
-  fail_if(out[5].preroll);
   fail_unless_equals_uint64(out[5].clip_start, 0);
   // 300 samples before the target, rounded up to whole ns (the clipping
   // rounds down): here the frame's own pts.
   fail_unless_equals_uint64(out[5].pts_ns, target - 6250000);
   fail_unless_equals_uint64(out[5].pts_ns, ns(71 * 1024 + 5 * 1024));
   fail_unless_equals_uint64(out[5].pts_ns + out[5].duration_ns, ns(71 * 1024 + 6 * 1024));
-  fail_if(out[6].preroll);
   check_continuous(out);
 }
 GST_END_TEST;
@@ -246,28 +262,13 @@ GST_END_TEST;
 // behind aacparse): the pre-roll decoded but fully clipped at the target's
 // pts with no duration, the frame holding the target clipped at its start.
 GST_START_TEST(test_seek_exact_clipped) {
-  Timeline tl = make();
-  tl.set_preroll(2048, PrerollMode::Clipped);
-  Timeline::Decisions out;
-  uint64_t token = 0;
-  push_frames(tl, 0, 71, 1024, token, out);
-  push_frames(tl, 1, 10, 1024, token, out);
-  tl.end_segment(out);
-  uint64_t target = ns(71 * 1024 + 5 * 1024 + 300);
-  fail_unless_equals_int(tl.seek(target).segment, 1);
-  out.clear();
-  push_frames(tl, 1, 10, 1024, token, out);
-  fail_unless_equals_int(out.size(), 10);
-  for (int i = 0; i < 3; i++) fail_unless(out[i].drop, "frame %d", i);
+  const uint64_t target = kSeekTarget;
+  Timeline::Decisions out = seek_into_segment_1(PrerollMode::Clipped);
   for (int i = 3; i < 5; i++) {
-    fail_if(out[i].drop, "frame %d", i);
-    fail_unless(out[i].preroll, "frame %d", i);
     fail_unless_equals_uint64(out[i].clip_start, 1024);
     fail_unless_equals_uint64(out[i].pts_ns, target);
     fail_unless_equals_uint64(out[i].duration_ns, 0);
   }
-  fail_unless(out[3].discont);
-  fail_if(out[5].preroll);
   fail_unless_equals_uint64(out[5].clip_start, 300);
   fail_unless_equals_uint64(out[5].pts_ns, target);
   fail_unless_equals_uint64(out[5].pts_ns + out[5].duration_ns, ns(71 * 1024 + 6 * 1024));
