@@ -241,6 +241,29 @@ GST_START_TEST(test_restart_segment) {
 }
 GST_END_TEST;
 
+namespace {
+
+// A key-unit seek (`snap`) to `target` samples, with 2 frames of pre-roll
+// in `mode`, then the 20 frames of segment 0 (`out`, their decisions):
+// the frame it lands on, checked to be frame `frame`, from its start.
+const FrameDecision *key_unit_seek(SeekSnap snap, uint64_t target, PrerollMode mode, uint64_t frame,
+                                   Timeline::Decisions &out) {
+  Timeline tl = make(4096, 2 * kFrame);
+  tl.set_preroll(2 * kFrame, mode);
+  fail_unless_equals_int(tl.seek(ns(target), snap).segment, 0);
+  uint64_t token = 0;
+  play(tl, 0, 20, token, out);
+  fail_unless_equals_int(out.size(), 20);
+  const FrameDecision *d = first_landing(out);
+  fail_unless(d != nullptr);
+  fail_unless_equals_uint64(d->token, frame);
+  fail_unless_equals_uint64(d->clip_start, 0);
+  fail_unless_equals_uint64(d->pts_ns, ns(frame * kFrame));
+  return d;
+}
+
+}  // namespace
+
 // Key-unit seeks land on a frame start: the one holding the target
 // (before), the next one (after), or the nearer (nearest); the pre-roll
 // comes before it at its own times, DISCONT on the first, and the audio
@@ -258,18 +281,8 @@ GST_START_TEST(test_key_unit) {
       {SeekSnap::After, 10 * kFrame, 10, 2},
   };
   for (const Case &c : cases) {
-    Timeline tl = make(4096, 2 * kFrame);
-    SeekPlan plan = tl.seek(ns(c.target), c.snap);
-    fail_unless_equals_int(plan.segment, 0);
     Timeline::Decisions out;
-    uint64_t token = 0;
-    play(tl, 0, 20, token, out);
-    fail_unless_equals_int(out.size(), 20);
-    const FrameDecision *d = first_landing(out);
-    fail_unless(d != nullptr);
-    fail_unless_equals_uint64(d->token, c.frame);
-    fail_unless_equals_uint64(d->clip_start, 0);
-    fail_unless_equals_uint64(d->pts_ns, ns(c.frame * kFrame));
+    const FrameDecision *d = key_unit_seek(c.snap, c.target, PrerollMode::Timed, c.frame, out);
     fail_unless_equals_uint64(d->duration_ns, ns((c.frame + 1) * kFrame) - ns(c.frame * kFrame));
     // The pre-roll of the target asked for (an "after" snap keeps the frame
     // holding it as pre-roll).
@@ -285,19 +298,9 @@ GST_END_TEST;
 GST_START_TEST(test_key_unit_clipped) {
   const SeekSnap snaps[] = {SeekSnap::Before, SeekSnap::After, SeekSnap::Nearest};
   for (SeekSnap snap : snaps) {
-    Timeline tl = make(4096, 2 * kFrame);
-    tl.set_preroll(2 * kFrame, PrerollMode::Clipped);
-    tl.seek(ns(10 * kFrame + 700), snap);
-    Timeline::Decisions out;
-    uint64_t token = 0;
-    play(tl, 0, 20, token, out);
-    fail_unless_equals_int(out.size(), 20);
-    const FrameDecision *d = first_landing(out);
-    fail_unless(d != nullptr);
     const uint64_t frame = snap == SeekSnap::Before ? 10 : 11;
-    fail_unless_equals_uint64(d->token, frame);
-    fail_unless_equals_uint64(d->clip_start, 0);
-    fail_unless_equals_uint64(d->pts_ns, ns(frame * kFrame));
+    Timeline::Decisions out;
+    key_unit_seek(snap, 10 * kFrame + 700, PrerollMode::Clipped, frame, out);
     bool first = true;
     for (uint64_t t = 0; t < frame; t++) {
       if (out[t].drop) continue;
