@@ -60,6 +60,8 @@ const ff::Fixture &fixture_of(const ff::Form &f) {
 
 constexpr double kStallS = 60;  // a held body: ended by the test, long before this
 
+struct Output;
+
 // What the appsink got, and a condition to wait on it.
 struct Sink {
   std::mutex lock;
@@ -74,6 +76,7 @@ struct Sink {
     pts.clear();
     durations.clear();
   }
+  void take(Output &out);  // moves what was collected into `out`
 };
 
 GstFlowReturn on_sample(GstAppSink *appsink, gpointer data) noexcept {
@@ -163,6 +166,29 @@ struct Output {
   ~Output() { gst_clear_caps(&caps); }
 };
 
+void Sink::take(Output &out) {
+  std::lock_guard<std::mutex> g(lock);
+  out.frames = std::move(frames);
+  out.pts = std::move(pts);
+  out.durations = std::move(durations);
+  std::swap(out.caps, caps);
+}
+
+// A pipeline playing `id` (join=timeline, `props` added) into an appsink
+// whose buffers `sink` collects (`*appsink`: a ref of it). A small
+// buffer-size: once BUFFERING (a body held), the element goes on with
+// whatever has come, not only with 64 KiB.
+GstElement *collecting_pipeline(server::Server &srv, const std::string &id,
+                                const std::string &props, Sink &sink, GstElement **appsink) {
+  GstElement *p = make_pipeline(srv.base_url(), id, "stall-timeout=120 buffer-size=1024 " + props,
+                                "appsink name=sink sync=false");
+  *appsink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstAppSinkCallbacks cbs = {};
+  cbs.new_sample = on_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(*appsink), &cbs, &sink, nullptr);
+  return p;
+}
+
 // Checks at a held segment's buffer: its body is still in flight (stalled
 // at its half) and its tail came apart (a moov after the mdat) or was not
 // asked (a moov first); then ends the stall.
@@ -188,15 +214,9 @@ void release(server::Server &srv, const std::string &id, const Hold &h) {
 void play(server::Server &srv, const std::string &id, const std::string &props,
           const std::vector<Hold> &holds, Output &out, GstClockTime seek = GST_CLOCK_TIME_NONE,
           const std::function<void()> &before_seek = {}) {
-  // A small buffer-size: once BUFFERING (a body held), the element goes on
-  // with whatever has come, not only with 64 KiB.
-  GstElement *p = make_pipeline(srv.base_url(), id, "stall-timeout=120 buffer-size=1024 " + props,
-                                "appsink name=sink sync=false");
   Sink sink;
-  GstElement *appsink = gst_bin_get_by_name(GST_BIN(p), "sink");
-  GstAppSinkCallbacks cbs = {};
-  cbs.new_sample = on_sample;
-  gst_app_sink_set_callbacks(GST_APP_SINK(appsink), &cbs, &sink, nullptr);
+  GstElement *appsink = nullptr;
+  GstElement *p = collecting_pipeline(srv, id, props, sink, &appsink);
   if (GST_CLOCK_TIME_IS_VALID(seek)) {
     fail_unless(gst_element_set_state(p, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
     fail_unless_equals_int(gst_element_get_state(p, nullptr, nullptr, 20 * GST_SECOND),
@@ -219,12 +239,7 @@ void play(server::Server &srv, const std::string &id, const std::string &props,
   fail_unless(gst_element_set_state(p, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
   gst_object_unref(appsink);
   gst_object_unref(p);
-  std::lock_guard<std::mutex> g(sink.lock);
-  out.frames = std::move(sink.frames);
-  out.pts = std::move(sink.pts);
-  out.durations = std::move(sink.durations);
-  out.caps = sink.caps;
-  sink.caps = nullptr;
+  sink.take(out);
 }
 
 // Every frame, pts and duration, and the caps, equal.
@@ -531,13 +546,9 @@ GST_START_TEST(test_no_push_while_buffering) {
   auto srv = start_server();
   srv->add_track("b", fx.track());
   srv->add_fault(fault("stall", "b", 1, 2, kStallS));  // segment 1's body, then its tail
-  GstElement *p = make_pipeline(srv->base_url(), "b", "stall-timeout=120 buffer-size=1024",
-                                "appsink name=sink sync=false");
   Sink sink;
-  GstElement *appsink = gst_bin_get_by_name(GST_BIN(p), "sink");
-  GstAppSinkCallbacks cbs = {};
-  cbs.new_sample = on_sample;
-  gst_app_sink_set_callbacks(GST_APP_SINK(appsink), &cbs, &sink, nullptr);
+  GstElement *appsink = nullptr;
+  GstElement *p = collecting_pipeline(*srv, "b", "", sink, &appsink);
   BufferingRule rule;
   rule.src = gst_bin_get_by_name(GST_BIN(p), "src");
   GstBus *bus = gst_element_get_bus(p);
@@ -575,13 +586,7 @@ GST_START_TEST(test_no_push_while_buffering) {
   fail_unless(low != rule.posted.end() &&
               std::find(low, rule.posted.end(), 100) != rule.posted.end());
   Output got, whole;
-  {
-    std::lock_guard<std::mutex> g(sink.lock);
-    got.frames = std::move(sink.frames);
-    got.pts = std::move(sink.pts);
-    got.durations = std::move(sink.durations);
-    std::swap(got.caps, sink.caps);
-  }
+  sink.take(got);
   play_without_range(fx.track(), whole);
   check_same(got, whole);
 }
