@@ -54,18 +54,17 @@ constexpr double kMp3Tolerance = 1.0 / 32768;
 constexpr double kOpusTolerance = 2e-3;
 constexpr double kAacTolerance = 1e-2;
 
+// AAC in ADTS from ffmpeg's encoder, with `extra` encoder options.
+Form adts(const char *name, std::vector<std::string> extra = {}) {
+  Form f = {
+      name, {"-c:a", "aac", "-b:a", "64k"}, "adts", "aac", "audio/aac", false, kSeconds, 44100,
+      true};
+  f.codec.insert(f.codec.end(), extra.begin(), extra.end());
+  return f;
+}
+
 const SeekForm kForms[] = {
-    {{"aac/adts",
-      {"-c:a", "aac", "-b:a", "64k"},
-      "adts",
-      "aac",
-      "audio/aac",
-      false,
-      kSeconds,
-      44100,
-      true},
-     false,
-     kAacTolerance},
+    {adts("aac/adts"), false, kAacTolerance},
     {{"aac/mpegts",
       {"-c:a", "aac", "-b:a", "64k"},
       "mpegts",
@@ -158,17 +157,7 @@ const SeekForm kForms[] = {
      kAacTolerance},
     // ffmpeg's AAC encoder without perceptual noise substitution (PNS):
     // the decode after a seek is exact (see kAacTolerance).
-    {{"aac/adts without PNS",
-      {"-c:a", "aac", "-b:a", "64k", "-aac_pns", "0"},
-      "adts",
-      "aac",
-      "audio/aac",
-      false,
-      kSeconds,
-      44100,
-      true},
-     false,
-     0},
+    {adts("aac/adts without PNS", {"-aac_pns", "0"}), false, 0},
 };
 
 #ifndef SEEK_PART
