@@ -601,7 +601,7 @@ struct Drained {
 };
 
 // Pops until Eos, Error or Flushing, for at most `overall`.
-Drained drain(Downloader &dl, std::chrono::milliseconds overall = 5000ms) {
+Drained drain(Downloader &dl, std::chrono::milliseconds overall = 30000ms) {
   Drained d;
   int64_t last_segment = -1;
   auto deadline = Clock::now() + overall;

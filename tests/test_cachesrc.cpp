@@ -121,10 +121,15 @@ GST_START_TEST(test_killed_mid_segment) {
   g_strfreev(envp);
   for (gchar *a : argv) g_free(a);
   // Kill it once segment 1 is on its way (status + segments 0, 1, ...).
+  // The child's start-up (a sanitized one on a loaded machine, a registry
+  // to update) is bounded by 60 s, not by a count of short waits.
   bool started = false;
-  for (int i = 0; i < 100 && !started; i++) {
-    srv->wait_requests(size_t(i + 2), 100);
-    for (const auto &r : srv->requests()) started |= r.path == "/stream" && r.segment == 1;
+  const gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+  for (size_t seen = 0; !started && g_get_monotonic_time() < deadline;) {
+    srv->wait_requests(seen + 1, 100);
+    const std::vector<server::RequestRecord> reqs = srv->requests();
+    seen = reqs.size();
+    for (const auto &r : reqs) started |= r.path == "/stream" && r.segment == 1;
   }
   fail_unless(started, "segment 1 never requested");
   kill(pid, SIGKILL);
