@@ -248,11 +248,14 @@ GST_START_TEST(test_disconnect) {
 GST_END_TEST;
 
 // The app's status: remote (the upstream's, with the gateway's own
-// downloading/failed), local and hasFirstSegment; with the upstream down,
-// remote is empty and the rest stays true to the cache.
+// downloading/failed), local and hasFirstSegment; an id the upstream does
+// not know and the cache holds nothing of is a 404 JSON error; with the
+// upstream down, remote is empty and the rest stays true to the cache.
 GST_START_TEST(test_api_status) {
   Rig rig(kId);
   const std::string url = rig.gw->base_url() + "/api/segments/status/" + kId;
+  const std::string unknown = rig.gw->base_url() + "/api/segments/status/AAAAAAAAAAA";
+  assert_json_error(get(unknown), 404, "not_found");
   Reply r = get(url);
   fail_unless_equals_int(r.status, 200);
   assert_str_eq(r.h("cache-control"), "public, max-age=1");
@@ -286,6 +289,13 @@ GST_START_TEST(test_api_status) {
   fail_unless_equals_int(json_object_get_size(json_object_get_object_member(j.obj(), "remote")), 0);
   fail_unless(j.ints("local") == std::vector<int64_t>({0, 2}));
   fail_unless(j.b("hasFirstSegment"));
+  // Upstream down: nothing says the id is unknown, so its status is empty.
+  Reply none = get(unknown);
+  fail_unless_equals_int(none.status, 200);
+  Json n(none.body);
+  fail_unless_equals_int(json_object_get_size(json_object_get_object_member(n.obj(), "remote")), 0);
+  fail_unless(n.ints("local").empty());
+  fail_unless(!n.b("hasFirstSegment"));
 }
 GST_END_TEST;
 

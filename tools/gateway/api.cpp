@@ -151,13 +151,20 @@ void Gateway::Impl::get_full(SoupServerMessage *msg, const std::string &id) {
 // ---- status --------------------------------------------------------------------
 
 // {"videoId", "remote": {videoId, ready, downloading, failed, totalSegments?}
-//  (empty when the upstream cannot say), "local", "hasFirstSegment"}
+//  (empty when the upstream cannot say), "local", "hasFirstSegment"}; the
+// upstream's 404 as a JSON error when the cache holds nothing of the track
+// either (an unknown id is not an upstream that is down).
 void Gateway::Impl::api_status(SoupServerMessage *msg, const std::string &id) {
   if (!check_id(msg, id)) return;
   auto held = std::make_shared<Held>(msg);
   fetch_status(id, [this, held, id](const Outcome &out, const Status &st) {
     if (!held->msg()) return;
     const std::vector<int64_t> local = local_segments(id);
+    if (!out.ok && out.http_status == 404 && local.empty()) {
+      reply_error(held->msg(), out.http_status, out.error, out.message, out.retry_after_s);
+      held->resume();
+      return;
+    }
     std::set<int64_t> downloading;
     for (const auto &kv : fills)
       if (kv.first.first == id) downloading.insert(kv.first.second);
