@@ -15,7 +15,7 @@
 // BENCH_GSTRUN (bench/gstrun.py).
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { env, start, stop, stopAll, makeOpus, launch, openPlayer, firstBytesMs } from
+import { env, start, stop, makeOpus, launch, openPlayer, firstBytesMs, waitOn, runMain } from
   "../tests/gateway/browser/driver.mjs";
 
 const SECONDS = 12;
@@ -52,8 +52,8 @@ async function onePlay(browser, work, root, form, run) {
     "--listen", "127.0.0.1:0", "--id-pattern", "^[A-Za-z0-9_-]{1,64}$"]);
   try {
     const p = await openPlayer(browser, gateway, form.id, { accept: form.accept, log: false });
-    await p.page.waitForFunction(() => document.getElementById("audio").ended,
-      { timeout: 60000, polling: 200 });
+    await waitOn(p, `ended (run ${run + 1})`, 60000, () => document.getElementById("audio").ended,
+      undefined, 200);
     const first = await firstBytesMs(p.page, form.id);
     await p.context.close();
     return { "first bytes": first, loadedmetadata: p.marks.loadedmetadata,
@@ -126,13 +126,4 @@ async function main() {
     JSON.stringify(results.get(f.label).map((r) => r.playing))).join("; ")}`);
 }
 
-let code = 0;
-try {
-  await main();
-} catch (e) {
-  console.error(`FAIL: ${e.stack || e}`);
-  code = 1;
-} finally {
-  stopAll();
-}
-process.exit(code);
+await runMain(main);

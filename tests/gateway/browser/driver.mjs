@@ -69,11 +69,22 @@ export function makeOpus(root, id, seconds, boundaries) {
   if (r.status !== 0) throw new Error(`ffmpeg could not make the Opus track (${r.status})`);
 }
 
-// Debian's chromium, headless, autoplay allowed.
+// Chromium's last lines on its stderr (launch()), for failure reports.
+const chromiumLines = [];
+
+// Debian's chromium, headless, autoplay allowed. Its stderr is read to the
+// end (the last 40 lines kept): puppeteer reads it only until the DevTools
+// line, and the socket nobody read then filled up (its send buffer counts
+// kernel memory: 212 KiB held a few KiB of small writes). Chromium's browser
+// process writes there all its life (D-Bus errors, ALSA's "cannot find
+// card" when it opens an audio stream), and its main thread then blocked in
+// write(2): no page could start its audio any more (readyState 1, or 4
+// with currentTime stuck at 0), after 23 to 28 media pages in one browser,
+// whatever the form (docs/gateway.md, "Tests").
 export async function launch(profileDir) {
   const require = createRequire(path.join(env("SEGDL_NODE_DIR"), "package.json"));
   const puppeteer = require("puppeteer-core");
-  return puppeteer.launch({
+  const browser = await puppeteer.launch({
     executablePath: env("CHROMIUM"),
     headless: true,
     userDataDir: profileDir,
@@ -82,6 +93,111 @@ export async function launch(profileDir) {
       "--autoplay-policy=no-user-gesture-required"],
     protocolTimeout: 60000,
   });
+  let partial = "";
+  browser.process().stderr.setEncoding("utf8");
+  browser.process().stderr.on("data", (text) => {
+    const lines = (partial + text).split("\n");
+    partial = lines.pop().slice(-1000);
+    chromiumLines.push(...lines.map((l) => l.slice(0, 300)));
+    chromiumLines.splice(0, Math.max(0, chromiumLines.length - 40));
+  });
+  browser.process().stderr.resume();  // puppeteer paused it (a data listener alone would not do)
+  return browser;
+}
+
+// Before the page's own script: every event of the <audio> element logged
+// with the time (ms after the page began), currentTime, readyState,
+// networkState and the buffered ranges, for failure reports (describe()).
+function logMediaEvents() {
+  window.segdlEvents = [];
+  document.addEventListener("DOMContentLoaded", () => {
+    const a = document.getElementById("audio");
+    const names = ["loadstart", "progress", "suspend", "abort", "error", "emptied", "stalled",
+      "loadedmetadata", "loadeddata", "canplay", "canplaythrough", "playing", "waiting",
+      "seeking", "seeked", "ended", "durationchange", "pause", "play"];
+    for (const name of names) {
+      a.addEventListener(name, () => {
+        const ranges = [];
+        for (let i = 0; i < a.buffered.length; i++)
+          ranges.push(`${a.buffered.start(i).toFixed(2)}-${a.buffered.end(i).toFixed(2)}`);
+        window.segdlEvents.push(`${Math.round(performance.now())} ${name} t=${a.currentTime.toFixed(2)} ` +
+          `ready=${a.readyState} net=${a.networkState} buffered=[${ranges.join(",")}]`);
+        if (window.segdlEvents.length > 400) window.segdlEvents.splice(0, 100);
+      });
+    }
+  });
+}
+
+// The page's /listen answers as the browser's network stack saw them (the
+// DevTools protocol): status, Content-Type, bytes received, whether and when
+// each finished or failed.
+async function followListen(page, id) {
+  const cdp = await page.createCDPSession();
+  const listen = new Map();  // request id -> what was seen
+  const t0 = Date.now();
+  const of = (e) => listen.get(e.requestId);
+  cdp.on("Network.requestWillBeSent", (e) => {
+    if (e.request.url.includes(`/listen/${id}`))
+      listen.set(e.requestId, { sent: Date.now() - t0, range: e.request.headers.Range || null,
+        status: null, type: null, bytes: 0, end: null });
+  });
+  cdp.on("Network.responseReceived", (e) => {
+    const l = of(e);
+    if (l) Object.assign(l, { status: e.response.status, type: e.response.headers["content-type"] ||
+      e.response.headers["Content-Type"] || null });
+  });
+  cdp.on("Network.dataReceived", (e) => { const l = of(e); if (l) l.bytes += e.dataLength; });
+  cdp.on("Network.loadingFinished", (e) => {
+    const l = of(e);
+    if (l) l.end = `finished at ${Date.now() - t0} ms`;
+  });
+  cdp.on("Network.loadingFailed", (e) => {
+    const l = of(e);
+    if (l) l.end = `failed at ${Date.now() - t0} ms: ${e.errorText}${e.canceled ? " (canceled)" : ""}`;
+  });
+  await cdp.send("Network.enable");
+  return listen;
+}
+
+// What a page's <audio> element and its /listen answers are doing: for a
+// failure message, so that a CI log alone tells what happened.
+export async function describe(p) {
+  const listen = [...p.listen.values()].map((l) =>
+    `request at ${l.sent} ms${l.range ? ` (Range ${l.range})` : ""}: ${l.status} ${l.type}, ` +
+    `${l.bytes} bytes received, ${l.end || "still open"}`);
+  let media;
+  let timer;
+  const late = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error("no answer within 10 s")), 10000);
+  });
+  try {
+    media = await Promise.race([late, p.page.evaluate(() => {
+      const a = document.getElementById("audio");
+      const ranges = [];
+      for (let i = 0; i < a.buffered.length; i++)
+        ranges.push(`${a.buffered.start(i).toFixed(2)}-${a.buffered.end(i).toFixed(2)}`);
+      return `currentTime ${a.currentTime}, duration ${a.duration}, readyState ${a.readyState}, ` +
+        `networkState ${a.networkState}, paused ${a.paused}, ended ${a.ended}, ` +
+        `buffered [${ranges.join(",")}], error ${a.error ? a.error.code + " " + a.error.message : "none"}, ` +
+        `stalls ${JSON.stringify(window.segdl.waits)}, page errors ${JSON.stringify(window.segdl.errors)}\n` +
+        `  last media events (ms after the page began):\n    ${window.segdlEvents.slice(-25).join("\n    ")}`;
+    })]);
+  } catch (e) {
+    media = `(the page could not be read: ${e.message})`;
+  } finally {
+    clearTimeout(timer);
+  }
+  return `${p.name}: ${media}\n  /listen: ${listen.join("; ") || "never requested"}`;
+}
+
+// page.waitForFunction(fn, arg) within `timeout` ms; on a timeout an error
+// that says which page waited for `what`, and its state (describe()).
+export async function waitOn(p, what, timeout, fn, arg, polling = 100) {
+  try {
+    await p.page.waitForFunction(fn, { timeout, polling }, arg);
+  } catch (e) {
+    throw new Error(`${p.name}: ${what}: not within ${timeout} ms (${e.message})\n${await describe(p)}`);
+  }
 }
 
 // Opens the player page on /?id=ID in a browser context of its own
@@ -91,7 +207,10 @@ export async function launch(profileDir) {
 // of the page carries that Accept header (the <audio> element's own is
 // */*), so the gateway sends that form. Resolves with the page, the time to
 // first audio and the media event marks (ms after play()), the /listen
-// answer's Content-Type and the time its head took after its request.
+// answer's Content-Type and the time its head took after its request, and
+// what its /listen answers did (`listen`, for describe()).
+// Navigation ends at DOMContentLoaded: the load event waits for the <audio>
+// element's first data, which the first-audio wait bounds and reports.
 export async function openPlayer(browser, gateway, id, { accept, log = true } = {}) {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
@@ -106,11 +225,17 @@ export async function openPlayer(browser, gateway, id, { accept, log = true } = 
     const t = r.timing();
     if (t) seen.headMs = Math.round(t.receiveHeadersEnd - t.sendStart);
   });
-  await page.goto(`${gateway}/?id=${id}`, { timeout: 30000 });
-  await page.waitForFunction(() => window.segdl.firstAudioMs !== null, { timeout: 20000 });
+  await page.evaluateOnNewDocument(logMediaEvents);
+  const p = { page, context, name, listen: await followListen(page, id) };
+  try {
+    await page.goto(`${gateway}/?id=${id}`, { timeout: 30000, waitUntil: "domcontentloaded" });
+  } catch (e) {
+    throw new Error(`${name}: the page did not open (${e.message})\n${await describe(p)}`);
+  }
+  await waitOn(p, "first audio (playing)", 30000, () => window.segdl.firstAudioMs !== null);
   const { first, marks } = await page.evaluate(
     () => ({ first: window.segdl.firstAudioMs, marks: window.segdl.marks }));
-  return { page, context, name, first, marks, type: seen.type, headMs: seen.headMs };
+  return Object.assign(p, { first, marks, type: seen.type, headMs: seen.headMs });
 }
 
 // When the /listen answer's first byte came, in ms after play() (the
@@ -122,4 +247,22 @@ export async function firstBytesMs(page, id) {
       (r) => r.name.includes(`/listen/${id}`) && r.responseStart > 0);
     return e ? Math.round(e.responseStart - window.segdl.start) : null;
   }, id);
+}
+
+// Runs `main`, prints `pass` (if given) or FAIL with the error, stops every
+// child started by start() and exits with 0 or 1.
+export async function runMain(main, pass) {
+  let code = 0;
+  try {
+    await main();
+    if (pass) console.log(pass);
+  } catch (e) {
+    console.error(`FAIL: ${e.stack || e}`);
+    if (chromiumLines.length)
+      console.error(`chromium's last lines on stderr:\n  ${chromiumLines.join("\n  ")}`);
+    code = 1;
+  } finally {
+    stopAll();
+  }
+  process.exit(code);
 }

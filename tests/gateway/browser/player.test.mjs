@@ -17,7 +17,7 @@
 //                           CHROMIUM, SEGDL_SCREENSHOT, SEGDL_WORK_DIR)
 import assert from "node:assert/strict";
 import path from "node:path";
-import { env, start, stopAll, makeOpus, launch, openPlayer } from "./driver.mjs";
+import { env, start, makeOpus, launch, openPlayer, describe, waitOn, runMain } from "./driver.mjs";
 
 const SECONDS = 12;                // the demo's length
 const BOUNDARIES = [2, 5, 8, 11];  // where its segments meet (2 s, then 3 s each)
@@ -32,21 +32,22 @@ async function playThrough(browser, gateway, id, accept) {
   console.log(`${name}: time to first audio ${p.first} ms (/listen head ${p.headMs} ms after ` +
     `its request; media events ${JSON.stringify(p.marks)})`);
   for (const b of BOUNDARIES) {
-    await page.waitForFunction((t) => document.getElementById("audio").currentTime > t + 0.2,
-      { timeout: 20000, polling: 100 }, b);
+    await waitOn(p, `currentTime past ${b} s`, 20000,
+      (t) => document.getElementById("audio").currentTime > t + 0.2, b);
     console.log(`${name}: past ${b} s`);
   }
-  await page.waitForFunction(() => document.getElementById("audio").ended,
-    { timeout: 20000, polling: 200 });
+  await waitOn(p, "ended", 20000, () => document.getElementById("audio").ended, undefined, 200);
   const seen = await page.evaluate(() => ({
     waits: window.segdl.waits, errors: window.segdl.errors,
     duration: document.getElementById("audio").duration }));
   console.log(`${name}: ${p.type}, duration when the stream ended ${seen.duration} s, ` +
     `stalls ${JSON.stringify(seen.waits)}`);
-  assert.deepEqual(seen.errors, [], `${name}: errors on the page`);
-  for (const w of seen.waits) assert.ok(w < REVEAL_MS, `${name}: a stall of ${w} ms while playing`);
+  const state = seen.errors.length || seen.waits.some((w) => w >= REVEAL_MS) ||
+    Math.abs(seen.duration - SECONDS) >= 0.1 ? `\n${await describe(p)}` : "";
+  assert.deepEqual(seen.errors, [], `${name}: errors on the page${state}`);
+  for (const w of seen.waits) assert.ok(w < REVEAL_MS, `${name}: a stall of ${w} ms while playing${state}`);
   assert.ok(Math.abs(seen.duration - SECONDS) < 0.1,
-    `${name}: duration ${seen.duration} s, ${SECONDS} expected`);
+    `${name}: duration ${seen.duration} s, ${SECONDS} expected${state}`);
   return p;
 }
 
@@ -86,23 +87,24 @@ async function main() {
     await page.focus("#id");
     await page.keyboard.type("demo");
     await page.keyboard.press("Enter");
-    await page.waitForFunction(() => window.segdl.firstAudioMs !== null &&
-      document.getElementById("audio").readyState >= 1, { timeout: 20000 });
+    await waitOn(played[0], "the complete track's first audio", 20000, () =>
+      window.segdl.firstAudioMs !== null && document.getElementById("audio").readyState >= 1);
     const whole = await page.evaluate(() => document.getElementById("audio").duration);
     console.log(`duration of the complete track: ${whole} s`);
     assert.ok(Math.abs(whole - SECONDS) < 0.1, `duration ${whole} s, ${SECONDS} expected`);
-    const landed = await page.evaluate(() => new Promise((resolve, reject) => {
+    const landed = await page.evaluate(() => new Promise((resolve) => {
       const a = document.getElementById("audio");
-      const t = setTimeout(() => reject(new Error("no seeked event")), 20000);
+      const t = setTimeout(() => resolve(null), 20000);
       a.addEventListener("seeked", () => { clearTimeout(t); resolve(a.currentTime); }, { once: true });
       a.currentTime = 7.25;
     }));
+    if (landed === null) assert.fail(`no seeked event within 20000 ms\n${await describe(played[0])}`);
     console.log(`seek to 7.25 s landed at ${landed} s`);
     assert.ok(Math.abs(landed - 7.25) < 0.1, `landed at ${landed}`);
     await page.evaluate(() => document.getElementById("audio").play());
-    await page.waitForFunction(() => document.getElementById("segments").children.length >= 5 &&
-      [...document.getElementById("segments").children].every((li) => li.className === "cached"),
-      { timeout: 20000 });
+    await waitOn(played[0], "every segment shown cached", 20000, () =>
+      document.getElementById("segments").children.length >= 5 &&
+      [...document.getElementById("segments").children].every((li) => li.className === "cached"));
     await page.screenshot({ path: env("SEGDL_SCREENSHOT") });
     console.log(`screenshot: ${env("SEGDL_SCREENSHOT")}`);
     // On a phone's screen nothing is wider than the screen.
@@ -114,14 +116,4 @@ async function main() {
   }
 }
 
-let code = 0;
-try {
-  await main();
-  console.log("PASS");
-} catch (e) {
-  console.error(`FAIL: ${e.stack || e}`);
-  code = 1;
-} finally {
-  stopAll();
-}
-process.exit(code);
+await runMain(main, "PASS");
