@@ -243,8 +243,17 @@ static void apply_decisions(GstSegDlSrc *self, const segdl::Timeline::Decisions 
     GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = d.pts_ns;
     GST_BUFFER_DURATION(b) = d.duration_ns;
     GST_BUFFER_OFFSET(b) = GST_BUFFER_OFFSET_END(b) = GST_BUFFER_OFFSET_NONE;
-    if (d.clip_start || d.clip_end)
-      gst_buffer_add_audio_clipping_meta(b, GST_FORMAT_DEFAULT, d.clip_start, d.clip_end);
+    uint64_t clip_end = d.clip_end;
+    // An MP3 frame with nothing presented (a trim longer than a frame, e.g.
+    // LAME's 1105 samples over 576-sample MPEG-2 frames): GStreamer 1.22.0's
+    // mpg123audiodec takes a frame as wholly clipped only when the clipping
+    // is longer than it; exactly as long, it asks its base class for a
+    // 0-byte buffer (a CRITICAL). One more sample says the same, nothing
+    // presented, and the decoder still gets the frame (its bit reservoir).
+    if (priv->codec == CODEC_MP3 && d.samples > 0 && d.clip_start + clip_end == d.samples)
+      clip_end++;
+    if (d.clip_start || clip_end)
+      gst_buffer_add_audio_clipping_meta(b, GST_FORMAT_DEFAULT, d.clip_start, clip_end);
     // Pre-roll of a seek: before the segment's start, decoded and clipped
     // away by the decoder (GStreamer's meaning of the flag).
     if (d.preroll)
@@ -311,7 +320,20 @@ static void mp3_gapless(GstSegDlSrc *self, GstBuffer *frame, bool info) {
   gst_buffer_unmap(frame, &map);
 }
 
-// Codec headers go straight out: no time of their own.
+// True if `caps` carry the codec's headers (streamheader: oggdemux's Opus
+// and Vorbis caps, matroskademux's, flacparse's).
+static bool caps_carry_headers(GstCaps *caps) {
+  if (!caps || gst_caps_is_empty(caps)) return false;
+  const GValue *v = gst_structure_get_value(gst_caps_get_structure(caps, 0), "streamheader");
+  return v && GST_VALUE_HOLDS_ARRAY(v) && gst_value_array_get_size(v) > 0;
+}
+
+// Codec headers that the caps carry are not output: every muxer and decoder
+// reads them there (matroskamux's CodecPrivate, mp4mux's dOps, oggmux's
+// header pages, opusdec, vorbisdec), and as buffers they would be muxed as
+// audio (an OpusHead packet in a Matroska or MP4 track). The WebM form has
+// none in-band, the Ogg form now neither: one stream whatever the form.
+// Headers the caps lack go straight out, with no time of their own.
 void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int64_t segment,
                                 int64_t known_samples) {
   GstSegDlSrcPrivate *priv = self->priv;
@@ -333,6 +355,11 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
     }
   }
   if (GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
+    if (caps_carry_headers(caps ? caps : priv->in_caps)) {
+      GST_LOG_OBJECT(self, "a codec header the caps carry: not output");
+      gst_buffer_unref(frame);
+      return;
+    }
     gst_seg_dl_src_end_timeline_segment(self);
     frame = gst_buffer_make_writable(frame);
     GST_BUFFER_PTS(frame) = GST_BUFFER_DTS(frame) = priv->timeline.position_ns();
