@@ -143,8 +143,10 @@ struct Gateway::Impl {
   std::string self_url() const;  // this gateway, as a segdlsrc backend (gateway.cpp)
 
   // ---- web.cpp, listen.cpp: CORS, the web player page, /listen/ID ----
-  // Adds the CORS headers; answers OPTIONS, "/" and "/listen/ID" (true), else false.
-  bool web_route(SoupServerMessage *msg, const char *path, const std::string &method);
+  // Adds the CORS headers; answers OPTIONS, "/" and "/listen/ID" (true), else
+  // false. `parts`: the path's components, each decoded (empty: undecodable).
+  bool web_route(SoupServerMessage *msg, const char *path, const std::vector<std::string> &parts,
+                 const std::string &method);
   void listen_track(SoupServerMessage *msg, const std::string &id);
   bool serve_listen_file(SoupServerMessage *msg, const std::string &id, const Accept &accept);
   bool prepare_gstreamer(std::string &error);  // at start: GStreamer, the plugins /listen uses

@@ -10,7 +10,9 @@
 
 #include <gio/gio.h>
 
+#include <algorithm>
 #include <cstring>
+#include <initializer_list>
 
 // The libsoup 3 Fetcher, built into this program (soupfetcher.cpp).
 extern "C" segdl::Fetcher *segdl_http_fetcher_new(int abi, const segdl::FetcherConfig *config,
@@ -24,18 +26,61 @@ namespace {
 constexpr int64_t kMinClientQueue = 4096;
 constexpr int64_t kMaxClientQueue = int64_t(1) << 30;
 
-// Path components after a prefix: "/api/segments/a/b" -> ["a", "b"]. The
-// path comes decoded from libsoup (so an id cannot hold '/' here; the ?v=
-// forms take any id the pattern allows).
-bool split_path(const char *path, const char *prefix, std::vector<std::string> &parts) {
-  if (!g_str_has_prefix(path, prefix)) return false;
-  g_auto(GStrv) pieces = g_strsplit(path + strlen(prefix), "/", -1);
-  for (char **p = pieces; *p; p++) parts.emplace_back(*p);
+// `s` with its %-escapes decoded to its full length (a "%00" stays a NUL
+// byte, for the id check to refuse, never an end of string); `plus` reads '+'
+// as a space (a query, as libsoup's form decoding does). False on a bad escape.
+bool unescape(std::string s, bool plus, std::string &out) {
+  if (plus) std::replace(s.begin(), s.end(), '+', ' ');
+  GBytes *b = g_uri_unescape_bytes(s.c_str(), static_cast<gssize>(s.size()), nullptr, nullptr);
+  if (!b) return false;
+  gsize size = 0;
+  const char *d = static_cast<const char *>(g_bytes_get_data(b, &size));
+  out.assign(d ? d : "", size);
+  g_bytes_unref(b);
   return true;
 }
 
-const char *query_value(GHashTable *query, const char *key) {
-  return query ? static_cast<const char *>(g_hash_table_lookup(query, key)) : nullptr;
+// The components of a request path as it came (the server keeps raw paths),
+// each decoded alone: "/api/segments/a%2Fb/0" -> ["api", "segments", "a/b",
+// "0"], "/" -> [""]. libsoup would decode the whole path first and answer a
+// %00 or a "/../" made by a %2F itself, with a bare 400: here the id check
+// answers them (JSON, CORS). False on a bad escape.
+bool path_parts(const char *path, std::vector<std::string> &parts) {
+  if (path[0] != '/') return false;
+  g_auto(GStrv) pieces = g_strsplit(path + 1, "/", -1);
+  for (char **p = pieces; *p; p++) {
+    parts.emplace_back();
+    if (!unescape(*p, false, parts.back())) return false;
+  }
+  if (parts.empty()) parts.emplace_back();
+  return true;
+}
+
+// The value of `key` in the request's query, decoded to its full length
+// (libsoup's query table holds C strings: "v=mp3%00" would read as "mp3").
+// The last one counts, as in that table; a pair without '=' is no value.
+bool query_param(SoupServerMessage *msg, const char *key, std::string &out) {
+  const char *q = g_uri_get_query(soup_server_message_get_uri(msg));
+  if (!q) return false;
+  bool found = false;
+  g_auto(GStrv) pairs = g_strsplit(q, "&", -1);
+  for (char **p = pairs; *p; p++) {
+    const char *eq = strchr(*p, '=');
+    std::string name, value;
+    if (!eq || !unescape(std::string(*p, size_t(eq - *p)), true, name) || name != key) continue;
+    if (!unescape(eq + 1, true, value)) continue;
+    out = value;
+    found = true;
+  }
+  return found;
+}
+
+bool is(const std::vector<std::string> &parts, std::initializer_list<const char *> want) {
+  if (parts.size() != want.size()) return false;
+  size_t i = 0;
+  for (const char *w : want)
+    if (parts[i++] != w) return false;
+  return true;
 }
 
 }  // namespace
@@ -80,32 +125,37 @@ bool Gateway::Impl::check_id(SoupServerMessage *msg, const std::string &id) {
 
 // Every request: GET/HEAD for reads, POST for preload, DELETE for eviction.
 // The web player (/, /listen/ID) and CORS preflights go to web_route() first.
+// `path` is the request's path undecoded (raw-paths, thread_main()).
 void Gateway::Impl::route(SoupServerMessage *msg, const char *path, GHashTable *query) {
   count(&Counters::requests);
   const std::string method = soup_server_message_get_method(msg);
   const bool read = method == "GET" || method == "HEAD";
-  if (web_route(msg, path, method)) return;  // CORS, OPTIONS, the page, /listen/ID (web.cpp)
-  std::vector<std::string> p;
-  if (strcmp(path, "/status") == 0 || strcmp(path, "/stream") == 0) {
+  std::vector<std::string> parts;
+  const bool decoded = path_parts(path, parts);
+  // CORS, OPTIONS, the page, /listen/ID (web.cpp)
+  if (web_route(msg, path, decoded ? parts : std::vector<std::string>{}, method)) return;
+  if (!decoded) return reply_error(msg, 400, "bad_request", std::string("bad path: ") + path);
+  if (is(parts, {"status"}) || is(parts, {"stream"})) {
     if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);
-    const char *v = query_value(query, "v");
-    if (!v) return reply_error(msg, 400, "bad_request", "missing v=VIDEO_ID");
-    if (strcmp(path, "/status") == 0) return plain_status(msg, v);
-    const char *seg = query_value(query, "segment");
-    return seg ? get_segment(msg, v, seg) : get_full(msg, v);
+    std::string v, seg;
+    if (!query_param(msg, "v", v))
+      return reply_error(msg, 400, "bad_request", "missing v=VIDEO_ID");
+    if (parts[0] == "status") return plain_status(msg, v);
+    return query_param(msg, "segment", seg) ? get_segment(msg, v, seg) : get_full(msg, v);
   }
-  if (strcmp(path, "/api/segments/preload") == 0) {
+  if (is(parts, {"api", "segments", "preload"})) {
     if (method != "POST") return reply_error(msg, 405, "method_not_allowed", method + " " + path);
     return api_preload(msg);
   }
-  if (strcmp(path, "/api/segments/cache") == 0) {
+  if (is(parts, {"api", "segments", "cache"})) {
     if (method == "DELETE") return api_evict(msg, query);
     if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);
     return api_cache(msg, nullptr);
   }
-  if (!split_path(path, "/api/segments/", p))
+  if (parts.size() < 2 || parts[0] != "api" || parts[1] != "segments")
     return reply_error(msg, 404, "not_found", std::string("no such endpoint: ") + path);
   if (!read) return reply_error(msg, 405, "method_not_allowed", method + " " + path);
+  const std::vector<std::string> p(parts.begin() + 2, parts.end());
   if (p.size() == 2 && p[0] == "status") return api_status(msg, p[1]);
   if (p.size() == 2 && p[0] == "cache") return api_cache(msg, &p[1]);
   if (p.size() == 2) return get_segment(msg, p[0], p[1]);
@@ -122,7 +172,9 @@ void Gateway::Impl::thread_main() noexcept {
   fc.user_agent = "segdl-gateway";
   char *ferr = nullptr;
   fetcher.reset(segdl_http_fetcher_new(SEGDL_HTTP_MODULE_ABI, &fc, &ferr));
-  soup = soup_server_new("server-header", "segdl-gateway ", nullptr);
+  // raw-paths: route() decodes each path component itself, so a %00 or a
+  // %2F in an id gets our JSON error, not libsoup's bare 400.
+  soup = soup_server_new("server-header", "segdl-gateway ", "raw-paths", TRUE, nullptr);
   soup_server_add_handler(
       soup, nullptr,
       [](SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,

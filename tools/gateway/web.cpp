@@ -44,7 +44,8 @@ void serve_resource(SoupServerMessage *msg, const char *name, const char *type) 
 
 }  // namespace
 
-bool Gateway::Impl::web_route(SoupServerMessage *msg, const char *path, const std::string &method) {
+bool Gateway::Impl::web_route(SoupServerMessage *msg, const char *path,
+                              const std::vector<std::string> &parts, const std::string &method) {
   SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
   soup_message_headers_replace(h, "Access-Control-Allow-Origin", "*");
   soup_message_headers_replace(h, "Access-Control-Expose-Headers", kExposeHeaders);
@@ -57,8 +58,8 @@ bool Gateway::Impl::web_route(SoupServerMessage *msg, const char *path, const st
     return true;
   }
   const bool read = method == "GET" || method == "HEAD";
-  const bool page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
-  const bool listen = g_str_has_prefix(path, "/listen/");
+  const bool page = parts.size() == 1 && (parts[0].empty() || parts[0] == "index.html");
+  const bool listen = parts.size() >= 2 && parts[0] == "listen";
   if (!page && !listen) return false;
   if (!read) {
     reply_error(msg, 405, "method_not_allowed", method + " " + path);
@@ -68,12 +69,11 @@ bool Gateway::Impl::web_route(SoupServerMessage *msg, const char *path, const st
     serve_resource(msg, "/org/segdl/gateway/index.html", "text/html; charset=utf-8");
     return true;
   }
-  const char *id = path + strlen("/listen/");
-  if (strchr(id, '/')) {
+  if (parts.size() > 2) {
     reply_error(msg, 404, "not_found", std::string("no such endpoint: ") + path);
     return true;
   }
-  listen_track(msg, id);
+  listen_track(msg, parts[1]);
   return true;
 }
 
