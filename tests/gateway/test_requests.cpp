@@ -2,7 +2,7 @@
 /* segdl-gateway — hostile request paths and queries get the gateway's own
  * JSON errors with CORS headers (the server keeps raw paths, so libsoup does
  * not answer them first), an id is checked on its whole length (a %00 is no
- * end of string).
+ * end of string), and /listen with the upstream down names the cause.
  */
 #include "gwtest.h"
 
@@ -95,12 +95,32 @@ GST_START_TEST(test_hostile_ids) {
 }
 GST_END_TEST;
 
+// /listen/ID with the upstream down: the gateway's own status request to it
+// failed with "Connection refused", and /listen says so (502
+// upstream_unreachable, the same error as /status?v=), not only the 502 its
+// segdlsrc got from the gateway.
+GST_START_TEST(test_listen_upstream_down) {
+  Rig rig(kId);
+  rig.srv.reset();  // the upstream's port now refuses connections
+  const Reply st = get(rig.gw->base_url() + "/status?v=" + kId);
+  assert_json_error(st, 502, "upstream_unreachable");
+  const Reply r = get(rig.gw->base_url() + "/listen/" + kId);
+  assert_json_error(r, 502, "upstream_unreachable");
+  assert_str_eq(r.h("access-control-allow-origin"), "*");
+  const std::string message = Json(r.body).s("message");
+  fail_unless(message.find("Connection refused") != std::string::npos, "message: %s",
+              message.c_str());
+  assert_str_eq(message.c_str(), Json(st.body).s("message").c_str());
+}
+GST_END_TEST;
+
 static Suite *gateway_requests_suite() {
   Suite *s = suite_create("gateway-requests");
   TCase *tc = tcase_create("requests");
   suite_add_tcase(s, tc);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_hostile_ids);
+  tcase_add_test(tc, test_listen_upstream_down);
   return s;
 }
 

@@ -94,6 +94,7 @@ struct Gateway::Impl {
   std::map<std::string, std::unique_ptr<StatusFetch>> status_fetches;
   std::map<std::string, KnownTrack> known;
   std::map<std::string, std::set<int64_t>> failed;  // segments whose last fill failed
+  std::map<std::string, Outcome> status_failed;     // the last upstream status failure, per id
   std::map<std::string, MediaForm> forms;  // the form of segment 0 of a track, once fetched
   std::map<std::string, std::unique_ptr<Preload>> preloads;
   std::set<FullProxy *> proxies;

@@ -97,6 +97,7 @@ class Fill : public FetchListener {
 };
 
 constexpr size_t kMaxStatusBytes = 1024 * 1024;
+constexpr size_t kMaxStatusFailures = 1024;  // ids in Impl::status_failed, at most
 
 // One status request to the upstream; every caller asking meanwhile waits on it.
 class StatusFetch : public FetchListener {
@@ -134,6 +135,14 @@ class StatusFetch : public FetchListener {
     std::vector<StatusCallback> waiters;
     waiters.swap(waiters_);
     if (out.ok) gw_.known[id_] = KnownTrack{status_, g_get_monotonic_time()};
+    // Why the upstream's status failed, for /listen (whose segdlsrc sees
+    // only this gateway's 502); a later answer of the upstream clears it.
+    if (out.ok || out.http_status == 404) {
+      gw_.status_failed.erase(id_);
+    } else {
+      if (gw_.status_failed.size() >= kMaxStatusFailures) gw_.status_failed.clear();
+      gw_.status_failed[id_] = out;
+    }
     gw_.status_ended(this);  // `this` now belongs to the graveyard
     for (StatusCallback &cb : waiters) cb(out, status_);
   }

@@ -222,12 +222,16 @@ void reply_not_acceptable(SoupServerMessage *msg, const std::string &id, const A
 }
 
 // The answer for an error segdlsrc posted before anything was sent.
+// `upstream`: why this gateway's last status request for the id failed (the
+// cause segdlsrc saw only as our 502 or 504), or null.
 void error_reply(SoupServerMessage *msg, const std::string &id, const GError *e,
-                 const GstStructure *details) {
+                 const GstStructure *details, const Outcome *upstream) {
   guint http = 0;
   if (details) gst_structure_get_uint(details, "http-status-code", &http);
   const std::string text = std::string(e ? e->message : "the pipeline failed") + " (" + id + ")";
   if (http == 404) return reply_error(msg, 404, "not_found", text);
+  if (upstream && (http == 502 || http == 504))
+    return reply_error(msg, upstream->http_status, upstream->error, upstream->message);
   if (e && e->domain == GST_STREAM_ERROR && e->code == GST_STREAM_ERROR_CODEC_NOT_FOUND)
     return reply_error(msg, 502, "unsupported_codec", text);
   if (http == 504 || (e && strstr(e->message, "timed out")))
@@ -580,7 +584,8 @@ bool Listen::ended(GstMessage *m) {
     reply_not_acceptable(msg_, id_, accept_, refused);
   } else {
     if (!e) e = g_error_new(GST_STREAM_ERROR, GST_STREAM_ERROR_FAILED, "the track has no audio");
-    error_reply(msg_, id_, e, details);
+    auto why = gw_.status_failed.find(id_);
+    error_reply(msg_, id_, e, details, why == gw_.status_failed.end() ? nullptr : &why->second);
   }
   g_clear_error(&e);
   soup_server_message_unpause(msg_);
