@@ -369,11 +369,19 @@ GST_START_TEST(test_window_bound) {
   Log log = rig.server.log();
   fail_unless_equals_int64(log.highest_segment(), 2);
   fail_unless(log.max_active_segments <= 2, "%d segments at once", log.max_active_segments);
-  Downloader::Level lv = rig.dl->level();
+  Downloader::Level lv;
+  for (int i = 0; i < 3000; i++) {  // the HTTP thread publishes after the log (bounded: 30 s)
+    lv = rig.dl->level();
+    if (lv.window_full) break;
+    rig.dl->wait_change(10ms);
+  }
   fail_unless_equals_int64(int64_t(lv.bytes_ahead),
                            int64_t(segs[0].size() + segs[1].size() + segs[2].size()));
   fail_unless(!lv.can_finish);
   fail_unless(!lv.backend_bound, "segment 3 is listed: the wait is for the network");
+  // ...but nothing more comes until the consumer takes some: the element
+  // must not wait for buffer-size bytes.
+  fail_unless(lv.window_full, "segments 0-2 fill the window of 3");
 
   Drained d = drain(*rig.dl);
   check_end(d, Kind::Eos);
@@ -410,6 +418,7 @@ GST_START_TEST(test_level_backend_bound) {
   fail_unless_equals_int64(int64_t(lv.bytes_ahead), int64_t(s0.size() + s1.size()));
   fail_unless(lv.backend_bound, "segment 2 is not made yet");
   fail_unless(!lv.can_finish);
+  fail_unless(!lv.window_full, "2 segments of a window of 4");
   rig.dl->stop();
   rig.finish();
 }

@@ -127,6 +127,37 @@ GST_START_TEST(test_progressive_buffering) {
 }
 GST_END_TEST;
 
+// A download window that holds fewer bytes than buffer-size ends BUFFERING:
+// the engine fetches nothing past its window until the element takes some,
+// so waiting for buffer-size bytes would wait for ever. Every response comes
+// 300 ms late, so the element's first wait (100 ms) runs out and it starts
+// BUFFERING before anything is in; max-concurrent=1 makes the window two
+// segments of four, all ready. (Before: no EOS, BUFFERING stuck below 100;
+// a slow machine hit it with small Vorbis segments and the default size.)
+GST_START_TEST(test_window_full_ends_buffering) {
+  server::Options opts;
+  opts.latency_ms = 300;
+  auto srv = start_server(opts);
+  server::Track track = make_track(media::Form::Adts);
+  Bytes expected = concat(track.segments);
+  fail_unless(expected.size() < 4000000);
+  srv->add_track("small", track);
+  GstElement *p =
+      make_pipeline(srv->base_url(), "small", "join=bytes max-concurrent=1 buffer-size=4000000",
+                    "appsink name=sink sync=false");
+  Run run;
+  run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_if(run.timed_out, "no EOS in 60 s: BUFFERING %s",
+          run.buffering.empty() ? "never posted" : std::to_string(run.buffering.back()).c_str());
+  fail_unless(run.eos && !run.error);
+  fail_unless(run.bytes == expected, "output differs from the served bytes");
+  fail_unless(!run.buffering.empty() && run.buffering.front() < 100,
+              "the element did not start BUFFERING: the test proves nothing");
+  fail_unless_equals_int(run.buffering.back(), 100);
+}
+GST_END_TEST;
+
 // While it waits, the element answers the BUFFERING query: busy, below 100.
 GST_START_TEST(test_buffering_query) {
   auto srv = start_server();
@@ -648,6 +679,7 @@ static Suite *segdlsrc_suite() {
   tcase_add_loop_test(tc, test_bytes_exact, 0, 9);
   tcase_add_loop_test(tc, test_decodes_to_duration, 0, 3);
   tcase_add_test(tc, test_progressive_buffering);
+  tcase_add_test(tc, test_window_full_ends_buffering);
   tcase_add_test(tc, test_scheduling);
   tcase_add_test(tc, test_buffering_query);
   tcase_add_test(tc, test_error_unreachable);

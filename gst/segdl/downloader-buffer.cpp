@@ -160,6 +160,10 @@ Downloader::Level Downloader::level() {
       lv.can_finish = true;
       break;
     }
+    if (n >= consumer_ + window_size()) {
+      lv.window_full = true;
+      break;
+    }
     auto it = buf_.find(n);
     if (it == buf_.end()) {
       // Nothing of segment n yet, and the backend has not made it yet.

@@ -288,7 +288,7 @@ void Downloader::schedule() {
   while (!jobs_.empty() && jobs_.begin()->first < consumer) drop_job(jobs_.begin());
   drop_tails_before(consumer);
 
-  int window = cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1;
+  const int window = window_size();
   // Cache first: whatever the disk has is delivered without a request.
   if (cache_) {
     for (int64_t n = consumer; n < consumer + window; n++) {

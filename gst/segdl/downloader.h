@@ -196,6 +196,11 @@ class Downloader {
     // is not listed ready yet, so waiting longer waits for the backend, not
     // for the network.
     bool backend_bound = false;
+    // Every segment of the download window is here, whole: nothing more is
+    // fetched until the consumer takes some, so waiting for more bytes
+    // would wait forever (a window of small segments holds fewer bytes
+    // than a buffer-size).
+    bool window_full = false;
   };
 
   Downloader(DownloaderConfig cfg, FetcherFactory factory);
@@ -323,6 +328,9 @@ class Downloader {
   void finish_tail(TailJob &tj, bool ok, const std::string &why);
   void drop_tails_before(int64_t segment);
   bool speculative_candidate(int64_t n) const;
+  // Segments held or fetched ahead of the consumer (cfg_.window, or
+  // max_concurrent + 1).
+  int window_size() const { return cfg_.window > 0 ? cfg_.window : cfg_.max_concurrent + 1; }
   int64_t unlisted_retry_delay_us(int retry_after_s) const;
   void wake_listed_waiters();
   void check_max_wait();

@@ -141,10 +141,12 @@ void gst_seg_dl_src_update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
 
 // Waits for the next item in order from the engine. While it waits it posts
 // BUFFERING, with hysteresis: once buffering, it goes on only when
-// buffer-size bytes are ready, the track can be finished, or every byte the
+// buffer-size bytes are ready, the track can be finished, every byte the
 // backend has produced so far is here (waiting longer would wait for the
 // backend: a segment smaller than buffer-size must not hold playback until
-// the next one is made). Returns
+// the next one is made), or the engine's download window is full (it
+// fetches more only once some is taken: a window of small segments must not
+// hold playback for ever). Returns
 // GST_FLOW_OK with a Data, Gap or Eos item (or Timeout when the tail of
 // the m4a segment being read came: gstsegdlsrc-mp4.cpp), or the flow to
 // return.
@@ -164,7 +166,7 @@ GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
       const bool all_made = lv.backend_bound && lv.bytes_ahead > 0;
-      int pct = lv.can_finish || all_made
+      int pct = lv.can_finish || all_made || lv.window_full
                     ? 100
                     : int(std::min<uint64_t>(
                           100, lv.bytes_ahead * 100 / std::max(1u, priv->buffer_size)));

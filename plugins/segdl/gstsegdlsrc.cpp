@@ -849,7 +849,9 @@ static void gst_seg_dl_src_class_init(GstSegDlSrcClass *klass) {
    * GstSegDlSrc:buffer-size:
    * Bytes that must be ready before playback goes on after the element ran
    * dry (the BUFFERING hysteresis; default 65536), unless every byte the
-   * backend has made so far is ready (the next segment is not listed yet).
+   * backend has made so far is ready (the next segment is not listed yet)
+   * or the download window (max-concurrent + 1 segments) is whole: the
+   * engine fetches nothing past it until playback takes some.
    */
   g_object_class_install_property(
       gobject_class, PROP_BUFFER_SIZE,
