@@ -574,7 +574,8 @@ GST_START_TEST(test_stats) {
   fail_unless_equals_int(downloaded, 4);
   fail_unless_equals_uint64(bytes, expected.size());
   fail_unless_equals_int(retries, 0);
-  fail_unless(ttfb != GST_CLOCK_TIME_NONE && ttfb > 0 && ttfb < 10 * GST_SECOND);
+  // Set, and within the run (30 s): not a wall-clock bound on the machine.
+  fail_unless(ttfb != GST_CLOCK_TIME_NONE && ttfb > 0 && ttfb < 30 * GST_SECOND);
   gboolean complete = FALSE;
   fail_unless(gst_structure_get_boolean(st, "complete", &complete));
   fail_unless(complete);
