@@ -110,8 +110,23 @@ export async function launch(profileDir) {
 // networkState and the buffered ranges, for failure reports (describe()).
 function logMediaEvents() {
   window.segdlEvents = [];
+  // Every `waiting` once playing has begun: where, what was buffered then,
+  // and whether a buffered range starts beyond a hole after that point (the
+  // stream's timestamps jump there: the browser has later data it cannot
+  // reach). Without a hole the player ran out of data or of CPU.
+  window.segdlStalls = [];
   document.addEventListener("DOMContentLoaded", () => {
     const a = document.getElementById("audio");
+    let played = false;
+    a.addEventListener("playing", () => { played = true; });
+    a.addEventListener("waiting", () => {
+      if (!played) return;
+      const t = a.currentTime, ranges = [];
+      for (let i = 0; i < a.buffered.length; i++) ranges.push([a.buffered.start(i), a.buffered.end(i)]);
+      const within = ranges.find(([s, e]) => s <= t + 0.05 && t <= e);
+      window.segdlStalls.push({ at: +t.toFixed(3), ahead: within ? +(within[1] - t).toFixed(3) : 0,
+        hole: ranges.some(([s]) => s > t + 0.05), ranges });
+    });
     const names = ["loadstart", "progress", "suspend", "abort", "error", "emptied", "stalled",
       "loadedmetadata", "loadeddata", "canplay", "canplaythrough", "playing", "waiting",
       "seeking", "seeked", "ended", "durationchange", "pause", "play"];
