@@ -131,6 +131,22 @@ class Download(CliTestCase):
         self.assertEqual(evs[-1]["retries"], 1)
         self.assertTrue(evs[-1]["complete"])
 
+    def test_counts_singular_and_plural(self):
+        # A one-segment track whose segment fails once: "1 segment", "1 retry".
+        os.makedirs(os.path.join(self.root, "one"))
+        shutil.copyfile(glob.glob(os.path.join(self.root, "t", "seg_0.*"))[0],
+                        os.path.join(self.root, "one", "seg_0.m4a"))
+        srv = self.serve(self.root, "--fault", "http500:one:0:1")
+        r = self.segdl("one", "-b", srv.url, "-d", "dl")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        (summary,) = [l for l in r.stderr.splitlines() if l.startswith("one: complete: ")]
+        self.assertRegex(summary, r"^one: complete: 1 segment, .* in \d+\.\d s, 1 retry$")
+        # Two retries: plural.
+        srv = self.serve(self.root, "--fault", "http500:t:1:2")
+        r = self.segdl("t", "-b", srv.url, "-d", "dl")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"\nt: complete: 4 segments, .* in \d+\.\d s, 2 retries\n")
+
     def run_on_a_terminal(self, video_id, columns=None):
         """segdl VIDEO_ID with stderr on a pty (`columns` wide when given);
         returns (exit code, what it wrote there)."""

@@ -107,6 +107,7 @@ class ExitCodes(CliTestCase):
         done = [e for e in clitest.events(r.stdout) if e["event"] == "done"][0]
         self.assertEqual(done["gaps"], 1)
         self.assertFalse(done["complete"])
+        self.assertIn("t: 1 segment missing, left out", r.stderr)
 
     def test_unwritable_output_is_5(self):
         blocker = os.path.join(self.tmp, "file")

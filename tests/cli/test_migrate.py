@@ -82,13 +82,14 @@ class Migrate(CliTestCase):
         r = self.segdl("cache", "info", "t")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"4/4 .* yes")
+        self.assertRegex(r.stdout, r"\n1 track, ")  # one, not "1 track(s)"
         self.assertEqual(self.segdl("cache", "info", "other").returncode, 1)
         # Recent: not older than a day, and under a big limit: nothing goes.
         r = self.segdl("cache", "clean", "--older-than", "1d", "--max-size", "1G", "--json")
         self.assertEqual(json.loads(r.stdout)["removed_tracks"], 0)
         r = self.segdl("cache", "clean", "--max-size", "1k")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("removed 1 track", r.stdout)
+        self.assertIn("removed 1 track: ", r.stdout)
         self.assertEqual(clitest.cache_track_dirs(dl), [])
         self.assertEqual(digest_tree(old), before, "cache clean touched the old files")
 

@@ -138,8 +138,8 @@ void print_tracks(const std::string &dir, const std::vector<TrackInfo> &tracks) 
            (age_text(std::max<int64_t>(0, now - t.last_used)) + " ago").c_str(),
            t.complete() ? "yes" : "no");
   }
-  printf("%zu track(s), %s in %s\n", tracks.size(), human_bytes(double(total)).c_str(),
-         dir.c_str());
+  printf("%s, %s in %s\n", count_of(int64_t(tracks.size()), "track").c_str(),
+         human_bytes(double(total)).c_str(), dir.c_str());
 }
 
 }  // namespace
@@ -192,8 +192,9 @@ int cmd_cache_clean(const Options &opts, int64_t max_age_s, uint64_t max_size) {
            ",\"bytes_after\":%" G_GUINT64_FORMAT "}\n",
            removed, before, after);
   else if (!opts.quiet)
-    printf("removed %d track(s): %s -> %s in %s\n", removed, human_bytes(double(before)).c_str(),
-           human_bytes(double(after)).c_str(), opts.download_dir.c_str());
+    printf("removed %s: %s -> %s in %s\n", count_of(removed, "track").c_str(),
+           human_bytes(double(before)).c_str(), human_bytes(double(after)).c_str(),
+           opts.download_dir.c_str());
   return kExitOk;
 }
 

@@ -13,6 +13,7 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ struct Options {
 // Reads ids from FILE ('-' = stdin): one a line, blank lines and lines
 // starting with '#' skipped, surrounding blanks trimmed.
 bool read_batch_file(const std::string &path, std::vector<std::string> &ids, std::string &error);
+
+// "1 segment", "3 segments": the count and its noun, singular only for 1
+// (`plural` defaults to the noun + "s": "retry" needs "retries").
+std::string count_of(int64_t n, const std::string &noun, const std::string &plural = "");
 
 // "1.5 MB", "320 kB", "12 B" (SI units).
 std::string human_bytes(double bytes);

@@ -652,7 +652,7 @@ void Download::on_eos() {
   }
   if (s.gaps > 0) {
     progress_.error(kExitIncomplete,
-                    std::to_string(s.gaps) + " segment(s) missing, left as silence", "");
+                    count_of(s.gaps, "segment") + " missing, left out (--missing-segment gap)", "");
     finish(kExitIncomplete);
     return;
   }

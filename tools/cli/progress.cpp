@@ -231,7 +231,7 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
   // The segments' size, and how much of it came over the network (the
   // stats' bytes; a segment from the cache adds none).
   std::string text = id_ + ": " + (s.complete ? "complete" : "done (not complete)") + ": " +
-                     std::to_string(s.done) + " segments, ";
+                     count_of(s.done, "segment") + ", ";
   if (s.cache_hits > 0)
     text += human_bytes(double(std::max(segment_bytes_, s.bytes))) + " (" +
             human_bytes(double(s.bytes)) + " downloaded, " + std::to_string(s.cache_hits) +
@@ -239,7 +239,7 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
   else
     text += human_bytes(double(s.bytes)) + " downloaded";
   text += std::string(" in ") + secs;
-  if (s.retries > 0) text += ", " + std::to_string(s.retries) + " retries";
+  if (s.retries > 0) text += ", " + count_of(s.retries, "retry", "retries");
   if (!output.empty()) text += " -> " + output;
   line(text);
 }
@@ -377,6 +377,10 @@ std::string Progress::bar_text(size_t columns) const {
     text = b.text();
   }
   return first_columns(text, columns);
+}
+
+std::string count_of(int64_t n, const std::string &noun, const std::string &plural) {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
 }
 
 std::string human_bytes(double bytes) {
