@@ -147,6 +147,36 @@ class Download(CliTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stderr, r"\nt: complete: 4 segments, .* in \d+\.\d s, 2 retries\n")
 
+    def fallback_run(self, *args):
+        """Track f (ADTS: the fallback URL's file is the segments end to end)
+        whose segment 2 always fails: segdl with --fallback-url."""
+        clitest.make_form(self.root, "f", "aac-adts")
+        srv = self.serve(self.root, "--fault", "http500:f:2:-1")
+        dl = os.path.join(self.tmp, f"dl{len(self.servers)}")
+        return self.segdl("f", "-b", srv.url, "-d", dl, "--max-retries", "0", "--fallback-url",
+                          srv.url + "/full/f", *args)
+
+    def test_fallback_reported_as_a_fallback(self):
+        # The switch to the fallback URL is a `fallback` event (and line), not
+        # a retry: no attempt, not counted in the retries.
+        r = self.fallback_run("--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = clitest.events(r.stdout)
+        self.assertEqual([e for e in evs if e["event"] == "retry"], [])
+        (fb,) = [e for e in evs if e["event"] == "fallback"]
+        self.assertEqual((fb["segment"], fb["http_status"]), (2, 500))
+        self.assertEqual(fb["message"], "segment 2 failed: HTTP 500 Internal Server Error")
+        self.assertTrue(fb["url"].endswith("/full/f"), fb)
+        names = [e["event"] for e in evs]
+        self.assertLess(names.index("fallback"),
+                        next(i for i, e in enumerate(evs) if e.get("source") == "fallback"))
+        self.assertEqual((evs[-1]["retries"], evs[-1]["fallback"]), (0, True))
+        r = self.fallback_run()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("\nf: switching to the fallback URL: segment 2 failed: HTTP 500 Internal "
+                      "Server Error\n", r.stderr)
+        self.assertNotIn("retr", r.stderr)
+
     def run_on_a_terminal(self, video_id, columns=None):
         """segdl VIDEO_ID with stderr on a pty (`columns` wide when given);
         returns (exit code, what it wrote there)."""

@@ -7,6 +7,7 @@
 #include "output.h"
 #include "plugin.h"
 #include "segdl/cache.h"
+#include "segdl/log.h"
 
 #include <glib/gstdio.h>
 #include <gst/base/gstaggregator.h>
@@ -20,6 +21,10 @@ namespace segdl::cli {
 namespace {
 
 constexpr guint kTickMs = 200;
+
+// How segdlsrc's WARNING begins when the fallback URL takes over
+// (docs/element.md): "Switching to the fallback URL: CAUSE".
+constexpr const char *kFallbackWarning = "Switching to the fallback URL: ";
 
 // "waiting for the backend" only once nothing has come for this long (and
 // nothing listed is left to fetch, and the track is not all in): a pause
@@ -513,12 +518,20 @@ void Download::on_warning(GstMessage *msg) {
   const GstStructure *details = nullptr;
   gst_message_parse_warning_details(msg, &details);
   gint attempt = 0;
-  if (details && gst_structure_get_int(details, "attempt", &attempt)) {
-    gint64 segment = -1;
-    guint http = 0;
+  gint64 segment = -1;
+  guint http = 0;
+  if (details) {
+    gst_structure_get_int(details, "attempt", &attempt);
     gst_structure_get_int64(details, "segment", &segment);
     gst_structure_get_uint(details, "http-status-code", &http);
+  }
+  // Attempts count from 1; segdlsrc's other WARNINGs carry 0 (or none).
+  if (attempt >= 1) {
     progress_.retry(segment, attempt, http, err->message);
+  } else if (g_str_has_prefix(err->message, kFallbackWarning)) {
+    const char *uri = details ? gst_structure_get_string(details, "uri") : nullptr;
+    progress_.fallback(segment, http, err->message + strlen(kFallbackWarning),
+                       uri ? redact_url(uri) : "");
   } else {
     if (g_str_has_prefix(err->message, "Disk cache off")) cache_error_ = err->message;
     progress_.warning(err->message);

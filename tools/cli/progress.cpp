@@ -119,6 +119,7 @@ void Progress::start(const std::string &id, size_t position, size_t count,
   state_ = "starting";
   last_ = Snapshot();
   segment_bytes_ = 0;
+  fallback_from_ = -1;
   if (mode_ == Mode::Json)
     JsonEvent("start", id_, 0)
         .str("backend", backend)
@@ -187,6 +188,20 @@ void Progress::retry(int64_t segment, int attempt, unsigned http_status,
     line(id_ + ": " + message);
   else if (mode_ == Mode::Bar)
     draw_bar();
+}
+
+void Progress::fallback(int64_t segment, unsigned http_status, const std::string &cause,
+                        const std::string &url) {
+  fallback_from_ = segment;
+  if (mode_ == Mode::Json)
+    JsonEvent("fallback", id_, elapsed())
+        .num("segment", segment)
+        .num("http_status", http_status)
+        .str("message", cause)
+        .str("url", url)
+        .emit();
+  else if (mode_ != Mode::Quiet)
+    line(id_ + ": switching to the fallback URL: " + cause);
 }
 
 void Progress::warning(const std::string &message) {

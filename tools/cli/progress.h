@@ -45,6 +45,10 @@ class Progress {
   void playing();  // --play: the first audio reached the sound card's branch
   void segment(const SegmentEvent &e);
   void retry(int64_t segment, int attempt, unsigned http_status, const std::string &message);
+  // The segmented backend failed for good at `segment` (-1: its status) and
+  // the fallback URL `url` takes over from there; `cause` says why.
+  void fallback(int64_t segment, unsigned http_status, const std::string &cause,
+                const std::string &url);
   void warning(const std::string &message);
   // "waiting" (for the backend), "downloading", "joining" (finishing the file).
   void state(const std::string &state);
@@ -69,7 +73,8 @@ class Progress {
   size_t position_ = 0, count_ = 0;
   int64_t start_us_ = 0;
   Snapshot last_;
-  int64_t segment_bytes_ = 0;  // the bytes of this track's segment events (any source)
+  int64_t segment_bytes_ = 0;   // the bytes of this track's segment events (any source)
+  int64_t fallback_from_ = -1;  // the segment the fallback URL took over at (-1: none, the status)
 };
 
 }  // namespace segdl::cli
