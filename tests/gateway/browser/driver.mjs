@@ -110,10 +110,8 @@ export async function launch(profileDir) {
 // networkState and the buffered ranges, for failure reports (describe()).
 function logMediaEvents() {
   window.segdlEvents = [];
-  // Every `waiting` once playing has begun: where, what was buffered then,
-  // and whether a buffered range starts beyond a hole after that point (the
-  // stream's timestamps jump there: the browser has later data it cannot
-  // reach). Without a hole the player ran out of data or of CPU.
+  // Every `waiting` once playing has begun: where, and what was buffered
+  // then (timelineFaults() judges them).
   window.segdlStalls = [];
   document.addEventListener("DOMContentLoaded", () => {
     const a = document.getElementById("audio");
@@ -121,11 +119,9 @@ function logMediaEvents() {
     a.addEventListener("playing", () => { played = true; });
     a.addEventListener("waiting", () => {
       if (!played) return;
-      const t = a.currentTime, ranges = [];
+      const ranges = [];
       for (let i = 0; i < a.buffered.length; i++) ranges.push([a.buffered.start(i), a.buffered.end(i)]);
-      const within = ranges.find(([s, e]) => s <= t + 0.05 && t <= e);
-      window.segdlStalls.push({ at: +t.toFixed(3), ahead: within ? +(within[1] - t).toFixed(3) : 0,
-        hole: ranges.some(([s]) => s > t + 0.05), ranges });
+      window.segdlStalls.push({ at: a.currentTime, ranges });
     });
     const names = ["loadstart", "progress", "suspend", "abort", "error", "emptied", "stalled",
       "loadedmetadata", "loadeddata", "canplay", "canplaythrough", "playing", "waiting",
@@ -141,6 +137,41 @@ function logMediaEvents() {
       });
     }
   });
+}
+
+// What the stream's timeline did wrong, as the <audio> element shows it:
+// `stalls` (window.segdlStalls: each `waiting` once playing, its time `at`
+// and the buffered ranges then), the buffered ranges and the duration at
+// the end. A `waiting` with a buffered range that starts beyond a hole after
+// the playback position (the browser holds later data it cannot reach),
+// and buffered ranges at the end that are not one range from 0 to the
+// duration, are faults: one text each (none: []). A `waiting` with nothing
+// beyond is not: the player ran out of data or of CPU.
+//
+// Chromium's progressive player (FFmpegDemuxer) counts a buffered range from
+// one packet's timestamp to the next one's, so a jump in the timestamps of
+// the stream it reads shows no hole: a 2 s gap in the middle of a WebM Opus
+// or a fragmented MP4 AAC stream, played to its end, gave one range
+// [0, duration] and no `waiting` (measured with Debian's chromium). Its
+// ranges split only where it stopped reading and read again (a seek, or
+// the byte ranges of a file with a length). So these faults catch a player
+// that has data it cannot play, not a gap in the timestamps: the stream
+// suite (gateway-listen) checks those, buffer by buffer. check.test.mjs
+// shows each fault reported (docs/gateway.md, "Tests").
+export function timelineFaults({ stalls, buffered, duration }) {
+  const faults = [];
+  const ranges = (rs) => JSON.stringify(rs.map(([s, e]) => [+s.toFixed(3), +e.toFixed(3)]));
+  for (const { at, ranges: rs } of stalls) {
+    if (rs.some(([s]) => s > at + 0.05))
+      faults.push(`playback waited at ${at.toFixed(3)} s before a hole in what it had buffered ` +
+        `(${ranges(rs)}): the stream's timeline has a gap there`);
+  }
+  const whole = buffered.length === 1 && buffered[0][0] < 0.05 &&
+    Math.abs(buffered[0][1] - duration) < 0.1;
+  if (!whole)
+    faults.push(`buffered ${ranges(buffered)} at the end, one range from 0 to the duration ` +
+      `(${duration} s) expected`);
+  return faults;
 }
 
 // The page's /listen answers as the browser's network stack saw them (the

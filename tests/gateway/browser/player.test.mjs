@@ -8,7 +8,7 @@
 // default form (ADTS, MP3, WebM), and with an Accept header the other forms
 // (AAC as fragmented MP4, Opus as Ogg). On each the time to first audio is
 // measured, currentTime must pass every segment boundary with no stall
-// at a hole in the stream's timeline (playThrough), the stream must end with
+// before a hole in the buffered ranges (playThrough), the stream must end with
 // the right duration, and its Content-Type is the form asked for. Then the complete
 // ADTS track again: one file whose duration is right at once, a seek must
 // land within 0.1 s, and a screenshot is saved. Every wait is bounded.
@@ -17,18 +17,20 @@
 //                           CHROMIUM, SEGDL_SCREENSHOT, SEGDL_WORK_DIR)
 import assert from "node:assert/strict";
 import path from "node:path";
-import { env, start, makeOpus, launch, openPlayer, describe, waitOn, runMain } from "./driver.mjs";
+import { env, start, makeOpus, launch, openPlayer, describe, waitOn, runMain, timelineFaults } from
+  "./driver.mjs";
 
 const SECONDS = 12;                // the demo's length
 const BOUNDARIES = [2, 5, 8, 11];  // where its segments meet (2 s, then 3 s each)
 const REVEAL_MS = 1000;            // one segment revealed a second
 
 // Follows a page's <audio> (openPlayer) while the backend still produces
-// the track: past every boundary, ended, and the duration then. A stall the
-// stream causes is a hole in its timeline: playback waits while the browser
-// holds later data it cannot reach (a `waiting` with a buffered range
-// beyond a gap), and the buffered ranges at the end are not one range from
-// 0 to the duration; that is asserted for every `waiting`. How long each
+// the track: past every boundary, ended, and the duration then. No
+// `waiting` may come while the browser holds later data it cannot reach (a
+// buffered range beyond a hole), and the buffered ranges at the end must be
+// one range from 0 to the duration (timelineFaults() in driver.mjs, shown
+// failing by check.test.mjs; Chromium shows no hole for a jump in the
+// stream's timestamps, which gateway-listen checks instead). How long each
 // `waiting` lasted is printed, not asserted: with the reveal every second
 // (3 s of audio a second) the data is there before it is played, so on a
 // loaded machine a wait measures the machine (2.8 s seen at load 28 on two
@@ -53,17 +55,11 @@ async function playThrough(browser, gateway, id, accept) {
   console.log(`${name}: ${p.type}, duration when the stream ended ${seen.duration} s, ` +
     `stalls ${JSON.stringify(seen.waits)} ms, at ${JSON.stringify(seen.stalls)}, ` +
     `buffered ${JSON.stringify(seen.buffered)}`);
-  const whole = seen.buffered.length === 1 && seen.buffered[0][0] < 0.05 &&
-    Math.abs(seen.buffered[0][1] - seen.duration) < 0.1;
-  const state = seen.errors.length || seen.stalls.some((s) => s.hole) || !whole ||
+  const faults = timelineFaults(seen);
+  const state = seen.errors.length || faults.length ||
     Math.abs(seen.duration - SECONDS) >= 0.1 ? `\n${await describe(p)}` : "";
   assert.deepEqual(seen.errors, [], `${name}: errors on the page${state}`);
-  for (const s of seen.stalls) {
-    assert.ok(!s.hole, `${name}: playback waited at ${s.at} s before a hole in what it had ` +
-      `buffered (${JSON.stringify(s.ranges)}): the stream's timeline has a gap there${state}`);
-  }
-  assert.ok(whole, `${name}: buffered ${JSON.stringify(seen.buffered)} at the end, one range ` +
-    `from 0 to the duration expected${state}`);
+  assert.deepEqual(faults, [], `${name}: the stream's timeline${state}`);
   assert.ok(Math.abs(seen.duration - SECONDS) < 0.1,
     `${name}: duration ${seen.duration} s, ${SECONDS} expected${state}`);
   return p;
