@@ -177,6 +177,31 @@ class Download(CliTestCase):
                       "Server Error\n", r.stderr)
         self.assertNotIn("retr", r.stderr)
 
+    def test_counts_after_a_fallback(self):
+        # The summary and the done event say the same: N of 4 segments came
+        # from the backend (N depends on what was in flight when segment 2
+        # failed), and the rest of the track came from the fallback URL's
+        # file, from segment 2 on.
+        r = self.fallback_run("--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = clitest.events(r.stdout)
+        segs = [e for e in evs if e["event"] == "segment"]
+        net = [e for e in segs if e["source"] == "network"]
+        (whole,) = [e for e in segs if e["source"] == "fallback"]
+        self.assertIsNone(whole["index"])
+        done = evs[-1]
+        self.assertEqual((done["event"], done["complete"], done["fallback"]), ("done", True, True))
+        self.assertEqual((done["segments_done"], done["segments_total"]), (len(net), 4))
+        self.assertEqual(done["fallback_from"], 2)
+        self.assertEqual(done["segment_bytes"], sum(e["bytes"] for e in segs))
+        r = self.fallback_run()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        n = len(re.findall(r"\nf: segment \d done \(", r.stderr))
+        self.assertRegex(r.stderr, r"\nf: the fallback URL's file done \(\d+\.\d kB, ")
+        self.assertRegex(r.stderr, rf"\nf: complete: {n} of 4 segments and the fallback URL's "
+                         r"file \(from segment 2 on\), \d+\.\d kB downloaded in ")
+        self.assertNotRegex(r.stderr, r"\(\d/4, [^)]*fallback")
+
     def run_on_a_terminal(self, video_id, columns=None):
         """segdl VIDEO_ID with stderr on a pty (`columns` wide when given);
         returns (exit code, what it wrote there)."""

@@ -162,6 +162,11 @@ void Progress::segment(const SegmentEvent &e) {
     j.count("index", e.index).num("bytes", int64_t(e.bytes)).real("seconds", e.seconds);
     j.str("source", e.source).num("retries", e.retries);
     j.count("segments_total", e.total).num("segments_done", e.done).emit();
+  } else if (mode_ == Mode::Lines && e.source == "fallback") {
+    // The rest of the track in one file: not one segment more of the count.
+    char secs[32] = "";
+    if (e.seconds >= 0) g_snprintf(secs, sizeof secs, ", %.2f s", e.seconds);
+    line(id_ + ": the fallback URL's file done (" + human_bytes(double(e.bytes)) + secs + ")");
   } else if (mode_ == Mode::Lines) {
     const std::string total = e.total >= 0 ? std::to_string(e.total) : "?";
     char secs[32] = "";
@@ -233,6 +238,7 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
     JsonEvent j("done", id_, elapsed_s);
     add_snapshot(j, s);
     j.num("segment_bytes", std::max(segment_bytes_, s.bytes));
+    j.count("fallback_from", s.fallback ? fallback_from_ : -1);
     if (!output.empty()) j.str("output", output);
     j.emit();
     return;
@@ -246,7 +252,7 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
   // The segments' size, and how much of it came over the network (the
   // stats' bytes; a segment from the cache adds none).
   std::string text = id_ + ": " + (s.complete ? "complete" : "done (not complete)") + ": " +
-                     count_of(s.done, "segment") + ", ";
+                     segments_text(s) + ", ";
   if (s.cache_hits > 0)
     text += human_bytes(double(std::max(segment_bytes_, s.bytes))) + " (" +
             human_bytes(double(s.bytes)) + " downloaded, " + std::to_string(s.cache_hits) +
@@ -257,6 +263,19 @@ void Progress::done(const Snapshot &s, const std::string &output, double elapsed
   if (s.retries > 0) text += ", " + count_of(s.retries, "retry", "retries");
   if (!output.empty()) text += " -> " + output;
   line(text);
+}
+
+// "4 segments"; "2 of 4 segments" when not all came; after a fallback
+// "3 of 4 segments and the fallback URL's file (from segment 2 on)": the
+// counts of the done event (segments_done, segments_total, fallback_from).
+std::string Progress::segments_text(const Snapshot &s) const {
+  std::string text = count_of(s.done, "segment");
+  if (s.total >= 0 && s.done != s.total)
+    text = std::to_string(s.done) + " of " + count_of(s.total, "segment");
+  if (!s.fallback) return text;
+  text += " and the fallback URL's file";
+  if (fallback_from_ >= 0) text += " (from segment " + std::to_string(fallback_from_) + " on)";
+  return text;
 }
 
 void Progress::error(int exit_code, const std::string &message, const std::string &debug) {

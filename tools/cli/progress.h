@@ -64,6 +64,7 @@ class Progress {
   void clear_bar();
   void line(const std::string &text);  // a line above the bar (stderr)
   double elapsed() const;
+  std::string segments_text(const Snapshot &s) const;
   std::string json_head(const char *event) const;
 
   Mode mode_;
