@@ -303,20 +303,23 @@ class Download(CliTestCase):
     def test_several_ids_and_batch(self):
         clitest.make_form(self.root, "u", "mp3")
         clitest.make_form(self.root, "v", "opus-webm")
+        shutil.copytree(os.path.join(self.root, "t"), os.path.join(self.root, "w#1"))
         srv = self.serve(self.root)
+        # A '#' at the start of a line or after a blank begins a comment
+        # (docs/segdl.1.md); one inside an id is part of it.
         with open(os.path.join(self.tmp, "ids.txt"), "w") as f:
-            f.write("# more\nv\n\n")
+            f.write("# more\nv   # the WebM one\n\n  # indented\nw#1\t# its comment\n")
         r = self.segdl("t", "u", "--batch", "ids.txt", "-b", srv.url, "-d", "dl", "--json",
                        "--combine", "auto")
         self.assertEqual(r.returncode, 0, r.stderr)
         starts = [e for e in clitest.events(r.stdout) if e["event"] == "start"]
         self.assertEqual([(e["id"], e["position"], e["count"]) for e in starts],
-                         [("t", 1, 3), ("u", 2, 3), ("v", 3, 3)])
+                         [("t", 1, 4), ("u", 2, 4), ("v", 3, 4), ("w#1", 4, 4)])
         dones = [e for e in clitest.events(r.stdout) if e["event"] == "done"]
-        self.assertEqual([e["complete"] for e in dones], [True, True, True])
-        for name in ("t.m4a", "u.mp3", "v.opus"):
+        self.assertEqual([e["complete"] for e in dones], [True, True, True, True])
+        for name in ("t.m4a", "u.mp3", "v.opus", "w_1.m4a"):
             self.assertTrue(os.path.getsize(os.path.join(self.tmp, name)) > 1000, name)
-        self.assertEqual(len(clitest.cache_track_dirs(os.path.join(self.tmp, "dl"))), 3)
+        self.assertEqual(len(clitest.cache_track_dirs(os.path.join(self.tmp, "dl"))), 4)
 
     def test_cached_reads_verified_off_the_http_thread(self):
         # A replay from the cache: every segment is read and its SHA-256

@@ -52,8 +52,9 @@ struct Options {
   bool overwrite = false;  // --overwrite: --combine auto may replace ID.EXT
 };
 
-// Reads ids from FILE ('-' = stdin): one a line, blank lines and lines
-// starting with '#' skipped, surrounding blanks trimmed.
+// Reads ids from FILE ('-' = stdin): one a line, surrounding blanks
+// trimmed; a '#' at the start of a line or after a blank begins a comment
+// (to the end of the line); lines left empty are skipped.
 bool read_batch_file(const std::string &path, std::vector<std::string> &ids, std::string &error);
 
 // "1 segment", "3 segments": the count and its noun, singular only for 1

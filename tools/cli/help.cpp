@@ -94,8 +94,14 @@ bool read_batch_file(const std::string &path, std::vector<std::string> &ids, std
   }
   gchar **lines = g_strsplit(text ? text : "", "\n", -1);
   for (gchar **l = lines; *l; l++) {
+    // A comment: from a '#' that begins the line or follows a blank.
+    for (gchar *c = *l; *c; c++)
+      if (*c == '#' && (c == *l || g_ascii_isspace(c[-1]))) {
+        *c = '\0';
+        break;
+      }
     g_strstrip(*l);
-    if (**l && **l != '#') ids.push_back(*l);
+    if (**l) ids.push_back(*l);
   }
   g_strfreev(lines);
   g_free(text);
