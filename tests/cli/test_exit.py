@@ -55,6 +55,27 @@ class ExitCodes(CliTestCase):
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertEqual(r.stderr.splitlines(), ["segdl: " + first, "Try 'segdl --help'."])
 
+    def test_bad_ids_are_usage_errors(self):
+        # An empty id, or one with a control character or not UTF-8, is a
+        # usage error naming the id, before any request, output or folder.
+        srv = self.serve(self.root)
+        dl = os.path.join(self.tmp, "dl")
+        cases = ((["--", ""], "VIDEO_ID is empty"),
+                 (["t", "--", ""], "VIDEO_ID is empty"),
+                 (["status", ""], "VIDEO_ID is empty"),
+                 (["a\nb"], 'VIDEO_ID "a\\nb" has a control character'),
+                 (["a\x7fb"], 'VIDEO_ID "a\\177b" has a control character'),
+                 ([b"a\xffb"], 'VIDEO_ID "a\\377b" is not UTF-8 text'))
+        for ids, text in cases:
+            r = clitest.run([os.fsencode(clitest.SEGDL), b"-b", srv.url.encode(), b"-d",
+                             dl.encode()] + [i if isinstance(i, bytes) else i.encode()
+                                             for i in ids], cwd=self.tmp, text=False)
+            err = r.stderr.decode("utf-8", "replace")
+            self.assertEqual(r.returncode, 2, err)
+            self.assertEqual(err.splitlines(), ["segdl: " + text, "Try 'segdl --help'."])
+            self.assertEqual(r.stdout, b"")
+            self.assertFalse(os.path.exists(dl), ids)
+
     def test_missing_element_is_1(self):
         # A copy of segdl with no plugin beside it (the build tree's finds its own).
         lone = os.path.join(self.tmp, "bin")

@@ -22,6 +22,7 @@
 #include <gst/gst.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -219,6 +220,24 @@ int check_backend(const Options &o) {
   return kExitOk;
 }
 
+// An id is refused before any request or folder (exit 2) when it is empty,
+// not UTF-8 text, or holds a control character (C0 or DEL): no backend
+// names a track so, and a terminal line or a batch file could not show it.
+int check_id(const std::string &id) {
+  if (id.empty()) return usage("VIDEO_ID is empty");
+  const char *problem = nullptr;
+  if (!g_utf8_validate(id.data(), gssize(id.size()), nullptr))
+    problem = "is not UTF-8 text";
+  else if (std::any_of(id.begin(), id.end(),
+                       [](char c) { return g_ascii_iscntrl(c) || c == '\x7f'; }))
+    problem = "has a control character";
+  if (!problem) return kExitOk;
+  gchar *shown = g_strescape(id.c_str(), nullptr);
+  const std::string text = std::string("VIDEO_ID \"") + shown + "\" " + problem;
+  g_free(shown);
+  return usage(text);
+}
+
 // Checks the download options before anything is fetched.
 int check_download_options(const Options &o, size_t ids) {
   const int backend = check_backend(o);
@@ -260,6 +279,10 @@ Progress::Mode progress_mode(const Options &o) {
 // Downloads the ids one after the other; the exit code is the first
 // failure's (the others are still tried), or 128 + signal at once.
 int run_downloads(const Options &o, const std::vector<std::string> &ids) {
+  for (const std::string &id : ids) {
+    const int bad_id = check_id(id);
+    if (bad_id != kExitOk) return bad_id;
+  }
   const int bad = check_download_options(o, ids.size());
   if (bad != kExitOk) return bad;
   Progress progress(progress_mode(o), o.verbose);
@@ -294,6 +317,8 @@ int main_impl(int argc, char **argv) {
   if (strcmp(cmd, "help") == 0) return help_command(p.args.size() > 1 ? p.args[1] : "");
   if (strcmp(cmd, "status") == 0) {
     if (p.args.size() != 2) return usage("status takes one VIDEO_ID");
+    const int bad_id = check_id(p.args[1]);
+    if (bad_id != kExitOk) return bad_id;
     const int backend = check_backend(o);
     return backend != kExitOk ? backend : cmd_status(o, p.args[1]);
   }
