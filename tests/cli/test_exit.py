@@ -107,6 +107,26 @@ class ExitCodes(CliTestCase):
             self.assertEqual([l for l in r.stderr.splitlines() if "404" in l],
                              ["segdl: " + text], r.stderr)
 
+    def test_nothing_left_behind_when_nothing_came(self):
+        # Ids the backend does not know (one a path of dots and slashes): no
+        # track folder, no .lock, and no download dir this run made. A
+        # track with a segment in the cache keeps its folder.
+        srv = self.serve(self.root)
+        dl = os.path.join(self.tmp, "dl")
+        for ids in (["nosuch"], ["../../x", "nosuch"]):
+            r = self.segdl(*ids, "-b", srv.url, "-d", dl)
+            self.assertEqual(r.returncode, 3, r.stderr)
+            self.assertFalse(os.path.exists(dl), os.listdir(dl) if os.path.isdir(dl) else dl)
+        os.makedirs(dl)
+        r = self.segdl("nosuch", "-b", srv.url, "-d", dl)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(os.listdir(dl), [])  # the dir was there before: it stays
+        r = self.segdl("t", "nosuch", "-b", srv.url, "-d", dl)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        (track,) = clitest.cache_track_dirs(dl)
+        self.assertIn("seg_3.bin", os.listdir(track))
+        self.assertEqual(os.listdir(dl), [os.path.basename(track)])
+
     def test_max_wait_is_4(self):
         srv = self.serve(self.root, "--reveal-every", "60")
         out = os.path.join(self.tmp, "t.m4a")

@@ -7,15 +7,21 @@
  * total, complete), and the mtime of .lock as "last used". `cache clean`
  * goes through segdl::Cache::evict(), which never removes a track in use nor
  * anything but the cache's own folders (an old-tools DIR/<id>/ is safe).
+ * After a download, remove_empty_track() takes away the folder of a track
+ * of which nothing came (an unknown id), by evict()'s rules.
  */
 #include "commands.h"
 #include "json.h"
 #include "progress.h"
 #include "segdl/cache.h"
 
+#include <fcntl.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -142,7 +148,44 @@ void print_tracks(const std::string &dir, const std::vector<TrackInfo> &tracks) 
          human_bytes(double(total)).c_str(), dir.c_str());
 }
 
+// True when the track folder holds nothing but the cache's bookkeeping:
+// .lock and a track.meta (regular files), no segment, no temporary file.
+bool only_bookkeeping(const std::string &track) {
+  GDir *d = g_dir_open(track.c_str(), 0, nullptr);
+  if (!d) return false;
+  bool only = true;
+  while (const char *entry = g_dir_read_name(d)) {
+    struct stat st;
+    const std::string path = track + "/" + entry;
+    if ((strcmp(entry, ".lock") != 0 && strcmp(entry, "track.meta") != 0) ||
+        lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      only = false;
+      break;
+    }
+  }
+  g_dir_close(d);
+  return only;
+}
+
 }  // namespace
+
+void remove_empty_track(const std::string &dir, const std::string &id) {
+  const std::string track = dir + "/" + Cache::safe_name(id);
+  const std::string lock_path = track + "/.lock";
+  const int fd = open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat by_fd, by_path;
+  const bool held = flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &by_fd) == 0 &&
+                    lstat(lock_path.c_str(), &by_path) == 0 && by_fd.st_dev == by_path.st_dev &&
+                    by_fd.st_ino == by_path.st_ino;
+  if (held && only_bookkeeping(track)) {
+    g_unlink((track + "/track.meta").c_str());
+    // .lock last, while still holding it: whoever waits on it starts again.
+    g_unlink(lock_path.c_str());
+    g_rmdir(track.c_str());
+  }
+  close(fd);
+}
 
 int cmd_cache_info(const Options &opts, const std::string &id, bool have_id) {
   const std::string &dir = opts.download_dir;

@@ -26,6 +26,12 @@ int cmd_cache_info(const Options &opts, const std::string &id, bool have_id);
 // recently used ones above max_size (both 0: every track not in use).
 int cmd_cache_clean(const Options &opts, int64_t max_age_s, uint64_t max_size);
 
+// After a download of `id`: removes its track folder in `dir` when nothing
+// of the track is in it (only .lock, perhaps track.meta) and no process
+// uses it, the way Cache::evict() removes a track (.lock taken exclusive
+// without waiting and still the folder's, unlinked last, then rmdir).
+void remove_empty_track(const std::string &dir, const std::string &id);
+
 // "30d", "12h", "90m", "45s", "2w", "600" (seconds). False if malformed.
 bool parse_duration(const std::string &text, int64_t &seconds);
 // "500M", "2G", "64k", "1048576", "1.5GiB" (K/M/G/T are powers of 1024).

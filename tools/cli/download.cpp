@@ -153,6 +153,7 @@ int Download::run() {
   start_us_ = g_get_monotonic_time();
   last_move_us_ = start_us_;
   progress_.start(id_, position_, count_, opts_.backend_url);
+  made_dir_ = !g_file_test(opts_.download_dir.c_str(), G_FILE_TEST_IS_DIR);
   if (g_mkdir_with_parents(opts_.download_dir.c_str(), 0755) != 0) {
     const int e = errno;
     progress_.error(kExitLocalIo,

@@ -28,6 +28,8 @@ class Download {
   // Runs until the end of the track, an error or interrupt(); returns the
   // exit code (cli.h). Main thread.
   int run();
+  // run() made the download dir (it was not there before).
+  bool made_download_dir() const { return made_dir_; }
   // SIGINT / SIGTERM: stops the pipeline at once, removes the partial
   // output, makes run() return 128 + signo. Main thread (a GLib signal source).
   void interrupt(int signo);
@@ -73,7 +75,8 @@ class Download {
   GstElement *src_ = nullptr;  // owned by pipeline_
   GstElement *tee_ = nullptr;  // owned by pipeline_
   guint bus_watch_ = 0, tick_source_ = 0;
-  int exit_code_ = -1;             // -1 while running
+  int exit_code_ = -1;  // -1 while running
+  bool made_dir_ = false;
   bool segment_messages_ = false;  // segdlsrc posts "segdl-segment": no stats deltas
   bool buffering_paused_ = false;
   bool have_final_stats_ = false;

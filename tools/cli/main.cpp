@@ -19,6 +19,7 @@
 
 #include <glib-unix.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <gst/gst.h>
 #include <unistd.h>
 
@@ -288,10 +289,19 @@ int run_downloads(const Options &o, const std::vector<std::string> &ids) {
   Progress progress(progress_mode(o), o.verbose);
   int result = kExitOk;
   for (size_t i = 0; i < ids.size() && g_signals.signo == 0; i++) {
-    Download dl(o, ids[i], i + 1, ids.size(), progress);
-    g_signals.current = &dl;
-    const int code = dl.run();
-    g_signals.current = nullptr;
+    int code;
+    bool made_dir;
+    {
+      Download dl(o, ids[i], i + 1, ids.size(), progress);
+      g_signals.current = &dl;
+      code = dl.run();
+      g_signals.current = nullptr;
+      made_dir = dl.made_download_dir();
+    }
+    // The pipeline is gone (its lock on the track with it): nothing is left
+    // of a track of which nothing came, nor a download dir it made.
+    remove_empty_track(o.download_dir, ids[i]);
+    if (made_dir) g_rmdir(o.download_dir.c_str());
     if (code >= 128) return code;
     if (result == kExitOk) result = code;
   }
