@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <vector>
 
 namespace segdl::cli {
 
@@ -111,6 +112,7 @@ double Progress::elapsed() const {
 
 void Progress::start(const std::string &id, size_t position, size_t count,
                      const std::string &backend) {
+  release_held();
   clear_bar();
   id_ = id;
   position_ = position;
@@ -157,25 +159,46 @@ void Progress::segment(const SegmentEvent &e) {
   segment_bytes_ += int64_t(e.bytes);
   last_.done = std::max(last_.done, e.done);
   if (e.total >= 0) last_.total = e.total;
+  if (mode_ == Mode::Lines && e.source != "fallback") {
+    // Whole before any status answer: the line waits for the total.
+    held_.push_back(e);
+    if (status_answered()) release_held();
+    return;
+  }
   if (mode_ == Mode::Json) {
     JsonEvent j("segment", id_, elapsed());
     j.count("index", e.index).num("bytes", int64_t(e.bytes)).real("seconds", e.seconds);
     j.str("source", e.source).num("retries", e.retries);
     j.count("segments_total", e.total).num("segments_done", e.done).emit();
-  } else if (mode_ == Mode::Lines && e.source == "fallback") {
+  } else if (mode_ == Mode::Lines) {
     // The rest of the track in one file: not one segment more of the count.
+    release_held();
     char secs[32] = "";
     if (e.seconds >= 0) g_snprintf(secs, sizeof secs, ", %.2f s", e.seconds);
     line(id_ + ": the fallback URL's file done (" + human_bytes(double(e.bytes)) + secs + ")");
-  } else if (mode_ == Mode::Lines) {
-    const std::string total = e.total >= 0 ? std::to_string(e.total) : "?";
+  } else if (mode_ == Mode::Bar) {
+    draw_bar();
+  }
+}
+
+// A status answer has listed segments or given the total (Lines mode).
+bool Progress::status_answered() const {
+  return last_.total >= 0 || last_.available > 0;
+}
+
+// The held segment lines, in order, with the total known by now ("?" when
+// the backend does not give one).
+void Progress::release_held() {
+  std::vector<SegmentEvent> held;
+  held.swap(held_);
+  for (const SegmentEvent &e : held) {
+    const int64_t known = e.total >= 0 ? e.total : last_.total;
+    const std::string total = known >= 0 ? std::to_string(known) : "?";
     char secs[32] = "";
     if (e.seconds >= 0) g_snprintf(secs, sizeof secs, ", %.2f s", e.seconds);
     const std::string which = e.index >= 0 ? " " + std::to_string(e.index) : "";
     line(id_ + ": segment" + which + " done (" + std::to_string(e.done) + "/" + total + ", " +
          human_bytes(double(e.bytes)) + ", " + e.source + secs + ")");
-  } else if (mode_ == Mode::Bar) {
-    draw_bar();
   }
 }
 
@@ -197,6 +220,7 @@ void Progress::retry(int64_t segment, int attempt, unsigned http_status,
 
 void Progress::fallback(int64_t segment, unsigned http_status, const std::string &cause,
                         const std::string &url) {
+  release_held();
   fallback_from_ = segment;
   if (mode_ == Mode::Json)
     JsonEvent("fallback", id_, elapsed())
@@ -230,10 +254,12 @@ void Progress::state(const std::string &state) {
 void Progress::update(const Snapshot &s) {
   last_ = s;
   if (mode_ == Mode::Bar) draw_bar();
+  if (!held_.empty() && status_answered()) release_held();
 }
 
 void Progress::done(const Snapshot &s, const std::string &output, double elapsed_s) {
   last_ = s;
+  release_held();
   if (mode_ == Mode::Json) {
     JsonEvent j("done", id_, elapsed_s);
     add_snapshot(j, s);
@@ -279,6 +305,7 @@ std::string Progress::segments_text(const Snapshot &s) const {
 }
 
 void Progress::error(int exit_code, const std::string &message, const std::string &debug) {
+  release_held();
   clear_bar();
   if (mode_ == Mode::Json) {
     JsonEvent j("error", id_, elapsed());
@@ -292,6 +319,7 @@ void Progress::error(int exit_code, const std::string &message, const std::strin
 }
 
 void Progress::interrupted(int signo) {
+  release_held();
   clear_bar();
   if (mode_ == Mode::Json) JsonEvent("interrupted", id_, elapsed()).num("signal", signo).emit();
   if (mode_ != Mode::Quiet)

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace segdl::cli {
 
@@ -65,6 +66,8 @@ class Progress {
   void line(const std::string &text);  // a line above the bar (stderr)
   double elapsed() const;
   std::string segments_text(const Snapshot &s) const;
+  bool status_answered() const;
+  void release_held();
   std::string json_head(const char *event) const;
 
   Mode mode_;
@@ -74,7 +77,10 @@ class Progress {
   size_t position_ = 0, count_ = 0;
   int64_t start_us_ = 0;
   Snapshot last_;
-  int64_t segment_bytes_ = 0;   // the bytes of this track's segment events (any source)
+  int64_t segment_bytes_ = 0;  // the bytes of this track's segment events (any source)
+  // Lines mode: segment lines waiting for the first status answer, so that
+  // they give the total (a segment may be whole before it).
+  std::vector<SegmentEvent> held_;
   int64_t fallback_from_ = -1;  // the segment the fallback URL took over at (-1: none, the status)
 };
 
