@@ -687,6 +687,184 @@ GST_START_TEST(test_listen_join_fails) {
 }
 GST_END_TEST;
 
+namespace {
+
+// An MP3 track cut the way backends cut one: a chirp (no two frames alike)
+// encoded once by libmp3lame (CBR, 64 kbit/s, 44.1 kHz mono), cut by
+// `ffmpeg -f segment` at 1.5 and 4.5 s of 7.5 s (DIR/root/kId/seg_N.mp3):
+// every segment is a whole MP3 file of its own, an ID3v2 tag and an Info
+// frame (LAME tag: the segment's frame count, delay, padding) before its
+// audio. The segments, in order.
+std::vector<std::string> cut_mp3(const std::string &dir) {
+  const std::string folder = dir + "/root/" + kId;
+  fail_unless_equals_int(g_mkdir_with_parents(folder.c_str(), 0755), 0);
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -f lavfi -i "
+      "'aevalsrc=0.4*sin(2*PI*(220+60*t)*t)+0.1*sin(2*PI*1250*t):s=44100:d=7.5' -ac 1 "
+      "-c:a libmp3lame -b:a 64k -f segment -segment_times 1.5,4.5 -segment_format mp3 '" +
+      folder + "/seg_%d.mp3'";
+  fail_unless_equals_int(system(cmd.c_str()), 0);
+  std::vector<std::string> segments;
+  for (int n = 0;; n++) {
+    gchar *data = nullptr;
+    gsize size = 0;
+    const std::string path = folder + "/seg_" + std::to_string(n) + ".mp3";
+    if (!g_file_get_contents(path.c_str(), &data, &size, nullptr)) break;
+    segments.emplace_back(data, size);
+    g_free(data);
+  }
+  fail_unless_equals_int(segments.size(), 3);
+  return segments;
+}
+
+// What an MP3 byte stream holds, walked from its first byte: ID3v2 tags,
+// information frames (Xing/Info/VBRI) and audio frames, each where it
+// starts; anything else fails the test.
+struct Mp3Walk {
+  std::vector<size_t> tags;                                    // ID3v2 tags
+  std::vector<std::pair<size_t, segdl::MpegInfoFrame>> infos;  // information frames
+  std::vector<std::string> audio;                              // the audio frames
+  segdl::MpegAudioHeader first;                                // the first audio frame's
+};
+
+Mp3Walk walk_mp3(const std::string &bytes, const char *what) {
+  Mp3Walk w;
+  const auto *p = reinterpret_cast<const uint8_t *>(bytes.data());
+  for (size_t at = 0; at < bytes.size();) {
+    const size_t tag = segdl::id3v2_size(p + at, bytes.size() - at);
+    if (tag > 0) {
+      w.tags.push_back(at);
+      at += tag;
+      continue;
+    }
+    segdl::MpegAudioHeader h;
+    fail_unless(segdl::parse_mpeg_audio_header(p + at, bytes.size() - at, h) &&
+                    h.frame_size <= bytes.size() - at,
+                "%s: no whole MPEG audio frame at byte %zu of %zu", what, at, bytes.size());
+    segdl::MpegInfoFrame info;
+    fail_unless(segdl::parse_mpeg_info_frame(p + at, h.frame_size, h, info));
+    if (info.kind != segdl::MpegInfoFrame::Kind::None) {
+      w.infos.emplace_back(at, info);
+    } else {
+      if (w.audio.empty()) w.first = h;
+      w.audio.push_back(bytes.substr(at, h.frame_size));
+    }
+    at += h.frame_size;
+  }
+  return w;
+}
+
+// A body of the joined track: no ID3v2 tag or information frame but at its
+// start (one of each at most), and then its audio frames are every audio
+// frame of the segments, in order; an information frame says how many.
+// Returns the walk.
+Mp3Walk check_mp3_body(const std::string &body, const std::vector<std::string> &segments,
+                       const char *what) {
+  const Mp3Walk w = walk_mp3(body, what);
+  std::vector<std::string> want;
+  for (const std::string &s : segments) {
+    const Mp3Walk sw = walk_mp3(s, "a segment");
+    fail_unless(sw.tags.size() == 1 && sw.infos.size() == 1, "not a segment cut by ffmpeg");
+    want.insert(want.end(), sw.audio.begin(), sw.audio.end());
+  }
+  fail_unless(w.tags.size() <= 1 && (w.tags.empty() || w.tags[0] == 0),
+              "%s: %zu ID3v2 tags, the first at byte %zu", what, w.tags.size(),
+              w.tags.empty() ? 0 : w.tags[0]);
+  const size_t tag =
+      w.tags.empty()
+          ? 0
+          : segdl::id3v2_size(reinterpret_cast<const uint8_t *>(body.data()), body.size());
+  fail_unless(w.infos.size() <= 1 && (w.infos.empty() || w.infos[0].first == tag),
+              "%s: %zu information frames, the first at byte %zu", what, w.infos.size(),
+              w.infos.empty() ? 0 : w.infos[0].first);
+  if (!w.infos.empty() && w.infos[0].second.has_frames)
+    fail_unless_equals_int(w.infos[0].second.frames, w.audio.size());
+  fail_unless(w.audio.size() == want.size(), "%s: %zu audio frames, the segments hold %zu", what,
+              w.audio.size(), want.size());
+  for (size_t i = 0; i < want.size(); i++)
+    fail_unless(w.audio[i] == want[i], "%s: audio frame %zu differs", what, i);
+  return w;
+}
+
+// ffprobe's duration of the file at `path`, in seconds.
+double ffprobe_seconds(const std::string &path) {
+  const std::string cmd =
+      "ffprobe -v error -show_entries format=duration -of csv=p=0 '" + path + "'";
+  gchar *out = nullptr;
+  gint status = 0;
+  const bool ran = g_spawn_command_line_sync(cmd.c_str(), &out, nullptr, &status, nullptr);
+  fail_unless(ran && g_spawn_check_wait_status(status, nullptr), "%s failed", cmd.c_str());
+  const double d = out ? g_ascii_strtod(out, nullptr) : 0;
+  g_free(out);
+  return d;
+}
+
+}  // namespace
+
+// An MP3 track as backends cut it (cut_mp3(): every segment a whole file,
+// ID3v2 tag and Info frame): /listen/ID streams it while it is revealed, and
+// once it is whole in the cache /stream?v=ID and /listen/ID are one MP3 file
+// (length, Range): never the segment files laid end to end, whose ID3 tags
+// and Info frames would sit inside the audio and whose first Info frame
+// would tell players the track is segment 0 (1.5 s). Each body holds one ID3
+// tag and one information frame at most, at its start, then exactly the
+// segments' audio frames in order; ffprobe reads the track's length in it;
+// GStreamer decodes it to the samples of `segdlsrc ! decodebin` (the
+// element's timeline, which applies the LAME delay and padding).
+GST_START_TEST(test_listen_mp3_cut_by_ffmpeg) {
+  gwtest::TempDir dir;
+  const std::vector<std::string> segments = cut_mp3(dir.path());
+  gwtest::Rig rig(kId, {}, revealing(1.0));
+  serve_files(rig, dir.path());
+  const std::string listen = rig.gw->base_url() + "/listen/" + kId;
+  Streamed s = stream_ok(listen, *rig.srv, "audio/mpeg");
+  assert_first_bytes_before(s, 2);
+  check_mp3_body(s.body, segments, "/listen while produced");
+  fail_unless(rig.gw->wait_idle(gwtest::kWaitMs));
+
+  // segdlsrc's samples: the whole encode with its delay and padding trimmed.
+  segdl::test::Run run;
+  GstElement *p = segdl::test::make_pipeline(
+      rig.srv->base_url(), kId, "",
+      "decodebin ! audioconvert ! audio/x-raw,format=F32LE,layout=interleaved ! "
+      "appsink name=sink sync=false");
+  segdl::test::run_pipeline(p, run, 60);
+  gst_object_unref(p);
+  fail_unless(run.eos, "segdlsrc ! decodebin: %s", run.error ? run.error->message : "no EOS");
+  const std::string ref(run.bytes.begin(), run.bytes.end());
+  fail_unless_equals_int(ref.size(), 4 * 44100 * 15 / 2);  // 7.5 s: the source
+
+  const std::string file = dir.path() + "/whole.mp3";
+  const std::string first = check_whole(listen, "audio/mpeg");
+  Reply full = gwtest::get(rig.gw->base_url() + "/stream?v=" + kId);
+  gwtest::assert_body(full, first);
+  assert_str_eq(full.h("content-type"), "audio/mpeg");
+  assert_str_eq(full.h("content-length"), std::to_string(first.size()));
+  Reply part = gwtest::get(rig.gw->base_url() + "/stream?v=" + kId, {{"Range", "bytes=100-4099"}});
+  fail_unless_equals_int(part.status, 206);
+  fail_unless(part.body == first.substr(100, 4000), "/stream?v=ID: the range differs");
+  const Mp3Walk w = check_mp3_body(first, segments, "the whole track");
+  write_file(file, first);
+  // Within a frame and the encoder's delay (segment 0's LAME tag) of 7.5 s.
+  const int delay =
+      walk_mp3(segments[0], "segment 0").infos.at(0).second.encoder_delay + segdl::kMp3DecoderDelay;
+  const double slack = double(w.first.samples + delay) / w.first.sample_rate;
+  const double probed = ffprobe_seconds(file);
+  fail_unless(std::fabs(probed - 7.5) <= slack, "ffprobe: %.4f s, the track is 7.5 s", probed);
+  // GStreamer (1.22) applies no LAME trims to a file: segdlsrc's samples
+  // begin at most the delay into its decode.
+  const Pcm pcm = gst_decode(file);
+  fail_unless(pcm.rate == 44100 && pcm.channels == 1);
+  const size_t at = pcm.data.find(ref.substr(0, 4 * 1152));
+  fail_unless(at != std::string::npos && at % 4 == 0 && at / 4 <= size_t(delay),
+              "GStreamer: segdlsrc's samples are not at the start of the whole track's decode");
+  fail_unless(pcm.data.compare(at, ref.size(), ref) == 0,
+              "GStreamer: the whole track decodes to other samples than segdlsrc's %s",
+              first_difference(pcm.data.substr(at), ref, pcm).c_str());
+  fail_unless_equals_int(rig.gw->counters().upstream_full, 0);
+}
+GST_END_TEST;
+
 // Once the track is whole in the cache: one file, its length, Range.
 GST_START_TEST(test_listen_complete) {
   gwtest::Rig rig(kId, segdl::test::make_track(Form::Adts, 10.5));
@@ -836,6 +1014,7 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_listen_complete);
   tcase_add_test(tc, test_joined_m4a);
   tcase_add_test(tc, test_listen_join_fails);
+  tcase_add_test(tc, test_listen_mp3_cut_by_ffmpeg);
   tcase_add_test(tc, test_listen_flac);
   tcase_add_test(tc, test_listen_errors);
   tcase_add_test(tc, test_cors_and_page);

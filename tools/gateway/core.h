@@ -127,7 +127,10 @@ struct Gateway::Impl {
   bool serve_cached(SoupServerMessage *msg, const std::string &id, int64_t n);
   void fetch_segment(SoupServerMessage *msg, const std::string &id, int64_t n);
   void get_full(SoupServerMessage *msg, const std::string &id);
-  bool serve_joined(SoupServerMessage *msg, const std::string &id);  // joined.cpp
+  // A complete track whose segments laid end to end are one stream (joined.cpp);
+  // MP3 segments that are files of their own are joined (serve_joined_file,
+  // `fallback` as there).
+  bool serve_joined(SoupServerMessage *msg, const std::string &id, JoinFallback fallback = {});
 
   // ---- joinfile.cpp: self-contained tracks joined into one cached file ----
   bool serve_joined_file(SoupServerMessage *msg, const std::string &id, const char *ext = nullptr,

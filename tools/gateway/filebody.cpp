@@ -16,6 +16,7 @@
  * after the check cut the answer before its last byte.
  */
 #include "gateway/filebody.h"
+#include "segdl/codec.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -40,6 +41,13 @@ FileStamp stamp_of(const struct stat &st) {
   s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   s.ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   return s;
+}
+
+// An ID3v2 tag or an MPEG audio information frame at the start of `head`.
+bool file_head(const std::vector<uint8_t> &head) {
+  if (id3v2_size(head.data(), head.size()) > 0) return true;
+  Mp3Start st;
+  return parse_mp3_start(head.data(), head.size(), st) && st.info.kind != MpegInfoFrame::Kind::None;
 }
 
 // One file hashed on a worker thread: what it read, or why it could not.
@@ -85,6 +93,7 @@ void hash_file(HashWork &w, GCancellable *cancel) {
     const SniffResult r =
         check_segment(head.data(), head.size(), static_cast<int64_t>(head.size()) == total);
     if (r.verdict == SniffResult::Verdict::Audio) w.v.form = r.form;
+    w.v.file_head = file_head(head);
   }
   g_checksum_free(sum);
 }

@@ -35,6 +35,10 @@ struct Verified {
   FileStamp stamp;
   std::string sha256;                   // hex
   MediaForm form = MediaForm::Unknown;  // check_segment() of its first bytes, when audio
+  // It begins with an ID3v2 tag or an MPEG audio information frame
+  // (Xing/Info/VBRI): the head of a file of its own, not a byte range
+  // inside one stream (joined.cpp).
+  bool file_head = false;
 };
 
 // Hashes files on worker threads (one job per file at a time, however many

@@ -7,7 +7,9 @@
  * goes when the track is evicted), then served like any cached entity:
  * Content-Length, Range, a strong ETag (of the segments' ETags and the
  * container), 304. Clients asking while the join runs wait for it; a join
- * that fails sends them to the backends (upstream.cpp).
+ * that fails sends them to the backends (upstream.cpp). MP3 segments that
+ * are files of their own (joined.cpp) are joined the same way into plain
+ * MP3 frames (mpegaudioparse: no ID3 tag, no Xing/Info frame).
  */
 #include "gateway/joinfile.h"
 #include "gateway/filebody.h"
@@ -35,8 +37,9 @@ const Container *container_for(const std::string &type, const char *ext) {
   static const Container kOgg = {"ogg", "audio/ogg", "oggmux"};
   static const Container kAdts = {"aac", "audio/aac", nullptr};
   static const Container kFlac = {"flac", "audio/flac", nullptr};
+  static const Container kMp3 = {"mp3", "audio/mpeg", nullptr};
   if (ext) {
-    for (const Container *c : {&kMp4, &kWebm, &kOgg, &kAdts, &kFlac})
+    for (const Container *c : {&kMp4, &kWebm, &kOgg, &kAdts, &kFlac, &kMp3})
       if (strcmp(ext, c->ext) == 0) return c;
     return nullptr;
   }
@@ -59,6 +62,9 @@ const char *parser_for(const GstCaps *caps, const Container &c) {
   if (name == "audio/x-opus") return "opusparse";
   if (name == "audio/x-vorbis") return "capsfilter caps=audio/x-vorbis";
   if (name == "audio/x-flac" && !c.muxer) return "flacparse";  // FLAC's own stream
+  if (name == "audio/mpeg" && gst_structure_get_int(s, "mpegversion", &version) && version == 1 &&
+      !c.muxer)
+    return "mpegaudioparse";  // MP3 frames, nothing else (joined.cpp)
   return nullptr;
 }
 

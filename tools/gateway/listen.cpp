@@ -20,8 +20,9 @@
  * A complete track is one file instead, with its length, Range and ETag:
  * the segments' bytes when they are the chosen format (ADTS, MP3;
  * joined.cpp), else the track joined once into it (joinfile.cpp: m4a, WebM,
- * Ogg, ADTS, FLAC). A join that fails streams the track as above, never the
- * backend's whole file (its form may not be the one negotiated).
+ * Ogg, ADTS, FLAC, and MP3 segments that are files of their own). A join
+ * that fails streams the track as above, never the backend's whole file
+ * (its form may not be the one negotiated).
  *
  * GStreamer and the plugins all this uses are loaded when the gateway
  * starts (prepare_gstreamer), not by the first listener.
@@ -682,11 +683,10 @@ bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string 
   if (!cache_dir_of(id, dir)) return false;
   std::unique_ptr<Cache> cache = open_cache(id, error);
   CachedTrack track;
-  if (!cache || !cache->read_track(track) || !track.complete) return false;
   SegmentInfo info;
-  GBytes *first = cache->lookup(0, &info);
-  if (!first) return false;
-  g_bytes_unref(first);
+  std::string path;  // located (its size checked), not read: no file I/O on this thread
+  if (!cache || !cache->read_track(track) || !track.complete || !cache->locate(0, info, path))
+    return false;
   const Offers offers = offers_for(info.content_type);
   if (offers.empty()) return false;
   const Format *f = accept.choose(offers);
@@ -697,7 +697,6 @@ bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string 
   const std::string &t = info.content_type;
   const bool same =
       (f == &kAdts && (t == "audio/aac" || t == "audio/aacp" || t == "audio/x-aac")) || f == &kMp3;
-  if (same) return serve_joined(msg, id);
   // A join that fails (the segments' type promised a codec they do not
   // hold, the disk is full...) streams the track instead: the form the
   // client accepts for the codec segdlsrc finds, or a JSON error before any
@@ -705,6 +704,8 @@ bool Gateway::Impl::serve_listen_file(SoupServerMessage *msg, const std::string 
   JoinFallback stream = [this, id, accept](SoupServerMessage *m) {
     stream_track(*this, m, id, accept);
   };
+  // MP3 segments that are files of their own are joined too (joined.cpp).
+  if (same) return serve_joined(msg, id, std::move(stream));
   return f->ext && serve_joined_file(msg, id, f->ext, std::move(stream));
 }
 
