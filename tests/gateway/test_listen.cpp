@@ -865,6 +865,23 @@ GST_START_TEST(test_listen_mp3_cut_by_ffmpeg) {
 }
 GST_END_TEST;
 
+// MP3 segments that are byte ranges of one stream (one MP3 file cut at
+// byte offsets): once complete, /listen/ID and /stream?v=ID are still the
+// segments laid end to end, the file byte for byte (no join: no segment
+// after the first begins with an ID3v2 tag or an information frame).
+GST_START_TEST(test_listen_mp3_byte_ranges) {
+  gwtest::Rig rig(kId, segdl::test::make_track(Form::Mp3, 7.5));
+  cache_all(*rig.gw, int(rig.track.segments.size()));
+  const segdl::test::Bytes whole = segdl::test::concat(rig.track.segments);
+  const std::string body = check_whole(rig.gw->base_url() + "/listen/" + kId, "audio/mpeg");
+  fail_unless(body == std::string(whole.begin(), whole.end()),
+              "/listen/ID: %zu bytes, not the %zu of the segments end to end", body.size(),
+              whole.size());
+  gwtest::assert_body(gwtest::get(rig.gw->base_url() + "/stream?v=" + kId), body);
+  fail_unless_equals_int(rig.gw->counters().upstream_full, 0);
+}
+GST_END_TEST;
+
 // Once the track is whole in the cache: one file, its length, Range.
 GST_START_TEST(test_listen_complete) {
   gwtest::Rig rig(kId, segdl::test::make_track(Form::Adts, 10.5));
@@ -1015,6 +1032,7 @@ static Suite *gateway_listen_suite() {
   tcase_add_test(tc, test_joined_m4a);
   tcase_add_test(tc, test_listen_join_fails);
   tcase_add_test(tc, test_listen_mp3_cut_by_ffmpeg);
+  tcase_add_test(tc, test_listen_mp3_byte_ranges);
   tcase_add_test(tc, test_listen_flac);
   tcase_add_test(tc, test_listen_errors);
   tcase_add_test(tc, test_cors_and_page);

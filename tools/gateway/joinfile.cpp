@@ -227,16 +227,17 @@ void JoinJob::done(bool ok, const std::string &why) {
   for (auto &[h, fallback] : waiters) {
     SoupServerMessage *msg = h->msg();
     if (!msg) continue;
-    if (ok && gw.reply_joined(msg, id, path, meta, ext, fallback)) {
-      h->resume();
-      continue;
-    }
     g_object_ref(msg);
-    h->release();  // the backends (or the fallback) take the paused message over
-    if (fallback)
-      fallback(msg);
-    else
-      gw.start_full(msg, id);
+    // Answered as from the handler: libsoup resumes it only from the main
+    // loop, and a pause before then (reply_joined() checking a file that
+    // changed, the backends or the fallback waiting) holds it again.
+    h->resume();
+    if (!ok || !gw.reply_joined(msg, id, path, meta, ext, fallback)) {
+      if (fallback)
+        fallback(msg);
+      else
+        gw.start_full(msg, id);
+    }
     g_object_unref(msg);
   }
 }
