@@ -146,7 +146,8 @@ void gst_seg_dl_src_update_duration(GstSegDlSrc *self, segdl::Downloader *dl) {
 // backend: a segment smaller than buffer-size must not hold playback until
 // the next one is made), or the engine's download window is full (it
 // fetches more only once some is taken: a window of small segments must not
-// hold playback for ever). Returns
+// hold playback for ever), or the tail of the m4a segment being read came
+// (its frames whose bytes are in are ready). Returns
 // GST_FLOW_OK with a Data, Gap or Eos item (or Timeout when the tail of
 // the m4a segment being read came: gstsegdlsrc-mp4.cpp), or the flow to
 // return.
@@ -155,18 +156,19 @@ GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
   GstSegDlSrcPrivate *priv = self->priv;
   for (;;) {
     gst_seg_dl_src_post_events(self, dl);  // WARNINGs and segment messages, from this thread
-    // Not while buffering: the frames the tail frees would be pushed with
-    // BUFFERING still below 100 posted, and an application that paused on
-    // it (gst-launch with several sources) never hears 100 from a source
-    // blocked in that push. The tail is taken once buffering ends.
-    if (!priv->buffering && gst_seg_dl_src_mp4_tail_came(self, dl)) {
-      item.kind = segdl::Downloader::Item::Kind::Timeout;  // an m4a segment's moov came apart
-      return GST_FLOW_OK;
-    }
+    // The tail of the m4a segment being read came apart from its body: the
+    // frames whose bytes are in can go out (the caller reads them; Timeout
+    // says so). While buffering it ends buffering first: those frames are
+    // data ready, and pushed with a BUFFERING below 100 posted they would
+    // block a source whose application paused on it (gst-launch with
+    // several sources) and never hears 100 (5920f40); not taken, they
+    // would wait for the rest of the body (bytes_ahead does not count
+    // them: they were popped before the tail came).
+    const bool tail = gst_seg_dl_src_mp4_tail_came(self, dl);
     if (priv->buffering) {
       segdl::Downloader::Level lv = dl->level();
       const bool all_made = lv.backend_bound && lv.bytes_ahead > 0;
-      int pct = lv.can_finish || all_made || lv.window_full
+      int pct = tail || lv.can_finish || all_made || lv.window_full
                     ? 100
                     : int(std::min<uint64_t>(
                           100, lv.bytes_ahead * 100 / std::max(1u, priv->buffer_size)));
@@ -177,6 +179,10 @@ GstFlowReturn gst_seg_dl_src_next_item(GstSegDlSrc *self, segdl::Downloader *dl,
       }
       priv->buffering = false;
       if (!lv.ends_in_error) post_buffering(self, 100);  // no 100 % just before an ERROR
+    }
+    if (tail) {
+      item.kind = segdl::Downloader::Item::Kind::Timeout;
+      return GST_FLOW_OK;
     }
     item = dl->pop(kPopWait);
     using K = segdl::Downloader::Item::Kind;

@@ -77,6 +77,10 @@ struct Sink {
     durations.clear();
   }
   void take(Output &out);  // moves what was collected into `out`
+  GstClockTime last_pts() {  // of the last buffer, 0 before any
+    std::lock_guard<std::mutex> g(lock);
+    return pts.empty() || !GST_CLOCK_TIME_IS_VALID(pts.back()) ? 0 : pts.back();
+  }
 };
 
 GstFlowReturn on_sample(GstAppSink *appsink, gpointer data) noexcept {
@@ -568,7 +572,10 @@ GST_START_TEST(test_no_push_while_buffering) {
   srv->add_fault(fault("stall", "b", 1, 2, kStallS));  // segment 1's body, then its tail
   Sink sink;
   GstElement *appsink = nullptr;
-  GstElement *p = collecting_pipeline(*srv, "b", "", sink, &appsink);
+  // tail-prefetch=0: segment 1's tail is asked from its mdat's end, however
+  // far the element got before segment 1's request (with a prefetch, a
+  // segment the element already waits for gets a suffix with its body).
+  GstElement *p = collecting_pipeline(*srv, "b", "tail-prefetch=0", sink, &appsink);
   BufferingRule rule;
   rule.src = gst_bin_get_by_name(GST_BIN(p), "src");
   GstBus *bus = gst_element_get_bus(p);
@@ -577,18 +584,29 @@ GST_START_TEST(test_no_push_while_buffering) {
   gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_src_buffer, &rule, nullptr);
   PausingApp app{p};
   fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  // Segment 1's tail is asked after the start's buffering ended (100
-  // posted before any byte is popped): a BUFFERING below 100 posted since
-  // is segment 1's. The app has acted on every one posted.
+  // Segment 1's tail is asked once its head is read, i.e. after segment
+  // 0's frames: a BUFFERING below 100 posted since is segment 1's. The app
+  // has acted on every one posted.
   run_until(app, rule, *srv, "segment 1's tail asked and BUFFERING < 100 for it", [&] {
     return !mdat_tails(*srv, 1).empty() && rule.current() < 100 && app.handled == rule.count();
   });
   fail_unless(app.buffering);
+  // The tail comes while the body stays held at its half: the frames of
+  // that half are in, so buffering ends (100 posted, then they go out).
+  // (Once they are out, the element waits for the body again: a BUFFERING
+  // below 100 may follow.)
+  const size_t posted_before = rule.count();
   srv->end_stalls("b", 1, true);
-  run_until(app, rule, *srv, "segment 1's tail sent whole", [&] {
-    auto tails = mdat_tails(*srv, 1);
-    return !tails.empty() && tails[0].end_us != 0;
+  const GstClockTime in_segment_1 = GstClockTime(1.6 * GST_SECOND);  // it begins at 1.5 s
+  run_until(app, rule, *srv, "BUFFERING 100 and segment 1's frames out, its body held", [&] {
+    std::lock_guard<std::mutex> g(rule.lock);
+    auto from = rule.posted.begin() + long(posted_before);
+    return std::find(from, rule.posted.end(), 100) != rule.posted.end() &&
+           sink.last_pts() >= in_segment_1;
   });
+  auto bodies = segment_requests(*srv, 1, false);
+  fail_unless(bodies.size() == 1 && bodies[0].end_us == 0,
+              "segment 1's body was not held while its first frames went out");
   srv->end_stalls("b", 1);
   run_until(app, rule, *srv, "EOS", [&] { return app.eos; });
   fail_unless(gst_element_set_state(p, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
