@@ -34,9 +34,10 @@ const Help kHelp[] = {
      "                  an existing ID.EXT is kept (exit 2) unless --overwrite.\n"
      "  --play          play while downloading (autoaudiosink, or $SEGDL_AUDIO_SINK)\n"
      "  --json          one JSON object per line on stdout per event: start, state,\n"
-     "                  output, playing, segment, retry, warning, info, done, error,\n"
-     "                  interrupted\n"
-     "  --batch FILE    more ids, one a line ('#' comments)\n"
+     "                  output, playing, segment, retry, fallback, warning, info,\n"
+     "                  done, error, interrupted\n"
+     "  --batch FILE    more ids, one a line; '#' at the start of a line or after a\n"
+     "                  blank begins a comment\n"
      "  A download dir of the old tools (DIR/ID/segment_N.m4a) is reused: each file\n"
      "  is checked and copied into the cache; bad ones are downloaded again; the old\n"
      "  files are never changed or deleted (--no-migrate to skip)."},
