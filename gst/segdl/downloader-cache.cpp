@@ -10,7 +10,6 @@
 #include "segdl/log.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cinttypes>
 
 namespace segdl {
@@ -61,8 +60,7 @@ bool Downloader::deliver_cached(int64_t n) {
   std::string path;
   if (!cache_->locate(n, info, path)) return false;
   Job &job = job_for(n);
-  static std::atomic<uint64_t> reads{0};
-  const uint64_t token = ++reads;
+  const uint64_t token = ++cache_reads_;
   job.phase = Job::Phase::Waiting;
   job.cache_read = token;
   uint64_t generation;

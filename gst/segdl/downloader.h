@@ -379,6 +379,7 @@ class Downloader {
   std::unique_ptr<CacheWorker> cache_worker_;
   bool track_remembered_ = false;
   uint64_t held_checks_ = 0;  // the last token check_held_body() gave a job's end_check
+  uint64_t cache_reads_ = 0;  // the last token deliver_cached() gave a job's cache_read
   // The form of the first segment that passed check_segment().
   MediaForm track_form_ = MediaForm::Unknown;
   bool verifying_record_ = false;  // one status checks the cache's record of a whole track
