@@ -670,7 +670,8 @@ struct Server::Impl {
     }
     const bool throttled = opts.bandwidth_kbps > 0 && !r->head;
     if (!throttled && r->after == After::Complete) {
-      soup_message_body_append_bytes(out, body);
+      // An empty body is no chunk: libsoup refuses one (a CRITICAL).
+      if (r->size > 0) soup_message_body_append_bytes(out, body);
       soup_message_body_complete(out);
       if (r->paused) soup_server_message_unpause(r->msg);
       r->paused = false;
