@@ -191,7 +191,10 @@ GST_END_TEST;
 
 // Segment 0 goes out at once, with the first status; no other segment is
 // asked for before it; at no time more than max-concurrent segment requests
-// are in flight, and downloads do overlap.
+// are in flight, and downloads do overlap. The server holds the first status
+// answer until segment 0 is asked for (up to 30 s): an element that waits
+// for the status first asks after the status answer, whatever the machine's
+// speed (the order of requests decides, not their times).
 GST_START_TEST(test_scheduling) {
   server::Options opts;
   opts.latency_ms = 150;
@@ -201,6 +204,7 @@ GST_START_TEST(test_scheduling) {
   fail_unless_equals_int(track.segments.size(), 6);
   Bytes expected = concat(track.segments);
   srv->add_track("sched", track);
+  srv->add_fault(fault("statushold", "sched", -1, 1, 30));
   GstElement *p = make_pipeline(srv->base_url(), "sched", "join=bytes max-concurrent=2",
                                 "appsink name=sink sync=false");
   Run run;

@@ -424,6 +424,36 @@ GST_START_TEST(test_faults_status) {
 }
 GST_END_TEST;
 
+// "statushold": the status answer waits for the id's first segment
+// request, so a test learns the order of a client's requests whatever the
+// machine's speed. Once a segment was asked for, statuses are not held.
+GST_START_TEST(test_status_hold) {
+  auto s = start();
+  Fault f;
+  std::string error;
+  fail_unless(segdl::server::parse_fault("statushold:abc:*:1:30", f, error), "%s", error.c_str());
+  s->add_fault(f);
+  Reply held;
+  std::thread asker([&s, &held] { held = get(*s, "/status?v=abc"); });
+  fail_unless(s->wait_requests(1, kWaitMs));
+  fail_unless_equals_int64(s->requests()[0].end_us, 0);  // held: no segment asked yet
+  Reply seg = get(*s, "/stream?v=abc&segment=0");
+  asker.join();
+  fail_unless_equals_int(seg.status, 200);
+  fail_unless_equals_int(held.status, 200);
+  assert_str_eq(held.text(), "{\"ready\":[0,1,2],\"totalSegments\":3}");
+  fail_unless(s->wait_idle(kWaitMs));
+  auto log = s->requests();
+  const RequestRecord *status = find_record(log, "/status", -1);
+  const RequestRecord *first = find_record(log, "/stream", 0);
+  fail_unless(status && first);
+  fail_unless(status->end_us >= first->start_us, "the status was answered before segment 0");
+  // The next status is not held (a segment was asked for), even with a hold.
+  s->add_fault(f);
+  fail_unless_equals_int(get(*s, "/status?v=abc").status, 200);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_faults_segment) {
   auto s = start();
   const Track t = make_track();
@@ -721,6 +751,7 @@ static Suite *server_suite() {
   tcase_add_test(tc, test_full);
   tcase_add_test(tc, test_reveal);
   tcase_add_test(tc, test_faults_status);
+  tcase_add_test(tc, test_status_hold);
   tcase_add_test(tc, test_faults_segment);
   tcase_add_test(tc, test_latency_bandwidth);
   tcase_add_test(tc, test_request_log);

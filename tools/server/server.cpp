@@ -59,7 +59,7 @@ using detail::parse_range;
 struct Server::Impl {
   enum class Kind { Status, Segment, Full, Other };
   enum class After { Complete, Stall, Close, Reset };
-  enum class Timer { None, Latency, Pump, PhaseReached, StallOver };
+  enum class Timer { None, Latency, Pump, PhaseReached, StallOver, StatusHold };
 
   // One request being answered. Server thread only.
   struct Response {
@@ -76,7 +76,8 @@ struct Server::Impl {
     int64_t segment = -1;
     std::string range;
     bool head = false;
-    bool endless = false;  // "endless": a chunked body that repeats the segment, bounded
+    bool status_held = false;  // "statushold" kept this status answer back (now done)
+    bool endless = false;      // "endless": a chunked body that repeats the segment, bounded
     // Body being written (throttled or faulted responses).
     GBytes *body = nullptr;
     uint64_t size = 0, appended = 0, written = 0, phase_end = 0;
@@ -100,6 +101,7 @@ struct Server::Impl {
   std::map<std::string, int64_t> first_request_us;  // reveal clock per id
   std::map<std::string, int64_t> held_ready;        // hold_ready() limits per id
   std::map<std::string, int64_t> last_ready_sent;   // for statusregress
+  std::set<std::string> segment_asked;              // ids with a segment request (statushold)
   std::vector<RequestRecord> log;
   int segments_in_flight = 0;
   int max_segments_in_flight = 0;
@@ -288,8 +290,10 @@ struct Server::Impl {
       }
       if ((r->kind == Kind::Status || r->kind == Kind::Segment) && !r->video_id.empty())
         first_request_us.emplace(r->video_id, now);
+      if (r->kind == Kind::Segment) segment_asked.insert(r->video_id);
     }
     cv.notify_all();
+    if (r->kind == Kind::Segment) release_status_holds(r->video_id);
     responses.insert(r);
     r->finished_id = g_signal_connect(msg, "finished", G_CALLBACK(on_msg_finished), r);
     r->disconnected_id = g_signal_connect(msg, "disconnected", G_CALLBACK(on_msg_finished), r);
@@ -365,6 +369,10 @@ struct Server::Impl {
         break;
       case Timer::PhaseReached:
         self->phase_reached(r);
+        break;
+      case Timer::StatusHold:
+        r->status_held = true;
+        self->respond(r);
         break;
       case Timer::StallOver:
         r->stall_over = true;
@@ -458,18 +466,41 @@ struct Server::Impl {
     return std::clamp<int64_t>(n, 0, total);
   }
 
+  // "statushold": a status answer waits for the id's first segment request
+  // (at most `seconds`). Server thread.
+  void hold_status(Response *r, double seconds) {
+    if (!r->paused) soup_server_message_pause(r->msg);
+    r->paused = true;
+    schedule(r, static_cast<int64_t>(seconds * 1000.0), Timer::StatusHold);
+  }
+
+  // A segment of `id` was asked for: the status answers held for it go now.
+  void release_status_holds(const std::string &id) {
+    for (Response *h : responses)
+      if (h->timer_kind == Timer::StatusHold && h->video_id == id)
+        schedule(h, 0, Timer::StatusHold);
+  }
+
   void respond_status(Response *r) {
     std::shared_ptr<const StoredTrack> t;
     Fault fault;
     bool faulted = false;
     int64_t ready = 0;
+    double hold_s = -1;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = tracks.find(r->video_id);
-      if (it != tracks.end()) {
+      Fault hold;
+      if (it != tracks.end() && !r->status_held && !segment_asked.count(r->video_id) &&
+          take_fault(
+              r->video_id, Kind::Status, -1, [](const Fault &f) { return f.kind == "statushold"; },
+              hold))
+        hold_s = hold.arg;
+      if (it != tracks.end() && hold_s < 0) {
         t = it->second;
         faulted = take_fault(
-            r->video_id, Kind::Status, -1, [](const Fault &f) { return is_status_fault(f.kind); },
+            r->video_id, Kind::Status, -1,
+            [](const Fault &f) { return is_status_fault(f.kind) && f.kind != "statushold"; },
             fault);
         ready = ready_count(r->video_id, *t, g_get_monotonic_time());
         if (faulted && fault.kind == "statusregress") {
@@ -480,6 +511,10 @@ struct Server::Impl {
         if (!faulted || (fault.kind != "status500" && fault.kind != "badjson"))
           last_ready_sent[r->video_id] = ready;
       }
+    }
+    if (hold_s >= 0) {
+      hold_status(r, hold_s);
+      return;
     }
     if (r->video_id.empty()) {
       reply_error(r, SOUP_STATUS_BAD_REQUEST, "missing v");

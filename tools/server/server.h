@@ -38,7 +38,10 @@ struct Track {
 // "status500", "badjson", "statusregress" (status lists fewer segments),
 // "statuserror" (rich status with state "error" and error text), "redirect" (302 to the
 // same URL: a loop while the fault lasts), "redirectftp" (302 to an ftp:// URL),
-// "endless" (a chunked body without length that repeats the segment, up to 64 MiB).
+// "endless" (a chunked body without length that repeats the segment, up to 64 MiB),
+// "statushold" (a status answer held until the id's first segment request has
+// arrived, at most ARG seconds: shows whether a client asks for a segment
+// before it has the status, by the order of requests, not by their times).
 // segment = -1 matches any segment (and is ignored by the status kinds); the
 // body kinds with segment = -2 ("full" in a spec) match the full-track requests
 // (/stream?v=ID without segment, /full/ID) instead, which other specs never touch.

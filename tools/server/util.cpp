@@ -47,7 +47,8 @@ void run_until_signal() {
 namespace detail {
 
 bool is_status_fault(const std::string &k) {
-  return k == "status500" || k == "badjson" || k == "statusregress" || k == "statuserror";
+  return k == "status500" || k == "badjson" || k == "statusregress" || k == "statuserror" ||
+         k == "statushold";
 }
 
 bool is_body_fault(const std::string &k) {

@@ -25,8 +25,9 @@ namespace segdl::server::detail {
 
 constexpr int64_t kSegmentFull = -2;  // Fault::segment value matching full-track requests
 
-bool is_status_fault(const std::string &kind);  // status500, badjson, statusregress, statuserror
-bool is_body_fault(const std::string &kind);    // http500, reset, truncate, stall, notready
+// status500, badjson, statusregress, statuserror, statushold
+bool is_status_fault(const std::string &kind);
+bool is_body_fault(const std::string &kind);  // http500, reset, truncate, stall, notready
 
 std::string json_escape(const std::string &s);    // the inside of a JSON string
 std::string json_number(double v);                // locale-independent, %.6g
