@@ -13,6 +13,7 @@
 #include <gst/check/gstcheck.h>
 #include <gst/gst.h>
 
+#include <cerrno>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,7 +25,161 @@ namespace segdl::test {
 
 using media::Bytes;
 
-// One encode per form per process (deterministic, so shared safely).
+// ---- Fixtures shared on disk ----------------------------------------------
+// gst-check forks every test case, so a cache in the process alone would
+// encode again in every child. With SEGDL_FIXTURE_CACHE (a folder in the
+// build tree) and SEGDL_FIXTURE_GEN (a hash of the generator's sources, both
+// set by tests/meson.build), an encode is kept in a file named by what it
+// is, written atomically, and read back only when its key (generator hash,
+// encoder plugin versions, form, length) and its SHA-256 match. Without them
+// every process encodes.
+namespace fixture_file {
+
+inline void put_u64(std::string &out, uint64_t v) {
+  for (int i = 0; i < 8; i++) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+
+inline void put_bytes(std::string &out, const void *data, size_t len) {
+  put_u64(out, len);
+  out.append(static_cast<const char *>(data), len);
+}
+
+// Reads a file's fields in order; any read past the end fails it for good.
+struct Reader {
+  const std::string &in;
+  size_t pos;
+  size_t end;
+  bool ok = true;
+  uint64_t u64() {
+    uint64_t v = 0;
+    if (!ok || end - pos < 8) {
+      ok = false;
+      return 0;
+    }
+    for (int i = 0; i < 8; i++) v |= uint64_t(uint8_t(in[pos + i])) << (8 * i);
+    pos += 8;
+    return v;
+  }
+  // A count of items of at least `item` bytes each that the rest can hold.
+  size_t count(size_t item) {
+    uint64_t n = u64();
+    if (n > (end - pos) / item) ok = false;
+    return ok ? size_t(n) : 0;
+  }
+  Bytes bytes() {
+    size_t n = count(1);
+    Bytes b(in.begin() + long(pos), in.begin() + long(pos + n));
+    pos += n;
+    return b;
+  }
+};
+
+inline std::string sha256(const std::string &data, size_t len) {
+  gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256,
+                                           reinterpret_cast<const guchar *>(data.data()), len);
+  std::string out(hex);
+  g_free(hex);
+  return out;
+}
+
+// What decides the bytes besides the caller's form and length: the
+// generator's sources and the encoders' plugins.
+inline std::string key(const std::string &what, const char *gen) {
+  std::string k = "segdl-fixture-2 " + what + " gen=" + gen;
+  for (const char *name : {"voaacenc", "avenc_aac", "lamemp3enc", "opusenc", "vorbisenc",
+                           "mpegtsmux", "aacparse", "mpegaudioparse", "opusparse"}) {
+    GstElementFactory *f = gst_element_factory_find(name);
+    if (!f) continue;
+    GstPlugin *plugin = gst_plugin_feature_get_plugin(GST_PLUGIN_FEATURE(f));
+    k += std::string(" ") + name + "=" + (plugin ? gst_plugin_get_version(plugin) : "?");
+    if (plugin) gst_object_unref(plugin);
+    gst_object_unref(f);
+  }
+  return k;
+}
+
+// The file NAME of the cache: its key, NUL, the payload, then the SHA-256
+// (hex) of all before it. `parse` reads a payload (false: not usable);
+// `make` encodes and gives the payload to keep. False only when `make` is.
+inline bool load_or_make(const std::string &name, const std::string &what,
+                         const std::function<bool(Reader &)> &parse,
+                         const std::function<bool(std::string &)> &make) {
+  const char *dir = g_getenv("SEGDL_FIXTURE_CACHE");
+  const char *gen = g_getenv("SEGDL_FIXTURE_GEN");
+  std::string payload;
+  if (!dir || !*dir || !gen || !*gen) return make(payload);
+  constexpr size_t kHex = 64;
+  const std::string k = key(what, gen);
+  const std::string path = std::string(dir) + "/" + name + ".fixture";
+  gchar *data = nullptr;
+  gsize len = 0;
+  if (g_file_get_contents(path.c_str(), &data, &len, nullptr)) {
+    const std::string in(data, len);
+    g_free(data);
+    if (in.size() >= k.size() + 1 + kHex &&
+        in.compare(in.size() - kHex, kHex, sha256(in, in.size() - kHex)) == 0 &&
+        in.compare(0, k.size() + 1, k.c_str(), k.size() + 1) == 0) {
+      Reader r{in, k.size() + 1, in.size() - kHex};
+      if (parse(r) && r.ok && r.pos == r.end) return true;
+    }
+  }
+  if (!make(payload)) return false;
+  std::string file = k;
+  file.push_back('\0');
+  file += payload;
+  file += sha256(file, file.size());
+  // Written to a temporary file and renamed: a reader never sees half of it.
+  GError *err = nullptr;
+  if (g_mkdir_with_parents(dir, 0755) != 0 ||
+      !g_file_set_contents(path.c_str(), file.data(), gssize(file.size()), &err))
+    g_warning("fixture cache %s not written: %s", path.c_str(),
+              err ? err->message : g_strerror(errno));
+  g_clear_error(&err);
+  return true;
+}
+
+inline bool encoded(media::Form form, double seconds, media::Encoded &enc, std::string &error) {
+  const int ms = int(seconds * 1000);
+  const std::string what =
+      std::string("encoded ") + media::form_name(form) + " " + std::to_string(ms);
+  auto parse = [&](Reader &r) {
+    enc = media::Encoded();
+    enc.form = media::Form(r.u64());
+    enc.duration_ns = r.u64();
+    enc.sample_rate = int(r.u64());
+    enc.channels = int(r.u64());
+    enc.frames.resize(r.count(24));
+    for (media::Frame &f : enc.frames) {
+      f.offset = r.u64();
+      f.pts_ns = r.u64();
+      f.duration_ns = r.u64();
+    }
+    enc.bytes = r.bytes();
+    return enc.form == form;
+  };
+  auto make = [&](std::string &out) {
+    if (!media::encode(form, seconds, enc, error)) return false;
+    put_u64(out, uint64_t(enc.form));
+    put_u64(out, enc.duration_ns);
+    put_u64(out, uint64_t(enc.sample_rate));
+    put_u64(out, uint64_t(enc.channels));
+    put_u64(out, enc.frames.size());
+    for (const media::Frame &f : enc.frames) {
+      put_u64(out, f.offset);
+      put_u64(out, f.pts_ns);
+      put_u64(out, f.duration_ns);
+    }
+    put_bytes(out, enc.bytes.data(), enc.bytes.size());
+    return true;
+  };
+  return load_or_make(std::string(media::form_name(form)) + "-" + std::to_string(ms), what, parse,
+                      make);
+}
+
+}  // namespace fixture_file
+
+// One encode per form and length per build (see fixture_file above), and
+// once per process in memory.
 inline const media::Encoded &fixture(media::Form form, double seconds = 10.5) {
   static std::mutex lock;
   static std::map<std::pair<int, int>, media::Encoded> cache;
@@ -34,7 +189,7 @@ inline const media::Encoded &fixture(media::Form form, double seconds = 10.5) {
   if (it != cache.end()) return it->second;
   media::Encoded enc;
   std::string error;
-  if (!media::encode(form, seconds, enc, error)) g_error("fixture: %s", error.c_str());
+  if (!fixture_file::encoded(form, seconds, enc, error)) g_error("fixture: %s", error.c_str());
   return cache.emplace(key, std::move(enc)).first->second;
 }
 
