@@ -36,7 +36,6 @@ const Case kCases[] = {
 
 GST_START_TEST(test_fallback_timeline) {
   const Case &c = kCases[__i__];
-  if (!media::available(c.codec, c.container)) return;
   media::Packets pk;
   std::string error;
   fail_unless(media::encode_packets(c.codec, 7.5, pk, error), "%s", error.c_str());
@@ -186,12 +185,22 @@ GST_START_TEST(test_missing_segment_error) {
 }
 GST_END_TEST;
 
-static Suite *fallback_suite() {
+// A case whose codec or container has no GStreamer element here is not
+// added (it would pass without checking anything); `whole` tells main().
+static Suite *fallback_suite(bool &whole) {
   Suite *s = suite_create("fallback");
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
-  tcase_add_loop_test(tc, test_fallback_timeline, 0, G_N_ELEMENTS(kCases));
+  whole = true;
+  for (int i = 0; i < static_cast<int>(G_N_ELEMENTS(kCases)); i++) {
+    if (media::available(kCases[i].codec, kCases[i].container)) {
+      tcase_add_loop_test(tc, test_fallback_timeline, i, i + 1);
+    } else {
+      g_print("SKIP: fallback %s (GStreamer elements missing)\n", kCases[i].name);
+      whole = false;
+    }
+  }
   tcase_add_test(tc, test_fallback_bytes);
   tcase_add_test(tc, test_fallback_fails);
   tcase_add_test(tc, test_missing_segment_gap);
@@ -199,4 +208,11 @@ static Suite *fallback_suite() {
   return s;
 }
 
-GST_CHECK_MAIN(fallback);
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  bool whole = true;
+  Suite *s = fallback_suite(whole);
+  const int failed = gst_check_run_suite(s, "fallback", __FILE__);
+  // What ran passed, but a case could not run: the suite is skipped (77).
+  return failed ? 1 : whole ? 0 : 77;
+}
