@@ -16,7 +16,10 @@ using namespace segdl::test;
 
 namespace {
 
-// Kinds segdl-server injects, with the argument each needs.
+// Kinds segdl-server injects, with the argument each needs. A "stall" holds
+// its body for a minute, far past stall-timeout (3 s): the element always
+// sees a stall and gives up on that transfer, however slow the machine (a
+// pause just past the timeout would race it).
 struct Kind {
   const char *name;
   double arg;
@@ -24,7 +27,7 @@ struct Kind {
 };
 const Kind kKinds[] = {
     {"http500", 0, false}, {"reset", 0, false},        {"truncate", 0, false},
-    {"stall", 1.5, false}, {"notready", 0, false},     {"status500", 0, true},
+    {"stall", 60, false},  {"notready", 0, false},     {"status500", 0, true},
     {"badjson", 0, true},  {"statusregress", 0, true},
 };
 
@@ -62,7 +65,9 @@ void soak_run(std::mt19937 &rng, const char *join, Tally &tally) {
   }
   tally.faults += nfaults;
   GST_INFO("soak run: join=%s %s", join, what.c_str());
-  std::string props = std::string("join=") + join + " stall-timeout=1 max-retries=2 max-wait=8";
+  // stall-timeout=3: a healthy transfer on a loaded machine does not look
+  // stalled (1 s could); the real stalls above are held far longer.
+  std::string props = std::string("join=") + join + " stall-timeout=3 max-retries=2 max-wait=8";
   GstElement *p = make_pipeline(srv->base_url(), "s", props, "appsink name=sink sync=false");
   Run run;
   run_pipeline(p, run, 40);  // max-wait bounds every wait below this
