@@ -231,6 +231,20 @@ inline std::unique_ptr<server::Server> start_server(server::Options opts = serve
   return srv;
 }
 
+// A started server (`opts`) serving make_track(Adts) as `id`, with the track
+// and the bytes join=bytes outputs for it (its segments concatenated).
+struct Served {
+  std::unique_ptr<server::Server> srv;
+  server::Track track;
+  Bytes bytes;
+};
+inline Served serve_adts(server::Options opts, const std::string &id) {
+  Served s{start_server(std::move(opts)), make_track(media::Form::Adts), {}};
+  s.bytes = concat(s.track.segments);
+  s.srv->add_track(id, s.track);
+  return s;
+}
+
 // What a pipeline run produced.
 struct Run {
   Bytes bytes;                    // from the appsink named "sink", if any

@@ -88,10 +88,7 @@ GST_END_TEST;
 
 // join=bytes: the fallback (the concatenation) continues at the byte reached.
 GST_START_TEST(test_fallback_bytes) {
-  auto srv = start_server();
-  server::Track track = make_track(media::Form::Adts);
-  Bytes expected = concat(track.segments);
-  srv->add_track("fb", track);  // Track::full empty = the concatenation
+  auto [srv, track, expected] = serve_adts({}, "fb");  // Track::full empty = the concatenation
   srv->add_fault(fault("truncate", "fb", 2, -1));
   std::string props = "join=bytes max-retries=1 fallback-uri=" + srv->base_url() + "/stream?v=fb";
   GstElement *p = make_pipeline(srv->base_url(), "fb", props, "appsink name=sink sync=false");

@@ -102,10 +102,7 @@ GST_END_TEST;
 GST_START_TEST(test_progressive_buffering) {
   server::Options opts;
   opts.reveal_every = 0.4;
-  auto srv = start_server(opts);
-  server::Track track = make_track(media::Form::Adts);
-  Bytes expected = concat(track.segments);
-  srv->add_track("live", track);
+  auto [srv, track, expected] = serve_adts(opts, "live");
   GstElement *p =
       make_pipeline(srv->base_url(), "live", "join=bytes", "appsink name=sink sync=false");
   Run run;
@@ -137,11 +134,8 @@ GST_END_TEST;
 GST_START_TEST(test_window_full_ends_buffering) {
   server::Options opts;
   opts.latency_ms = 300;
-  auto srv = start_server(opts);
-  server::Track track = make_track(media::Form::Adts);
-  Bytes expected = concat(track.segments);
+  auto [srv, track, expected] = serve_adts(opts, "small");
   fail_unless(expected.size() < 4000000);
-  srv->add_track("small", track);
   GstElement *p =
       make_pipeline(srv->base_url(), "small", "join=bytes max-concurrent=1 buffer-size=4000000",
                     "appsink name=sink sync=false");
@@ -553,10 +547,7 @@ GST_START_TEST(test_uri_handler) {
 GST_END_TEST;
 
 GST_START_TEST(test_stats) {
-  auto srv = start_server();
-  server::Track track = make_track(media::Form::Adts);
-  Bytes expected = concat(track.segments);
-  srv->add_track("st", track);
+  auto [srv, track, expected] = serve_adts({}, "st");
   GstElement *p = make_pipeline(srv->base_url(), "st", "", "fakesink sync=false");
   Run run;
   run_pipeline(p, run);
@@ -626,11 +617,8 @@ bool wait_eos_counting(GstBus *bus, gint64 &max_done, int &messages) {
 // twice, but `stats` segments-downloaded and the messages' segments-done
 // count each segment once.
 GST_START_TEST(test_stats_distinct_after_seek) {
-  auto srv = start_server();
-  server::Track track = make_track(media::Form::Adts);
+  auto [srv, track, expected] = serve_adts({}, "sd");
   const gint64 n = gint64(track.segments.size());
-  const Bytes expected = concat(track.segments);
-  srv->add_track("sd", track);
   GstElement *p = make_pipeline(srv->base_url(), "sd", "", "fakesink sync=false");
   GstBus *bus = gst_element_get_bus(p);
   fail_unless(gst_element_set_state(p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
