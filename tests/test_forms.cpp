@@ -94,9 +94,15 @@ server::Track track_of(const Fixture &fx, const char *mime) {
   return t;
 }
 
-bool usable(const FormCase &fc) {
-  if (media::available(fc.codec, fc.container)) return true;
-  g_print("SKIP %s: GStreamer elements missing\n", fc.name);
+// Cases whose GStreamer elements this machine lacks are left out of the
+// suite when it is made (main(), in the parent: a case forked by gst-check
+// cannot tell it), and the suite then reports SKIP (exit 77), never a pass.
+size_t left_out = 0;
+
+bool usable(Codec codec, Container container, const char *name) {
+  if (media::available(codec, container)) return true;
+  g_print("SKIP %s: GStreamer elements missing (scripts/setup.sh installs them)\n", name);
+  left_out++;
   return false;
 }
 
@@ -106,7 +112,6 @@ bool usable(const FormCase &fc) {
 // with pts from 0, each where the previous ended.
 GST_START_TEST(test_frames_identical) {
   const FormCase &fc = kForms[__i__];
-  if (!usable(fc)) return;
   GST_INFO("form %s", fc.name);
   Fixture fx = make_fixture(fc);
   media::ParsedFrames ref;
@@ -182,7 +187,7 @@ GST_END_TEST;
 // the unsegmented file: no codec delay re-applied at joins, no lost packet.
 GST_START_TEST(test_pcm_identical) {
   const FormCase &fc = kForms[__i__];
-  if (!fc.pcm_exact || !usable(fc)) return;
+  if (!fc.pcm_exact) return;  // checked by test_frames_identical alone
   Fixture fx = make_fixture(fc);
   Bytes ref_pcm;
   int rate = 0, channels = 0;
@@ -231,7 +236,6 @@ const MuxCase kMuxes[] = {
 
 GST_START_TEST(test_mux_to_file) {
   const MuxCase &mc = kMuxes[__i__];
-  if (!media::available(mc.codec, mc.source)) return;
   FormCase fc = {mc.name, mc.codec, mc.source, TimestampMode::Reset, mc.mime, false};
   Fixture fx = make_fixture(fc);
   auto srv = start_server();
@@ -291,7 +295,6 @@ const double kSeekTargets[] = {0.0, 0.7, 1.5, 4.5, 6.9};
 GST_START_TEST(test_seek_forms) {
   const FormCase &fc = kForms[kSeekForms[__i__ / G_N_ELEMENTS(kSeekTargets)]];
   const double target_s = kSeekTargets[__i__ % G_N_ELEMENTS(kSeekTargets)];
-  if (!usable(fc)) return;
   const GstClockTime target = GstClockTime(target_s * GST_SECOND);
   Fixture fx = make_fixture(fc);
   media::ParsedFrames ref;
@@ -514,17 +517,32 @@ static Suite *forms_suite() {
   TCase *tc = tcase_create("general");
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
-  tcase_add_loop_test(tc, test_frames_identical, 0, G_N_ELEMENTS(kForms));
-  tcase_add_loop_test(tc, test_pcm_identical, 0, G_N_ELEMENTS(kForms));
-  tcase_add_loop_test(tc, test_mux_to_file, 0, G_N_ELEMENTS(kMuxes));
+  for (int i = 0; i < int(G_N_ELEMENTS(kForms)); i++) {
+    const FormCase &fc = kForms[i];
+    if (!usable(fc.codec, fc.container, fc.name)) continue;
+    tcase_add_loop_test(tc, test_frames_identical, i, i + 1);
+    tcase_add_loop_test(tc, test_pcm_identical, i, i + 1);
+  }
+  for (int i = 0; i < int(G_N_ELEMENTS(kMuxes)); i++) {
+    const MuxCase &mc = kMuxes[i];
+    if (usable(mc.codec, mc.source, mc.name)) tcase_add_loop_test(tc, test_mux_to_file, i, i + 1);
+  }
   tcase_add_test(tc, test_bytes_refuses_files);
   tcase_add_test(tc, test_vorbis_blocks);
-  tcase_add_loop_test(tc, test_seek_forms, 0,
-                      G_N_ELEMENTS(kSeekForms) * G_N_ELEMENTS(kSeekTargets));
+  const int targets = int(G_N_ELEMENTS(kSeekTargets));
+  for (int f = 0; f < int(G_N_ELEMENTS(kSeekForms)); f++) {
+    const FormCase &fc = kForms[kSeekForms[f]];
+    if (usable(fc.codec, fc.container, fc.name))
+      tcase_add_loop_test(tc, test_seek_forms, f * targets, (f + 1) * targets);
+  }
   tcase_add_test(tc, test_segment_seek);
   tcase_add_test(tc, test_codec_change);
   tcase_add_test(tc, test_playbin_seeks);
   return s;
 }
 
-GST_CHECK_MAIN(forms);
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  const int failed = gst_check_run_suite(forms_suite(), "forms", __FILE__);
+  return failed == 0 && left_out > 0 ? 77 : failed;
+}
