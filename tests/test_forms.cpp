@@ -187,7 +187,6 @@ GST_END_TEST;
 // the unsegmented file: no codec delay re-applied at joins, no lost packet.
 GST_START_TEST(test_pcm_identical) {
   const FormCase &fc = kForms[__i__];
-  if (!fc.pcm_exact) return;  // checked by test_frames_identical alone
   Fixture fx = make_fixture(fc);
   Bytes ref_pcm;
   int rate = 0, channels = 0;
@@ -521,7 +520,7 @@ static Suite *forms_suite() {
     const FormCase &fc = kForms[i];
     if (!usable(fc.codec, fc.container, fc.name)) continue;
     tcase_add_loop_test(tc, test_frames_identical, i, i + 1);
-    tcase_add_loop_test(tc, test_pcm_identical, i, i + 1);
+    if (fc.pcm_exact) tcase_add_loop_test(tc, test_pcm_identical, i, i + 1);
   }
   for (int i = 0; i < int(G_N_ELEMENTS(kMuxes)); i++) {
     const MuxCase &mc = kMuxes[i];
