@@ -37,8 +37,14 @@ bool is_text_type(const std::string &type) {
 
 // Takes the connection from libsoup and resets it: a client that already has
 // part of a body must see it cut, never a short body taken for a whole one.
+// A chunked answer's socket is closed (SO_LINGER 0: a reset) BEFORE libsoup
+// lets the message go: when it does, it closes its body stream, and a
+// chunked body stream's close writes the terminating chunk, which ended a
+// cut answer as a whole one (the client read the reset only after it).
 void abort_connection(SoupServerMessage *msg) {
   GSocket *sock = soup_server_message_get_socket(msg);
+  const bool chunked = soup_message_headers_get_encoding(
+                           soup_server_message_get_response_headers(msg)) == SOUP_ENCODING_CHUNKED;
   if (sock) {
     g_object_ref(sock);
     struct linger lg = {};
@@ -46,13 +52,20 @@ void abort_connection(SoupServerMessage *msg) {
     lg.l_linger = 0;
     setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
+  if (sock && chunked) {
+    // libsoup asks for these (once, then kept) as it lets the message go;
+    // asked now, while the socket is open, not of a closed one (a WARNING).
+    soup_server_message_get_local_address(msg);
+    soup_server_message_get_remote_address(msg);
+    g_socket_close(sock, nullptr);  // later writes fail: G_IO_ERROR_CLOSED
+  }
   GIOStream *stream = soup_server_message_steal_connection(msg);
   if (stream) {
     g_io_stream_close(stream, nullptr, nullptr);
     g_object_unref(stream);
   }
   if (sock) {
-    g_socket_close(sock, nullptr);
+    g_socket_close(sock, nullptr);  // nothing when closed above
     g_object_unref(sock);
   }
 }
