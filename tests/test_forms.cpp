@@ -126,12 +126,19 @@ GST_START_TEST(test_frames_identical) {
   gst_object_unref(p);
   fail_unless(run.eos && !run.error, "%s: %s", fc.name, run.error ? run.error->message : "no EOS");
 
+  // Codec headers travel in the caps (streamheader); Vorbis's three also
+  // go out first as HEADER buffers (oggmux needs the setup header).
+  const size_t lead = fc.codec == Codec::Vorbis ? ref.headers.size() : 0;
   std::vector<size_t> frames;  // indices of the buffers
   for (size_t i = 0; i < run.frames.size(); i++) {
+    if (i < lead) {
+      fail_unless(run.header[i] && run.frames[i] == ref.headers[i],
+                  "%s: buffer %zu is not header %zu", fc.name, i, i);
+      continue;
+    }
     fail_if(run.header[i], "%s: buffer %zu is flagged HEADER", fc.name, i);
     frames.push_back(i);
   }
-  // Codec headers travel in the caps (streamheader), never as buffers.
   if (!ref.headers.empty()) {
     fail_unless(!run.caps.empty());
     const GValue *h =

@@ -361,7 +361,8 @@ static bool caps_carry_headers(GstCaps *caps) {
 // reads them there (matroskamux's CodecPrivate, mp4mux's dOps, oggmux's
 // header pages, opusdec, vorbisdec), and as buffers they would be muxed as
 // audio (an OpusHead packet in a Matroska or MP4 track). The WebM form has
-// none in-band, the Ogg form now neither: one stream whatever the form.
+// none in-band, the Ogg form now neither: one stream whatever the form
+// (but Vorbis's first three, below).
 // Headers the caps lack go straight out, with no time of their own.
 void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps, int64_t segment,
                                 int64_t known_samples) {
@@ -384,7 +385,15 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
     }
   }
   if (GST_BUFFER_FLAG_IS_SET(frame, GST_BUFFER_FLAG_HEADER)) {
-    if (caps_carry_headers(caps ? caps : priv->in_caps)) {
+    // Vorbis: the headers before the first packet go out too. oggmux reads
+    // a packet's length from its mode, which only the setup header in a
+    // buffer tells it (from the caps it takes the identification header
+    // alone): without it every packet counts as a short block and the page
+    // granules lag. matroskamux skips as many HEADER buffers as its
+    // streamheader has; vorbisparse needs them. Later segments' repeats
+    // are not output.
+    bool lead = priv->codec == CODEC_VORBIS && priv->last_samples < 0;
+    if (!lead && caps_carry_headers(caps ? caps : priv->in_caps)) {
       GST_LOG_OBJECT(self, "a codec header the caps carry: not output");
       gst_buffer_unref(frame);
       return;
