@@ -30,11 +30,6 @@ uint64_t ns_to_samples(uint64_t ns, int rate) {
   return rate > 0 ? scale_round(ns, uint64_t(rate), kSecond) : 0;
 }
 
-uint64_t opus_segment_skip(int64_t segment, uint64_t pre_skip, int64_t first_start) {
-  if (segment <= 0) return pre_skip;
-  return first_start != kUnknownStart && first_start <= 0 ? pre_skip : 0;
-}
-
 uint64_t NominalSegments::start_ns(int64_t k) const {
   if (k <= 0) return 0;
   double s = first_s + double(k - 1) * rest_s;

@@ -103,23 +103,6 @@ struct SeekPlan {
 uint64_t samples_to_ns(uint64_t samples, int rate);
 uint64_t ns_to_samples(uint64_t ns, int rate);
 
-// Opus (RFC 7845): the samples not presented at `segment`'s start, given
-// the pre-skip of its OpusHead and where its first packet begins in its
-// own stream, in samples at 48 kHz of presentation time (pre-skip already
-// subtracted: the Ogg granule before the packet less the pre-skip, or the
-// demuxer's pts, which matroskademux gives after CodecDelay), or
-// kUnknownStart.
-// Segment 0 starts the track: its pre-skip applies. A later segment
-// whose first packet begins at or before 0 is a stream of its own (each
-// segment encoded on its own, `ffmpeg -ss S -t T -i src -c:a libopus`):
-// its encoder's pre-skip applies too, as a player of that file alone
-// skips it. One whose first packet begins later continues the track's
-// stream (cut with `-c copy`, `ffmpeg -f segment`): its first samples are
-// the track's and are presented. (A copy cut with its timestamps reset
-// looks like its own stream and loses its first pre-skip samples.)
-constexpr int64_t kUnknownStart = INT64_MIN;
-uint64_t opus_segment_skip(int64_t segment, uint64_t pre_skip, int64_t first_start);
-
 class Timeline {
  public:
   using Decisions = std::vector<FrameDecision>;

@@ -320,35 +320,6 @@ static void mp3_gapless(GstSegDlSrc *self, GstBuffer *frame, bool info) {
   gst_buffer_unmap(frame, &map);
 }
 
-// Opus: a segment after the first that is a stream of its own (encoded on
-// its own) starts with its encoder's pre-skip, which the joiner took off
-// its first frame as a repeat of the track's (segdl::opus_segment_skip
-// tells it from a copy cut's continuation by where `frame`, the segment's
-// first, begins: its granule in Ogg, its pts in Matroska).
-static void opus_segment_start(GstSegDlSrc *self, GstBuffer *frame, GstCaps *caps,
-                               uint64_t samples) {
-  GstSegDlSrcPrivate *priv = self->priv;
-  if (priv->codec != CODEC_OPUS) return;
-  uint64_t pre_skip = caps ? opus_preskip(gst_caps_get_structure(caps, 0)) : 0;
-  if (pre_skip == 0) pre_skip = priv->opus_preskip;  // the segment's caps carry no OpusHead
-  int64_t start = segdl::kUnknownStart;
-  if (priv->ogg_form && GST_BUFFER_OFFSET_END_IS_VALID(frame) &&
-      GST_BUFFER_OFFSET_END(frame) < G_MAXINT64)
-    start = int64_t(GST_BUFFER_OFFSET_END(frame)) - int64_t(samples) - int64_t(pre_skip);
-  else if (GST_BUFFER_PTS_IS_VALID(frame))
-    start = int64_t(segdl::ns_to_samples(GST_BUFFER_PTS(frame), 48000));
-  uint64_t skip = segdl::opus_segment_skip(priv->tl_segment, pre_skip, start);
-  GST_DEBUG_OBJECT(self,
-                   "segment %" G_GINT64_FORMAT ": Opus, first packet at %" G_GINT64_FORMAT
-                   ", pre-skip %" G_GUINT64_FORMAT ": %s",
-                   priv->tl_segment, start, pre_skip,
-                   skip > 0 ? "a stream of its own, its pre-skip trimmed" : "a continuation");
-  if (skip == 0) return;
-  segdl::SegmentTrim trim;
-  trim.start = skip;
-  priv->timeline.set_trim(priv->tl_segment, trim);
-}
-
 // True if `caps` carry the codec's headers (streamheader: oggdemux's Opus
 // and Vorbis caps, matroskademux's, flacparse's).
 static bool caps_carry_headers(GstCaps *caps) {
@@ -408,7 +379,6 @@ void gst_seg_dl_src_enter_frame(GstSegDlSrc *self, GstBuffer *frame, GstCaps *ca
 
   bool info = false;
   int64_t samples = known_samples >= 0 ? known_samples : frame_samples(self, frame, &info);
-  if (segment > 0) opus_segment_start(self, frame, caps, uint64_t(samples));
   mp3_gapless(self, frame, info);
   if (info) {
     GST_DEBUG_OBJECT(self, "an MP3 information frame in segment %" G_GINT64_FORMAT ": not audio",

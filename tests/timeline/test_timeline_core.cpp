@@ -175,43 +175,6 @@ GST_START_TEST(test_frame_clipping) {
 }
 GST_END_TEST;
 
-// Opus segments: each one's own pre-skip is cut where the segment is a
-// stream of its own (encoded on its own: its first packet begins at or
-// before its stream's 0), never where it continues the track's stream
-// (a copy cut: it begins where the cut fell).
-GST_START_TEST(test_opus_segment_skip) {
-  fail_unless_equals_uint64(opus_segment_skip(0, 312, kUnknownStart), 312);
-  fail_unless_equals_uint64(opus_segment_skip(0, 312, 72000), 312);  // the track's start
-  fail_unless_equals_uint64(opus_segment_skip(1, 312, -312), 312);   // Ogg granule 0
-  fail_unless_equals_uint64(opus_segment_skip(1, 312, 0), 312);      // Matroska pts 0
-  fail_unless_equals_uint64(opus_segment_skip(1, 312, 72000), 0);    // a copy cut
-  fail_unless_equals_uint64(opus_segment_skip(2, 312, 1), 0);
-  fail_unless_equals_uint64(opus_segment_skip(1, 312, kUnknownStart), 0);
-  // Three segments of 960-sample packets: 0 and 1 encoded on their own
-  // (75 and 150 packets, 312 of them pre-skip), 2 a copy cut after 1.
-  Timeline tl = make();
-  Timeline::Decisions out;
-  uint64_t token = 0;
-  const int64_t firsts[] = {-312, -312, 144000 - 312};
-  const int counts[] = {75, 150, 150};
-  for (int64_t k = 0; k < 3; k++) {
-    SegmentTrim trim;
-    trim.start = opus_segment_skip(k, 312, firsts[k]);
-    tl.set_trim(k, trim);
-    push_frames(tl, k, counts[k], 960, token, out);
-  }
-  tl.end_segment(out);
-  fail_unless_equals_int(out.size(), 375);
-  fail_unless_equals_uint64(out[0].clip_start, 312);
-  fail_unless_equals_uint64(out[75].clip_start, 312);
-  fail_unless_equals_uint64(out[75].pts_ns, ns(75 * 960 - 312));
-  fail_unless_equals_uint64(out[225].clip_start, 0);
-  fail_unless_equals_uint64(out[225].pts_ns, ns(225 * 960 - 2 * 312));
-  fail_unless_equals_uint64(tl.position_samples(), 375 * 960 - 2 * 312);
-  check_continuous(out);
-}
-GST_END_TEST;
-
 // A missing segment: the position moves to where the next one begins (its
 // nominal start, shifted by what was seen of the real ones).
 GST_START_TEST(test_gap) {
@@ -376,7 +339,6 @@ static Suite *timeline_core_suite() {
   tcase_add_test(tc, test_end_trim);
   tcase_add_test(tc, test_segments_and_starts);
   tcase_add_test(tc, test_frame_clipping);
-  tcase_add_test(tc, test_opus_segment_skip);
   tcase_add_test(tc, test_gap);
   tcase_add_test(tc, test_seek_exact);
   tcase_add_test(tc, test_seek_exact_clipped);
