@@ -26,8 +26,15 @@ FITS = {
     "vorbis-ogg": ["ogg", "webm", "mka"],
 }
 # Extensions that cannot hold the codec: a usage error, no file left.
+# Opus in MP4: GStreamer 1.22's mp4mux writes a file ffmpeg plays short
+# (docs/element.md), so segdl neither writes nor suggests it.
 IMPOSSIBLE = {"aac-m4a": ["opus", "mp3", "webm"], "mp3": ["aac", "ogg"],
-              "vorbis-ogg": ["m4a", "opus", "mp3"]}
+              "vorbis-ogg": ["m4a", "opus", "mp3"], "opus-webm": ["m4a", "mp4"],
+              "opus-ogg": ["m4b"]}
+# What the refusal suggests for the codec (kContainers' order).
+SUGGESTED = {"opus-webm": ".mka, .mkv, .webm, .ogg, .oga, .opus",
+             "opus-ogg": ".mka, .mkv, .webm, .ogg, .oga, .opus",
+             "vorbis-ogg": ".mka, .mkv, .webm, .ogg, .oga"}
 # Containers with a duration in their header (the others: packets only).
 HAS_DURATION = {"m4a", "mp4", "mka", "webm", "ogg", "opus"}
 
@@ -94,6 +101,9 @@ class Checks(CombineCase):
                     self.assertIn(f"cannot hold", r.stderr)
                     errors = [l for l in r.stderr.splitlines() if l.startswith("segdl:")]
                     self.assertEqual(len(errors), 1, r.stderr)
+                    if form in SUGGESTED:
+                        self.assertTrue(errors[0].endswith(f"(it fits in {SUGGESTED[form]})"),
+                                        errors[0])
                     self.assertFalse(os.path.exists(out))
                     self.assertFalse(os.path.exists(out + ".part"))
 
